@@ -1,0 +1,136 @@
+// Package auth hashes passwords and issues and verifies the JWTs that both the HTTP
+// API and the Socket.IO handshake accept.
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/model"
+)
+
+// MinSecretLen is the shortest accepted signing secret: HS256 is only as strong as
+// its key, and 32 bytes matches the hash output size.
+const MinSecretLen = 32
+
+// DefaultTokenTTL applies when Config.TokenTTL is zero.
+const DefaultTokenTTL = 24 * time.Hour
+
+// Config configures Auth.
+type Config struct {
+	// Secret signs tokens (JWT_SECRET). Every node of a cluster must share it.
+	Secret []byte
+	// TokenTTL is how long an issued token stays valid; zero means DefaultTokenTTL.
+	TokenTTL time.Duration
+}
+
+// Auth issues and verifies tokens. It is safe for concurrent use.
+type Auth struct {
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time // replaced in tests
+}
+
+// NewAuth validates cfg and returns an Auth.
+func NewAuth(cfg Config) (*Auth, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		// The length is safe to report; the secret itself never is.
+		return nil, fmt.Errorf("auth: JWT secret must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
+	}
+	if cfg.TokenTTL < 0 {
+		return nil, fmt.Errorf("auth: token TTL must not be negative, got %s", cfg.TokenTTL)
+	}
+	ttl := cfg.TokenTTL
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	// Copy so a caller reusing its buffer cannot change the key under us.
+	return &Auth{secret: append([]byte(nil), cfg.Secret...), ttl: ttl, now: time.Now}, nil
+}
+
+// bcryptMaxLen is the longest input bcrypt accepts.
+const bcryptMaxLen = 72
+
+// bcryptInput maps a password to what bcrypt sees. bcrypt rejects inputs over 72
+// bytes, yet users may choose longer passphrases; those are pre-hashed with SHA-256
+// (44 base64 bytes) so every byte still counts. Shorter passwords go in unchanged, so
+// the stored hashes stay plain bcrypt.
+func bcryptInput(pw string) []byte {
+	if len(pw) <= bcryptMaxLen {
+		return []byte(pw)
+	}
+	sum := sha256.Sum256([]byte(pw))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// HashPassword returns the bcrypt hash (default cost) of pw.
+func HashPassword(pw string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(bcryptInput(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("auth: hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// CheckPassword reports whether pw matches hash. A malformed hash never matches.
+func CheckPassword(hash, pw string) bool {
+	return bcrypt.CompareHashAndPassword([]byte(hash), bcryptInput(pw)) == nil
+}
+
+// claims is the token body: sub = user id, name = username, iat, exp.
+type claims struct {
+	Name string `json:"name"`
+	jwt.RegisteredClaims
+}
+
+// IssueToken returns a signed HS256 token for u, valid for the configured TTL.
+func (a *Auth) IssueToken(u model.User) (string, error) {
+	if u.ID == "" || u.Username == "" {
+		return "", errors.New("auth: issue token: user id and username are required")
+	}
+	now := a.now()
+	c := claims{
+		Name: u.Username,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   u.ID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(a.ttl)),
+		},
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign token: %w", err)
+	}
+	return s, nil
+}
+
+// ParseToken verifies token and returns the user it names (ID and Username only).
+// Every failure is an *apperr.Error with code unauthorized; the cause is not
+// detailed beyond "expired" so clients learn when to log in again, nothing more.
+func (a *Auth) ParseToken(token string) (model.User, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c,
+		func(*jwt.Token) (any, error) { return a.secret, nil },
+		// Pinning the algorithm is what stops "alg":"none" and key-confusion tokens.
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(a.now),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return model.User{}, apperr.New(apperr.Unauthorized, "token expired, log in again")
+	case err != nil:
+		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+	case c.Subject == "" || c.Name == "":
+		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+	}
+	return model.User{ID: c.Subject, Username: c.Name}, nil
+}

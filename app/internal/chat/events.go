@@ -1,0 +1,285 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/sessions"
+	"github.com/quibly/quibly/app/internal/socketio"
+	"github.com/quibly/quibly/app/internal/store"
+)
+
+// Event names of the wire protocol.
+const (
+	EventJoin   = "channel:join"
+	EventLeave  = "channel:leave"
+	EventSend   = "message:send"
+	EventTyping = "typing"
+)
+
+// typingInterval throttles typing events per connection.
+const typingInterval = time.Second
+
+type channelPayload struct {
+	ChannelID string `json:"channelId"`
+}
+
+type sendPayload struct {
+	ChannelID string `json:"channelId"`
+	Text      string `json:"text"`
+	Nonce     string `json:"nonce"`
+}
+
+func errorAck(e *apperr.Error) map[string]any { return map[string]any{"error": e} }
+
+// decodePayload reads the single object argument of an event.
+func decodePayload(args []json.RawMessage, v any) *apperr.Error {
+	if len(args) == 0 {
+		return apperr.New(apperr.Invalid, "the event needs an object payload")
+	}
+	raw := strings.TrimSpace(string(args[0]))
+	if !strings.HasPrefix(raw, "{") {
+		return apperr.New(apperr.Invalid, "the payload must be a JSON object")
+	}
+	if err := json.Unmarshal(args[0], v); err != nil {
+		return apperr.New(apperr.Invalid, "malformed payload: field types do not match")
+	}
+	return nil
+}
+
+// Event dispatches one client event.
+func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, ack socketio.AckFunc) {
+	c := s.Data.(*client)
+	if ack == nil {
+		ack = func(any) {} // the client did not ask for an answer
+	}
+	switch event {
+	case EventJoin:
+		ack(h.join(c, args))
+	case EventLeave:
+		ack(h.leave(c, args))
+	case EventSend:
+		ack(h.send(c, args))
+	case EventTyping:
+		h.typing(c, args)
+	default:
+		ack(errorAck(apperr.New(apperr.Invalid, "unknown event %q", truncate(event, 64))))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (h *Hub) join(c *client, args []json.RawMessage) any {
+	var p channelPayload
+	if e := decodePayload(args, &p); e != nil {
+		return errorAck(e)
+	}
+	if p.ChannelID == "" {
+		return errorAck(apperr.New(apperr.Invalid, "channelId is required"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	if _, err := h.Store.Channel(ctx, p.ChannelID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorAck(apperr.New(apperr.NotFound, "no channel with id %q", truncate(p.ChannelID, 64)))
+		}
+		h.Log.Error("channel lookup failed", "err", err)
+		return errorAck(apperr.From(err))
+	}
+	c.mu.Lock()
+	if _, already := c.channels[p.ChannelID]; !already && len(c.channels) >= h.cfg.MaxChannelsPerConn {
+		c.mu.Unlock()
+		return errorAck(apperr.New(apperr.Forbidden, "a connection may join at most %d channels", h.cfg.MaxChannelsPerConn))
+	}
+	c.channels[p.ChannelID] = struct{}{}
+	c.mu.Unlock()
+	h.mu.Lock()
+	h.joinLocked(c, p.ChannelID)
+	h.mu.Unlock()
+	return map[string]bool{"ok": true}
+}
+
+func (h *Hub) leave(c *client, args []json.RawMessage) any {
+	var p channelPayload
+	if e := decodePayload(args, &p); e != nil {
+		return errorAck(e)
+	}
+	if p.ChannelID == "" {
+		return errorAck(apperr.New(apperr.Invalid, "channelId is required"))
+	}
+	c.mu.Lock()
+	delete(c.channels, p.ChannelID)
+	c.mu.Unlock()
+	h.mu.Lock()
+	h.leaveLocked(c, p.ChannelID)
+	h.mu.Unlock()
+	return map[string]bool{"ok": true}
+}
+
+func (c *client) inChannel(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.channels[id]
+	return ok
+}
+
+func (h *Hub) typing(c *client, args []json.RawMessage) {
+	var p channelPayload
+	if decodePayload(args, &p) != nil || !c.inChannel(p.ChannelID) {
+		return // typing has no ack; a bad one is simply not relayed
+	}
+	c.mu.Lock()
+	now := time.Now()
+	throttled := now.Sub(c.lastTyping) < typingInterval
+	if !throttled {
+		c.lastTyping = now
+	}
+	c.mu.Unlock()
+	if throttled {
+		return
+	}
+	data, _ := json.Marshal(map[string]string{"channelId": p.ChannelID, "userId": c.user.ID, "username": c.user.Username})
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	_, _ = h.Broker.Publish(ctx, broker.Event{Kind: broker.KindTyping, ChannelID: p.ChannelID, Data: data, Origin: c.user.ID}, false)
+}
+
+// send is the message path: validate, make durable, fan out, then ack.
+func (h *Hub) send(c *client, args []json.RawMessage) any {
+	start := time.Now()
+	result := "ok"
+	defer func() {
+		h.Metrics.MessagesTotal.WithLabelValues(result).Inc()
+		h.Metrics.SendAckSeconds.Observe(time.Since(start).Seconds())
+	}()
+	fail := func(e *apperr.Error) any {
+		result = e.Code
+		return errorAck(e)
+	}
+	if h.draining.Load() {
+		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
+	}
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+
+	var p sendPayload
+	if e := decodePayload(args, &p); e != nil {
+		return fail(e)
+	}
+	switch {
+	case p.ChannelID == "":
+		return fail(apperr.New(apperr.Invalid, "channelId is required"))
+	case strings.TrimSpace(p.Text) == "":
+		return fail(apperr.New(apperr.Invalid, "text must not be empty"))
+	case !utf8.ValidString(p.Text):
+		return fail(apperr.New(apperr.Invalid, "text must be valid UTF-8"))
+	case utf8.RuneCountInString(p.Text) > h.cfg.MaxMessageChars:
+		return fail(apperr.New(apperr.TooLarge, "text is longer than %d characters", h.cfg.MaxMessageChars))
+	case len(p.Nonce) > h.cfg.MaxNonceLen:
+		return fail(apperr.New(apperr.Invalid, "nonce is longer than %d bytes", h.cfg.MaxNonceLen))
+	case !c.inChannel(p.ChannelID):
+		return fail(apperr.New(apperr.Forbidden, "join the channel before sending to it"))
+	}
+	if !h.limiters.allow(c.user.ID) {
+		return fail(apperr.New(apperr.RateLimited, "too many messages; slow down"))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	if p.Nonce != "" {
+		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, p.Nonce, h.cfg.NonceTTL)
+		switch {
+		case errors.Is(err, sessions.ErrInFlight):
+			return fail(apperr.New(apperr.Unavailable, "a send with this nonce is still in progress; retry shortly"))
+		case err != nil:
+			h.Log.Error("nonce claim failed", "err", err)
+			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
+		case !claimed:
+			return map[string]any{"id": prev.ID, "ts": prev.TS} // a retry of a send that already succeeded
+		}
+	}
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fail(apperr.New(apperr.Unavailable, "could not assign a message id, retry"))
+	}
+	msg := model.Message{ID: id.String(), ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
+		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.Now().UTC()}
+	if err := h.Queue.Produce(ctx, msg); err != nil {
+		h.Log.Warn("queueing message failed", "err", err)
+		if p.Nonce != "" {
+			_ = h.Sessions.ReleaseNonce(context.WithoutCancel(ctx), c.user.ID, p.Nonce)
+		}
+		return fail(apperr.New(apperr.Unavailable, "the message could not be stored; it was not sent, retry"))
+	}
+	wire := msg.Wire()
+	data, _ := json.Marshal(wire)
+	if _, err := h.Broker.Publish(ctx, broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}, true); err != nil {
+		// Stored but not fanned out: members will see it in history. The ack stays true.
+		h.Metrics.FanoutErrors.Inc()
+		h.Log.Error("fan-out failed for a stored message", "id", msg.ID, "err", err)
+	}
+	if p.Nonce != "" {
+		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, p.Nonce, sessions.Ack{ID: wire.ID, TS: wire.TS}, h.cfg.NonceTTL); err != nil {
+			h.Log.Warn("recording nonce failed", "err", err)
+		}
+	}
+	return map[string]any{"id": wire.ID, "ts": wire.TS}
+}
+
+// limiters holds one token bucket per user on this node, shared by the user's
+// connections, and forgets idle ones.
+type limiters struct {
+	rate  rate.Limit
+	burst int
+
+	mu    sync.Mutex
+	users map[string]*userLimiter
+	calls int
+}
+
+type userLimiter struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiters(r float64, burst int) *limiters {
+	return &limiters{rate: rate.Limit(r), burst: burst, users: map[string]*userLimiter{}}
+}
+
+func (l *limiters) allow(userID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.calls++
+	if l.calls%1024 == 0 {
+		for id, u := range l.users {
+			if now.Sub(u.seen) > time.Minute {
+				delete(l.users, id)
+			}
+		}
+	}
+	u := l.users[userID]
+	if u == nil {
+		u = &userLimiter{lim: rate.NewLimiter(l.rate, l.burst)}
+		l.users[userID] = u
+	}
+	u.seen = now
+	return u.lim.AllowN(now, 1)
+}

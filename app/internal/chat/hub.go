@@ -1,0 +1,438 @@
+// Package chat is Quibly's application logic on top of Socket.IO: who may join
+// which channel, the message path (validate, queue durably, fan out, ack), typing,
+// presence, and connection state recovery.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/engineio"
+	"github.com/quibly/quibly/app/internal/metrics"
+	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/presence"
+	"github.com/quibly/quibly/app/internal/queue"
+	"github.com/quibly/quibly/app/internal/sessions"
+	"github.com/quibly/quibly/app/internal/socketio"
+	"github.com/quibly/quibly/app/internal/store"
+)
+
+// Config holds the hub's limits.
+type Config struct {
+	MaxMessageChars    int
+	MessageRate        float64 // sustained messages per second per user
+	MessageBurst       int
+	RecoveryWindow     time.Duration
+	NonceTTL           time.Duration
+	SendTimeout        time.Duration // how long a send may wait for the queue
+	PresenceGrace      time.Duration // a reconnect within this does not flap presence
+	MaxChannelsPerConn int
+	MaxNonceLen        int
+}
+
+// Validate fills defaults and rejects impossible values.
+func (c *Config) Validate() error {
+	if c.MaxMessageChars < 1 || c.MessageRate <= 0 || c.MessageBurst < 1 || c.RecoveryWindow <= 0 {
+		return errors.New("chat: message limits, rate and recovery window must be positive")
+	}
+	if c.NonceTTL <= 0 {
+		c.NonceTTL = 10 * time.Minute
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 5 * time.Second
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = 3 * time.Second
+	}
+	if c.MaxChannelsPerConn <= 0 {
+		c.MaxChannelsPerConn = 200
+	}
+	if c.MaxNonceLen <= 0 {
+		c.MaxNonceLen = 128
+	}
+	return nil
+}
+
+// Deps are the backends the hub works with.
+type Deps struct {
+	Store    store.Store
+	Broker   broker.Broker
+	Queue    queue.Producer
+	Presence presence.Tracker
+	Sessions sessions.Store
+	Auth     *auth.Auth
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+}
+
+// Hub implements socketio.Handler.
+type Hub struct {
+	cfg Config
+	Deps
+
+	mu       sync.RWMutex
+	clients  map[*client]struct{}
+	members  map[string]map[*client]struct{} // channel id → local clients
+	limiters *limiters
+	offline  map[string]*time.Timer // user id → pending offline announcement
+
+	draining atomic.Bool
+	inflight sync.WaitGroup
+}
+
+var _ socketio.Handler = (*Hub)(nil)
+
+// NewHub returns a hub; call Start to subscribe it to the broker.
+func NewHub(cfg Config, deps Deps) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Broker == nil || deps.Queue == nil || deps.Presence == nil || deps.Sessions == nil || deps.Auth == nil || deps.Metrics == nil {
+		return nil, errors.New("chat: every dependency is required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	return &Hub{
+		cfg: cfg, Deps: deps,
+		clients:  map[*client]struct{}{},
+		members:  map[string]map[*client]struct{}{},
+		limiters: newLimiters(cfg.MessageRate, cfg.MessageBurst),
+		offline:  map[string]*time.Timer{},
+	}, nil
+}
+
+// Start subscribes to the broker until ctx ends.
+func (h *Hub) Start(ctx context.Context) error {
+	return h.Broker.Subscribe(ctx, h.deliver)
+}
+
+// Drain stops accepting sends and waits (up to ctx) for the ones in flight.
+func (h *Hub) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	done := make(chan struct{})
+	go func() { h.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// client is the hub's state for one socket.
+type client struct {
+	sock *socketio.Socket
+	user model.User
+
+	mu         sync.Mutex
+	channels   map[string]struct{}
+	recovering bool          // live events are held until the replay is sent
+	held       []heldPacket  // events that arrived while recovering
+	replay     []broker.Event
+	lastTyping time.Time
+}
+
+type heldPacket struct {
+	offset string
+	packet string
+}
+
+func (c *client) channelList() []string {
+	out := make([]string, 0, len(c.channels))
+	for id := range c.channels {
+		out = append(out, id)
+	}
+	return out
+}
+
+// send queues an encoded packet, holding it while a recovery replay is pending.
+func (c *client) send(offset, packet string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recovering {
+		c.held = append(c.held, heldPacket{offset, packet})
+		return nil
+	}
+	return c.sock.SendEncoded(packet)
+}
+
+type connectAuth struct {
+	Token  string `json:"token"`
+	PID    string `json:"pid"`
+	Offset string `json:"offset"`
+}
+
+func refuse(code, msg string) error {
+	return &socketio.ConnectErr{Message: code + ": " + msg, Data: map[string]string{"code": code}}
+}
+
+// Connect authenticates the handshake and, when the client presents a known pid,
+// restores its session.
+func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
+	if h.draining.Load() {
+		return refuse(apperr.Unavailable, "server is shutting down, reconnect")
+	}
+	var a connectAuth
+	if len(raw) > 0 && json.Unmarshal(raw, &a) != nil {
+		return refuse(apperr.Unauthorized, "auth must be an object with a token")
+	}
+	if a.Token == "" {
+		return refuse(apperr.Unauthorized, "missing token")
+	}
+	user, err := h.Auth.ParseToken(a.Token)
+	if err != nil {
+		return refuse(apperr.Unauthorized, "invalid or expired token")
+	}
+	c := &client{sock: s, user: user, channels: map[string]struct{}{}}
+	s.Data = c
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+
+	var sess sessions.Session
+	restoring := false
+	if a.PID != "" {
+		got, ok, err := h.Sessions.Take(ctx, a.PID)
+		if err != nil {
+			h.Log.Warn("session lookup failed", "err", err)
+		}
+		restoring = ok && got.UserID == user.ID && a.Offset != ""
+		sess = got
+	}
+	if restoring {
+		// Join first, holding live events, then read the log: nothing published in
+		// between can fall through the gap.
+		c.recovering = true
+		for _, ch := range sess.Channels {
+			c.channels[ch] = struct{}{}
+		}
+		h.register(c)
+		events, err := h.Broker.Since(ctx, a.Offset, sess.Channels)
+		if err == nil {
+			s.ID, s.PID, s.Recovered = sess.SID, a.PID, true
+			c.replay = events
+			h.Metrics.Recoveries.WithLabelValues("recovered").Inc()
+			return nil
+		}
+		if !errors.Is(err, broker.ErrOffsetExpired) {
+			h.Log.Warn("recovery log read failed", "err", err)
+		}
+		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
+		h.unregister(c)
+		c.mu.Lock()
+		c.channels, c.recovering, c.held = map[string]struct{}{}, false, nil
+		c.mu.Unlock()
+	} else if a.PID != "" {
+		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
+	}
+	s.PID = newPID()
+	h.register(c)
+	return nil
+}
+
+func newPID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (h *Hub) register(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clients[c] = struct{}{}
+	for ch := range c.channels {
+		h.joinLocked(c, ch)
+	}
+}
+
+func (h *Hub) unregister(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.clients, c)
+	for ch := range c.channels {
+		h.leaveLocked(c, ch)
+	}
+}
+
+func (h *Hub) joinLocked(c *client, ch string) {
+	m := h.members[ch]
+	if m == nil {
+		m = map[*client]struct{}{}
+		h.members[ch] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (h *Hub) leaveLocked(c *client, ch string) {
+	if m := h.members[ch]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(h.members, ch)
+		}
+	}
+}
+
+// Connected announces presence, sends the presence snapshot, and for a recovered
+// session the missed events followed by what was held meanwhile.
+func (h *Hub) Connected(s *socketio.Socket) {
+	c := s.Data.(*client)
+	h.Metrics.Connections.Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	h.userConnected(ctx, c)
+	if online, err := h.Presence.Online(ctx); err == nil {
+		for _, u := range online {
+			_ = s.Emit("presence", presenceData(u, "online"))
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.recovering {
+		return
+	}
+	replayed := make(map[string]struct{}, len(c.replay))
+	for _, ev := range c.replay {
+		replayed[ev.Offset] = struct{}{}
+		if p, err := encodeEvent(ev); err == nil {
+			_ = c.sock.SendEncoded(p)
+		}
+	}
+	for _, hp := range c.held {
+		if _, dup := replayed[hp.offset]; dup && hp.offset != "" {
+			continue
+		}
+		_ = c.sock.SendEncoded(hp.packet)
+	}
+	c.recovering, c.held, c.replay = false, nil, nil
+}
+
+// Disconnected keeps the session recoverable and updates presence.
+func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
+	c, ok := s.Data.(*client)
+	if !ok {
+		return
+	}
+	h.Metrics.Connections.Dec()
+	h.unregister(c)
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	c.mu.Lock()
+	sess := sessions.Session{SID: s.ID, UserID: c.user.ID, Channels: c.channelList()}
+	c.mu.Unlock()
+	if s.PID != "" {
+		if err := h.Sessions.Save(ctx, s.PID, sess, h.cfg.RecoveryWindow); err != nil {
+			h.Log.Warn("saving session for recovery failed", "err", err)
+		}
+	}
+	h.userDisconnected(ctx, c)
+	h.Log.Debug("client disconnected", "user", c.user.Username, "reason", reason)
+}
+
+func presenceData(u model.User, status string) map[string]string {
+	return map[string]string{"userId": u.ID, "username": u.Username, "status": status}
+}
+
+func (h *Hub) userConnected(ctx context.Context, c *client) {
+	online, err := h.Presence.Connect(ctx, c.user, c.sock.Conn().ID)
+	if err != nil {
+		h.Log.Warn("presence connect failed", "err", err)
+		return
+	}
+	h.mu.Lock()
+	t, pending := h.offline[c.user.ID]
+	if pending {
+		t.Stop()
+		delete(h.offline, c.user.ID)
+	}
+	h.mu.Unlock()
+	if online && !pending { // back within the grace period: others never saw them leave
+		h.publishPresence(ctx, c.user, "online")
+	}
+}
+
+func (h *Hub) userDisconnected(ctx context.Context, c *client) {
+	offline, err := h.Presence.Disconnect(ctx, c.user, c.sock.Conn().ID)
+	if err != nil || !offline {
+		return
+	}
+	user := c.user
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old := h.offline[user.ID]; old != nil {
+		old.Stop()
+	}
+	h.offline[user.ID] = time.AfterFunc(h.cfg.PresenceGrace, func() {
+		h.mu.Lock()
+		delete(h.offline, user.ID)
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+		defer cancel()
+		if on, err := h.Presence.IsOnline(ctx, user.ID); err == nil && !on {
+			h.publishPresence(ctx, user, "offline")
+		}
+	})
+}
+
+func (h *Hub) publishPresence(ctx context.Context, u model.User, status string) {
+	data, _ := json.Marshal(presenceData(u, status))
+	if _, err := h.Broker.Publish(ctx, broker.Event{Kind: broker.KindPresence, Data: data}, false); err != nil {
+		h.Log.Warn("presence publish failed", "err", err)
+	}
+}
+
+// encodeEvent turns a bus event into the Socket.IO packet clients receive. Logged
+// events carry their offset as the last argument: that is how socket.io-client
+// learns the offset it presents when it recovers.
+func encodeEvent(ev broker.Event) (string, error) {
+	if ev.Offset != "" {
+		return socketio.EncodeEvent(ev.Kind, ev.Data, ev.Offset)
+	}
+	return socketio.EncodeEvent(ev.Kind, ev.Data)
+}
+
+// deliver fans one bus event out to the local clients it concerns. It is called in
+// bus order and never blocks: a client whose queue is full is dropped.
+func (h *Hub) deliver(ev broker.Event) {
+	packet, err := encodeEvent(ev)
+	if err != nil {
+		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)
+		return
+	}
+	h.mu.RLock()
+	var targets []*client
+	if ev.ChannelID == "" {
+		targets = make([]*client, 0, len(h.clients))
+		for c := range h.clients {
+			targets = append(targets, c)
+		}
+	} else {
+		m := h.members[ev.ChannelID]
+		targets = make([]*client, 0, len(m))
+		for c := range m {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		if ev.Kind == broker.KindTyping && c.user.ID == ev.Origin {
+			continue
+		}
+		if err := c.send(ev.Offset, packet); err != nil {
+			if errors.Is(err, engineio.ErrSlowConsumer) {
+				h.Metrics.SlowDropped.Inc()
+			}
+			continue
+		}
+		h.Metrics.Deliveries.Inc()
+	}
+}

@@ -1,0 +1,242 @@
+// Package config loads Quibly's configuration from the environment and an optional
+// .env file through one viper instance into one typed, validated struct.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Mode is how the node runs.
+type Mode string
+
+const (
+	// Standalone is one process with in-process backends and SQLite.
+	Standalone Mode = "standalone"
+	// Clustered uses Redis, Kafka and PostgreSQL.
+	Clustered Mode = "clustered"
+)
+
+// Config is every setting of a Quibly node.
+type Config struct {
+	ServerID string `mapstructure:"SERVER_ID"`
+	Port     int    `mapstructure:"PORT"`
+	DataDir  string `mapstructure:"DATA_DIR"`
+	LogLevel string `mapstructure:"LOG_LEVEL"`
+
+	DatabaseURL   string `mapstructure:"DATABASE_URL"`
+	RedisString   string `mapstructure:"REDIS_STRING"`
+	RedisPort     int    `mapstructure:"REDIS_PORT_NO"`
+	RedisPassword string `mapstructure:"REDIS_PASSWORD"`
+	RedisTLS      bool   `mapstructure:"REDIS_TLS"`
+	KafkaBrokers  string `mapstructure:"KAFKA_BROKERS"`
+	KafkaUsername string `mapstructure:"KAFKA_USERNAME"`
+	KafkaPassword string `mapstructure:"KAFKA_PASSWORD"`
+	KafkaTLS      bool   `mapstructure:"KAFKA_TLS"`
+
+	FrontendURL string `mapstructure:"FRONTEND_URL"`
+	JWTSecret   string `mapstructure:"JWT_SECRET"`
+
+	// Limits.
+	MaxMessageChars int           `mapstructure:"MAX_MESSAGE_CHARS"`
+	MaxPayloadBytes int           `mapstructure:"MAX_PAYLOAD_BYTES"`
+	MessageRate     float64       `mapstructure:"MESSAGE_RATE"`
+	MessageBurst    int           `mapstructure:"MESSAGE_BURST"`
+	SendQueueSize   int           `mapstructure:"SEND_QUEUE_SIZE"`
+	PingInterval    time.Duration `mapstructure:"PING_INTERVAL"`
+	PingTimeout     time.Duration `mapstructure:"PING_TIMEOUT"`
+	RecoveryWindow  time.Duration `mapstructure:"RECOVERY_WINDOW"`
+	ShutdownTimeout time.Duration `mapstructure:"SHUTDOWN_TIMEOUT"`
+}
+
+var defaults = map[string]any{
+	"PORT":              5000,
+	"DATA_DIR":          "data",
+	"LOG_LEVEL":         "info",
+	"REDIS_PORT_NO":     6379,
+	"REDIS_TLS":         false,
+	"KAFKA_TLS":         false,
+	"MAX_MESSAGE_CHARS": 4000,
+	"MAX_PAYLOAD_BYTES": 1_000_000,
+	"MESSAGE_RATE":      10.0,
+	"MESSAGE_BURST":     20,
+	"SEND_QUEUE_SIZE":   256,
+	"PING_INTERVAL":     "25s",
+	"PING_TIMEOUT":      "20s",
+	"RECOVERY_WINDOW":   "2m",
+	"SHUTDOWN_TIMEOUT":  "25s",
+}
+
+// Load reads the environment and, when present, envFile (ignored when it does not
+// exist). Environment variables win over the file.
+func Load(envFile string) (Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	for _, k := range keys() {
+		if err := v.BindEnv(k); err != nil {
+			return Config{}, err
+		}
+	}
+	if envFile != "" {
+		if _, err := os.Stat(envFile); err == nil {
+			v.SetConfigFile(envFile)
+			v.SetConfigType("env")
+			if err := v.ReadInConfig(); err != nil {
+				return Config{}, fmt.Errorf("reading %s: %w", envFile, err)
+			}
+		}
+	}
+	var cfg Config
+	// mapstructure's errors name the key ('PORT' cannot parse value ...), which is the variable.
+	if err := v.Unmarshal(&cfg); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if cfg.ServerID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "server"
+		}
+		cfg.ServerID = host
+	}
+	return cfg, cfg.Validate()
+}
+
+// Mode reports standalone or clustered from which backends are configured.
+func (c Config) Mode() Mode {
+	if c.DatabaseURL != "" || c.RedisString != "" || c.KafkaBrokers != "" {
+		return Clustered
+	}
+	return Standalone
+}
+
+// Brokers returns the Kafka bootstrap list.
+func (c Config) Brokers() []string {
+	var out []string
+	for _, b := range strings.Split(c.KafkaBrokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Validate checks every value and names the variable at fault.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad("PORT", "must be between 1 and 65535, got %d", c.Port)
+	}
+	if c.RedisPort < 1 || c.RedisPort > 65535 {
+		bad("REDIS_PORT_NO", "must be between 1 and 65535, got %d", c.RedisPort)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.FrontendURL != "" {
+		u, err := url.Parse(c.FrontendURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("FRONTEND_URL", "must be an http(s) origin like https://app.example.com, got %q", c.FrontendURL)
+		}
+	}
+	if c.Mode() == Clustered {
+		var missing []string
+		for name, val := range map[string]string{"DATABASE_URL": c.DatabaseURL, "REDIS_STRING": c.RedisString, "KAFKA_BROKERS": c.KafkaBrokers} {
+			if val == "" {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			errs = append(errs, fmt.Errorf("clustered mode needs DATABASE_URL, REDIS_STRING and KAFKA_BROKERS together; missing %s", strings.Join(missing, ", ")))
+		}
+		if c.JWTSecret == "" {
+			bad("JWT_SECRET", "is required in clustered mode (every node must sign tokens with the same secret)")
+		}
+		if (c.KafkaUsername == "") != (c.KafkaPassword == "") {
+			bad("KAFKA_USERNAME", "and KAFKA_PASSWORD must be set together")
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("JWT_SECRET", "must be at least 32 characters")
+	}
+	if c.MaxMessageChars < 1 {
+		bad("MAX_MESSAGE_CHARS", "must be positive, got %d", c.MaxMessageChars)
+	}
+	if c.MaxPayloadBytes < 1024 {
+		bad("MAX_PAYLOAD_BYTES", "must be at least 1024, got %d", c.MaxPayloadBytes)
+	}
+	if c.MessageRate <= 0 {
+		bad("MESSAGE_RATE", "must be positive, got %v", c.MessageRate)
+	}
+	if c.MessageBurst < 1 {
+		bad("MESSAGE_BURST", "must be at least 1, got %d", c.MessageBurst)
+	}
+	if c.SendQueueSize < 1 {
+		bad("SEND_QUEUE_SIZE", "must be at least 1, got %d", c.SendQueueSize)
+	}
+	for name, d := range map[string]time.Duration{"PING_INTERVAL": c.PingInterval, "PING_TIMEOUT": c.PingTimeout,
+		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout} {
+		if d <= 0 {
+			bad(name, "must be a positive duration like 25s, got %v", d)
+		}
+	}
+	if c.ShutdownTimeout > 30*time.Second {
+		bad("SHUTDOWN_TIMEOUT", "must be at most 30s so a drain fits the load balancer's deregistration delay, got %v", c.ShutdownTimeout)
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// Redacted returns the config with secrets replaced, for logging.
+func (c Config) Redacted() Config {
+	hide := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	c.RedisPassword = hide(c.RedisPassword)
+	c.KafkaPassword = hide(c.KafkaPassword)
+	c.JWTSecret = hide(c.JWTSecret)
+	c.DatabaseURL = redactURL(c.DatabaseURL)
+	return c
+}
+
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[redacted]"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	return u.String()
+}
+
+// keys lists every variable name, taken from the struct tags so the two cannot drift.
+func keys() []string {
+	t := reflect.TypeOf(Config{})
+	out := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		out = append(out, t.Field(i).Tag.Get("mapstructure"))
+	}
+	return out
+}

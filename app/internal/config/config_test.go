@@ -1,0 +1,95 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string // substring; empty means success
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults are standalone on 5000", check: func(t *testing.T, c Config) {
+			if c.Mode() != Standalone || c.Port != 5000 || c.RedisPort != 6379 || c.ServerID == "" {
+				t.Fatalf("unexpected defaults: %+v", c)
+			}
+		}},
+		{name: "bad port names the variable", env: map[string]string{"PORT": "abc"}, wantErr: "PORT"},
+		{name: "port out of range", env: map[string]string{"PORT": "70000"}, wantErr: "PORT: must be between"},
+		{name: "partial cluster names what is missing", env: map[string]string{"REDIS_STRING": "localhost", "JWT_SECRET": secret},
+			wantErr: "missing DATABASE_URL, KAFKA_BROKERS"},
+		{name: "cluster needs a JWT secret", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k:9092", "DATABASE_URL": "postgres://x"},
+			wantErr: "JWT_SECRET: is required"},
+		{name: "short JWT secret", env: map[string]string{"JWT_SECRET": "short"}, wantErr: "JWT_SECRET: must be at least 32"},
+		{name: "full cluster", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k1:9092, k2:9092", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret},
+			check: func(t *testing.T, c Config) {
+				if c.Mode() != Clustered || len(c.Brokers()) != 2 || c.Brokers()[1] != "k2:9092" {
+					t.Fatalf("unexpected: mode %s brokers %q", c.Mode(), c.Brokers())
+				}
+			}},
+		{name: "bad bool names the variable", env: map[string]string{"REDIS_TLS": "perhaps"}, wantErr: "REDIS_TLS"},
+		{name: "bad duration names the variable", env: map[string]string{"PING_INTERVAL": "soon"}, wantErr: "PING_INTERVAL"},
+		{name: "bad frontend url", env: map[string]string{"FRONTEND_URL": "app.example.com"}, wantErr: "FRONTEND_URL"},
+		{name: "SASL needs both halves", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret, "KAFKA_USERNAME": "u"},
+			wantErr: "KAFKA_USERNAME"},
+		{name: "shutdown above 30s", env: map[string]string{"SHUTDOWN_TIMEOUT": "45s"}, wantErr: "SHUTDOWN_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range keys() {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load("")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestEnvFileAndPrecedence(t *testing.T) {
+	for _, k := range keys() {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	f := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(f, []byte("PORT=6001\nSERVER_ID=from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SERVER_ID", "from-env")
+	c, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 6001 || c.ServerID != "from-env" {
+		t.Fatalf("got port %d id %q", c.Port, c.ServerID)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c := Config{RedisPassword: "rp", KafkaPassword: "kp", JWTSecret: "js", DatabaseURL: "postgres://u:dbpass@h/db"}
+	r := c.Redacted()
+	all := r.RedisPassword + r.KafkaPassword + r.JWTSecret + r.DatabaseURL
+	for _, secret := range []string{"rp", "kp", "js", "dbpass"} {
+		if strings.Contains(all, secret) {
+			t.Fatalf("secret %q visible in %q", secret, all)
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package engineio
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Transport names as they appear in the query string.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+var (
+	// ErrClosed is returned when sending on a closed connection.
+	ErrClosed = errors.New("engine.io: connection closed")
+	// ErrSlowConsumer is returned when a connection's send queue overflowed; the
+	// connection is closed so that one slow client never holds up the others.
+	ErrSlowConsumer = errors.New("engine.io: send queue full, connection dropped")
+)
+
+// Close reasons reported to OnClose.
+const (
+	ReasonClientClose   = "client close"
+	ReasonTransportErr  = "transport error"
+	ReasonPingTimeout   = "ping timeout"
+	ReasonSlowConsumer  = "send queue full"
+	ReasonServerClose   = "server close"
+	ReasonProtocolError = "protocol error"
+	ReasonTooLarge      = "payload too large"
+)
+
+// Conn is one Engine.IO session, whichever transport currently carries it.
+type Conn struct {
+	ID         string
+	RemoteAddr string
+
+	srv       *Server
+	onMessage func(data string)
+	onClose   func(reason string)
+
+	mu           sync.Mutex
+	queue        []string // encoded packets not yet written
+	transport    string
+	ws           *websocket.Conn
+	upgrading    bool
+	pollActive   bool
+	postActive   bool
+	awaitingPong bool
+	closing      bool // a close packet should be flushed before the socket closes
+	dropping     atomic.Bool
+	timer        *time.Timer
+
+	notify   chan struct{} // a packet was queued
+	pollWake chan struct{} // finish the pending poll now (upgrade)
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func newConn(srv *Server, id, remote, transport string) *Conn {
+	return &Conn{
+		ID: id, RemoteAddr: remote, srv: srv, transport: transport,
+		notify:   make(chan struct{}, 1),
+		pollWake: make(chan struct{}, 1),
+		closed:   make(chan struct{}),
+	}
+}
+
+// OnMessage sets the handler for message packets. It is called from one goroutine at a
+// time per connection, in arrival order, and must be set before the handshake returns.
+func (c *Conn) OnMessage(fn func(data string)) { c.onMessage = fn }
+
+// OnClose sets the handler called once when the connection ends.
+func (c *Conn) OnClose(fn func(reason string)) { c.onClose = fn }
+
+// Transport returns the name of the transport in use.
+func (c *Conn) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transport
+}
+
+// Closed is closed when the connection has ended.
+func (c *Conn) Closed() <-chan struct{} { return c.closed }
+
+// Send queues a message packet. It never blocks: when the queue is full the
+// connection is dropped and ErrSlowConsumer returned.
+func (c *Conn) Send(data string) error { return c.sendPacket(string(Message) + data) }
+
+func (c *Conn) sendPacket(p string) error {
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if len(c.queue) >= c.srv.cfg.SendQueueSize {
+		c.mu.Unlock()
+		// Closed from another goroutine: senders (a broadcast) may hold their own locks,
+		// which the close handlers need.
+		if c.dropping.CompareAndSwap(false, true) {
+			go c.close(ReasonSlowConsumer, false)
+		}
+		return ErrSlowConsumer
+	}
+	c.queue = append(c.queue, p)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// takeQueue removes and returns queued packets, at most maxBytes of them (at least one).
+// Callers hold c.mu.
+func (c *Conn) takeQueue(maxBytes int) []string {
+	n, size := 0, 0
+	for n < len(c.queue) {
+		size += len(c.queue[n]) + 1
+		if n > 0 && size > maxBytes {
+			break
+		}
+		n++
+	}
+	out := c.queue[:n:n]
+	if n == len(c.queue) {
+		c.queue = nil // let the backing array go: idle connections hold no buffer
+	} else {
+		c.queue = c.queue[n:]
+	}
+	return out
+}
+
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends the connection, telling the client with a close packet when the
+// transport allows it. Safe to call more than once.
+func (c *Conn) Close() { c.close(ReasonServerClose, true) }
+
+func (c *Conn) close(reason string, notifyClient bool) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closing = notifyClient
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		close(c.closed) // the websocket writer flushes and closes the socket
+		c.mu.Unlock()
+		c.srv.remove(c)
+		if c.onClose != nil {
+			c.onClose(reason)
+		}
+	})
+}
+
+// startHeartbeat arms the first ping.
+func (c *Conn) startHeartbeat() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer = time.AfterFunc(c.srv.cfg.PingInterval, c.heartbeat)
+}
+
+// heartbeat alternates between sending a ping and checking that its pong came back.
+func (c *Conn) heartbeat() {
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		return
+	}
+	if c.awaitingPong {
+		c.mu.Unlock()
+		c.close(ReasonPingTimeout, false)
+		return
+	}
+	c.awaitingPong = true
+	c.timer.Reset(c.srv.cfg.PingTimeout)
+	c.mu.Unlock()
+	_ = c.sendPacket(string(Ping))
+}
+
+func (c *Conn) gotPong() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.awaitingPong && !c.isClosed() {
+		c.awaitingPong = false
+		c.timer.Reset(c.srv.cfg.PingInterval)
+	}
+}
+
+// handlePacket acts on one packet from the client, whatever the transport.
+func (c *Conn) handlePacket(p Packet) {
+	switch p.Type {
+	case Message:
+		if c.onMessage != nil {
+			c.onMessage(p.Data)
+		}
+	case Pong:
+		c.gotPong()
+	case Ping: // only probes are expected, but answering is harmless
+		_ = c.sendPacket(string(Pong) + p.Data)
+	case Close:
+		c.close(ReasonClientClose, false)
+	case Noop:
+	default:
+		c.close(ReasonProtocolError, false)
+	}
+}
+
+// writeLoop drains the queue onto the websocket until the connection closes.
+func (c *Conn) writeLoop(ws *websocket.Conn) {
+	defer ws.Close()
+	for {
+		select {
+		case <-c.notify:
+		case <-c.closed:
+			c.mu.Lock()
+			pending, closing := c.queue, c.closing
+			c.queue = nil
+			c.mu.Unlock()
+			if closing {
+				// Best effort: what is queued, then a close packet, so clients reconnect at once.
+				_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+				for _, p := range pending {
+					if ws.WriteMessage(websocket.TextMessage, []byte(p)) != nil {
+						return
+					}
+				}
+				_ = ws.WriteMessage(websocket.TextMessage, []byte{Close})
+				_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
+			}
+			return
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, p := range batch {
+			_ = ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+				c.close(ReasonTransportErr, false)
+				return
+			}
+		}
+	}
+}
+
+// readLoop feeds websocket frames to handlePacket until the socket fails.
+func (c *Conn) readLoop(ws *websocket.Conn) {
+	for {
+		kind, data, err := ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.close(ReasonTooLarge, false)
+			} else {
+				c.close(ReasonTransportErr, false)
+			}
+			return
+		}
+		if kind != websocket.TextMessage {
+			c.close(ReasonProtocolError, false)
+			return
+		}
+		p, err := DecodePacket(string(data))
+		if err != nil {
+			c.close(ReasonProtocolError, false)
+			return
+		}
+		c.handlePacket(p)
+	}
+}

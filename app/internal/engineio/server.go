@@ -1,0 +1,435 @@
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Config tunes the Engine.IO server.
+type Config struct {
+	PingInterval  time.Duration
+	PingTimeout   time.Duration
+	MaxPayload    int // bytes; announced to clients, enforced on every transport
+	SendQueueSize int // packets queued per connection before it is dropped
+	WriteTimeout  time.Duration
+	// CheckOrigin decides whether a browser Origin may connect. Nil allows all.
+	CheckOrigin func(r *http.Request) bool
+	Logger      *slog.Logger
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.PingInterval <= 0 || c.PingTimeout <= 0:
+		return errors.New("engine.io: ping interval and timeout must be positive")
+	case c.MaxPayload < 1024:
+		return errors.New("engine.io: max payload must be at least 1024 bytes")
+	case c.SendQueueSize < 1:
+		return errors.New("engine.io: send queue size must be positive")
+	}
+	return nil
+}
+
+// Server accepts Engine.IO connections; mount it at /socket.io/.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	onConn   func(*Conn)
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	conns    map[string]*Conn
+	draining atomic.Bool
+}
+
+// NewServer returns a server that calls onConnection for every new session, before any
+// of its packets are handled, so the callee can install handlers.
+func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		// Pooled write buffers: an idle connection holds none.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.originAllowed,
+	}
+	return s, nil
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	return s.cfg.CheckOrigin == nil || s.cfg.CheckOrigin(r)
+}
+
+// Count returns the number of open sessions.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Drain refuses new sessions and closes every open one with a close packet, so
+// clients reconnect elsewhere at once.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.mu.Lock()
+	all := make([]*Conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c.ID] == c {
+		delete(s.conns, c.ID)
+	}
+}
+
+func (s *Server) lookup(id string) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// Engine.IO error codes for HTTP responses, as the reference server sends them.
+const (
+	codeUnknownTransport = 0
+	codeUnknownSID       = 1
+	codeBadHandshake     = 2
+	codeBadRequest       = 3
+	codeForbidden        = 4
+	codeUnsupported      = 5
+)
+
+func httpError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		httpError(w, http.StatusBadRequest, codeUnsupported, "Unsupported protocol version")
+		return
+	}
+	if !s.originAllowed(r) {
+		httpError(w, http.StatusForbidden, codeForbidden, "Origin not allowed")
+		return
+	}
+	s.setCORS(w, r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	transport, sid := q.Get("transport"), q.Get("sid")
+	if transport != TransportPolling && transport != TransportWebSocket {
+		httpError(w, http.StatusBadRequest, codeUnknownTransport, "Transport unknown")
+		return
+	}
+	if sid == "" {
+		if s.draining.Load() {
+			httpError(w, http.StatusServiceUnavailable, codeForbidden, "Server is shutting down")
+			return
+		}
+		if transport == TransportWebSocket {
+			s.openWebSocket(w, r)
+		} else if r.Method == http.MethodGet {
+			s.openPolling(w, r)
+		} else {
+			httpError(w, http.StatusBadRequest, codeBadHandshake, "Bad handshake method")
+		}
+		return
+	}
+	c := s.lookup(sid)
+	if c == nil {
+		httpError(w, http.StatusBadRequest, codeUnknownSID, "Session ID unknown")
+		return
+	}
+	if transport == TransportWebSocket {
+		s.upgradeToWebSocket(w, r, c)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		s.poll(w, r, c)
+	case http.MethodPost:
+		s.receivePost(w, r, c)
+	default:
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Bad request")
+	}
+}
+
+// setCORS lets an allowed browser origin use long-polling with credentials (the
+// load balancer's sticky cookie must travel with each poll).
+func (s *Server) setCORS(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Vary", "Origin")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+	}
+}
+
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) register(transport string, r *http.Request) *Conn {
+	c := newConn(s, newID(), r.RemoteAddr, transport)
+	s.mu.Lock()
+	s.conns[c.ID] = c
+	s.mu.Unlock()
+	s.onConn(c)
+	return c
+}
+
+func (s *Server) openPacket(upgrades []string, sid string) string {
+	b, _ := json.Marshal(map[string]any{
+		"sid":          sid,
+		"upgrades":     upgrades,
+		"pingInterval": s.cfg.PingInterval.Milliseconds(),
+		"pingTimeout":  s.cfg.PingTimeout.Milliseconds(),
+		"maxPayload":   s.cfg.MaxPayload,
+	})
+	return string(Open) + string(b)
+}
+
+func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
+	c := s.register(TransportPolling, r)
+	writePollResponse(w, []string{s.openPacket([]string{TransportWebSocket}, c.ID)})
+	c.startHeartbeat()
+}
+
+func writePollResponse(w http.ResponseWriter, packets []string) {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, strings.Join(packets, separator))
+}
+
+// poll answers a long-polling GET with whatever is queued, waiting until something is.
+func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
+	c.mu.Lock()
+	if c.transport != TransportPolling {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+		return
+	}
+	if c.pollActive {
+		c.mu.Unlock()
+		// Two concurrent polls mean a confused or hostile client: end the session.
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping polls")
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	c.pollActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pollActive = false
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			batch := c.takeQueue(s.cfg.MaxPayload)
+			c.mu.Unlock()
+			writePollResponse(w, batch)
+			return
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-c.pollWake:
+			writePollResponse(w, []string{string(Noop)})
+			return
+		case <-c.closed:
+			writePollResponse(w, []string{string(Close)})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
+	c.mu.Lock()
+	if c.postActive {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping writes")
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	c.postActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.postActive = false
+		c.mu.Unlock()
+	}()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			httpError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "Payload too large")
+			c.close(ReasonTooLarge, false)
+			return
+		}
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Bad request body")
+		return
+	}
+	packets, err := DecodePayload(string(body))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	for _, p := range packets {
+		if p.Type == Upgrade || p.Type == Open {
+			c.close(ReasonProtocolError, false)
+			break
+		}
+		c.handlePacket(p)
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = io.WriteString(w, "ok")
+}
+
+func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the client
+	}
+	ws.SetReadLimit(int64(s.cfg.MaxPayload))
+	c := s.register(TransportWebSocket, r)
+	c.mu.Lock()
+	c.ws = ws
+	c.mu.Unlock()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(s.openPacket([]string{}, c.ID))); err != nil {
+		ws.Close()
+		c.close(ReasonTransportErr, false)
+		return
+	}
+	c.startHeartbeat()
+	go c.writeLoop(ws)
+	c.readLoop(ws)
+}
+
+// upgradeToWebSocket runs the probe exchange on a new websocket for a polling
+// session; once the client confirms with an upgrade packet, the websocket takes over.
+func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *Conn) {
+	c.mu.Lock()
+	if c.transport != TransportPolling || c.upgrading {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Upgrade not possible")
+		return
+	}
+	c.upgrading = true
+	c.mu.Unlock()
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		c.mu.Lock()
+		c.upgrading = false
+		c.mu.Unlock()
+		return
+	}
+	ws.SetReadLimit(int64(s.cfg.MaxPayload))
+	fail := func() {
+		ws.Close()
+		c.mu.Lock()
+		c.upgrading = false
+		c.mu.Unlock()
+	}
+	// The probe must finish in time, and the session may end meanwhile.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.closed:
+			ws.Close()
+		case <-stop:
+		}
+	}()
+	_ = ws.SetReadDeadline(time.Now().Add(s.cfg.PingTimeout))
+	for {
+		kind, data, err := ws.ReadMessage()
+		if err != nil || kind != websocket.TextMessage {
+			fail()
+			return
+		}
+		p, err := DecodePacket(string(data))
+		if err != nil {
+			fail()
+			return
+		}
+		switch {
+		case p.Type == Ping && p.Data == "probe":
+			if ws.WriteMessage(websocket.TextMessage, []byte("3probe")) != nil {
+				fail()
+				return
+			}
+			// Release the pending poll so the client can pause polling.
+			select {
+			case c.pollWake <- struct{}{}:
+			default:
+			}
+		case p.Type == Upgrade:
+			c.mu.Lock()
+			if c.isClosed() {
+				c.mu.Unlock()
+				ws.Close()
+				return
+			}
+			c.transport = TransportWebSocket
+			c.ws = ws
+			c.upgrading = false
+			c.mu.Unlock()
+			_ = ws.SetReadDeadline(time.Time{})
+			go c.writeLoop(ws)
+			// Packets queued while polling go out over the websocket now.
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
+			c.readLoop(ws)
+			return
+		case p.Type == Noop:
+		default:
+			fail()
+			return
+		}
+	}
+}

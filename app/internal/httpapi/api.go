@@ -1,0 +1,163 @@
+// Package httpapi serves the REST part of Quibly: registration, login, channels and
+// message history. Every response, errors included, is JSON.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/store"
+)
+
+// DefaultMaxBodyBytes applies when Config.MaxBodyBytes is not positive. The largest
+// legitimate body is a 128-byte password plus a username.
+const DefaultMaxBodyBytes = 16 << 10
+
+// Config configures the API.
+type Config struct {
+	// MaxBodyBytes caps request bodies; larger ones get 413 "too_large".
+	MaxBodyBytes int64
+}
+
+// API holds the handlers. Create it with New and mount it with Register.
+type API struct {
+	maxBody int64
+	st      store.Store
+	au      *auth.Auth
+	log     *slog.Logger
+	// dummyHash is checked against when a login names an unknown user, so the
+	// response time does not reveal which usernames exist.
+	dummyHash func() string
+}
+
+// New returns an API over st and au; both are required. A nil log discards.
+func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{
+		maxBody: cfg.MaxBodyBytes,
+		st:      st,
+		au:      au,
+		log:     log,
+		dummyHash: sync.OnceValue(func() string {
+			h, _ := auth.HashPassword("quibly-timing-equaliser") // only ever compared against
+			return h
+		}),
+	}
+}
+
+// Register mounts the routes on mux. Besides the API routes it claims /api/ so that
+// unknown paths and wrong methods under it also answer in JSON.
+func (a *API) Register(mux *http.ServeMux) {
+	routes := []struct {
+		method, path string
+		h            handlerFunc
+		authed       bool
+	}{
+		{http.MethodPost, "/api/auth/register", a.register, false},
+		{http.MethodPost, "/api/auth/login", a.login, false},
+		{http.MethodGet, "/api/channels", a.listChannels, true},
+		{http.MethodPost, "/api/channels", a.createChannel, true},
+		{http.MethodGet, "/api/channels/{id}/messages", a.messages, true},
+	}
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range routes {
+		h := rt.h
+		if rt.authed {
+			h = a.requireUser(h)
+		}
+		mux.Handle(rt.method+" "+rt.path, a.serve(h))
+		if _, seen := allowed[rt.path]; !seen {
+			paths = append(paths, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	// A method-less pattern is less specific than "POST /x", so it only catches the
+	// methods not registered above.
+	for _, p := range paths {
+		mux.Handle(p, a.serve(methodNotAllowed(allowed[p])))
+	}
+	mux.Handle("/api/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		return apperr.New(apperr.NotFound, "no API route %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+// handlerFunc writes its success response itself and returns any failure.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// serve adapts h: API responses carry tokens and private data, so they are never
+// cached, and a returned error becomes a JSON error response.
+func (a *API) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if err := h(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+// fail logs errors that are not the client's doing and writes the error response.
+// Only method, path and the error are logged: bodies hold passwords, headers tokens.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apperr.Error
+	if !errors.As(err, &ae) {
+		if r.Context().Err() != nil {
+			// The client went away; not an outage worth an error line.
+			a.log.Debug("request abandoned", "method", r.Method, "path", r.URL.Path, "err", err)
+		} else {
+			a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+	}
+	WriteError(w, err)
+}
+
+func methodNotAllowed(methods []string) handlerFunc {
+	allow := strings.Join(methods, ", ")
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", allow)
+		// No apperr code maps to 405, so the status is set here; the body keeps the
+		// usual envelope with code "invalid".
+		WriteJSON(w, http.StatusMethodNotAllowed, apperr.Body{Error: apperr.New(apperr.Invalid,
+			"method %s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)})
+		return nil
+	}
+}
+
+type userKey struct{}
+
+// requireUser admits requests with a valid "Authorization: Bearer <jwt>" header and
+// passes the token's user on in the context.
+func (a *API) requireUser(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quibly"`)
+			return apperr.New(apperr.Unauthorized, "missing bearer token: send Authorization: Bearer <token>")
+		}
+		u, err := a.au.ParseToken(token)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quibly", error="invalid_token"`)
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+	}
+}
+
+// userFrom returns the user requireUser admitted.
+func userFrom(ctx context.Context) model.User {
+	u, _ := ctx.Value(userKey{}).(model.User)
+	return u
+}

@@ -1,0 +1,64 @@
+// Package metrics defines Quibly's Prometheus metrics in one registry.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector the server updates.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Connections     prometheus.Gauge
+	MessagesTotal   *prometheus.CounterVec // by result: ok, error code
+	SendAckSeconds  prometheus.Histogram
+	Deliveries      prometheus.Counter
+	SlowDropped     prometheus.Counter
+	Recoveries      *prometheus.CounterVec // by result: recovered, expired
+	BatchSize       prometheus.Histogram
+	BatchSeconds    prometheus.Histogram
+	BatchErrors     prometheus.Counter
+	FanoutErrors    prometheus.Counter
+	IsLeader        prometheus.Gauge
+}
+
+// New registers Quibly's collectors plus the Go and process collectors. queueLag
+// reports messages waiting for the batch writer (Kafka consumer lag when clustered).
+func New(queueLag func() float64) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry:    reg,
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_connections", Help: "Connected Socket.IO clients on this node."}),
+		MessagesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quibly_messages_total",
+			Help: "message:send requests by result (ok or the error code); rate() gives messages/s."}, []string{"result"}),
+		SendAckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_send_ack_seconds",
+			Help: "Time from receiving message:send to acking it.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_deliveries_total", Help: "Events queued to clients."}),
+		SlowDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_slow_clients_dropped_total",
+			Help: "Connections dropped because their send queue overflowed."}),
+		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quibly_recoveries_total",
+			Help: "Connection state recovery attempts by result."}, []string{"result"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_batch_size",
+			Help: "Messages per batch written to the store.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		BatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_batch_write_seconds",
+			Help: "Time to write one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		BatchErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_batch_errors_total", Help: "Failed batch writes (retried)."}),
+		FanoutErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_fanout_errors_total", Help: "Stored messages whose live fan-out failed."}),
+		IsLeader:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
+	}
+	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
+		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.IsLeader,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "quibly_queue_lag_messages",
+			Help: "Messages accepted but not yet stored (Kafka consumer lag when clustered)."}, queueLag))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,47 @@
+// Package model holds the domain types shared by every layer of Quibly.
+package model
+
+import "time"
+
+// User is a registered account. The password hash never leaves the store package.
+type User struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Channel is a named chat room every authenticated user may join.
+type Channel struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedBy string    `json:"createdBy,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Message is one chat message. ID is a UUIDv7, so ordering by ID orders by time.
+type Message struct {
+	ID        string    `json:"id"`
+	ChannelID string    `json:"channelId"`
+	AuthorID  string    `json:"authorId"`
+	Author    string    `json:"author"`
+	Text      string    `json:"text"`
+	Nonce     string    `json:"nonce,omitempty"`
+	CreatedAt time.Time `json:"-"`
+}
+
+// WireMessage is the payload of the server → client `message` event.
+type WireMessage struct {
+	ID        string `json:"id"`
+	ChannelID string `json:"channelId"`
+	AuthorID  string `json:"authorId"`
+	Author    string `json:"author"`
+	Text      string `json:"text"`
+	TS        int64  `json:"ts"` // Unix milliseconds
+	Nonce     string `json:"nonce,omitempty"`
+}
+
+// Wire returns the client-facing form of m.
+func (m Message) Wire() WireMessage {
+	return WireMessage{ID: m.ID, ChannelID: m.ChannelID, AuthorID: m.AuthorID, Author: m.Author,
+		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce}
+}

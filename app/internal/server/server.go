@@ -1,0 +1,163 @@
+// Package server assembles a Quibly node from its configuration and runs it until
+// its context ends, then drains it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/batch"
+	"github.com/quibly/quibly/app/internal/chat"
+	"github.com/quibly/quibly/app/internal/config"
+	"github.com/quibly/quibly/app/internal/engineio"
+	"github.com/quibly/quibly/app/internal/health"
+	"github.com/quibly/quibly/app/internal/httpapi"
+	"github.com/quibly/quibly/app/internal/metrics"
+	"github.com/quibly/quibly/app/internal/socketio"
+	"github.com/quibly/quibly/app/internal/web"
+)
+
+// Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
+// ready, when not nil, receives the listening address once the node serves.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
+	be, err := openBackends(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	if _, err := be.store.EnsureChannel(ctx, "general"); err != nil {
+		return fmt.Errorf("creating the general channel: %w", err)
+	}
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	au, err := auth.NewAuth(auth.Config{Secret: secret, TokenTTL: 7 * 24 * time.Hour})
+	if err != nil {
+		return err
+	}
+	m := metrics.New(func() float64 { return float64(be.consumer.Lag()) })
+	hub, err := chat.NewHub(chat.Config{
+		MaxMessageChars: cfg.MaxMessageChars, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
+		RecoveryWindow: cfg.RecoveryWindow,
+	}, chat.Deps{Store: be.store, Broker: be.broker, Queue: be.producer, Presence: be.presence,
+		Sessions: be.sessions, Auth: au, Metrics: m, Log: log})
+	if err != nil {
+		return err
+	}
+	sio, err := socketio.NewServer(socketio.Config{Logger: log}, hub)
+	if err != nil {
+		return err
+	}
+	allowOrigin := originChecker(cfg.FrontendURL)
+	eio, err := engineio.NewServer(engineio.Config{
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, MaxPayload: cfg.MaxPayloadBytes,
+		SendQueueSize: cfg.SendQueueSize, CheckOrigin: allowOrigin, Logger: log,
+	}, sio.OnConnection)
+	if err != nil {
+		return err
+	}
+	checks := be.checks
+	checks["socketio"] = func(context.Context) error { return nil }
+	hl := health.New(health.Config{ServerID: cfg.ServerID, Mode: string(cfg.Mode()), Checks: checks, IsLeader: be.elector.IsLeader})
+
+	mux := http.NewServeMux()
+	httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10}, be.store, au, log).Register(mux)
+	mux.Handle("/socket.io/", eio)
+	mux.Handle("GET /health", hl)
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/", web.Handler())
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("PORT %d: %w", cfg.Port, err)
+	}
+	srv := &http.Server{Handler: withCORS(mux, allowOrigin), ReadHeaderTimeout: 10 * time.Second}
+
+	// The hub's subscription and the batch writer outlive ctx: they finish the drain.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	if err := hub.Start(bg); err != nil {
+		return fmt.Errorf("subscribing to the fan-out bus: %w", err)
+	}
+	writer, err := batch.NewWriter(batch.Config{MaxBatch: 1000}, be.consumer, be.store, log, m)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = be.elector.Run(bg, func(lctx context.Context) {
+			m.IsLeader.Set(1)
+			defer m.IsLeader.Set(0)
+			log.Info("batch writer started: this node is the leader")
+			if err := writer.Run(lctx); err != nil {
+				log.Error("batch writer stopped", "err", err)
+			}
+		})
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("quibly serving", "addr", ln.Addr().String(), "mode", cfg.Mode())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	return drain(cfg, log, drainSteps{health: hl, hub: hub, eio: eio, srv: srv, be: be, stopBG: stopBG, wg: &wg})
+}
+
+type drainSteps struct {
+	health *health.Handler
+	hub    *chat.Hub
+	eio    *engineio.Server
+	srv    *http.Server
+	be     *backends
+	stopBG context.CancelFunc
+	wg     *sync.WaitGroup
+}
+
+// drain is the SIGTERM sequence: unhealthy at once, finish sends in flight, tell
+// clients to reconnect elsewhere, store everything queued, hand leadership over.
+func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
+	start := time.Now()
+	deadline, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	d.health.SetDraining()
+	log.Info("draining: health is 503, finishing sends in flight")
+	if err := d.hub.Drain(deadline); err != nil {
+		log.Warn("sends still in flight at the drain deadline", "err", err)
+	}
+	d.eio.Drain()
+	_ = d.be.producer.Close()
+	flushed := make(chan struct{})
+	go func() { d.wg.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-deadline.Done():
+		log.Error("the queue was not flushed before the deadline")
+	}
+	d.stopBG()
+	if err := d.be.elector.Resign(context.WithoutCancel(deadline)); err != nil {
+		log.Warn("resigning leadership failed", "err", err)
+	}
+	err := d.srv.Shutdown(deadline)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = d.srv.Close()
+	}
+	log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	return err
+}

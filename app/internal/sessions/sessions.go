@@ -1,0 +1,43 @@
+// Package sessions keeps the short-lived per-user state a node needs beyond one
+// connection: sessions that a reconnecting client may recover, and recent send
+// nonces so that a retried send is not stored twice.
+package sessions
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrInFlight means a send with the same nonce is still being processed.
+var ErrInFlight = errors.New("a send with this nonce is in progress")
+
+// Session is what a client's recovery restores.
+type Session struct {
+	SID      string   `json:"sid"`
+	UserID   string   `json:"userId"`
+	Channels []string `json:"channels"`
+}
+
+// Ack is the outcome of a send, remembered per (user, nonce).
+type Ack struct {
+	ID string `json:"id"`
+	TS int64  `json:"ts"`
+}
+
+// Store is implemented in memory (standalone) and in Redis (clustered).
+type Store interface {
+	// Save keeps a disconnected session recoverable for ttl.
+	Save(ctx context.Context, pid string, s Session, ttl time.Duration) error
+	// Take returns and forgets a session; ok is false when it is unknown or expired.
+	Take(ctx context.Context, pid string) (s Session, ok bool, err error)
+	// ClaimNonce reserves (userID, nonce) for a new send. When the nonce was used
+	// already it returns the earlier ack with claimed false, or ErrInFlight while
+	// that earlier send is unfinished.
+	ClaimNonce(ctx context.Context, userID, nonce string, ttl time.Duration) (prev Ack, claimed bool, err error)
+	// CompleteNonce records the ack of a claimed nonce.
+	CompleteNonce(ctx context.Context, userID, nonce string, ack Ack, ttl time.Duration) error
+	// ReleaseNonce forgets a claim whose send failed, so a retry can go through.
+	ReleaseNonce(ctx context.Context, userID, nonce string) error
+	Close() error
+}

@@ -1,0 +1,457 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/quibly/quibly/app/internal/model"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver; standalone mode needs no cgo
+)
+
+// SQLiteConfig configures the standalone store.
+type SQLiteConfig struct {
+	// Path is the database file. Its directory is created when missing.
+	Path string
+}
+
+// SQLite is the standalone Store: one file, one writer connection and a pool of
+// readers. WAL lets the readers run while the writer commits, so history loads are
+// not queued behind the batch writer.
+type SQLite struct {
+	w         *sql.DB // exactly one connection: SQLite allows one writer at a time anyway
+	r         *sql.DB // query_only pool for reads
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*SQLite)(nil)
+
+// busyTimeoutMS bounds how long a connection waits for a lock before SQLITE_BUSY.
+// Checkpoints and the migration at start are the only expected waits.
+const busyTimeoutMS = 10000
+
+// NewSQLite opens (creating when needed) the database at cfg.Path and brings its
+// schema up to date.
+func NewSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
+	p := strings.TrimSpace(cfg.Path)
+	switch {
+	case p == "":
+		return nil, errors.New("store: sqlite path is required")
+	case p == ":memory:" || strings.HasPrefix(p, "file:"):
+		// The reader and writer pools must share one file; an in-memory or URI
+		// database would silently give each connection its own copy.
+		return nil, fmt.Errorf("store: sqlite path %q must be a plain file path", p)
+	case strings.ContainsAny(p, "?#"):
+		// The driver splits its DSN at the first '?', so such a path cannot be expressed.
+		return nil, fmt.Errorf("store: sqlite path %q must not contain '?' or '#'", p)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create directory for %s: %w", p, err)
+	}
+	// Create the file ourselves so it is private: it holds password hashes.
+	// SQLite gives the -wal and -shm files the same mode.
+	if f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	} else if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	}
+
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", "foreign_keys(1)")
+
+	wq := cloneValues(common)
+	wq.Add("_pragma", "journal_mode(WAL)")
+	// FULL fsyncs the WAL on every commit: an acknowledged message survives power loss.
+	wq.Add("_pragma", "synchronous(FULL)")
+	// BEGIN IMMEDIATE takes the write lock up front instead of failing on upgrade.
+	wq.Set("_txlock", "immediate")
+
+	w, err := sql.Open("sqlite", p+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &SQLite{w: w}
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+
+	rq := cloneValues(common)
+	rq.Add("_pragma", "query_only(1)") // a bug cannot turn a read into a second writer
+	r, err := sql.Open("sqlite", p+"?"+rq.Encode())
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", p, err)
+	}
+	s.r = r
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// migrate applies every pending step in one transaction, so a crash mid-way leaves
+// the previous schema intact and the next start simply retries.
+func (s *SQLite) migrate(ctx context.Context) error {
+	steps, err := loadMigrations(migrationFS, "migrations/sqlite")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	latest := 0
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			_ = rows.Close()
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		applied[v] = true
+		latest = max(latest, v)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if known := steps[len(steps)-1].Version; latest > known {
+		// Running an old binary on a newer schema risks writing rows it does not understand.
+		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d); upgrade Quibly", latest, known)
+	}
+	for _, m := range steps {
+		if applied[m.Version] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// newID returns a UUIDv7 in canonical text form, so text order is time order.
+func newID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("store: new id: %w", err)
+	}
+	return id.String(), nil
+}
+
+// nowMS is the current time at the precision the store keeps, so what a create
+// returns equals what a later read returns.
+func nowMS() time.Time { return time.UnixMilli(time.Now().UnixMilli()).UTC() }
+
+func fromMS(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// CreateUser implements Store.
+func (s *SQLite) CreateUser(ctx context.Context, username, passwordHash string) (model.User, error) {
+	if username == "" || passwordHash == "" {
+		return model.User{}, errors.New("store: create user: username and password hash are required")
+	}
+	id, err := newID()
+	if err != nil {
+		return model.User{}, err
+	}
+	u := model.User{ID: id, Username: username, CreatedAt: nowMS()}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO users (id, username, password_hash, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, u.ID, u.Username, passwordHash, u.CreatedAt.UnixMilli())
+	if err != nil {
+		return model.User{}, fmt.Errorf("store: create user: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return model.User{}, fmt.Errorf("store: create user: %w", err)
+	} else if n == 0 {
+		return model.User{}, ErrConflict
+	}
+	return u, nil
+}
+
+// UserByName implements Store. The match ignores ASCII case.
+func (s *SQLite) UserByName(ctx context.Context, username string) (model.User, string, error) {
+	var (
+		u    model.User
+		hash string
+		ms   int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE username = ?`,
+		username).Scan(&u.ID, &u.Username, &hash, &ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.User{}, "", ErrNotFound
+	}
+	if err != nil {
+		return model.User{}, "", fmt.Errorf("store: user by name: %w", err)
+	}
+	u.CreatedAt = fromMS(ms)
+	return u, hash, nil
+}
+
+// CreateChannel implements Store. An empty createdBy records a system channel.
+func (s *SQLite) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
+	if name == "" {
+		return model.Channel{}, errors.New("store: create channel: name is required")
+	}
+	id, err := newID()
+	if err != nil {
+		return model.Channel{}, err
+	}
+	c := model.Channel{ID: id, Name: name, CreatedBy: createdBy, CreatedAt: nowMS()}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO channels (id, name, created_by, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, c.ID, c.Name, nullIfEmpty(createdBy), c.CreatedAt.UnixMilli())
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
+	} else if n == 0 {
+		return model.Channel{}, ErrConflict
+	}
+	return c, nil
+}
+
+// EnsureChannel implements Store. Insert-then-select in one transaction makes it
+// safe to call from every start-up.
+func (s *SQLite) EnsureChannel(ctx context.Context, name string) (model.Channel, error) {
+	if name == "" {
+		return model.Channel{}, errors.New("store: ensure channel: name is required")
+	}
+	id, err := newID()
+	if err != nil {
+		return model.Channel{}, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, created_by, created_at)
+		VALUES (?, ?, NULL, ?) ON CONFLICT (name) DO NOTHING`, id, name, nowMS().UnixMilli()); err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE name = ?`, name))
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	return c, nil
+}
+
+const channelCols = `SELECT id, name, COALESCE(created_by, ''), created_at FROM channels`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanChannel(r rowScanner) (model.Channel, error) {
+	var (
+		c  model.Channel
+		ms int64
+	)
+	if err := r.Scan(&c.ID, &c.Name, &c.CreatedBy, &ms); err != nil {
+		return model.Channel{}, err
+	}
+	c.CreatedAt = fromMS(ms)
+	return c, nil
+}
+
+// Channel implements Store.
+func (s *SQLite) Channel(ctx context.Context, id string) (model.Channel, error) {
+	c, err := scanChannel(s.r.QueryRowContext(ctx, channelCols+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.Channel{}, ErrNotFound
+	}
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: channel: %w", err)
+	}
+	return c, nil
+}
+
+// Channels implements Store.
+func (s *SQLite) Channels(ctx context.Context) ([]model.Channel, error) {
+	rows, err := s.r.QueryContext(ctx, channelCols+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: channels: %w", err)
+	}
+	defer rows.Close()
+	out := []model.Channel{}
+	for rows.Next() {
+		c, err := scanChannel(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: channels: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: channels: %w", err)
+	}
+	return out, nil
+}
+
+// validateMessages rejects a batch before any row is written; the node always fills
+// these fields, so a failure here is a bug upstream, not client input.
+func validateMessages(msgs []model.Message) error {
+	for i, m := range msgs {
+		if m.ID == "" || m.ChannelID == "" || m.AuthorID == "" {
+			return fmt.Errorf("store: write messages: message %d lacks id, channel id or author id", i)
+		}
+		if m.CreatedAt.IsZero() {
+			return fmt.Errorf("store: write messages: message %s has no timestamp", m.ID)
+		}
+	}
+	return nil
+}
+
+// WriteMessages implements Store. ON CONFLICT DO NOTHING without a target covers
+// both the primary key and the (author_id, nonce) index, including duplicates
+// inside the same batch, since each row sees the ones inserted before it.
+func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if err := validateMessages(msgs); err != nil {
+		return 0, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: write messages: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return 0, fmt.Errorf("store: write messages: %w", err)
+	}
+	defer stmt.Close()
+	inserted := 0
+	for _, m := range msgs {
+		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli())
+		if err != nil {
+			return 0, fmt.Errorf("store: write message %s: %w", m.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("store: write messages: %w", err)
+		}
+		inserted += int(n)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: write messages: %w", err)
+	}
+	return inserted, nil
+}
+
+// Messages implements Store.
+func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit int) ([]model.Message, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("store: messages: limit must be positive, got %d", limit)
+	}
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at FROM messages WHERE channel_id = ?`
+	args := []any{channelID}
+	if before != "" {
+		q += ` AND id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: messages: %w", err)
+	}
+	defer rows.Close()
+	out := make([]model.Message, 0, min(limit, 128))
+	for rows.Next() {
+		var (
+			m  model.Message
+			ms int64
+		)
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms); err != nil {
+			return nil, fmt.Errorf("store: messages: %w", err)
+		}
+		m.CreatedAt = fromMS(ms)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: messages: %w", err)
+	}
+	return out, nil
+}
+
+// Ping implements Store: both pools must answer.
+func (s *SQLite) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping readers: %w", err)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping writer: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store. It is safe to call more than once.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func nullIfEmpty(s string) sql.NullString {
+	return sql.NullString{String: s, Valid: s != ""}
+}

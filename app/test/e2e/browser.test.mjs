@@ -1,0 +1,377 @@
+// End-to-end test of the embedded web client in headless Chromium (playwright-core):
+// two people in two browser contexts (a 1280x800 laptop and a 375x740 phone) register,
+// chat in #general, see each other online and typing, survive a dropped connection
+// (state recovery) and a server restart; screenshots go to OUT_DIR.
+// Run: node --test browser.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServer, uniqueName, OUT_DIR, sleep, register, channelId } from './harness.mjs';
+import { connect, ack, closeAll, createChannel, randomUUID } from './clients.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+};
+const LAPTOP = { viewport: { width: 1280, height: 800 } };
+const PHONE = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+const PASSWORD = 'correct horse battery';
+// A fixed signing key, so that tokens stay valid across the restart below.
+const ENV = { JWT_SECRET: 'browser-test-secret-0123456789abcdef0123456789' };
+
+const ctx = { srv: null, browser: null, people: [], errors: [] };
+
+// ------------------------------------------------------------------ helpers
+
+/** Fails when the page never shows what we wait for; the message names it. */
+async function until(page, fn, arg, label, timeout = 10000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (e) {
+    throw new Error(`${label}: not seen within ${timeout} ms (${e.message.split('\n')[0]})`);
+  }
+}
+
+async function shot(page, name) {
+  const path = join(OUT_DIR, name);
+  await page.screenshot({ path });
+  return path;
+}
+
+const connState = (page) => page.locator('#conn-state').textContent();
+
+async function waitConnState(page, states, timeout = 15000) {
+  const want = Array.isArray(states) ? states : [states];
+  await until(page, (w) => w.includes(document.querySelector('#conn-state')?.textContent), want,
+    `#conn-state in ${want.join('|')} (is "${await connState(page).catch(() => '?')}")`, timeout);
+}
+
+/** Opens a browser context for a new person and registers them through the form. */
+async function person(prefix, device) {
+  const context = await ctx.browser.newContext(device);
+  const page = await context.newPage();
+  const name = uniqueName(prefix);
+  page.on('pageerror', (e) => ctx.errors.push(`${name}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(m.text())) ctx.errors.push(`${name} console: ${m.text()}`); });
+  await page.goto(ctx.srv.url + '/');
+  await page.locator('#username').fill(name);
+  await page.locator('#password').fill(PASSWORD);
+  await page.locator('#register-btn').click();
+  await waitConnState(page, 'connected');
+  const p = { name, context, page, device };
+  ctx.people.push(p);
+  return p;
+}
+
+const isPhone = (p) => p.device === PHONE;
+
+/** Opens the sidebar on a phone (it is collapsed there); no-op on a laptop. */
+async function showSidebar(p) {
+  if (await p.page.locator('#sidebar-toggle').isVisible()) {
+    await p.page.locator('#sidebar-toggle').click();
+    await p.page.locator('#channel-list').waitFor({ state: 'visible' });
+  }
+}
+
+async function openChannel(p, name) {
+  await showSidebar(p);
+  await p.page.locator(`#channel-list [data-channel-name="${name}"] button`).click();
+  await until(p.page, (n) => document.querySelector('#channel-name')?.textContent === n, name, `channel ${name} open`);
+}
+
+async function sendText(p, text) {
+  await p.page.locator('#message-input').fill(text);
+  await p.page.locator('#send-btn').click();
+}
+
+/** Waits until a confirmed (acked, has an id) message with this text is in #messages. */
+async function waitMessage(p, text, timeout = 10000) {
+  await until(p.page, (t) => [...document.querySelectorAll('#messages .message')]
+    .some((m) => m.dataset.id && m.querySelector('.text')?.textContent === t), text,
+  `${p.name} sees message "${text.slice(0, 40)}"`, timeout);
+}
+
+/** [{id, author, text}] of #messages, in document order. */
+function messages(p) {
+  return p.page.$$eval('#messages .message', (els) => els.map((m) => ({
+    id: m.dataset.id,
+    author: m.querySelector('.author')?.textContent,
+    text: m.querySelector('.text')?.textContent,
+    status: m.dataset.status || 'sent',
+  })));
+}
+
+function assertOrdered(list, label) {
+  const ids = list.filter((m) => m.id).map((m) => m.id);
+  assert.deepEqual(ids, [...ids].sort(), `${label}: messages not in id order`);
+  assert.equal(new Set(ids).size, ids.length, `${label}: duplicate message ids`);
+}
+
+async function onlineNames(p) {
+  return p.page.$$eval('#online-users [data-username]', (els) => els.map((e) => e.dataset.username));
+}
+
+async function waitFile(path, ms) {
+  const deadline = Date.now() + ms;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) return false;
+    await sleep(1000);
+  }
+  return true;
+}
+
+// -------------------------------------------------------------------- setup
+
+before(async () => {
+  assert.ok(await waitFile(CHROMIUM, 5 * 60 * 1000), `${CHROMIUM} is missing (apt-get install chromium)`);
+  ctx.srv = await startServer({ name: `browser-${process.pid}`, env: ENV });
+  ctx.browser = await chromium.launch(LAUNCH);
+});
+
+after(async () => {
+  closeAll();
+  for (const p of ctx.people) await p.context.close().catch(() => {});
+  if (ctx.browser) await ctx.browser.close().catch(() => {});
+  if (ctx.srv) await ctx.srv.stop();
+});
+
+// -------------------------------------------------------------------- tests
+
+test('the web client is served at / with its assets', async () => {
+  const r = await fetch(ctx.srv.url + '/');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/html/);
+  assert.equal(r.headers.get('cache-control'), 'no-cache');
+  const html = await r.text();
+  assert.match(html, /id="messages"/);
+  for (const [asset, type] of [['/app.js', /javascript/], ['/client.js', /javascript/], ['/style.css', /^text\/css/]]) {
+    const a = await fetch(ctx.srv.url + asset);
+    assert.equal(a.status, 200, asset);
+    assert.match(a.headers.get('content-type'), type, asset);
+  }
+});
+
+test('a wrong password is refused on the sign-in form', async () => {
+  const context = await ctx.browser.newContext(LAPTOP);
+  try {
+    const page = await context.newPage();
+    await page.goto(ctx.srv.url + '/');
+    await page.locator('#username').fill(uniqueName('nobody'));
+    await page.locator('#password').fill('not the password');
+    await page.locator('#login-btn').click();
+    await page.locator('#auth-error').waitFor({ state: 'visible' });
+    assert.ok((await page.locator('#auth-error').textContent()).length > 0);
+    assert.equal(await page.locator('#chat-view').isVisible(), false);
+    await shot(page, 'browser-login.png');
+  } finally {
+    await context.close();
+  }
+});
+
+test('two people chat in #general: messages, order, presence, typing', { timeout: 120000 }, async () => {
+  const alice = await person('alice', LAPTOP);
+  const bob = await person('bob', PHONE);
+
+  // #general is open by default on both; the phone has the sidebar collapsed.
+  for (const p of [alice, bob]) {
+    await until(p.page, () => document.querySelector('#channel-name')?.textContent === 'general', null, `${p.name} in #general`);
+    assert.equal(await connState(p.page), 'connected');
+  }
+  assert.equal(await bob.page.locator('#sidebar').isVisible(), false, 'the sidebar is collapsed at 375 px');
+  assert.equal(await alice.page.locator('#sidebar').isVisible(), true, 'the sidebar is shown at 1280 px');
+  await openChannel(bob, 'general'); // through the menu, which closes again
+  await bob.page.locator('#sidebar').waitFor({ state: 'hidden', timeout: 2000 }); // the menu closes after choosing
+
+  // Presence: each sees the other online (the server announces who is online on connect).
+  await until(alice.page, (n) => !!document.querySelector(`#online-users [data-username="${n}"]`), bob.name, `${alice.name} sees ${bob.name} online`);
+  await until(bob.page, (n) => !!document.querySelector(`#online-users [data-username="${n}"]`), alice.name, `${bob.name} sees ${alice.name} online`);
+  assert.ok((await onlineNames(alice)).includes(alice.name), 'one sees oneself online');
+
+  // Messages both ways; user text is shown as text, never as markup.
+  const t1 = `hello from ${alice.name} <b>not bold</b> <img src=x onerror="window.__xss=1">`;
+  await sendText(alice, t1);
+  await waitMessage(bob, t1);
+  await waitMessage(alice, t1);
+  const t2 = `hi ${alice.name}, ${bob.name} here on a phone`;
+  await sendText(bob, t2);
+  await waitMessage(alice, t2);
+  await waitMessage(bob, t2);
+  const t3 = 'a third one\nwith two lines';
+  await alice.page.locator('#message-input').fill(t3);
+  await alice.page.locator('#message-input').press('Enter'); // Enter sends
+  await waitMessage(bob, t3);
+
+  for (const p of [alice, bob]) {
+    assert.equal(await p.page.evaluate(() => window.__xss), undefined, 'markup in a message ran');
+    assert.equal(await p.page.locator('#messages .message .text b, #messages .message .text img').count(), 0, 'markup in a message was rendered');
+    const list = await messages(p);
+    assertOrdered(list, p.name);
+    assert.equal(list.filter((m) => m.status !== 'sent').length, 0, `${p.name}: messages still pending`);
+    const mine = list.filter((m) => [t1, t2, t3].includes(m.text));
+    assert.deepEqual(mine.map((m) => m.text), [t1, t2, t3], `${p.name}: the three messages in send order`);
+    assert.deepEqual(mine.map((m) => m.author), [alice.name, bob.name, alice.name], `${p.name}: authors`);
+  }
+  // Both show the same messages with the same ids.
+  assert.deepEqual((await messages(alice)).map((m) => m.id), (await messages(bob)).map((m) => m.id));
+
+  // Typing: bob types, alice sees it; it goes away by itself after ~3 s.
+  await bob.page.locator('#message-input').pressSequentially('still typ', { delay: 30 });
+  await until(alice.page, (n) => document.querySelector('#typing')?.textContent === `${n} is typing…`, bob.name, `${alice.name} sees "${bob.name} is typing…"`, 5000);
+  assert.equal(await bob.page.locator('#typing').textContent(), '', 'one does not see oneself typing');
+  await shot(alice.page, 'browser-chat.png');
+  await shot(bob.page, 'browser-phone.png');
+  await until(alice.page, () => document.querySelector('#typing')?.textContent === '', null, 'typing indicator expiry', 6000);
+  await bob.page.locator('#message-input').fill('');
+
+  await showSidebar(bob);
+  await shot(bob.page, 'browser-phone-menu.png');
+  await bob.page.locator('#sidebar-close').click();
+
+  // Nothing wider than the phone's screen.
+  const overflow = await bob.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone screen`);
+});
+
+test('channels: create, switch, unread counter, history with "load older"', { timeout: 120000 }, async () => {
+  const [alice, bob] = ctx.people;
+  // A channel with 60 messages, written by a third person over the stock socket.io-client.
+  const carol = await register(ctx.srv.url, uniqueName('carol'), PASSWORD);
+  const hist = await createChannel(ctx.srv.url, carol.token, uniqueName('history').toLowerCase());
+  const s = await connect(ctx.srv.url, carol.token, { transports: ['websocket'] });
+  assert.equal((await ack(s, 'channel:join', { channelId: hist.id })).ok, true);
+  for (let i = 1; i <= 60; i += 1) {
+    const nonce = randomUUID();
+    for (let attempt = 1; ; attempt += 1) {
+      const res = await ack(s, 'message:send', { channelId: hist.id, text: `history ${i}`, nonce });
+      if (res && res.error && res.error.code === 'rate_limited' && attempt < 50) { await sleep(100 * attempt); continue; }
+      assert.ok(res && res.id, `seed message ${i}: ${JSON.stringify(res)}`);
+      break;
+    }
+  }
+  s.disconnect();
+
+  // Alice creates a channel through the form and lands in it.
+  const fresh = uniqueName('room').toLowerCase();
+  await alice.page.locator('#new-channel-name').fill(fresh);
+  await alice.page.locator('#create-channel-btn').click();
+  await until(alice.page, (n) => document.querySelector('#channel-name')?.textContent === n, fresh, 'the new channel open');
+  await until(alice.page, () => !document.querySelector('#empty-state')?.hidden, null, 'empty state of a new channel');
+  assert.equal(await alice.page.locator('#messages .message').count(), 0);
+
+  // Bob writes in #general while alice is elsewhere: an unread counter appears.
+  const t = `while you were away ${Date.now()}`;
+  await sendText(bob, t);
+  await waitMessage(bob, t);
+  await until(alice.page, () => document.querySelector('#channel-list [data-channel-name="general"] .unread')?.textContent === '1',
+    null, 'unread counter 1 on #general');
+  await openChannel(alice, 'general');
+  await waitMessage(alice, t);
+  assert.equal(await alice.page.locator('#channel-list [data-channel-name="general"] .unread').count(), 0, 'unread cleared');
+
+  // The seeded channel appears after a reload (the list is fetched at start); 50 + 10 older.
+  await alice.page.reload();
+  await waitConnState(alice.page, 'connected');
+  await openChannel(alice, hist.name);
+  await waitMessage(alice, 'history 60');
+  await until(alice.page, () => document.querySelectorAll('#messages .message').length === 50, null, 'first page of 50');
+  await alice.page.locator('#load-older').click();
+  await waitMessage(alice, 'history 1');
+  const list = await messages(alice);
+  assert.equal(list.length, 60);
+  assert.deepEqual(list.map((m) => m.text), Array.from({ length: 60 }, (_, i) => `history ${i + 1}`));
+  assertOrdered(list, 'history');
+  assert.equal(await alice.page.locator('#load-older').isVisible(), false, 'no more to load');
+  await openChannel(alice, 'general');
+});
+
+test('a dropped connection is recovered and missed messages arrive', { timeout: 60000 }, async () => {
+  const [alice, bob] = ctx.people;
+  await alice.page.evaluate(() => window.quibly.socket.simulateDrop(2500));
+  await waitConnState(alice.page, 'reconnecting', 3000);
+  const missed = `sent while ${alice.name} was away ${Date.now()}`;
+  await sendText(bob, missed);
+  await waitMessage(bob, missed);
+  await until(alice.page, () => document.querySelector('#conn-state')?.dataset.lastConnect === 'recovered', null,
+    'the connection is recovered (same pid)', 15000);
+  await waitMessage(alice, missed);
+  assertOrdered(await messages(alice), 'after recovery');
+  await waitConnState(alice.page, 'connected', 10000); // the "recovered" badge settles back
+  // And the recovered connection still sends.
+  const after = `back again ${Date.now()}`;
+  await sendText(alice, after);
+  await waitMessage(bob, after);
+});
+
+test('a message refused by the server shows as failed with a working retry', { timeout: 60000 }, async () => {
+  const [alice, bob] = ctx.people;
+  // Flood from the page until the server rate-limits; the refused ones must show failed.
+  await alice.page.evaluate(async () => {
+    const input = document.getElementById('message-input');
+    const form = document.getElementById('composer');
+    for (let i = 0; i < 150; i += 1) {
+      input.value = `flood ${i}`;
+      form.requestSubmit();
+    }
+  });
+  await until(alice.page, () => document.querySelectorAll('#messages .message[data-status="pending"]').length === 0, null, 'all flood acks', 30000);
+  const failed = alice.page.locator('#messages .message[data-status="failed"]');
+  const nFailed = await failed.count();
+  assert.ok(nFailed > 0, 'no flood message was refused (is there a rate limit?)');
+  await alice.page.locator('#notice').waitFor({ state: 'visible' });
+  assert.match(await alice.page.locator('#notice-text').textContent(), /too fast/i);
+  assert.equal(await failed.first().locator('.retry-btn').count(), 1);
+  await shot(alice.page, 'browser-failed.png');
+
+  // Retry one (same nonce) after the limit has passed: it is sent and reaches bob.
+  await sleep(2500);
+  const text = await failed.first().locator('.text').textContent();
+  await failed.first().locator('.retry-btn').click();
+  await waitMessage(alice, text);
+  await waitMessage(bob, text);
+  // Discard the rest.
+  while (await failed.count()) await failed.first().locator('.discard-btn').click();
+  const list = await messages(alice);
+  assertOrdered(list, 'after the flood');
+  assert.equal(list.filter((m) => m.text === text).length, 1, 'the retried message appears once');
+});
+
+test('after a server restart both clients reconnect and chat again', { timeout: 90000 }, async () => {
+  const [alice, bob] = ctx.people;
+  const before = await messages(alice);
+  const { port, dataDir } = ctx.srv;
+  await ctx.srv.stop('SIGTERM');
+  await waitConnState(alice.page, ['reconnecting', 'offline'], 35000);
+  ctx.srv = await startServer({ name: `browser-${process.pid}-2`, env: ENV, port, dataDir });
+  for (const p of [alice, bob]) await waitConnState(p.page, ['connected', 'recovered'], 30000);
+  // History is reloaded: nothing acked before is lost, nothing doubled.
+  await waitMessage(alice, before.filter((m) => m.id).at(-1).text);
+  const t = `after the restart ${Date.now()}`;
+  await sendText(bob, t);
+  await waitMessage(alice, t);
+  const list = await messages(alice);
+  assertOrdered(list, 'after restart');
+  for (const m of before.filter((x) => x.id)) assert.ok(list.some((x) => x.id === m.id), `message ${m.id} lost after restart`);
+  await until(alice.page, (n) => !!document.querySelector(`#online-users [data-username="${n}"]`), bob.name, 'presence after restart');
+});
+
+test('log out and back in', { timeout: 30000 }, async () => {
+  const [alice] = ctx.people;
+  await showSidebar(alice);
+  await alice.page.locator('#logout-btn').click();
+  await alice.page.locator('#auth-view').waitFor({ state: 'visible' });
+  assert.equal(await alice.page.evaluate(() => localStorage.getItem('quibly.token')), null, 'token forgotten');
+  await alice.page.locator('#username').fill(alice.name);
+  await alice.page.locator('#password').fill(PASSWORD);
+  await alice.page.locator('#login-btn').click();
+  await waitConnState(alice.page, 'connected');
+  await until(alice.page, () => document.querySelectorAll('#messages .message').length > 0, null, 'history after login');
+});
+
+test('no script errors in any page', () => {
+  assert.deepEqual(ctx.errors, []);
+});

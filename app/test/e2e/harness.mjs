@@ -1,0 +1,97 @@
+// Test harness: starts a real Quibly binary on a free port with a fresh data directory.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.QUIBLY_BIN || resolve(here, '../../bin/quibly');
+export const OUT_DIR = process.env.TEST_OUTPUT_DIR || resolve(here, '../../../test-output');
+mkdirSync(OUT_DIR, { recursive: true });
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts a server. Options: env (extra variables), dataDir (reuse one to test restarts),
+ * name (log file name under OUT_DIR). Returns {url, port, dataDir, proc, stop(signal)}.
+ */
+export async function startServer(opts = {}) {
+  const port = opts.port || (await freePort());
+  const dataDir = opts.dataDir || mkdtempSync(join(tmpdir(), 'quibly-test-'));
+  const name = opts.name || `server-${port}`;
+  const log = createWriteStream(join(OUT_DIR, `${name}.log`), { flags: 'a' });
+  const proc = spawn(BIN, [], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      SERVER_ID: name,
+      ...(opts.env || {}),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  const exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`server exited early (code ${proc.exitCode}); see ${name}.log`);
+    try {
+      const r = await fetch(`${url}/health`);
+      if (r.status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`server did not become healthy; see ${name}.log`); }
+    await sleep(50);
+  }
+  return {
+    url, port, dataDir, proc, exited,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Registers a fresh user and returns {token, user}. */
+export async function register(url, username, password = 'correct horse battery') {
+  const r = await fetch(`${url}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  const body = await r.json();
+  if (r.status !== 200 && r.status !== 201) throw new Error(`register ${username}: ${r.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+let counter = 0;
+/** A username unique within this test run. */
+export function uniqueName(prefix = 'user') {
+  counter += 1;
+  return `${prefix}${process.pid % 10000}x${counter}`;
+}
+
+/** Looks up the id of the channel named name. */
+export async function channelId(url, token, name = 'general') {
+  const r = await fetch(`${url}/api/channels`, { headers: { authorization: `Bearer ${token}` } });
+  const body = await r.json();
+  const list = Array.isArray(body) ? body : body.channels;
+  const ch = list.find((c) => c.name === name);
+  if (!ch) throw new Error(`no channel ${name} in ${JSON.stringify(body)}`);
+  return ch.id;
+}

@@ -1,0 +1,652 @@
+// End-to-end protocol tests: the real Quibly binary (standalone) driven by the stock
+// socket.io-client 4.8 and, where a test needs to misbehave, by a raw websocket.
+// Run: node --test --test-concurrency=1 protocol.test.mjs
+import { describe, it, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { startServer, channelId } from './harness.mjs';
+import {
+  waitFor, once, connect, connectError, makeSocket, ack, ackArgs, closeAll, newUser, createChannel, history,
+  UUID_V7, uuidV7Time, sortIds, rawEngine, rawSocketIo, stopServer, randomUUID, sleep,
+} from './clients.mjs';
+
+const T = { timeout: 30000 };
+
+/** Starts one server for the enclosing describe block; closes clients after each test. */
+function useServer(name, env) {
+  const ctx = {};
+  before(async () => {
+    ctx.srv = await startServer({ name: `${name}-${process.pid}`, env });
+    ctx.url = ctx.srv.url;
+    ctx.serverId = `${name}-${process.pid}`;
+  });
+  afterEach(() => closeAll());
+  after(async () => {
+    closeAll();
+    await stopServer(ctx.srv);
+  });
+  return ctx;
+}
+
+/** Asserts an ack is {id: UUIDv7, ts: number} and returns it. */
+function assertSent(res, label = 'message:send ack') {
+  assert.ok(res && typeof res === 'object', `${label}: not an object: ${JSON.stringify(res)}`);
+  assert.equal(res.error, undefined, `${label}: unexpected error ${JSON.stringify(res)}`);
+  assert.equal(typeof res.id, 'string', `${label}: id not a string: ${JSON.stringify(res)}`);
+  assert.match(res.id, UUID_V7, `${label}: id is not a UUIDv7: ${res.id}`);
+  assert.equal(typeof res.ts, 'number', `${label}: ts not a number: ${JSON.stringify(res)}`);
+  assert.ok(Number.isFinite(res.ts) && res.ts > 0, `${label}: ts not a positive finite number: ${res.ts}`);
+  const skew = Math.abs(uuidV7Time(res.id) - Date.now());
+  assert.ok(skew < 60000, `${label}: UUIDv7 time ${uuidV7Time(res.id)} is ${skew} ms away from now`);
+  return res;
+}
+
+/** Asserts an ack is {error: {code, message}} with the given code. */
+function assertError(res, code, label = 'ack') {
+  assert.ok(res && typeof res === 'object', `${label}: not an object: ${JSON.stringify(res)}`);
+  assert.ok(res.error && typeof res.error === 'object', `${label}: expected {error:{code:'${code}'}}, got ${JSON.stringify(res)}`);
+  assert.equal(res.error.code, code, `${label}: expected code ${code}, got ${JSON.stringify(res)}`);
+  assert.equal(typeof res.error.message, 'string', `${label}: error.message not a string: ${JSON.stringify(res)}`);
+}
+
+/** Messages of one channel that a socket receives, in arrival order. */
+function inbox(socket, chId) {
+  const list = [];
+  socket.on('message', (m) => { if (m && m.channelId === chId) list.push(m); });
+  return list;
+}
+
+/** Asserts that obj has at least the given fields with the given values. */
+function assertFields(obj, expected, label = 'payload') {
+  assert.ok(obj && typeof obj === 'object', `${label}: not an object: ${JSON.stringify(obj)}`);
+  for (const [k, v] of Object.entries(expected)) {
+    assert.deepEqual(obj[k], v, `${label}.${k}: expected ${JSON.stringify(v)} in ${JSON.stringify(obj)}`);
+  }
+}
+
+function assertOk(res, label) {
+  assertFields(res, { ok: true }, label);
+  assert.equal(res.error, undefined, `${label}: ${JSON.stringify(res)}`);
+}
+
+async function join(socket, chId) {
+  assertOk(await ack(socket, 'channel:join', { channelId: chId }), `channel:join ${chId}`);
+}
+
+function send(socket, chId, text, nonce = randomUUID(), ms = 5000) {
+  return ack(socket, 'message:send', { channelId: chId, text, nonce }, ms);
+}
+
+/** Joins general, sends a message, and waits until the sender itself receives it. */
+async function roundTrip(url, user, socket) {
+  const gen = await channelId(url, user.token);
+  const got = inbox(socket, gen);
+  await join(socket, gen);
+  const text = `round trip ${randomUUID()}`;
+  const res = assertSent(await send(socket, gen, text));
+  await waitFor(() => got.find((m) => m.id === res.id), 5000, 'own message echoed back');
+  assert.equal(got.find((m) => m.id === res.id).text, text);
+  return res;
+}
+
+describe('transports', () => {
+  const ctx = useServer('e2e-transports');
+
+  it('websocket-only client connects over websocket and exchanges messages', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token, { transports: ['websocket'] });
+    assert.equal(s.io.engine.transport.name, 'websocket');
+    await roundTrip(ctx.url, u, s);
+    assert.equal(s.io.engine.transport.name, 'websocket');
+  });
+
+  it('polling-only client connects over long-polling and exchanges messages', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token, { transports: ['polling'], upgrade: false });
+    assert.equal(s.io.engine.transport.name, 'polling');
+    await roundTrip(ctx.url, u, s);
+    // long enough for several poll cycles
+    await sleep(500);
+    await roundTrip(ctx.url, u, s);
+    assert.equal(s.io.engine.transport.name, 'polling');
+    assert.equal(s.connected, true);
+  });
+
+  it('default client starts on polling, upgrades to websocket, and keeps working', T, async () => {
+    const u = await newUser(ctx.url);
+    let firstTransport = null;
+    let upgradedTo = null;
+    const s = makeSocket(ctx.url, { auth: { token: u.token } });
+    s.io.on('open', () => {
+      firstTransport = s.io.engine.transport.name;
+      s.io.engine.on('upgrade', (t) => { upgradedTo = t.name; });
+    });
+    await once(s, 'connect', 10000);
+    assert.equal(firstTransport, 'polling');
+    await waitFor(() => upgradedTo, 10000, "engine 'upgrade' event");
+    assert.equal(upgradedTo, 'websocket');
+    assert.equal(s.io.engine.transport.name, 'websocket');
+    await roundTrip(ctx.url, u, s);
+    assert.equal(s.connected, true);
+  });
+});
+
+describe('events and acks', () => {
+  const ctx = useServer('e2e-events');
+
+  it('channel:join {channelId} acks {ok:true}', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    assertOk(await ack(s, 'channel:join', { channelId: gen }), 'channel:join general');
+  });
+
+  it('channel:join of an unknown channel acks {error:{code:"not_found"}}', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    assertError(await ack(s, 'channel:join', { channelId: randomUUID() }), 'not_found', 'join unknown channel');
+  });
+
+  it('channel:leave acks {ok:true}, stops delivery, and sending there is then forbidden', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const ch = await createChannel(ctx.url, a.token, `leave-${randomUUID().slice(0, 8)}`);
+    const sa = await connect(ctx.url, a.token);
+    const sb = await connect(ctx.url, b.token);
+    const gotA = inbox(sa, ch.id);
+    const gotB = inbox(sb, ch.id);
+    await join(sa, ch.id);
+    await join(sb, ch.id);
+    const before = assertSent(await send(sb, ch.id, 'before leave'));
+    await waitFor(() => gotA.find((m) => m.id === before.id), 5000, 'A receives before leaving');
+
+    assertOk(await ack(sa, 'channel:leave', { channelId: ch.id }), 'channel:leave');
+
+    const afterLeave = assertSent(await send(sb, ch.id, 'after leave'));
+    await waitFor(() => gotB.find((m) => m.id === afterLeave.id), 5000, 'B receives its own message');
+    await sleep(300);
+    assert.equal(gotA.find((m) => m.id === afterLeave.id), undefined, 'A received a message after leaving');
+    assertError(await send(sa, ch.id, 'not a member any more'), 'forbidden', 'send after leave');
+  });
+
+  it('message:send {channelId,text,nonce} acks {id: UUIDv7, ts: number}', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    await join(s, gen);
+    assertSent(await send(s, gen, 'hello'));
+  });
+
+  it('message:send to a channel not joined acks {error:{code:"forbidden"}}', T, async () => {
+    const owner = await newUser(ctx.url);
+    const u = await newUser(ctx.url);
+    const ch = await createChannel(ctx.url, owner.token, `nojoin-${randomUUID().slice(0, 8)}`);
+    const s = await connect(ctx.url, u.token);
+    const watcher = await connect(ctx.url, owner.token);
+    const seen = inbox(watcher, ch.id);
+    await join(watcher, ch.id);
+    assertError(await send(s, ch.id, 'sneaky'), 'forbidden', 'send without join');
+    await sleep(300);
+    assert.equal(seen.length, 0, `a forbidden message was delivered: ${JSON.stringify(seen)}`);
+  });
+
+  it('typing {channelId} reaches the other member as {channelId,userId,username}, not the sender', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const sb = await connect(ctx.url, b.token);
+    const gen = await channelId(ctx.url, a.token);
+    await join(sa, gen);
+    await join(sb, gen);
+    const typA = [];
+    const typB = [];
+    sa.on('typing', (p) => typA.push(p));
+    sb.on('typing', (p) => typB.push(p));
+    sa.emit('typing', { channelId: gen });
+    const got = await waitFor(() => typB.find((p) => p && p.userId === a.user.id), 5000, 'typing at B');
+    assertFields(got, { channelId: gen, userId: a.user.id, username: a.name }, 'typing');
+    await sleep(500);
+    assert.equal(typA.filter((p) => p && p.userId === a.user.id).length, 0, 'the sender received its own typing event');
+  });
+
+  it('presence: online when another user connects, offline after it disconnects', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const gen = await channelId(ctx.url, a.token);
+    await join(sa, gen);
+    const pres = [];
+    sa.on('presence', (p) => { if (p && p.userId === b.user.id) pres.push(p); });
+
+    const sb = await connect(ctx.url, b.token);
+    await join(sb, gen);
+    const online = await waitFor(() => pres.find((p) => p.status === 'online'), 5000, 'presence online for B');
+    assertFields(online, { userId: b.user.id, username: b.name, status: 'online' }, 'presence');
+
+    sb.disconnect();
+    const offline = await waitFor(() => pres.find((p) => p.status === 'offline'), 10000, 'presence offline for B');
+    assertFields(offline, { userId: b.user.id, username: b.name, status: 'offline' }, 'presence');
+    assert.ok(pres.indexOf(online) < pres.indexOf(offline));
+  });
+});
+
+describe('messages', () => {
+  const ctx = useServer('e2e-messages');
+
+  it("the 'message' event payload is {id,channelId,authorId,author,text,ts,nonce}", T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const sb = await connect(ctx.url, b.token);
+    const gen = await channelId(ctx.url, a.token);
+    const gotA = inbox(sa, gen);
+    const gotB = inbox(sb, gen);
+    await join(sa, gen);
+    await join(sb, gen);
+    const nonce = randomUUID();
+    const text = `payload check ✓ ${nonce}`;
+    const res = assertSent(await send(sa, gen, text, nonce));
+    const expected = { id: res.id, channelId: gen, authorId: a.user.id, author: a.name, text, ts: res.ts, nonce };
+    const atB = await waitFor(() => gotB.find((m) => m.id === res.id), 5000, 'message at B');
+    assertFields(atB, expected, 'message at B');
+    const atA = await waitFor(() => gotA.find((m) => m.id === res.id), 5000, 'message echoed to the sender');
+    assertFields(atA, expected, 'message at A');
+  });
+
+  it('two clients sending 20 messages each concurrently: both receive all 40, consistently ordered by id', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const sb = await connect(ctx.url, b.token);
+    const gen = await channelId(ctx.url, a.token);
+    const mine = (m) => m.authorId === a.user.id || m.authorId === b.user.id;
+    const gotA = inbox(sa, gen);
+    const gotB = inbox(sb, gen);
+    await join(sa, gen);
+    await join(sb, gen);
+
+    const textsA = Array.from({ length: 20 }, (_, i) => `A-${i}`);
+    const textsB = Array.from({ length: 20 }, (_, i) => `B-${i}`);
+    // All 40 emits are issued before any ack comes back: array order is each sender's send order.
+    const pa = textsA.map((t) => send(sa, gen, t, randomUUID(), 15000));
+    const pb = textsB.map((t) => send(sb, gen, t, randomUUID(), 15000));
+    const [acksA, acksB] = await Promise.all([Promise.all(pa), Promise.all(pb)]);
+    acksA.forEach((r, i) => assertSent(r, `A send #${i}`));
+    acksB.forEach((r, i) => assertSent(r, `B send #${i}`));
+
+    const idsA = acksA.map((r) => r.id.toLowerCase());
+    const idsB = acksB.map((r) => r.id.toLowerCase());
+    const all = new Set([...idsA, ...idsB]);
+    assert.equal(all.size, 40, 'acked ids are not unique');
+
+    await waitFor(() => gotA.filter(mine).length >= 40 && gotB.filter(mine).length >= 40, 10000, 'both clients to receive 40 messages');
+    await sleep(300); // catch duplicates
+    const recvA = gotA.filter(mine).map((m) => m.id.toLowerCase());
+    const recvB = gotB.filter(mine).map((m) => m.id.toLowerCase());
+    assert.equal(recvA.length, 40, `A received ${recvA.length} (duplicates?)`);
+    assert.equal(recvB.length, 40, `B received ${recvB.length} (duplicates?)`);
+    assert.deepEqual(sortIds(recvA), sortIds(all), 'A received a different id set');
+    assert.deepEqual(sortIds(recvB), sortIds(all), 'B received a different id set');
+
+    // The id order agrees with each sender's own send order.
+    assert.deepEqual(sortIds(idsA), idsA, `A's ids are not in A's send order: ${idsA.join(' ')}`);
+    assert.deepEqual(sortIds(idsB), idsB, `B's ids are not in B's send order: ${idsB.join(' ')}`);
+    // Sorted by id, both clients see the same sequence, with the right texts.
+    const byIdA = new Map(gotA.filter(mine).map((m) => [m.id.toLowerCase(), m]));
+    const byIdB = new Map(gotB.filter(mine).map((m) => [m.id.toLowerCase(), m]));
+    const seqA = sortIds(recvA).map((id) => byIdA.get(id).text);
+    const seqB = sortIds(recvB).map((id) => byIdB.get(id).text);
+    assert.deepEqual(seqA, seqB);
+    assert.deepEqual(seqA.filter((t) => t.startsWith('A-')), textsA);
+    assert.deepEqual(seqA.filter((t) => t.startsWith('B-')), textsB);
+    idsA.forEach((id, i) => assert.equal(byIdB.get(id).text, textsA[i]));
+    idsB.forEach((id, i) => assert.equal(byIdA.get(id).text, textsB[i]));
+  });
+
+  it('a retried send with the same nonce returns the same id and is stored once', T, async () => {
+    const a = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const gen = await channelId(ctx.url, a.token);
+    await join(sa, gen);
+    const nonce = randomUUID();
+    const text = `retry ${nonce}`;
+    const first = assertSent(await send(sa, gen, text, nonce));
+    const second = assertSent(await send(sa, gen, text, nonce));
+    assert.equal(second.id, first.id, 'the retry got a different id');
+
+    await waitFor(async () => (await history(ctx.url, a.token, gen, { limit: 100 })).some((m) => m.id === first.id), 10000, 'message in history');
+    await sleep(500);
+    const h = await history(ctx.url, a.token, gen, { limit: 100 });
+    assert.equal(h.filter((m) => m.id === first.id).length, 1, 'id stored more than once');
+    assert.equal(h.filter((m) => m.text === text).length, 1, `text stored ${h.filter((m) => m.text === text).length} times`);
+    const stored = h.find((m) => m.id === first.id);
+    assert.equal(stored.channelId, gen);
+    assert.equal(stored.authorId, a.user.id);
+  });
+});
+
+describe('handshake errors', () => {
+  const ctx = useServer('e2e-handshake');
+
+  function assertUnauthorized(err) {
+    assert.match(err.message, /unauthori[sz]ed/i, `connect_error message: ${err.message}`);
+    assert.equal(err.data && err.data.code, 'unauthorized', `connect_error data: ${JSON.stringify(err.data)}`);
+  }
+
+  it('a bad token gets connect_error unauthorized', T, async () => {
+    assertUnauthorized(await connectError(ctx.url, { auth: { token: 'not-a-jwt' } }));
+    // A well-formed token whose signature is wrong: a real token's claims, re-signed.
+    const u = await newUser(ctx.url);
+    const [h, p] = u.token.split('.');
+    const sig = createHmac('sha256', 'not-the-server-secret').update(`${h}.${p}`).digest('base64url');
+    assertUnauthorized(await connectError(ctx.url, { auth: { token: `${h}.${p}.${sig}` } }));
+    // The same user with the genuine token does connect.
+    const s = await connect(ctx.url, u.token);
+    assert.equal(s.connected, true);
+  });
+
+  it('a missing token gets connect_error unauthorized', T, async () => {
+    assertUnauthorized(await connectError(ctx.url, {}));
+    assertUnauthorized(await connectError(ctx.url, { auth: {} }));
+    assertUnauthorized(await connectError(ctx.url, { auth: { token: '' } }));
+  });
+
+  it('an unknown namespace gets connect_error "Invalid namespace"', T, async () => {
+    const u = await newUser(ctx.url);
+    const err = await connectError(`${ctx.url}/nope`, { auth: { token: u.token } });
+    assert.equal(err.message, 'Invalid namespace');
+  });
+});
+
+describe('malformed input', () => {
+  const ctx = useServer('e2e-malformed');
+
+  async function client() {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    await join(s, gen);
+    return { u, s, gen };
+  }
+
+  it('an unknown event with an ack gets {error:{code:"invalid"}}', T, async () => {
+    const { s } = await client();
+    assertError(await ack(s, 'no:such:event', { channelId: 'x' }), 'invalid', 'unknown event');
+    assertError(await ackArgs(s, 5000, 'message:sendd', {}), 'invalid', 'unknown event 2');
+    assert.equal(s.connected, true);
+  });
+
+  it('a payload without channelId gets invalid', T, async () => {
+    const { s } = await client();
+    assertError(await ack(s, 'channel:join', {}), 'invalid', 'join {}');
+    assertError(await ack(s, 'channel:leave', {}), 'invalid', 'leave {}');
+    assertError(await ack(s, 'message:send', { text: 'hi', nonce: randomUUID() }), 'invalid', 'send without channelId');
+    assertError(await ack(s, 'channel:join', { channelId: 42 }), 'invalid', 'join with numeric channelId');
+  });
+
+  it('a text that is not a string gets invalid', T, async () => {
+    const { s, gen } = await client();
+    assertError(await ack(s, 'message:send', { channelId: gen, text: 123, nonce: randomUUID() }), 'invalid', 'numeric text');
+    assertError(await ack(s, 'message:send', { channelId: gen, text: { a: 1 }, nonce: randomUUID() }), 'invalid', 'object text');
+    assertError(await ack(s, 'message:send', { channelId: gen, text: null, nonce: randomUUID() }), 'invalid', 'null text');
+    assertError(await ack(s, 'message:send', { channelId: gen, nonce: randomUUID() }), 'invalid', 'missing text');
+  });
+
+  it('a payload that is not an object gets invalid', T, async () => {
+    const { s, gen } = await client();
+    assertError(await ack(s, 'message:send', 'hello'), 'invalid', 'string payload');
+    assertError(await ack(s, 'message:send', 42), 'invalid', 'number payload');
+    assertError(await ack(s, 'message:send', [gen, 'hi']), 'invalid', 'array payload');
+    assertError(await ack(s, 'channel:join', null), 'invalid', 'null payload');
+    assertError(await ackArgs(s, 5000, 'channel:join'), 'invalid', 'no payload');
+    // still serving
+    assertSent(await send(s, gen, 'still fine'));
+  });
+
+  it('a malformed raw packet closes that connection while another client keeps working', T, async () => {
+    const { s: other, gen } = await client();
+    const bad = await newUser(ctx.url);
+    const raw = await rawSocketIo(ctx.url, bad.token);
+    // the raw connection works before the garbage
+    raw.ws.send(`420${JSON.stringify(['channel:join', { channelId: gen }])}`);
+    const reply = await raw.next((m) => m.startsWith('430'));
+    assertOk(JSON.parse(reply.slice(3))[0], 'raw channel:join');
+
+    raw.ws.send('42[not json');
+    const closed = await Promise.race([raw.closed, sleep(5000).then(() => null)]);
+    assert.ok(closed, `server did not close the connection after '42[not json'; received ${JSON.stringify(raw.messages)}`);
+
+    assertSent(await send(other, gen, 'unaffected'));
+    assert.equal(other.connected, true);
+  });
+});
+
+describe('limits', () => {
+  const ctx = useServer('e2e-limits');
+
+  it('text up to 4000 characters is accepted, longer text gets too_large', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    const got = inbox(s, gen);
+    await join(s, gen);
+    const ok = assertSent(await send(s, gen, 'x'.repeat(4000)));
+    assertError(await send(s, gen, 'y'.repeat(4001)), 'too_large', '4001 chars');
+    assertError(await send(s, gen, 'z'.repeat(5000)), 'too_large', '5000 chars');
+    await waitFor(() => got.find((m) => m.id === ok.id), 5000, 'the 4000-char message');
+    await sleep(300);
+    assert.equal(got.filter((m) => m.text && m.text.length > 4000).length, 0, 'an oversized message was delivered');
+    assert.equal(s.connected, true);
+  });
+
+  it('a websocket frame over maxPayload closes that connection, others keep serving', T, async () => {
+    const u = await newUser(ctx.url);
+    const other = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    await join(other, gen);
+
+    const big = await newUser(ctx.url);
+    const raw = await rawSocketIo(ctx.url, big.token);
+    const { maxPayload } = raw.open;
+    assert.equal(typeof raw.open.sid, 'string');
+    assert.equal(typeof raw.open.pingInterval, 'number');
+    assert.equal(typeof raw.open.pingTimeout, 'number');
+    assert.equal(typeof maxPayload, 'number', `open packet: ${JSON.stringify(raw.open)}`);
+    assert.ok(maxPayload >= 1000000 && maxPayload <= 1048576, `maxPayload ${maxPayload} is not 1 MB`);
+
+    const packet = `42${JSON.stringify(['message:send', { channelId: gen, text: 'q'.repeat(maxPayload + 100000), nonce: randomUUID() }])}`;
+    raw.ws.send(packet);
+    const closed = await Promise.race([raw.closed, sleep(5000).then(() => null)]);
+    assert.ok(closed, 'the connection stayed open after an oversized frame');
+
+    assertSent(await send(other, gen, 'after the big frame'));
+    const again = await connect(ctx.url, big.token);
+    assert.equal(again.connected, true);
+  });
+
+  it('flooding gets rate_limited acks for the flooder while another client is unaffected', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token);
+    const sb = await connect(ctx.url, b.token);
+    const gen = await channelId(ctx.url, a.token);
+    const gotB = inbox(sb, gen);
+    await join(sa, gen);
+    await join(sb, gen);
+
+    const flood = Array.from({ length: 200 }, (_, i) => send(sa, gen, `flood ${i}`, randomUUID(), 20000));
+    const normal = (async () => {
+      const out = [];
+      for (let i = 0; i < 5; i += 1) {
+        out.push(await send(sb, gen, `normal ${i}`));
+        await sleep(100);
+      }
+      return out;
+    })();
+    const [acks, normalAcks] = await Promise.all([Promise.all(flood), normal]);
+
+    const ok = acks.filter((r) => r && !r.error);
+    const limited = acks.filter((r) => r && r.error && r.error.code === 'rate_limited');
+    const other = acks.filter((r) => !(r && !r.error) && !(r && r.error && r.error.code === 'rate_limited'));
+    assert.deepEqual(other, [], 'acks that are neither {id,ts} nor rate_limited');
+    assert.ok(limited.length > 0, `no rate_limited ack among 200 rapid sends (${ok.length} succeeded)`);
+    limited.forEach((r) => assertError(r, 'rate_limited'));
+    acks.slice(0, 5).forEach((r, i) => assertSent(r, `flood send #${i}`));
+    ok.forEach((r) => assertSent(r));
+    normalAcks.forEach((r, i) => assertSent(r, `normal send #${i}`));
+
+    // Only the accepted flood messages are delivered.
+    const okIds = new Set(ok.map((r) => r.id));
+    await waitFor(() => gotB.filter((m) => m.authorId === a.user.id).length >= okIds.size, 10000, 'accepted flood messages at B');
+    await sleep(300);
+    const fromA = gotB.filter((m) => m.authorId === a.user.id).map((m) => m.id);
+    assert.equal(fromA.length, okIds.size);
+    assert.deepEqual(new Set(fromA), okIds);
+    assert.equal(sa.connected, true);
+    assert.equal(sb.connected, true);
+  });
+});
+
+describe('connection state recovery', () => {
+  const ctx = useServer('e2e-recovery');
+  const reconnectOpts = {
+    transports: ['websocket'], reconnection: true, reconnectionDelay: 3000, reconnectionDelayMax: 3000, randomizationFactor: 0,
+  };
+
+  it('a client that reconnects within the window gets exactly the messages it missed', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const ch = await createChannel(ctx.url, a.token, `recover-${randomUUID().slice(0, 8)}`);
+    const sa = await connect(ctx.url, a.token, reconnectOpts);
+    const sb = await connect(ctx.url, b.token);
+    assert.equal(typeof sa._pid, 'string', "the server's CONNECT carried no pid: recovery is off");
+    assert.ok(sa._pid.length > 0);
+    const gotA = inbox(sa, ch.id);
+    await join(sa, ch.id);
+    await join(sb, ch.id);
+
+    const before = [];
+    for (let i = 0; i < 3; i += 1) before.push(assertSent(await send(sb, ch.id, `before ${i}`)).id);
+    await waitFor(() => before.every((id) => gotA.some((m) => m.id === id)), 5000, 'A receives the first 3');
+    assert.equal(typeof sa._lastOffset, 'string', 'message events carry no offset argument: recovery is off');
+
+    const pid = sa._pid;
+    const disconnected = once(sa, 'disconnect', 5000);
+    sa.io.engine.close();
+    const [reason] = await disconnected;
+    assert.equal(sa.active, true, `A will not reconnect (reason ${reason})`);
+
+    const missed = [];
+    for (let i = 0; i < 5; i += 1) missed.push(assertSent(await send(sb, ch.id, `missed ${i}`)).id);
+    assert.equal(sa.connected, false, 'A reconnected before B finished sending; the test proves nothing');
+
+    await once(sa, 'connect', 15000);
+    assert.equal(sa.recovered, true, 'A was not recovered');
+    assert.equal(sa._pid, pid);
+    await waitFor(() => missed.every((id) => gotA.some((m) => m.id === id)), 5000, 'A receives the 5 missed messages');
+    await sleep(500); // catch duplicates
+    const ids = gotA.map((m) => m.id);
+    assert.deepEqual(ids.slice().sort(), [...before, ...missed].sort(), `A got ${JSON.stringify(gotA.map((m) => m.text))}`);
+    assert.equal(new Set(ids).size, ids.length, 'duplicates');
+    assert.deepEqual(gotA.filter((m) => missed.includes(m.id)).map((m) => m.text).sort(), [0, 1, 2, 3, 4].map((i) => `missed ${i}`));
+
+    // The recovered session is still in the channel, without joining again.
+    const later = assertSent(await send(sb, ch.id, 'after recovery')).id;
+    await waitFor(() => gotA.some((m) => m.id === later), 5000, 'A receives a new message after recovery');
+  });
+
+  it('a client that reconnects with an unknown pid is not recovered', T, async () => {
+    const a = await newUser(ctx.url);
+    const sa = await connect(ctx.url, a.token, { ...reconnectOpts, reconnectionDelay: 300, reconnectionDelayMax: 300 });
+    assert.equal(typeof sa._pid, 'string', "the server's CONNECT carried no pid: recovery is off");
+    const bogus = `unknown-${randomUUID()}`;
+    sa._pid = bogus;
+    sa._lastOffset = `unknown-${randomUUID()}`;
+    const disconnected = once(sa, 'disconnect', 5000);
+    sa.io.engine.close();
+    await disconnected;
+    await once(sa, 'connect', 10000);
+    assert.equal(sa.recovered, false);
+    assert.equal(typeof sa._pid, 'string');
+    assert.notEqual(sa._pid, bogus);
+    // a fresh session: it works once it joins again
+    const gen = await channelId(ctx.url, a.token);
+    await join(sa, gen);
+    assertSent(await send(sa, gen, 'fresh session'));
+  });
+});
+
+describe('health and metrics', () => {
+  const ctx = useServer('e2e-health');
+
+  it('GET /health reports a healthy standalone node', T, async () => {
+    const r = await fetch(`${ctx.url}/health`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') || '', /application\/json/);
+    const h = await r.json();
+    assert.equal(h.status, 'healthy');
+    assert.equal(h.serverId, ctx.serverId);
+    assert.equal(typeof h.uptime, 'number');
+    assert.ok(h.uptime >= 0);
+    assert.equal(typeof h.timestamp, 'string');
+    assert.ok(!Number.isNaN(Date.parse(h.timestamp)), `timestamp ${h.timestamp}`);
+    assert.ok(Math.abs(Date.parse(h.timestamp) - Date.now()) < 60000, `timestamp ${h.timestamp} is not now`);
+    assert.equal(h.batchWriterLeader, true);
+    assert.equal(h.mode, 'standalone');
+    assert.equal(h.services && h.services.database, true, JSON.stringify(h));
+    assert.equal(h.services.socketio, true, JSON.stringify(h));
+    assert.notEqual(h.services.redis, true, 'standalone claims Redis is up');
+    assert.notEqual(h.services.kafka, true, 'standalone claims Kafka is up');
+  });
+
+  it('GET /metrics serves Prometheus text with quibly_ metrics', T, async () => {
+    const u = await newUser(ctx.url);
+    await connect(ctx.url, u.token); // some activity
+    const r = await fetch(`${ctx.url}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') || '', /text\/plain/);
+    const text = await r.text();
+    assert.match(text, /^quibly_[a-z0-9_]+(\{[^}]*\})? [0-9.eE+-]+$/m, 'no quibly_ sample line');
+    assert.match(text, /^# TYPE quibly_/m);
+  });
+});
+
+describe('origin checks', () => {
+  const ctx = useServer('e2e-origin');
+
+  it('a websocket upgrade from a foreign Origin is rejected', T, async () => {
+    const r = await rawEngine(ctx.url, { headers: { Origin: 'http://evil.example' } });
+    assert.equal(r.open, null, `a foreign origin got an open packet: ${JSON.stringify(r.open)}`);
+    // long-polling must not grant the foreign origin CORS access either
+    const p = await fetch(`${ctx.url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'http://evil.example' } });
+    await p.arrayBuffer();
+    const acao = p.headers.get('access-control-allow-origin');
+    assert.ok(p.status >= 400 || (acao !== 'http://evil.example' && acao !== '*'), `polling: ${p.status}, ACAO ${acao}`);
+  });
+
+  it("a websocket upgrade from the server's own origin (or none) is accepted", T, async () => {
+    const own = await rawEngine(ctx.url, { headers: { Origin: ctx.url } });
+    assert.ok(own.open, `own origin refused: ${own.status}`);
+    assert.equal(typeof own.open.sid, 'string');
+    const none = await rawEngine(ctx.url);
+    assert.ok(none.open, `no-origin (non-browser) client refused: ${none.status}`);
+  });
+});
+
+describe('origin checks with FRONTEND_URL', () => {
+  const ctx = useServer('e2e-frontend', { FRONTEND_URL: 'http://app.example' });
+
+  it('FRONTEND_URL is an allowed origin and foreign origins stay rejected', T, async () => {
+    const app = await rawEngine(ctx.url, { headers: { Origin: 'http://app.example' } });
+    assert.ok(app.open, `FRONTEND_URL origin refused: ${app.status}`);
+    const own = await rawEngine(ctx.url, { headers: { Origin: ctx.url } });
+    assert.ok(own.open, `own origin refused: ${own.status}`);
+    const evil = await rawEngine(ctx.url, { headers: { Origin: 'http://evil.example' } });
+    assert.equal(evil.open, null, 'a foreign origin got an open packet');
+    // a browser client on FRONTEND_URL starts with long-polling, which needs CORS
+    const p = await fetch(`${ctx.url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'http://app.example' } });
+    await p.arrayBuffer();
+    assert.equal(p.status, 200);
+    assert.equal(p.headers.get('access-control-allow-origin'), 'http://app.example');
+  });
+});
