@@ -13,17 +13,17 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Connections     prometheus.Gauge
-	MessagesTotal   *prometheus.CounterVec // by result: ok, error code
-	SendAckSeconds  prometheus.Histogram
-	Deliveries      prometheus.Counter
-	SlowDropped     prometheus.Counter
-	Recoveries      *prometheus.CounterVec // by result: recovered, expired
-	BatchSize       prometheus.Histogram
-	BatchSeconds    prometheus.Histogram
-	BatchErrors     prometheus.Counter
-	FanoutErrors    prometheus.Counter
-	IsLeader        prometheus.Gauge
+	Connections    prometheus.Gauge
+	MessagesTotal  *prometheus.CounterVec // by result: ok, error code
+	SendAckSeconds prometheus.Histogram
+	Deliveries     prometheus.Counter
+	SlowDropped    prometheus.Counter
+	Recoveries     *prometheus.CounterVec // by result: recovered, expired
+	BatchSize      prometheus.Histogram
+	BatchSeconds   prometheus.Histogram
+	BatchErrors    prometheus.Counter
+	FanoutErrors   prometheus.Counter
+	IsLeader       prometheus.Gauge
 }
 
 // New registers Quibly's collectors plus the Go and process collectors. queueLag
