@@ -28,8 +28,13 @@ const (
 	EventTyping = "typing"
 )
 
-// typingInterval throttles typing events per connection.
-const typingInterval = time.Second
+// Typing events are limited per connection. Clients send one every couple of
+// seconds while typing (and at once after a send), so a burst allowance keeps
+// honest clients unthrottled while a flood is cut to the steady rate.
+const (
+	typingEvery = 500 * time.Millisecond
+	typingBurst = 4
+)
 
 type channelPayload struct {
 	ChannelID string `json:"channelId"`
@@ -144,14 +149,7 @@ func (h *Hub) typing(c *client, args []json.RawMessage) {
 	if decodePayload(args, &p) != nil || !c.inChannel(p.ChannelID) {
 		return // typing has no ack; a bad one is simply not relayed
 	}
-	c.mu.Lock()
-	now := time.Now()
-	throttled := now.Sub(c.lastTyping) < typingInterval
-	if !throttled {
-		c.lastTyping = now
-	}
-	c.mu.Unlock()
-	if throttled {
+	if !c.typingLimit.Allow() {
 		return
 	}
 	data, _ := json.Marshal(map[string]string{"channelId": p.ChannelID, "userId": c.user.ID, "username": c.user.Username})

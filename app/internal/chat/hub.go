@@ -25,6 +25,7 @@ import (
 	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
 	"github.com/quibly/quibly/app/internal/store"
+	"golang.org/x/time/rate"
 )
 
 // Config holds the hub's limits.
@@ -88,6 +89,8 @@ type Hub struct {
 
 	draining atomic.Bool
 	inflight sync.WaitGroup
+	// busOffset is the offset of the last logged bus event delivered here.
+	busOffset atomic.Pointer[string]
 }
 
 var _ socketio.Handler = (*Hub)(nil)
@@ -135,12 +138,15 @@ type client struct {
 	sock *socketio.Socket
 	user model.User
 
-	mu         sync.Mutex
-	channels   map[string]struct{}
-	recovering bool          // live events are held until the replay is sent
-	held       []heldPacket  // events that arrived while recovering
-	replay     []broker.Event
-	lastTyping time.Time
+	mu          sync.Mutex
+	channels    map[string]struct{}
+	recovering  bool         // live events are held until the replay is sent
+	held        []heldPacket // events that arrived while recovering
+	replay      []broker.Event
+	typingLimit *rate.Limiter
+	// since is the bus offset when this session began: a client that has received
+	// no logged event yet presents no offset, and recovers from here instead.
+	since string
 }
 
 type heldPacket struct {
@@ -194,7 +200,8 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	if err != nil {
 		return refuse(apperr.Unauthorized, "invalid or expired token")
 	}
-	c := &client{sock: s, user: user, channels: map[string]struct{}{}}
+	c := &client{sock: s, user: user, channels: map[string]struct{}{},
+		typingLimit: rate.NewLimiter(rate.Every(typingEvery), typingBurst)}
 	s.Data = c
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
@@ -206,8 +213,11 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		if err != nil {
 			h.Log.Warn("session lookup failed", "err", err)
 		}
-		restoring = ok && got.UserID == user.ID && a.Offset != ""
 		sess = got
+		if a.Offset == "" {
+			a.Offset = got.Since
+		}
+		restoring = ok && got.UserID == user.ID && a.Offset != ""
 	}
 	if restoring {
 		// Join first, holding live events, then read the log: nothing published in
@@ -220,7 +230,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		events, err := h.Broker.Since(ctx, a.Offset, sess.Channels)
 		if err == nil {
 			s.ID, s.PID, s.Recovered = sess.SID, a.PID, true
-			c.replay = events
+			c.replay, c.since = events, a.Offset
 			h.Metrics.Recoveries.WithLabelValues("recovered").Inc()
 			return nil
 		}
@@ -236,6 +246,10 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
 	}
 	s.PID = newPID()
+	// Read before register: an event delivered in between is then replayed, not lost.
+	if p := h.busOffset.Load(); p != nil {
+		c.since = *p
+	}
 	h.register(c)
 	return nil
 }
@@ -327,7 +341,7 @@ func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
 	c.mu.Lock()
-	sess := sessions.Session{SID: s.ID, UserID: c.user.ID, Channels: c.channelList()}
+	sess := sessions.Session{SID: s.ID, UserID: c.user.ID, Channels: c.channelList(), Since: c.since}
 	c.mu.Unlock()
 	if s.PID != "" {
 		if err := h.Sessions.Save(ctx, s.PID, sess, h.cfg.RecoveryWindow); err != nil {
@@ -403,6 +417,9 @@ func encodeEvent(ev broker.Event) (string, error) {
 // deliver fans one bus event out to the local clients it concerns. It is called in
 // bus order and never blocks: a client whose queue is full is dropped.
 func (h *Hub) deliver(ev broker.Event) {
+	if ev.Offset != "" {
+		h.busOffset.Store(&ev.Offset)
+	}
 	packet, err := encodeEvent(ev)
 	if err != nil {
 		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)

@@ -17,6 +17,9 @@ type Session struct {
 	SID      string   `json:"sid"`
 	UserID   string   `json:"userId"`
 	Channels []string `json:"channels"`
+	// Since is where to replay from when the client presents no offset (it had
+	// received no logged event before it dropped).
+	Since string `json:"since,omitempty"`
 }
 
 // Ack is the outcome of a send, remembered per (user, nonce).

@@ -555,6 +555,34 @@ describe('connection state recovery', () => {
     await waitFor(() => gotA.some((m) => m.id === later), 5000, 'A receives a new message after recovery');
   });
 
+  it('a client that drops before it received any message still recovers what it missed', T, async () => {
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const ch = await createChannel(ctx.url, a.token, `recover0-${randomUUID().slice(0, 8)}`);
+    const sb = await connect(ctx.url, b.token);
+    await join(sb, ch.id);
+    assertSent(await send(sb, ch.id, 'before A joined')); // gives the bus a position
+    const sa = await connect(ctx.url, a.token, reconnectOpts);
+    const gotA = inbox(sa, ch.id);
+    await join(sa, ch.id);
+    assert.equal(sa._lastOffset, undefined, 'A already has an offset; the test proves nothing');
+
+    const pid = sa._pid;
+    const disconnected = once(sa, 'disconnect', 5000);
+    sa.io.engine.close();
+    await disconnected;
+    const missed = [];
+    for (let i = 0; i < 3; i += 1) missed.push(assertSent(await send(sb, ch.id, `missed ${i}`)).id);
+    assert.equal(sa.connected, false, 'A reconnected before B finished sending; the test proves nothing');
+
+    await once(sa, 'connect', 15000);
+    assert.equal(sa.recovered, true, 'A, which presented a pid but no offset, was not recovered');
+    assert.equal(sa._pid, pid);
+    await waitFor(() => missed.every((id) => gotA.some((m) => m.id === id)), 5000, 'A receives the 3 missed messages');
+    await sleep(300); // catch duplicates
+    assert.deepEqual(gotA.map((m) => m.id).sort(), missed.slice().sort(), `A got ${JSON.stringify(gotA.map((m) => m.text))}`);
+  });
+
   it('a client that reconnects with an unknown pid is not recovered', T, async () => {
     const a = await newUser(ctx.url);
     const sa = await connect(ctx.url, a.token, { ...reconnectOpts, reconnectionDelay: 300, reconnectionDelayMax: 300 });
