@@ -39,3 +39,45 @@ wait_for() {
   done
   say "$what is up"
 }
+
+# port_open HOST PORT succeeds when something accepts TCP connections there.
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# pidfile_pid PIDFILE [MATCH] prints the pid in PIDFILE when that process is alive
+# and, when MATCH is given, its command line contains MATCH (so a stale pid file
+# whose number was reused by someone else's process is never acted on).
+pidfile_pid() {
+  local file=$1 match=${2:-} pid
+  [ -s "$file" ] || return 1
+  pid=$(head -n1 "$file" 2>/dev/null | tr -dc '0-9')
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  if [ -n "$match" ]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$match" || return 1
+  fi
+  echo "$pid"
+}
+
+# stop_pidfile NAME PIDFILE MATCH SECONDS sends SIGTERM to the process of PIDFILE
+# (see pidfile_pid), waits up to SECONDS for it to exit, then SIGKILLs it, and
+# removes the pid file. Does nothing when the process is not running.
+stop_pidfile() {
+  local name=$1 file=$2 match=$3 secs=$4 pid deadline
+  if ! pid=$(pidfile_pid "$file" "$match"); then
+    rm -f "$file"
+    return 0
+  fi
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + secs))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      warn "$name (pid $pid) did not exit within ${secs}s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$file"
+}
