@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -58,4 +59,51 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
+}
+
+// migrationTx is what the shared runner needs from one backend's open transaction.
+// Each backend adapts its own driver and SQL dialect; the rules (order, refusal of a
+// newer schema, all-or-nothing) live once, in migrateTx.
+type migrationTx interface {
+	// ensureTable creates the schema_migrations bookkeeping table when missing.
+	ensureTable(ctx context.Context) error
+	// appliedVersions lists the versions already recorded.
+	appliedVersions(ctx context.Context) ([]int, error)
+	// apply runs one step and records it.
+	apply(ctx context.Context, m migration) error
+}
+
+// migrateTx brings the schema in dir up to date inside tx; the caller commits. The
+// caller also makes sure no other process migrates at the same time.
+func migrateTx(ctx context.Context, tx migrationTx, dir string) error {
+	steps, err := loadMigrations(migrationFS, dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := tx.ensureTable(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	versions, err := tx.appliedVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	latest := 0
+	for _, v := range versions {
+		applied[v] = true
+		latest = max(latest, v)
+	}
+	if known := steps[len(steps)-1].Version; latest > known {
+		// Running an old binary on a newer schema risks writing rows it does not understand.
+		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d); upgrade Quibly", latest, known)
+	}
+	for _, m := range steps {
+		if applied[m.Version] {
+			continue
+		}
+		if err := tx.apply(ctx, m); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }

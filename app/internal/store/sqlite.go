@@ -123,62 +123,58 @@ func cloneValues(v url.Values) url.Values {
 }
 
 // migrate applies every pending step in one transaction, so a crash mid-way leaves
-// the previous schema intact and the next start simply retries.
+// the previous schema intact and the next start simply retries. The single writer
+// connection and BEGIN IMMEDIATE keep two processes from migrating at once.
 func (s *SQLite) migrate(ctx context.Context) error {
-	steps, err := loadMigrations(migrationFS, "migrations/sqlite")
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER NOT NULL PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	applied := map[int]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	latest := 0
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			_ = rows.Close()
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		applied[v] = true
-		latest = max(latest, v)
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if known := steps[len(steps)-1].Version; latest > known {
-		// Running an old binary on a newer schema risks writing rows it does not understand.
-		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d); upgrade Quibly", latest, known)
-	}
-	for _, m := range steps {
-		if applied[m.Version] {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.Name, err)
-		}
+	if err := migrateTx(ctx, sqliteMigrationTx{tx}, "migrations/sqlite"); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
+}
+
+// sqliteMigrationTx adapts a database/sql transaction to the shared migration runner.
+type sqliteMigrationTx struct{ tx *sql.Tx }
+
+func (m sqliteMigrationTx) ensureTable(ctx context.Context) error {
+	_, err := m.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL)`)
+	return err
+}
+
+func (m sqliteMigrationTx) appliedVersions(ctx context.Context) ([]int, error) {
+	rows, err := m.tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (m sqliteMigrationTx) apply(ctx context.Context, step migration) error {
+	if _, err := m.tx.ExecContext(ctx, step.SQL); err != nil {
+		return err
+	}
+	_, err := m.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		step.Version, step.Name, time.Now().UnixMilli())
+	return err
 }
 
 // newID returns a UUIDv7 in canonical text form, so text order is time order.
