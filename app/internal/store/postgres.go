@@ -1,0 +1,564 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/quibly/quibly/app/internal/model"
+)
+
+// PostgresConfig configures the clustered store.
+type PostgresConfig struct {
+	// URL is DATABASE_URL: a postgres:// URL or a key=value string. It may carry a
+	// password, so it never appears in errors or logs; RedactedURL shows what may.
+	URL string
+	// MaxConns caps the pool. 0 keeps pgxpool's default (the larger of 4 and the CPU count).
+	MaxConns int32
+	// ConnectTimeout bounds the first connection and each later dial. 0 means 10 s.
+	ConnectTimeout time.Duration
+	// Schema, when set, holds every table (it becomes the search_path and is created
+	// when missing). Empty uses the server's default search_path. Tests use one per run.
+	Schema string
+}
+
+// defaultPGConnectTimeout is long enough for a database that is still starting, short
+// enough that a wrong DATABASE_URL stops start-up quickly with a clear error.
+const defaultPGConnectTimeout = 10 * time.Second
+
+// migrationLockKey serialises schema migrations of every Quibly node on one database:
+// pg_advisory_xact_lock(migrationLockKey) is held until the migration commits.
+// It is "quibly" in ASCII, so it is unlikely to collide with another application.
+const migrationLockKey int64 = 0x717569626c79
+
+// pgMaxWriteAttempts bounds retries of a batch that lost a deadlock: two writers
+// inserting overlapping batches in different orders can each wait on the other.
+const pgMaxWriteAttempts = 3
+
+// pgMigrateTimeout bounds the migration when the caller's context has no deadline, so
+// a node stuck behind another node's lock fails start-up instead of hanging.
+const pgMigrateTimeout = 5 * time.Minute
+
+// Postgres is the clustered Store on a pgx connection pool.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// NewPostgres connects to cfg.URL, checks that the database answers within
+// cfg.ConnectTimeout and brings the schema up to date. Several nodes may call it at
+// the same time: the migration runs under an advisory lock.
+func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
+	raw := strings.TrimSpace(cfg.URL)
+	if raw == "" {
+		return nil, errors.New("store: DATABASE_URL is empty")
+	}
+	shown := RedactedURL(raw)
+	// Never wrap the parse error: pgx redacts the password only on a best-effort
+	// basis, and the underlying url error quotes the raw string.
+	pcfg, err := pgxpool.ParseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: DATABASE_URL %s is not a valid PostgreSQL URL or key=value string", shown)
+	}
+	if cfg.MaxConns < 0 {
+		return nil, fmt.Errorf("store: postgres max connections must not be negative, got %d", cfg.MaxConns)
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+		pcfg.MinConns = min(pcfg.MinConns, cfg.MaxConns)
+	}
+	timeout := cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultPGConnectTimeout
+	}
+	pcfg.ConnConfig.ConnectTimeout = timeout
+	secret := pcfg.ConnConfig.Password
+	if cfg.Schema != "" {
+		// Runtime parameters are sent with every new connection of the pool.
+		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
+	}
+	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = "quibly"
+	}
+
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: DATABASE_URL %s: %s", shown, scrub(err, secret))
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: cannot connect to DATABASE_URL %s within %s: %s", shown, timeout, scrub(err, secret))
+	}
+	s := &Postgres{pool: pool}
+	if err := s.migrate(ctx, cfg.Schema); err != nil {
+		pool.Close()
+		return nil, errors.New(scrub(err, secret))
+	}
+	return s, nil
+}
+
+// RedactedURL returns DATABASE_URL in a form fit for logs and errors: the password
+// (in the user info or as a password/sslpassword parameter) is replaced by xxxxx.
+// A string that is not a URL is reduced to its host and database, or to a placeholder.
+func RedactedURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "(unparseable URL)"
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.Redacted() // Redacted keeps the xxxxx we set; it never shows a password
+	}
+	// key=value form: keep only settings that cannot be secret.
+	var kept []string
+	for _, f := range strings.Fields(raw) {
+		k, _, ok := strings.Cut(f, "=")
+		switch strings.ToLower(k) {
+		case "host", "port", "dbname", "user", "sslmode":
+			if ok {
+				kept = append(kept, f)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		return "(key=value string)"
+	}
+	return strings.Join(kept, " ")
+}
+
+// scrub returns err's text with the password removed: pgx's errors name the server
+// and user, and a password must not reach a log even if some error quotes it.
+func scrub(err error, secret string) string {
+	msg := err.Error()
+	if secret != "" {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+		if esc := url.QueryEscape(secret); esc != secret {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// migrate applies pending steps in one transaction holding an advisory lock, so three
+// nodes starting at once migrate one after the other and the later ones find nothing
+// to do. A crash mid-way rolls back to the previous schema.
+func (s *Postgres) migrate(ctx context.Context, schema string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pgMigrateTimeout)
+		defer cancel()
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("store: migrate: take lock: %w", err)
+	}
+	if schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("store: migrate: create schema: %w", err)
+		}
+	}
+	if err := migrateTx(ctx, pgMigrationTx{tx}, "migrations/postgres"); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// pgMigrationTx adapts a pgx transaction to the shared migration runner.
+type pgMigrationTx struct{ tx pgx.Tx }
+
+func (m pgMigrationTx) ensureTable(ctx context.Context) error {
+	_, err := m.tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer     NOT NULL PRIMARY KEY,
+		name       text        NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`)
+	return err
+}
+
+func (m pgMigrationTx) appliedVersions(ctx context.Context) ([]int, error) {
+	rows, err := m.tx.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}
+
+func (m pgMigrationTx) apply(ctx context.Context, step migration) error {
+	// Without arguments pgx uses the simple protocol, which runs a multi-statement file.
+	if _, err := m.tx.Exec(ctx, step.SQL); err != nil {
+		return err
+	}
+	_, err := m.tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, step.Version, step.Name)
+	return err
+}
+
+// parseID accepts an id only in the canonical form the store hands out. Ids are plain
+// text in SQLite, where an upper-case spelling names nothing; this keeps it so here.
+func parseID(s string) (uuid.UUID, bool) {
+	u, err := uuid.Parse(s)
+	if err != nil || u.String() != s {
+		return uuid.UUID{}, false
+	}
+	return u, true
+}
+
+// toMS truncates t to the millisecond, the precision both stores keep.
+func toMS(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// pgText makes s storable: PostgreSQL text cannot hold NUL or invalid UTF-8, and a
+// batch must not fail for ever over one odd message. Both become U+FFFD, as Go's JSON
+// decoder already does for invalid UTF-8.
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// CreateUser implements Store.
+func (s *Postgres) CreateUser(ctx context.Context, username, passwordHash string) (model.User, error) {
+	if username == "" || passwordHash == "" {
+		return model.User{}, errors.New("store: create user: username and password hash are required")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return model.User{}, fmt.Errorf("store: new id: %w", err)
+	}
+	u := model.User{ID: id.String(), Username: pgText(username), CreatedAt: nowMS()}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, password_hash, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [16]byte(id), u.Username, pgText(passwordHash), u.CreatedAt)
+	if err != nil {
+		return model.User{}, fmt.Errorf("store: create user: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return model.User{}, ErrConflict
+	}
+	return u, nil
+}
+
+// UserByName implements Store. The match ignores case.
+func (s *Postgres) UserByName(ctx context.Context, username string) (model.User, string, error) {
+	var (
+		u    model.User
+		hash string
+	)
+	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at FROM users
+		WHERE lower(username) = lower($1)`, pgText(username)).Scan(&u.ID, &u.Username, &hash, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.User{}, "", ErrNotFound
+	}
+	if err != nil {
+		return model.User{}, "", fmt.Errorf("store: user by name: %w", err)
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, hash, nil
+}
+
+// CreateChannel implements Store. An empty createdBy records a system channel.
+func (s *Postgres) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
+	if name == "" {
+		return model.Channel{}, errors.New("store: create channel: name is required")
+	}
+	var by *[16]byte
+	if createdBy != "" {
+		u, ok := parseID(createdBy)
+		if !ok {
+			return model.Channel{}, fmt.Errorf("store: create channel: creator %q is not a user id", createdBy)
+		}
+		b := [16]byte(u)
+		by = &b
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: new id: %w", err)
+	}
+	c := model.Channel{ID: id.String(), Name: pgText(name), CreatedBy: createdBy, CreatedAt: nowMS()}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, created_by, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [16]byte(id), c.Name, by, c.CreatedAt)
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return model.Channel{}, ErrConflict
+	}
+	return c, nil
+}
+
+// EnsureChannel implements Store. Two statements, not one: under READ COMMITTED the
+// SELECT takes a new snapshot, so it sees the row of a node that won the race, and
+// the INSERT waits for that node's commit instead of failing.
+func (s *Postgres) EnsureChannel(ctx context.Context, name string) (model.Channel, error) {
+	if name == "" {
+		return model.Channel{}, errors.New("store: ensure channel: name is required")
+	}
+	name = pgText(name)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: new id: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, created_by, created_at)
+		VALUES ($1, $2, NULL, $3) ON CONFLICT (name) DO NOTHING`, [16]byte(id), name, nowMS()); err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE name = $1`, name))
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
+	}
+	return c, nil
+}
+
+const pgChannelCols = `SELECT id, name, COALESCE(created_by::text, ''), created_at FROM channels`
+
+func scanPGChannel(r pgx.Row) (model.Channel, error) {
+	var c model.Channel
+	if err := r.Scan(&c.ID, &c.Name, &c.CreatedBy, &c.CreatedAt); err != nil {
+		return model.Channel{}, err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c, nil
+}
+
+// Channel implements Store.
+func (s *Postgres) Channel(ctx context.Context, id string) (model.Channel, error) {
+	u, ok := parseID(id)
+	if !ok {
+		return model.Channel{}, ErrNotFound
+	}
+	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE id = $1`, [16]byte(u)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Channel{}, ErrNotFound
+	}
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: channel: %w", err)
+	}
+	return c, nil
+}
+
+// Channels implements Store.
+func (s *Postgres) Channels(ctx context.Context) ([]model.Channel, error) {
+	// COLLATE "C" orders by bytes, as SQLite does, whatever the database's locale.
+	rows, err := s.pool.Query(ctx, pgChannelCols+` ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("store: channels: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Channel, error) { return scanPGChannel(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: channels: %w", err)
+	}
+	if out == nil {
+		out = []model.Channel{}
+	}
+	return out, nil
+}
+
+var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at"}
+
+// messageRows validates a batch and converts it to COPY rows, before anything is
+// written. When withOrd is set each row starts with its position in the batch.
+func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
+	if err := validateMessages(msgs); err != nil {
+		return nil, err
+	}
+	rows := make([][]any, len(msgs))
+	for i, m := range msgs {
+		id, ok1 := parseID(m.ID)
+		ch, ok2 := parseID(m.ChannelID)
+		au, ok3 := parseID(m.AuthorID)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("store: write messages: message %d has an id, channel id or author id that is not a canonical UUID", i)
+		}
+		row := make([]any, 0, 8)
+		if withOrd {
+			row = append(row, int32(i))
+		}
+		rows[i] = append(row, [16]byte(id), [16]byte(ch), [16]byte(au),
+			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt))
+	}
+	return rows, nil
+}
+
+// WriteMessages implements Store. The batch is COPYed into a temporary table, then
+// inserted with ON CONFLICT DO NOTHING. Without a conflict target that clause skips a
+// row that clashes on any unique index: the primary key and the (author_id, nonce)
+// index alike, and also a row clashing with one inserted earlier by the same statement,
+// so duplicates inside the batch are fine. Rows go in batch order: the first wins.
+func (s *Postgres) WriteMessages(ctx context.Context, msgs []model.Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	rows, err := messageRows(msgs, true)
+	if err != nil {
+		return 0, err
+	}
+	for attempt := 1; ; attempt++ {
+		n, err := s.writeBatch(ctx, rows)
+		var pgErr *pgconn.PgError
+		if err != nil && attempt < pgMaxWriteAttempts && errors.As(err, &pgErr) &&
+			(pgErr.Code == "40P01" || pgErr.Code == "40001") && ctx.Err() == nil {
+			continue // deadlock_detected or serialization_failure: the transaction rolled back whole
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: write messages: %w", err)
+		}
+		return n, nil
+	}
+}
+
+func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// No constraints on the staging table, so COPY never fails on a duplicate.
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE incoming_messages (
+		ord        integer     NOT NULL,
+		id         uuid        NOT NULL,
+		channel_id uuid        NOT NULL,
+		author_id  uuid        NOT NULL,
+		author     text        NOT NULL,
+		text       text        NOT NULL,
+		nonce      text        NOT NULL,
+		created_at timestamptz NOT NULL) ON COMMIT DROP`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incoming_messages"}, append([]string{"ord"}, messageCopyCols...),
+		pgx.CopyFromRows(rows)); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at)
+		SELECT id, channel_id, author_id, author, text, nonce, created_at FROM incoming_messages ORDER BY ord
+		ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// CopyMessagesRaw COPYs msgs straight into the messages table: no staging table, no
+// duplicate handling (a duplicate fails the whole COPY). It exists only so that a
+// benchmark can compare WriteMessages with the fastest possible load of the same table.
+func (s *Postgres) CopyMessagesRaw(ctx context.Context, msgs []model.Message) (int64, error) {
+	rows, err := messageRows(msgs, false)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"messages"}, messageCopyCols, pgx.CopyFromRows(rows))
+	if err != nil {
+		return 0, fmt.Errorf("store: copy messages: %w", err)
+	}
+	return n, nil
+}
+
+// Messages implements Store.
+func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit int) ([]model.Message, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("store: messages: limit must be positive, got %d", limit)
+	}
+	ch, ok := parseID(channelID)
+	if !ok {
+		return []model.Message{}, nil // not an id the store hands out: no such channel
+	}
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at FROM messages WHERE channel_id = $1`
+	args := []any{[16]byte(ch)}
+	if before != "" {
+		b, ok := parseID(before)
+		if !ok {
+			return nil, fmt.Errorf("store: messages: cursor %q is not a message id", before)
+		}
+		q += ` AND id < $2`
+		args = append(args, [16]byte(b))
+	}
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)+1)
+	args = append(args, limit)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: messages: %w", err)
+	}
+	defer rows.Close()
+	out := make([]model.Message, 0, min(limit, 128))
+	for rows.Next() {
+		var m model.Message
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt); err != nil {
+			return nil, fmt.Errorf("store: messages: %w", err)
+		}
+		m.CreatedAt = m.CreatedAt.UTC()
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: messages: %w", err)
+	}
+	return out, nil
+}
+
+// Ping implements Store: a connection must be acquired and answer.
+func (s *Postgres) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: ping postgres: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store. It waits for acquired connections to be released and is
+// safe to call more than once.
+func (s *Postgres) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// PoolStats is a snapshot of the connection pool, for /metrics.
+type PoolStats struct {
+	MaxConns      int32 // the configured cap
+	TotalConns    int32 // open connections, idle + acquired + being opened
+	IdleConns     int32
+	AcquiredConns int32 // in use by a query or transaction right now
+	// AcquireCount and EmptyAcquireCount are cumulative: the second counts acquires
+	// that found no idle connection and had to wait or dial, a sign the pool is small.
+	AcquireCount      int64
+	EmptyAcquireCount int64
+	AcquireDuration   time.Duration // cumulative time spent acquiring
+}
+
+// Stats returns the current pool statistics.
+func (s *Postgres) Stats() PoolStats {
+	st := s.pool.Stat()
+	return PoolStats{
+		MaxConns:          st.MaxConns(),
+		TotalConns:        st.TotalConns(),
+		IdleConns:         st.IdleConns(),
+		AcquiredConns:     st.AcquiredConns(),
+		AcquireCount:      st.AcquireCount(),
+		EmptyAcquireCount: st.EmptyAcquireCount(),
+		AcquireDuration:   st.AcquireDuration(),
+	}
+}
