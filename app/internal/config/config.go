@@ -41,6 +41,15 @@ type Config struct {
 	KafkaUsername string `mapstructure:"KAFKA_USERNAME"`
 	KafkaPassword string `mapstructure:"KAFKA_PASSWORD"`
 	KafkaTLS      bool   `mapstructure:"KAFKA_TLS"`
+	// RedisCluster talks the Redis cluster protocol (ElastiCache cluster mode).
+	RedisCluster bool `mapstructure:"REDIS_CLUSTER"`
+	// The topic is created at start when missing (brokers don't auto-create).
+	KafkaTopic             string `mapstructure:"KAFKA_TOPIC"`
+	KafkaPartitions        int    `mapstructure:"KAFKA_PARTITIONS"`
+	KafkaReplicationFactor int    `mapstructure:"KAFKA_REPLICATION_FACTOR"`
+	DBMaxConns             int    `mapstructure:"DB_MAX_CONNS"`
+	// LeaderLease is how long a dead batch-writer leader blocks a successor.
+	LeaderLease time.Duration `mapstructure:"LEADER_LEASE"`
 
 	FrontendURL string `mapstructure:"FRONTEND_URL"`
 	JWTSecret   string `mapstructure:"JWT_SECRET"`
@@ -58,21 +67,28 @@ type Config struct {
 }
 
 var defaults = map[string]any{
-	"PORT":              5000,
-	"DATA_DIR":          "data",
-	"LOG_LEVEL":         "info",
-	"REDIS_PORT_NO":     6379,
-	"REDIS_TLS":         false,
-	"KAFKA_TLS":         false,
-	"MAX_MESSAGE_CHARS": 4000,
-	"MAX_PAYLOAD_BYTES": 1_000_000,
-	"MESSAGE_RATE":      10.0,
-	"MESSAGE_BURST":     20,
-	"SEND_QUEUE_SIZE":   256,
-	"PING_INTERVAL":     "25s",
-	"PING_TIMEOUT":      "20s",
-	"RECOVERY_WINDOW":   "2m",
-	"SHUTDOWN_TIMEOUT":  "25s",
+	"PORT":             5000,
+	"DATA_DIR":         "data",
+	"LOG_LEVEL":        "info",
+	"REDIS_PORT_NO":    6379,
+	"REDIS_TLS":        false,
+	"KAFKA_TLS":        false,
+	"REDIS_CLUSTER":    false,
+	"KAFKA_TOPIC":      "quibly.messages",
+	"KAFKA_PARTITIONS": 12,
+	// Capped at start by the brokers present; 3 with min.insync.replicas 2 on MSK.
+	"KAFKA_REPLICATION_FACTOR": 3,
+	"DB_MAX_CONNS":             20,
+	"LEADER_LEASE":             "10s",
+	"MAX_MESSAGE_CHARS":        4000,
+	"MAX_PAYLOAD_BYTES":        1_000_000,
+	"MESSAGE_RATE":             10.0,
+	"MESSAGE_BURST":            20,
+	"SEND_QUEUE_SIZE":          256,
+	"PING_INTERVAL":            "25s",
+	"PING_TIMEOUT":             "20s",
+	"RECOVERY_WINDOW":          "2m",
+	"SHUTDOWN_TIMEOUT":         "25s",
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not
@@ -174,6 +190,18 @@ func (c Config) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("JWT_SECRET", "must be at least 32 characters")
 	}
+	if c.KafkaTopic == "" || strings.ContainsAny(c.KafkaTopic, " /\\,") {
+		bad("KAFKA_TOPIC", "must be a topic name without spaces, slashes or commas, got %q", c.KafkaTopic)
+	}
+	if c.KafkaPartitions < 1 {
+		bad("KAFKA_PARTITIONS", "must be at least 1, got %d", c.KafkaPartitions)
+	}
+	if c.KafkaReplicationFactor < 1 {
+		bad("KAFKA_REPLICATION_FACTOR", "must be at least 1, got %d", c.KafkaReplicationFactor)
+	}
+	if c.DBMaxConns < 2 {
+		bad("DB_MAX_CONNS", "must be at least 2, got %d", c.DBMaxConns)
+	}
 	if c.MaxMessageChars < 1 {
 		bad("MAX_MESSAGE_CHARS", "must be positive, got %d", c.MaxMessageChars)
 	}
@@ -190,7 +218,7 @@ func (c Config) Validate() error {
 		bad("SEND_QUEUE_SIZE", "must be at least 1, got %d", c.SendQueueSize)
 	}
 	for name, d := range map[string]time.Duration{"PING_INTERVAL": c.PingInterval, "PING_TIMEOUT": c.PingTimeout,
-		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout} {
+		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "LEADER_LEASE": c.LeaderLease} {
 		if d <= 0 {
 			bad(name, "must be a positive duration like 25s, got %v", d)
 		}

@@ -39,6 +39,16 @@ func TestLoad(t *testing.T) {
 		{name: "SASL needs both halves", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret, "KAFKA_USERNAME": "u"},
 			wantErr: "KAFKA_USERNAME"},
 		{name: "shutdown above 30s", env: map[string]string{"SHUTDOWN_TIMEOUT": "45s"}, wantErr: "SHUTDOWN_TIMEOUT"},
+		{name: "kafka topic with a slash", env: map[string]string{"KAFKA_TOPIC": "a/b"}, wantErr: "KAFKA_TOPIC"},
+		{name: "zero partitions", env: map[string]string{"KAFKA_PARTITIONS": "0"}, wantErr: "KAFKA_PARTITIONS"},
+		{name: "zero replication", env: map[string]string{"KAFKA_REPLICATION_FACTOR": "0"}, wantErr: "KAFKA_REPLICATION_FACTOR"},
+		{name: "one DB connection", env: map[string]string{"DB_MAX_CONNS": "1"}, wantErr: "DB_MAX_CONNS"},
+		{name: "bad lease", env: map[string]string{"LEADER_LEASE": "0s"}, wantErr: "LEADER_LEASE"},
+		{name: "clustered tuning defaults", check: func(t *testing.T, c Config) {
+			if c.KafkaTopic != "quibly.messages" || c.KafkaPartitions != 12 || c.KafkaReplicationFactor != 3 || c.LeaderLease.Seconds() != 10 {
+				t.Fatalf("unexpected clustered defaults: %+v", c)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
