@@ -117,6 +117,7 @@ func (h *Hub) join(c *client, args []json.RawMessage) any {
 	h.mu.Lock()
 	h.joinLocked(c, p.ChannelID)
 	h.mu.Unlock()
+	h.saveSession(ctx, c, liveSessionTTL)
 	return map[string]bool{"ok": true}
 }
 
@@ -134,6 +135,9 @@ func (h *Hub) leave(c *client, args []json.RawMessage) any {
 	h.mu.Lock()
 	h.leaveLocked(c, p.ChannelID)
 	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
+	h.saveSession(ctx, c, liveSessionTTL)
 	return map[string]bool{"ok": true}
 }
 
@@ -228,13 +232,18 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 	}
 	wire := msg.Wire()
 	data, _ := json.Marshal(wire)
-	if _, err := h.Broker.Publish(ctx, broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}, true); err != nil {
-		// Stored but not fanned out: members will see it in history. The ack stays true.
+	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}
+	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
+	if _, err := h.Broker.Publish(ctx, ev, true); err != nil {
+		// The message is durable, so the ack is true; the fan-out is retried in the
+		// background until the bus is back (members get it live, late, in id order).
 		h.Metrics.FanoutErrors.Inc()
-		h.Log.Error("fan-out failed for a stored message", "id", msg.ID, "err", err)
+		h.Log.Warn("fan-out failed for a stored message; retrying in the background", "id", msg.ID, "err", err)
+		h.queueFanout(pendingFanout{ev: ev, userID: c.user.ID, nonce: p.Nonce, ack: ack, since: time.Now()})
+		return map[string]any{"id": wire.ID, "ts": wire.TS}
 	}
 	if p.Nonce != "" {
-		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, p.Nonce, sessions.Ack{ID: wire.ID, TS: wire.TS}, h.cfg.NonceTTL); err != nil {
+		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, p.Nonce, ack, h.cfg.NonceTTL); err != nil {
 			h.Log.Warn("recording nonce failed", "err", err)
 		}
 	}

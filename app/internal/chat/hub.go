@@ -39,6 +39,7 @@ type Config struct {
 	PresenceGrace      time.Duration // a reconnect within this does not flap presence
 	MaxChannelsPerConn int
 	MaxNonceLen        int
+	PresenceSweep      time.Duration // how often users of dead nodes are looked for
 }
 
 // Validate fills defaults and rejects impossible values.
@@ -60,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxNonceLen <= 0 {
 		c.MaxNonceLen = 128
+	}
+	if c.PresenceSweep <= 0 {
+		c.PresenceSweep = 5 * time.Second
 	}
 	return nil
 }
@@ -90,7 +94,8 @@ type Hub struct {
 	draining atomic.Bool
 	inflight sync.WaitGroup
 	// busOffset is the offset of the last logged bus event delivered here.
-	busOffset atomic.Pointer[string]
+	busOffset   atomic.Pointer[string]
+	fanoutRetry chan pendingFanout
 }
 
 var _ socketio.Handler = (*Hub)(nil)
@@ -112,12 +117,18 @@ func NewHub(cfg Config, deps Deps) (*Hub, error) {
 		members:  map[string]map[*client]struct{}{},
 		limiters: newLimiters(cfg.MessageRate, cfg.MessageBurst),
 		offline:  map[string]*time.Timer{},
+
+		fanoutRetry: make(chan pendingFanout, fanoutRetryQueue),
 	}, nil
 }
 
-// Start subscribes to the broker until ctx ends.
+// Start subscribes to the broker and runs the hub's maintenance until ctx ends.
 func (h *Hub) Start(ctx context.Context) error {
-	return h.Broker.Subscribe(ctx, h.deliver)
+	if err := h.Broker.Subscribe(ctx, h.deliver); err != nil {
+		return err
+	}
+	h.runBackground(ctx)
+	return nil
 }
 
 // Drain stops accepting sends and waits (up to ctx) for the ones in flight.
@@ -304,6 +315,7 @@ func (h *Hub) Connected(s *socketio.Socket) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
 	h.userConnected(ctx, c)
+	h.saveSession(ctx, c, liveSessionTTL)
 	if online, err := h.Presence.Online(ctx); err == nil {
 		for _, u := range online {
 			_ = s.Emit("presence", presenceData(u, "online"))
@@ -340,14 +352,7 @@ func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
 	h.unregister(c)
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
-	c.mu.Lock()
-	sess := sessions.Session{SID: s.ID, UserID: c.user.ID, Channels: c.channelList(), Since: c.since}
-	c.mu.Unlock()
-	if s.PID != "" {
-		if err := h.Sessions.Save(ctx, s.PID, sess, h.cfg.RecoveryWindow); err != nil {
-			h.Log.Warn("saving session for recovery failed", "err", err)
-		}
-	}
+	h.saveSession(ctx, c, h.cfg.RecoveryWindow)
 	h.userDisconnected(ctx, c)
 	h.Log.Debug("client disconnected", "user", c.user.Username, "reason", reason)
 }
