@@ -10,6 +10,16 @@ import (
 	"github.com/quibly/quibly/app/internal/model"
 )
 
+func TestMemoryContract(t *testing.T) {
+	runQueueContract(t, func(t *testing.T) queueUnderTest {
+		q := NewMemory()
+		return queueUnderTest{producer: q, consumer: q,
+			lag:   func(*testing.T) int64 { return q.Lag() },
+			close: closeOnce(func() { _ = q.Close() })}
+	})
+}
+
+// Memory-only: Produce is acked by the store commit, not by the queue.
 func TestMemoryProduceWaitsForCommit(t *testing.T) {
 	q := NewMemory()
 	ctx := context.Background()
@@ -52,6 +62,7 @@ func TestMemoryProduceWaitsForCommit(t *testing.T) {
 	}
 }
 
+// Memory-only: what was accepted before Close is still handed to the writer.
 func TestMemoryCloseDrains(t *testing.T) {
 	q := NewMemory()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
