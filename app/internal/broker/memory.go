@@ -22,9 +22,16 @@ type Memory struct {
 	mu     sync.Mutex
 	seq    uint64
 	log    []logEntry // ascending offsets
-	subs   map[int]func(Event)
+	subs   map[int]memorySub
 	nextID int
 	closed bool
+}
+
+// memorySub is one Subscribe call; its ctx is checked on delivery because the
+// removal from subs happens asynchronously.
+type memorySub struct {
+	ctx context.Context
+	fn  func(Event)
 }
 
 type logEntry struct {
@@ -44,7 +51,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		return nil, errors.New("broker: recovery window must be positive")
 	}
 	epoch := strconv.FormatInt(time.Now().UnixNano(), 36)
-	return &Memory{window: cfg.Window, now: time.Now, epoch: epoch, subs: map[int]func(Event){}}, nil
+	return &Memory{window: cfg.Window, now: time.Now, epoch: epoch, subs: map[int]memorySub{}}, nil
 }
 
 func (m *Memory) formatOffset(seq uint64) string { return m.epoch + "-" + strconv.FormatUint(seq, 10) }
@@ -72,8 +79,10 @@ func (m *Memory) Publish(_ context.Context, ev Event, logged bool) (string, erro
 		m.trim(now)
 		m.log = append(m.log, logEntry{seq: m.seq, at: now, ev: ev})
 	}
-	for _, fn := range m.subs {
-		fn(ev)
+	for _, sub := range m.subs {
+		if sub.ctx.Err() == nil {
+			sub.fn(ev)
+		}
 	}
 	return ev.Offset, nil
 }
@@ -94,7 +103,7 @@ func (m *Memory) Subscribe(ctx context.Context, fn func(Event)) error {
 	m.mu.Lock()
 	id := m.nextID
 	m.nextID++
-	m.subs[id] = fn
+	m.subs[id] = memorySub{ctx: ctx, fn: fn}
 	m.mu.Unlock()
 	go func() {
 		<-ctx.Done()

@@ -1,0 +1,260 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// backend is one broker deployment under test: two nodes on the same bus (the same
+// instance for memory), the window they were built with, and how to let time pass
+// beyond it (a fake clock for memory, a real wait for Redis).
+type backend struct {
+	a, b    Broker
+	window  time.Duration
+	advance func(time.Duration)
+}
+
+// runBrokerContract is the behaviour every Broker must share.
+func runBrokerContract(t *testing.T, newBackend func(t *testing.T) backend) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, be backend)
+	}{
+		{"order and replay", contractOrderAndReplay},
+		{"window expires", contractWindowExpires},
+		{"one order across nodes", contractOneOrder},
+		{"subscription ends with its context", contractSubscriptionEnds},
+		{"closed broker refuses to publish", contractClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })
+	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// collector records what a subscriber saw; wait blocks until it saw n events.
+type collector struct {
+	mu  sync.Mutex
+	got []Event
+	ch  chan struct{}
+}
+
+func newCollector() *collector { return &collector{ch: make(chan struct{}, 1)} }
+
+func (c *collector) add(ev Event) {
+	c.mu.Lock()
+	c.got = append(c.got, ev)
+	c.mu.Unlock()
+	select {
+	case c.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (c *collector) events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+func (c *collector) wait(t *testing.T, n int) []Event {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		if got := c.events(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("waited for %d events, got %d: %v", n, len(c.events()), dataOf(c.events()))
+		}
+	}
+}
+
+func dataOf(evs []Event) []string {
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, string(e.Data))
+	}
+	return out
+}
+
+func msg(channel, data string) Event {
+	return Event{Kind: KindMessage, ChannelID: channel, Data: json.RawMessage(data)}
+}
+
+func mustPublish(t *testing.T, b Broker, ev Event, logged bool) string {
+	t.Helper()
+	off, err := b.Publish(testCtx(t), ev, logged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logged == (off == "") {
+		t.Fatalf("logged=%v publish returned offset %q", logged, off)
+	}
+	return off
+}
+
+func contractOrderAndReplay(t *testing.T, be backend) {
+	m := be.a
+	ctx := testCtx(t)
+	sub := newCollector()
+	if err := m.Subscribe(ctx, sub.add); err != nil {
+		t.Fatal(err)
+	}
+	first := mustPublish(t, m, msg("a", `1`), true)
+	// Ephemeral and logged events travel apart in Redis: wait for each, so the order
+	// seen is the order published.
+	sub.wait(t, 1)
+	mustPublish(t, m, Event{Kind: KindTyping, ChannelID: "a", Data: json.RawMessage(`{}`)}, false)
+	sub.wait(t, 2)
+	mustPublish(t, m, msg("b", `2`), true)
+	mustPublish(t, m, msg("a", `3`), true)
+	got := sub.wait(t, 4)
+	if len(got) != 4 || got[1].Offset != "" || got[0].Offset != first || got[1].Kind != KindTyping {
+		t.Fatalf("subscriber saw %+v", got)
+	}
+	tests := []struct {
+		name     string
+		offset   string
+		channels []string
+		want     []string
+		wantErr  error
+	}{
+		{"after first, channel a", first, []string{"a"}, []string{"3"}, nil},
+		{"after first, both", first, []string{"a", "b"}, []string{"2", "3"}, nil},
+		{"latest", got[3].Offset, []string{"a", "b"}, nil, nil},
+		{"other channel only", first, []string{"c"}, nil, nil},
+		{"foreign offset", "zzz-1", []string{"a"}, nil, ErrOffsetExpired},
+		{"foreign epoch", "zzz:1:1-0", []string{"a"}, nil, ErrOffsetExpired},
+		{"garbage", "nope", []string{"a"}, nil, ErrOffsetExpired},
+		{"empty", "", []string{"a"}, nil, ErrOffsetExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := m.Since(ctx, tt.offset, tt.channels)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err %v want %v", err, tt.wantErr)
+			}
+			if data := dataOf(evs); !slices.Equal(data, tt.want) && len(data)+len(tt.want) > 0 {
+				t.Fatalf("got %v want %v", data, tt.want)
+			}
+			for _, e := range evs {
+				if e.Offset == "" || e.Kind != KindMessage {
+					t.Fatalf("replayed event without offset: %+v", e)
+				}
+			}
+		})
+	}
+	// The replay carries the same offsets the live delivery did.
+	evs, err := m.Since(ctx, first, []string{"a", "b"})
+	if err != nil || len(evs) != 2 || evs[0].Offset != got[2].Offset || evs[1].Offset != got[3].Offset {
+		t.Fatalf("replayed offsets %+v differ from delivered %+v (%v)", evs, got[2:], err)
+	}
+}
+
+func contractWindowExpires(t *testing.T, be backend) {
+	m := be.a
+	ctx := testCtx(t)
+	first := mustPublish(t, m, msg("a", `1`), true)
+	second := mustPublish(t, m, msg("a", `2`), true)
+	be.advance(2 * be.window)
+	third := mustPublish(t, m, msg("a", `3`), true)
+	if _, err := m.Since(ctx, first, []string{"a"}); !errors.Is(err, ErrOffsetExpired) {
+		t.Fatalf("offset older than the window must be expired, got %v", err)
+	}
+	// The event after second is within the window, so second is still covered.
+	if evs, err := m.Since(ctx, second, []string{"a"}); err != nil || !slices.Equal(dataOf(evs), []string{"3"}) {
+		t.Fatalf("offset whose next event is retained: %v %v", dataOf(evs), err)
+	}
+	if evs, err := m.Since(ctx, third, []string{"a"}); err != nil || len(evs) != 0 {
+		t.Fatalf("the newest offset is covered: %v %v", evs, err)
+	}
+}
+
+// contractOneOrder publishes from both nodes at once: every subscriber must see the
+// same sequence, with offsets that only grow.
+func contractOneOrder(t *testing.T, be backend) {
+	ctx := testCtx(t)
+	subA, subB := newCollector(), newCollector()
+	if err := be.a.Subscribe(ctx, subA.add); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.b.Subscribe(ctx, subB.add); err != nil {
+		t.Fatal(err)
+	}
+	const perNode = 50
+	var wg sync.WaitGroup
+	for n, node := range []Broker{be.a, be.b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perNode {
+				if _, err := node.Publish(ctx, msg("a", fmt.Sprintf(`"%d-%d"`, n, i)), true); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	gotA, gotB := subA.wait(t, 2*perNode), subB.wait(t, 2*perNode)
+	if !slices.Equal(dataOf(gotA), dataOf(gotB)) {
+		t.Fatalf("subscribers saw different orders:\n%v\n%v", dataOf(gotA), dataOf(gotB))
+	}
+	for i := range gotA {
+		if gotA[i].Offset != gotB[i].Offset {
+			t.Fatalf("event %d has offsets %q and %q", i, gotA[i].Offset, gotB[i].Offset)
+		}
+	}
+	// The log replays that very order.
+	evs, err := be.a.Since(ctx, gotA[0].Offset, []string{"a"})
+	if err != nil || !slices.Equal(dataOf(evs), dataOf(gotA[1:])) {
+		t.Fatalf("replay %v differs from delivery (%v)", dataOf(evs), err)
+	}
+}
+
+func contractSubscriptionEnds(t *testing.T, be backend) {
+	ctx, cancel := context.WithCancel(testCtx(t))
+	sub := newCollector()
+	if err := be.a.Subscribe(ctx, sub.add); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, be.a, msg("a", `1`), true)
+	sub.wait(t, 1)
+	cancel()
+	// A second, live subscriber proves the later events were published and delivered.
+	live := newCollector()
+	if err := be.a.Subscribe(testCtx(t), live.add); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, be.a, msg("a", `2`), true)
+	mustPublish(t, be.a, msg("a", `3`), true)
+	live.wait(t, 2)
+	if got := sub.events(); len(got) != 1 {
+		t.Fatalf("cancelled subscriber still received %v", dataOf(got))
+	}
+}
+
+func contractClosed(t *testing.T, be backend) {
+	if err := be.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.a.Publish(testCtx(t), msg("a", `1`), true); err == nil {
+		t.Fatal("publish on a closed broker must fail")
+	}
+	if err := be.b.Ping(testCtx(t)); err != nil && be.b != be.a {
+		t.Fatalf("the other node is still up: %v", err)
+	}
+}

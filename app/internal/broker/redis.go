@@ -1,0 +1,549 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/quibly/quibly/app/internal/redisx"
+)
+
+var _ Broker = (*Redis)(nil)
+
+// RedisConfig configures the Redis broker.
+type RedisConfig struct {
+	// KeyPrefix namespaces every key and channel (e.g. "quibly:"); no braces.
+	KeyPrefix string
+	// Window is how long logged events stay replayable (RECOVERY_WINDOW, 2 min).
+	Window time.Duration
+	// MaxLogLength bounds the log by count as well (default 100000 entries):
+	// trimming is approximate (whole stream nodes), so a few more may stay.
+	MaxLogLength int64
+	// ReadBatch is how many log entries one XREAD returns at most (default 512).
+	ReadBatch int64
+	// BlockTime is how long one XREAD waits for new entries (default 1 s). It bounds
+	// how long a cancelled Subscribe (and so Close) waits for its reader: go-redis
+	// does not interrupt a blocked read when its context is cancelled.
+	BlockTime time.Duration
+	// OpTimeout bounds each non-blocking call the broker makes on its own (default 5 s).
+	OpTimeout time.Duration
+	// Log receives reconnects and log losses; slog.Default when nil.
+	Log *slog.Logger
+}
+
+// Redis is the clustered broker. Logged events go to one Redis Stream, which gives
+// every node the same order and is the recovery log at once; each Subscribe reads
+// it with XREAD BLOCK from the last entry it delivered, so a dropped connection or
+// a Redis restart loses nothing still in the stream. Ephemeral events (typing,
+// presence) use sharded pub/sub and may be lost during such a blip.
+//
+// Offsets are "<epoch>:<stream id>". The epoch is a random id kept next to the
+// stream; it is replaced whenever the log may have lost entries (a Redis restart
+// without persistence, a failover that lost a tail), so an offset from before the
+// loss reads as expired instead of silently skipping what was lost.
+//
+// All keys share one hash tag, so the publish script can touch the stream and the
+// epoch atomically in cluster mode; it also means the broker lives on one shard.
+type Redis struct {
+	client redis.UniversalClient
+	cfg    RedisConfig
+	log    *slog.Logger
+
+	streamKey, epochKey, seqKey, pubsubChannel string
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[int]context.CancelFunc
+	nextID int
+	wg     sync.WaitGroup
+}
+
+// NewRedis returns a broker on client. The client is shared: Close leaves it open.
+func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("broker: a Redis client is required")
+	}
+	if err := redisx.ValidPrefix(cfg.KeyPrefix); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if cfg.Window <= 0 {
+		return nil, errors.New("broker: recovery window must be positive")
+	}
+	if cfg.MaxLogLength == 0 {
+		cfg.MaxLogLength = 100_000
+	}
+	if cfg.ReadBatch == 0 {
+		cfg.ReadBatch = 512
+	}
+	if cfg.BlockTime == 0 {
+		cfg.BlockTime = time.Second
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.MaxLogLength < 0 || cfg.ReadBatch < 0 || cfg.BlockTime < 0 || cfg.OpTimeout < 0 {
+		return nil, errors.New("broker: MaxLogLength, ReadBatch, BlockTime and OpTimeout must not be negative")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Redis{
+		client: client, cfg: cfg, log: cfg.Log,
+		streamKey:     redisx.Key(cfg.KeyPrefix, "bus", "log"),
+		epochKey:      redisx.Key(cfg.KeyPrefix, "bus", "epoch"),
+		seqKey:        redisx.Key(cfg.KeyPrefix, "bus", "seq"),
+		pubsubChannel: redisx.Key(cfg.KeyPrefix, "bus", "live"),
+		subs:          map[int]context.CancelFunc{},
+	}, nil
+}
+
+// Stream entry fields: the event as JSON, the epoch it was logged under and its
+// sequence number within that epoch (1, 2, 3, …). The sequence is what makes a gap
+// visible: trimmed or lost entries leave a hole in it.
+const (
+	fieldEvent = "e"
+	fieldEpoch = "p"
+	fieldSeq   = "n"
+)
+
+// publishScript appends one event and trims the log, creating the epoch when the log
+// is new (or was lost). It returns {epoch, id, seq}.
+// KEYS: stream, epoch, seq. ARGV: event json, candidate epoch, max length, window ms.
+var publishScript = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('SET', KEYS[3], 0)
+end
+local n = redis.call('INCR', KEYS[3])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1], 'p', epoch, 'n', n)
+local ms = tonumber(string.match(id, '^(%d+)-'))
+local cut = ms - tonumber(ARGV[4])
+if cut > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(cut))
+end
+return {epoch, id, tostring(n)}
+`)
+
+// rotateScript replaces the epoch if it still is the one the caller saw, so that
+// several nodes noticing the same loss rotate it once.
+// KEYS: epoch. ARGV: epoch seen, new epoch.
+var rotateScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Publish logs (when logged) and delivers ev. A logged publish is one script call;
+// an ephemeral one is one SPUBLISH.
+func (r *Redis) Publish(ctx context.Context, ev Event, logged bool) (string, error) {
+	if r.isClosed() {
+		return "", errors.New("broker: closed")
+	}
+	ev.Offset = ""
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return "", fmt.Errorf("broker: encoding event: %w", err)
+	}
+	if !logged {
+		if err := r.client.SPublish(ctx, r.pubsubChannel, payload).Err(); err != nil {
+			return "", fmt.Errorf("broker: publishing %s event: %w", ev.Kind, err)
+		}
+		return "", nil
+	}
+	res, err := publishScript.Run(ctx, r.client, []string{r.streamKey, r.epochKey, r.seqKey},
+		payload, newEpoch(), r.cfg.MaxLogLength, r.cfg.Window.Milliseconds()).StringSlice()
+	if err != nil {
+		return "", fmt.Errorf("broker: logging %s event: %w", ev.Kind, err)
+	}
+	if len(res) != 3 {
+		return "", fmt.Errorf("broker: publish script returned %d values", len(res))
+	}
+	seq, err := strconv.ParseUint(res[2], 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("broker: publish script returned sequence %q", res[2])
+	}
+	return position{epoch: res[0], seq: seq, id: res[1]}.offset(), nil
+}
+
+// position is where an entry sits in the log; its offset form is "epoch:seq:id".
+type position struct {
+	epoch string
+	seq   uint64
+	id    string
+}
+
+func (p position) offset() string {
+	return p.epoch + ":" + strconv.FormatUint(p.seq, 10) + ":" + p.id
+}
+
+func parseOffset(offset string) (position, bool) {
+	parts := strings.Split(offset, ":")
+	if len(parts) != 3 || parts[0] == "" {
+		return position{}, false
+	}
+	seq, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil || !validStreamID(parts[2]) {
+		return position{}, false
+	}
+	return position{epoch: parts[0], seq: seq, id: parts[2]}, true
+}
+
+func validStreamID(s string) bool {
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		return false
+	}
+	_, err1 := strconv.ParseUint(a, 10, 64)
+	_, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil
+}
+
+// streamIDMillis is the Redis time (ms) at which an entry was added.
+func streamIDMillis(id string) int64 {
+	a, _, _ := strings.Cut(id, "-")
+	ms, _ := strconv.ParseInt(a, 10, 64)
+	return ms
+}
+
+// decodeEntry turns a stream entry into an event carrying its offset.
+func decodeEntry(m redis.XMessage) (Event, position, error) {
+	raw, _ := m.Values[fieldEvent].(string)
+	epoch, _ := m.Values[fieldEpoch].(string)
+	seqStr, _ := m.Values[fieldSeq].(string)
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	if err != nil || epoch == "" {
+		return Event{}, position{}, fmt.Errorf("broker: log entry %s lacks epoch or sequence", m.ID)
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		return Event{}, position{}, fmt.Errorf("broker: log entry %s: %w", m.ID, err)
+	}
+	pos := position{epoch: epoch, seq: seq, id: m.ID}
+	ev.Offset = pos.offset()
+	return ev, pos, nil
+}
+
+// Since pages through the log after offset. The offset is covered when its epoch is
+// the current one and the entries after it carry the next sequence numbers without
+// a hole (none trimmed or lost), the first of them still within the window;
+// otherwise ErrOffsetExpired.
+func (r *Redis) Since(ctx context.Context, offset string, channels []string) ([]Event, error) {
+	after, ok := parseOffset(offset)
+	if !ok {
+		return nil, ErrOffsetExpired
+	}
+	want := make(map[string]bool, len(channels))
+	for _, c := range channels {
+		want[c] = true
+	}
+	var out []Event
+	cursor, wantSeq := after.id, after.seq+1
+	for first := true; ; first = false {
+		var (
+			epochCmd, seqCmd *redis.StringCmd
+			rangeCmd         *redis.XMessageSliceCmd
+			timeCmd          *redis.TimeCmd
+		)
+		// One MULTI, so epoch, sequence and entries describe the same moment.
+		_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			epochCmd = p.Get(ctx, r.epochKey)
+			seqCmd = p.Get(ctx, r.seqKey)
+			rangeCmd = p.XRangeN(ctx, r.streamKey, "("+cursor, "+", r.cfg.ReadBatch)
+			timeCmd = p.Time(ctx)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("broker: reading the recovery log: %w", err)
+		}
+		epoch, err := epochCmd.Result()
+		if errors.Is(err, redis.Nil) || epoch != after.epoch {
+			return nil, ErrOffsetExpired
+		}
+		lastSeq, err := seqCmd.Uint64()
+		if err != nil {
+			return nil, ErrOffsetExpired // epoch without sequence: a damaged log
+		}
+		if lastSeq < after.seq {
+			return nil, ErrOffsetExpired // an offset this log never handed out
+		}
+		entries := rangeCmd.Val()
+		if first && len(entries) == 0 && lastSeq != after.seq {
+			return nil, ErrOffsetExpired // later entries exist but not after this id
+		}
+		if first && len(entries) > 0 {
+			// The memory broker drops entries older than the window; so must we, even
+			// before the lazy trimming of the next publish has removed them.
+			now, _ := timeCmd.Result()
+			if streamIDMillis(entries[0].ID) < now.UnixMilli()-r.cfg.Window.Milliseconds() {
+				return nil, ErrOffsetExpired
+			}
+		}
+		for _, m := range entries {
+			ev, pos, err := decodeEntry(m)
+			if err != nil {
+				return nil, err
+			}
+			if pos.epoch != after.epoch || pos.seq != wantSeq {
+				return nil, ErrOffsetExpired // a hole: trimmed or lost entries
+			}
+			wantSeq++
+			if want[ev.ChannelID] {
+				out = append(out, ev)
+			}
+		}
+		if int64(len(entries)) < r.cfg.ReadBatch {
+			return out, nil
+		}
+		cursor = entries[len(entries)-1].ID
+	}
+}
+
+// Subscribe starts one reader that calls fn for every event until ctx ends or the
+// broker is closed. It returns once the reader's start position is fixed: every
+// event published after Subscribe returns is delivered. The reader survives dropped
+// connections and Redis restarts: it retries with backoff and resumes after the last
+// entry it delivered, so logged events published meanwhile are not missed.
+func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
+	if fn == nil {
+		return errors.New("broker: Subscribe needs a function")
+	}
+	opCtx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	defer cancel()
+	tail, err := r.client.XRevRangeN(opCtx, r.streamKey, "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("broker: subscribing: %w", err)
+	}
+	s := &subscription{r: r, fn: fn, lastID: "0-0"}
+	if len(tail) == 1 {
+		if _, pos, err := decodeEntry(tail[0]); err == nil {
+			s.lastID, s.last = pos.id, pos
+		} else {
+			s.lastID = tail[0].ID
+		}
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		stop()
+		return errors.New("broker: closed")
+	}
+	id := r.nextID
+	r.nextID++
+	r.subs[id] = stop
+	r.mu.Unlock()
+	unregister := func() {
+		r.mu.Lock()
+		delete(r.subs, id)
+		r.mu.Unlock()
+	}
+
+	// Wait for the SSUBSCRIBE confirmation, so ephemeral events published from now
+	// on arrive.
+	ps := r.client.SSubscribe(ctx, r.pubsubChannel)
+	if _, err := ps.Receive(opCtx); err != nil {
+		_ = ps.Close()
+		stop()
+		unregister()
+		return fmt.Errorf("broker: subscribing to live events: %w", err)
+	}
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		defer unregister()
+		defer stop()
+		s.readLog(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		s.readLive(ctx, ps)
+	}()
+	return nil
+}
+
+// subscription is one Subscribe call: a log reader and a pub/sub reader that take
+// turns calling fn.
+type subscription struct {
+	r  *Redis
+	fn func(Event)
+
+	deliverMu sync.Mutex
+	lastID    string   // stream id to read after
+	last      position // last log entry seen; zero before the first
+}
+
+func (s *subscription) deliver(ctx context.Context, ev Event) bool {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	s.fn(ev)
+	return true
+}
+
+// readLog is the delivery loop: one XREAD BLOCK at a time, up to ReadBatch entries
+// each, and no other round trip per event.
+func (s *subscription) readLog(ctx context.Context) {
+	r := s.r
+	failures := 0
+	for ctx.Err() == nil {
+		if failures > 0 {
+			if !sleep(ctx, backoff(failures)) {
+				return
+			}
+		}
+		res, err := r.client.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{r.streamKey, s.lastID},
+			Count:   r.cfg.ReadBatch,
+			Block:   r.cfg.BlockTime,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			failures = 0
+			continue // nothing new within BlockTime
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			r.log.Warn("broker: reading the log failed, retrying", "attempt", failures, "err", err)
+			continue
+		}
+		if failures > 0 {
+			r.log.Info("broker: reading the log again", "after", s.lastID)
+			failures = 0
+		}
+		for _, stream := range res {
+			for _, m := range stream.Messages {
+				s.lastID = m.ID
+				ev, pos, err := decodeEntry(m)
+				if err != nil {
+					r.log.Error("broker: skipping an undecodable log entry", "err", err)
+					continue
+				}
+				s.checkSequence(ctx, pos)
+				if !s.deliver(ctx, ev) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// checkSequence compares an entry with the one before it. A new epoch means a new
+// log (Redis lost its data and a publish started over). Within one epoch the
+// sequence must grow by one: if it went back, Redis lost entries this node had
+// already delivered (a failover to a replica that missed them), and the epoch is
+// rotated so that offsets from before can no longer be replayed with a hole; if it
+// jumped ahead, this reader fell behind the trimming and its clients missed events.
+func (s *subscription) checkSequence(ctx context.Context, pos position) {
+	prev := s.last
+	s.last = pos
+	if prev.epoch != pos.epoch || pos.seq == prev.seq+1 {
+		return
+	}
+	r := s.r
+	if pos.seq > prev.seq {
+		r.log.Error("broker: this node fell behind the recovery log and skipped events; raise MaxLogLength",
+			"skipped", pos.seq-prev.seq-1)
+		return
+	}
+	r.log.Warn("broker: the recovery log lost entries (Redis failed over or restarted); invalidating older offsets",
+		"delivered_seq", prev.seq, "now_seq", pos.seq)
+	opCtx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	defer cancel()
+	if err := rotateScript.Run(opCtx, r.client, []string{r.epochKey}, pos.epoch, newEpoch()).Err(); err != nil {
+		r.log.Error("broker: could not rotate the log epoch after a loss", "err", err)
+	}
+}
+
+// readLive delivers ephemeral events. go-redis' PubSub resubscribes by itself after
+// a dropped connection; what was published meanwhile is lost, which is acceptable
+// for typing and presence.
+func (s *subscription) readLive(ctx context.Context, ps *redis.PubSub) {
+	defer ps.Close()
+	ch := ps.Channel(redis.WithChannelSize(1024))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			var ev Event
+			if err := json.Unmarshal([]byte(msg.Payload), &ev); err != nil {
+				s.r.log.Error("broker: skipping an undecodable live event", "err", err)
+				continue
+			}
+			ev.Offset = ""
+			if !s.deliver(ctx, ev) {
+				return
+			}
+		}
+	}
+}
+
+// backoff grows from 100 ms to 5 s with jitter, so restarted Redis is not stormed.
+func backoff(attempt int) time.Duration {
+	d := time.Duration(float64(100*time.Millisecond) * math.Pow(2, float64(min(attempt-1, 6))))
+	d = min(d, 5*time.Second)
+	return d/2 + mrand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Ping reports whether Redis answers.
+func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
+
+func (r *Redis) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Close stops publishing and every subscription, and waits for their readers. The
+// shared client stays open.
+func (r *Redis) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	for _, stop := range r.subs {
+		stop()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
