@@ -93,7 +93,11 @@ func (m *Memory) CompleteNonce(_ context.Context, userID, nonce string, ack Ack,
 func (m *Memory) ReleaseNonce(_ context.Context, userID, nonce string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.nonces, nonceKey(userID, nonce))
+	// Only a pending claim is released: a late release must not erase an ack.
+	k := nonceKey(userID, nonce)
+	if e, ok := m.nonces[k]; ok && e.v == nil {
+		delete(m.nonces, k)
+	}
 	return nil
 }
 

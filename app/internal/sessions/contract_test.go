@@ -1,0 +1,141 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// runStoreContract is the table every Store implementation must pass.
+func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
+	ctx := context.Background()
+	t.Run("session round trip is single use", func(t *testing.T) {
+		want := Session{SID: "sid1", UserID: "u1", Channels: []string{"a", "b"}}
+		if err := s.Save(ctx, "pid1", want, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Take(ctx, "pid1")
+		if err != nil || !ok || got.SID != want.SID || got.UserID != want.UserID || len(got.Channels) != 2 {
+			t.Fatalf("got %+v %v %v", got, ok, err)
+		}
+		if _, ok, _ := s.Take(ctx, "pid1"); ok {
+			t.Fatal("a session must be taken once")
+		}
+	})
+	t.Run("unknown and expired sessions", func(t *testing.T) {
+		if _, ok, err := s.Take(ctx, "nope"); ok || err != nil {
+			t.Fatalf("unknown pid: %v %v", ok, err)
+		}
+		_ = s.Save(ctx, "pid2", Session{SID: "x"}, 200*time.Millisecond)
+		advance(500 * time.Millisecond)
+		if _, ok, _ := s.Take(ctx, "pid2"); ok {
+			t.Fatal("expired session was returned")
+		}
+	})
+	t.Run("nonce lifecycle", func(t *testing.T) {
+		if _, claimed, err := s.ClaimNonce(ctx, "u", "n1", time.Minute); !claimed || err != nil {
+			t.Fatalf("first claim: %v %v", claimed, err)
+		}
+		if _, _, err := s.ClaimNonce(ctx, "u", "n1", time.Minute); !errors.Is(err, ErrInFlight) {
+			t.Fatalf("claim while in flight: %v", err)
+		}
+		if _, claimed, _ := s.ClaimNonce(ctx, "other", "n1", time.Minute); !claimed {
+			t.Fatal("nonces are per user")
+		}
+		_ = s.CompleteNonce(ctx, "u", "n1", Ack{ID: "m1", TS: 5}, time.Minute)
+		prev, claimed, err := s.ClaimNonce(ctx, "u", "n1", time.Minute)
+		if claimed || err != nil || prev.ID != "m1" || prev.TS != 5 {
+			t.Fatalf("retry after completion: %+v %v %v", prev, claimed, err)
+		}
+		_, _, _ = s.ClaimNonce(ctx, "u", "n2", time.Minute)
+		_ = s.ReleaseNonce(ctx, "u", "n2")
+		if _, claimed, _ := s.ClaimNonce(ctx, "u", "n2", time.Minute); !claimed {
+			t.Fatal("a released nonce must be claimable again")
+		}
+	})
+	t.Run("release never erases a completed ack", func(t *testing.T) {
+		_, _, _ = s.ClaimNonce(ctx, "u", "n3", time.Minute)
+		_ = s.CompleteNonce(ctx, "u", "n3", Ack{ID: "m3", TS: 7}, time.Minute)
+		if err := s.ReleaseNonce(ctx, "u", "n3"); err != nil {
+			t.Fatal(err)
+		}
+		if prev, claimed, err := s.ClaimNonce(ctx, "u", "n3", time.Minute); claimed || err != nil || prev.ID != "m3" {
+			t.Fatalf("ack after a late release: %+v %v %v", prev, claimed, err)
+		}
+	})
+	t.Run("nonces expire", func(t *testing.T) {
+		_, _, _ = s.ClaimNonce(ctx, "u", "n4", 200*time.Millisecond)
+		advance(500 * time.Millisecond)
+		if _, claimed, err := s.ClaimNonce(ctx, "u", "n4", time.Minute); !claimed || err != nil {
+			t.Fatalf("an expired claim must be claimable: %v %v", claimed, err)
+		}
+		_ = s.CompleteNonce(ctx, "u", "n4", Ack{ID: "m4"}, 200*time.Millisecond)
+		advance(500 * time.Millisecond)
+		if _, claimed, err := s.ClaimNonce(ctx, "u", "n4", time.Minute); !claimed || err != nil {
+			t.Fatalf("an expired ack must be forgotten: %v %v", claimed, err)
+		}
+	})
+	t.Run("user ids and nonces do not collide", func(t *testing.T) {
+		_, _, _ = s.ClaimNonce(ctx, "a:b", "c", time.Minute)
+		if _, claimed, err := s.ClaimNonce(ctx, "a", "b:c", time.Minute); !claimed || err != nil {
+			t.Fatalf("(a, b:c) is not (a:b, c): %v %v", claimed, err)
+		}
+	})
+	t.Run("concurrent takes: one wins", func(t *testing.T) {
+		_ = s.Save(ctx, "pid3", Session{SID: "s3", UserID: "u3"}, time.Minute)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, ok, err := s.Take(ctx, "pid3"); ok && err == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d takes got the session, want exactly 1", wins.Load())
+		}
+	})
+	t.Run("concurrent claims: one wins, the rest see it in flight", func(t *testing.T) {
+		var claims, inFlight atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, claimed, err := s.ClaimNonce(ctx, "u5", "n5", time.Minute)
+				switch {
+				case claimed && err == nil:
+					claims.Add(1)
+				case errors.Is(err, ErrInFlight):
+					inFlight.Add(1)
+				default:
+					t.Errorf("claim %d: %v %v", i, claimed, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if claims.Load() != 1 || inFlight.Load() != 7 {
+			t.Fatalf("%d claimed, %d in flight; want 1 and 7", claims.Load(), inFlight.Load())
+		}
+	})
+	t.Run("sessions keep every field", func(t *testing.T) {
+		channels := make([]string, 50)
+		for i := range channels {
+			channels[i] = fmt.Sprintf("ch-%d", i)
+		}
+		want := Session{SID: "sid-\u00e9", UserID: "user:with:colons", Channels: channels}
+		_ = s.Save(ctx, "pid4", want, time.Minute)
+		got, ok, err := s.Take(ctx, "pid4")
+		if err != nil || !ok || got.SID != want.SID || got.UserID != want.UserID || fmt.Sprint(got.Channels) != fmt.Sprint(channels) {
+			t.Fatalf("got %+v %v %v", got, ok, err)
+		}
+	})
+}
