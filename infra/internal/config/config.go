@@ -1,0 +1,360 @@
+// Package config reads the stack configuration once into one typed, validated
+// struct. The tier (small, medium, large or any other stack) is data in
+// environments/Pulumi.<stack>.yaml; nothing else in infra/ branches on a stack name.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	pconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+)
+
+// Namespace is the project's config namespace (`quibly:<key>` in a stack file).
+const Namespace = "quibly"
+
+// Keys are the structured config objects a stack file must set, one per concern.
+var Keys = []string{"app", "network", "loadBalancer", "cache", "kafka", "database", "fleet", "alarms"}
+
+// Config is everything the program needs, read once.
+type Config struct {
+	Project      string
+	Stack        string
+	Region       string
+	App          App
+	Network      Network
+	LoadBalancer LoadBalancer
+	Cache        Cache
+	Kafka        Kafka
+	Database     Database
+	Fleet        Fleet
+	Alarms       Alarms
+}
+
+// App is the application the fleet runs.
+type App struct {
+	// Version is the artifact the fleet boots (s3://<bucket>/quibly/<version>/quibly-linux-<arch>).
+	// Kept in an SSM parameter, so changing it never replaces an instance.
+	Version string `json:"version"`
+	// FrontendURL is the browser origin allowed besides the server's own; empty means the ALB URL.
+	FrontendURL string `json:"frontendUrl"`
+	// Port is the port the server listens on (the target group's port).
+	Port int `json:"port"`
+}
+
+// Network is the VPC layout.
+type Network struct {
+	CIDR        string `json:"cidr"`
+	AZCount     int    `json:"azCount"`
+	NATGateways int    `json:"natGateways"`
+}
+
+// LoadBalancer is the ALB in front of the fleet.
+type LoadBalancer struct {
+	// CertificateARN switches on HTTPS:443 and the HTTP→HTTPS redirect.
+	CertificateARN             string `json:"certificateArn"`
+	IdleTimeoutSeconds         int    `json:"idleTimeoutSeconds"`
+	DeregistrationDelaySeconds int    `json:"deregistrationDelaySeconds"`
+	StickinessSeconds          int    `json:"stickinessSeconds"`
+	// PingIntervalSeconds is the app's Engine.IO ping interval; the idle timeout must exceed it.
+	PingIntervalSeconds int `json:"pingIntervalSeconds"`
+	// DrainSeconds is the app's longest SIGTERM drain; the deregistration delay must cover it.
+	DrainSeconds int `json:"drainSeconds"`
+}
+
+// Cache is the ElastiCache Redis replication group.
+type Cache struct {
+	NodeType         string `json:"nodeType"`
+	EngineVersion    string `json:"engineVersion"`
+	ClusterMode      bool   `json:"clusterMode"`
+	Shards           int    `json:"shards"`
+	ReplicasPerShard int    `json:"replicasPerShard"`
+}
+
+// Kafka is the MSK cluster.
+type Kafka struct {
+	Version           string `json:"version"`
+	BrokerType        string `json:"brokerType"`
+	Brokers           int    `json:"brokers"`
+	VolumeGB          int    `json:"volumeGb"`
+	ReplicationFactor int    `json:"replicationFactor"`
+	MinInsyncReplicas int    `json:"minInsyncReplicas"`
+	// Topic and ConsumerGroup name the batch writer's lag metric for the alarm.
+	Topic         string `json:"topic"`
+	ConsumerGroup string `json:"consumerGroup"`
+}
+
+// Database is RDS PostgreSQL or Aurora PostgreSQL, chosen by Engine.
+type Database struct {
+	Engine              string `json:"engine"`
+	EngineVersion       string `json:"engineVersion"`
+	InstanceClass       string `json:"instanceClass"`
+	Instances           int    `json:"instances"`
+	MultiAZ             bool   `json:"multiAz"`
+	StorageGB           int    `json:"storageGb"`
+	BackupRetentionDays int    `json:"backupRetentionDays"`
+	DeletionProtection  bool   `json:"deletionProtection"`
+	// MaxConnections is the engine's max_connections for InstanceClass; the alarm fires near it.
+	MaxConnections int    `json:"maxConnections"`
+	Name           string `json:"name"`
+	Username       string `json:"username"`
+}
+
+// Engines the database component knows.
+const (
+	EnginePostgres = "postgres"
+	EngineAurora   = "aurora-postgresql"
+)
+
+// Fleet is the EC2 instances that run the server.
+type Fleet struct {
+	InstanceType string `json:"instanceType"`
+	Instances    int    `json:"instances"`
+	MaxInstances int    `json:"maxInstances"`
+	// AMI may be an id or resolve:ssm:<public parameter>; the latest image is taken at launch only.
+	AMI       string `json:"ami"`
+	Arch      string `json:"arch"`
+	VolumeGB  int    `json:"volumeGb"`
+	MemoryMax string `json:"memoryMax"`
+}
+
+// Alarms are the guide's alerts.
+type Alarms struct {
+	Email                string  `json:"email"`
+	CPUPercent           float64 `json:"cpuPercent"`
+	HTTP5xxPercent       float64 `json:"http5xxPercent"`
+	KafkaLag             float64 `json:"kafkaLag"`
+	DBConnectionsPercent float64 `json:"dbConnectionsPercent"`
+	RedisMemoryPercent   float64 `json:"redisMemoryPercent"`
+}
+
+// Load reads the config of the running stack. It is the only place config is read.
+func Load(ctx *pulumi.Context) (*Config, error) {
+	c := &Config{Project: ctx.Project(), Stack: ctx.Stack()}
+	c.Region = pconfig.Get(ctx, "aws:region")
+	conf := pconfig.New(ctx, Namespace)
+	targets := map[string]any{
+		"app": &c.App, "network": &c.Network, "loadBalancer": &c.LoadBalancer, "cache": &c.Cache,
+		"kafka": &c.Kafka, "database": &c.Database, "fleet": &c.Fleet, "alarms": &c.Alarms,
+	}
+	var errs []error
+	for _, key := range Keys {
+		raw, err := conf.Try(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%s is not set (see environments/Pulumi.small.yaml for an example)", Namespace, key))
+			continue
+		}
+		if err := decodeStrict(raw, targets[key]); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%s: %w", Namespace, key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeStrict rejects unknown fields so a misspelt setting fails instead of being ignored.
+func decodeStrict(raw string, into any) error {
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("not a valid object: %w", err)
+	}
+	return nil
+}
+
+var (
+	stackName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	ec2Type     = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	memoryLimit = regexp.MustCompile(`^[0-9]+[KMG]$`)
+	appVersion  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// Validate says everything that is wrong, each naming its setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	// Names of the cache, MSK and DB derive from the stack, and those have length and charset limits.
+	if !stackName.MatchString(c.Stack) {
+		bad("stack", "%q must be lower-case letters, digits and '-', at most 20 characters", c.Stack)
+	}
+	if c.Region == "" {
+		bad("aws:region", "is required")
+	}
+
+	a := c.App
+	if !appVersion.MatchString(a.Version) {
+		bad("quibly:app.version", "%q must be a non-empty artifact version (letters, digits, '.', '_', '-')", a.Version)
+	}
+	if a.FrontendURL != "" && !strings.HasPrefix(a.FrontendURL, "https://") && !strings.HasPrefix(a.FrontendURL, "http://") {
+		bad("quibly:app.frontendUrl", "%q must be an http(s) origin", a.FrontendURL)
+	}
+	if a.Port < 1 || a.Port > 65535 {
+		bad("quibly:app.port", "%d is not a port", a.Port)
+	}
+
+	n := c.Network
+	if p, err := netip.ParsePrefix(n.CIDR); err != nil || !p.Addr().Is4() || p.Bits() > 16 {
+		bad("quibly:network.cidr", "%q must be an IPv4 block of /16 or larger", n.CIDR)
+	}
+	if n.AZCount < 2 || n.AZCount > 6 {
+		bad("quibly:network.azCount", "%d must be 2 to 6 (the ALB and a Multi-AZ data tier need two)", n.AZCount)
+	}
+	if n.NATGateways < 1 || n.NATGateways > n.AZCount {
+		bad("quibly:network.natGateways", "%d must be 1 to azCount (%d)", n.NATGateways, n.AZCount)
+	}
+
+	l := c.LoadBalancer
+	if l.PingIntervalSeconds < 1 {
+		bad("quibly:loadBalancer.pingIntervalSeconds", "must be the app's ping interval in seconds")
+	}
+	if l.IdleTimeoutSeconds <= l.PingIntervalSeconds || l.IdleTimeoutSeconds > 4000 {
+		bad("quibly:loadBalancer.idleTimeoutSeconds", "%d must exceed the ping interval (%d s) so idle sockets are not cut, and be at most 4000", l.IdleTimeoutSeconds, l.PingIntervalSeconds)
+	}
+	if l.DrainSeconds < 1 || l.DrainSeconds > 30 {
+		bad("quibly:loadBalancer.drainSeconds", "%d must be the app's drain, 1 to 30 s", l.DrainSeconds)
+	}
+	if l.DeregistrationDelaySeconds < l.DrainSeconds || l.DeregistrationDelaySeconds > 3600 {
+		bad("quibly:loadBalancer.deregistrationDelaySeconds", "%d must cover the app's drain (%d s) and be at most 3600", l.DeregistrationDelaySeconds, l.DrainSeconds)
+	}
+	if l.StickinessSeconds < 1 || l.StickinessSeconds > 604800 {
+		bad("quibly:loadBalancer.stickinessSeconds", "%d must be 1 to 604800", l.StickinessSeconds)
+	}
+	if l.CertificateARN != "" && !strings.HasPrefix(l.CertificateARN, "arn:aws:acm:") {
+		bad("quibly:loadBalancer.certificateArn", "%q must be an ACM certificate ARN", l.CertificateARN)
+	}
+
+	k := c.Cache
+	if !strings.HasPrefix(k.NodeType, "cache.") {
+		bad("quibly:cache.nodeType", "%q must be an ElastiCache node type (cache.…)", k.NodeType)
+	}
+	if k.EngineVersion == "" {
+		bad("quibly:cache.engineVersion", "is required")
+	}
+	if k.Shards < 1 || (!k.ClusterMode && k.Shards != 1) || k.Shards > 500 {
+		bad("quibly:cache.shards", "%d must be 1 without cluster mode, 1 to 500 with it", k.Shards)
+	}
+	if k.ReplicasPerShard < 0 || k.ReplicasPerShard > 5 {
+		bad("quibly:cache.replicasPerShard", "%d must be 0 to 5", k.ReplicasPerShard)
+	}
+	if k.ClusterMode && k.ReplicasPerShard < 1 {
+		bad("quibly:cache.replicasPerShard", "cluster mode needs at least one replica per shard for automatic failover")
+	}
+
+	m := c.Kafka
+	if !strings.HasPrefix(m.Version, "3.9") {
+		bad("quibly:kafka.version", "%q must be 3.9.x, the version the local test broker runs", m.Version)
+	}
+	if !strings.HasPrefix(m.BrokerType, "kafka.") {
+		bad("quibly:kafka.brokerType", "%q must be an MSK broker type (kafka.…)", m.BrokerType)
+	}
+	if m.Brokers < 2 || n.AZCount > 0 && m.Brokers%n.AZCount != 0 {
+		bad("quibly:kafka.brokers", "%d must be at least 2 and a multiple of network.azCount (%d), as MSK spreads brokers evenly", m.Brokers, n.AZCount)
+	}
+	if m.VolumeGB < 1 || m.VolumeGB > 16384 {
+		bad("quibly:kafka.volumeGb", "%d must be 1 to 16384", m.VolumeGB)
+	}
+	if m.ReplicationFactor < 1 || m.ReplicationFactor > m.Brokers {
+		bad("quibly:kafka.replicationFactor", "%d must be 1 to the broker count (%d)", m.ReplicationFactor, m.Brokers)
+	}
+	if m.Brokers >= 3 && (m.ReplicationFactor < 3 || m.MinInsyncReplicas < 2) {
+		bad("quibly:kafka", "with %d brokers replicationFactor must be ≥ 3 and minInsyncReplicas ≥ 2 so an acked message survives a broker", m.Brokers)
+	}
+	if m.MinInsyncReplicas < 1 || m.MinInsyncReplicas > m.ReplicationFactor {
+		bad("quibly:kafka.minInsyncReplicas", "%d must be 1 to replicationFactor (%d)", m.MinInsyncReplicas, m.ReplicationFactor)
+	}
+	if m.Topic == "" || m.ConsumerGroup == "" {
+		bad("quibly:kafka", "topic and consumerGroup are required (the lag alarm watches them)")
+	}
+
+	d := c.Database
+	switch d.Engine {
+	case EnginePostgres:
+		if d.Instances != 1 {
+			bad("quibly:database.instances", "RDS PostgreSQL is one instance (use multiAz for a standby); got %d", d.Instances)
+		}
+		if d.StorageGB < 20 {
+			bad("quibly:database.storageGb", "%d must be at least 20", d.StorageGB)
+		}
+	case EngineAurora:
+		if d.Instances < 1 || d.Instances > 16 {
+			bad("quibly:database.instances", "%d must be 1 to 16 Aurora instances", d.Instances)
+		}
+		if d.MultiAZ {
+			bad("quibly:database.multiAz", "does not apply to Aurora; add instances for readers/failover")
+		}
+	default:
+		bad("quibly:database.engine", "%q must be %q or %q", d.Engine, EnginePostgres, EngineAurora)
+	}
+	if d.EngineVersion == "" {
+		bad("quibly:database.engineVersion", "is required")
+	}
+	if !strings.HasPrefix(d.InstanceClass, "db.") {
+		bad("quibly:database.instanceClass", "%q must be an RDS class (db.…)", d.InstanceClass)
+	}
+	if d.BackupRetentionDays < 7 || d.BackupRetentionDays > 35 {
+		bad("quibly:database.backupRetentionDays", "%d must be 7 to 35", d.BackupRetentionDays)
+	}
+	if d.MaxConnections < 10 {
+		bad("quibly:database.maxConnections", "%d must be the engine's max_connections for %s", d.MaxConnections, d.InstanceClass)
+	}
+	if d.Name == "" || d.Username == "" {
+		bad("quibly:database", "name and username are required")
+	}
+
+	f := c.Fleet
+	if !ec2Type.MatchString(f.InstanceType) {
+		bad("quibly:fleet.instanceType", "%q is not an EC2 instance type", f.InstanceType)
+	}
+	if f.MaxInstances < 1 {
+		bad("quibly:fleet.maxInstances", "must be at least 1")
+	}
+	if f.Instances < 2 || f.Instances > f.MaxInstances {
+		bad("quibly:fleet.instances", "%d must be 2 (a rolling deploy needs a second node) to maxInstances (%d)", f.Instances, f.MaxInstances)
+	}
+	if f.AMI == "" {
+		bad("quibly:fleet.ami", "is required (an AMI id or resolve:ssm:<parameter>)")
+	}
+	if f.Arch != "amd64" && f.Arch != "arm64" {
+		bad("quibly:fleet.arch", "%q must be amd64 or arm64", f.Arch)
+	}
+	if f.VolumeGB < 8 {
+		bad("quibly:fleet.volumeGb", "%d must be at least 8", f.VolumeGB)
+	}
+	if !memoryLimit.MatchString(f.MemoryMax) {
+		bad("quibly:fleet.memoryMax", "%q must be a systemd size like 1G", f.MemoryMax)
+	}
+
+	al := c.Alarms
+	for name, v := range map[string]float64{"cpuPercent": al.CPUPercent, "http5xxPercent": al.HTTP5xxPercent,
+		"dbConnectionsPercent": al.DBConnectionsPercent, "redisMemoryPercent": al.RedisMemoryPercent} {
+		if v <= 0 || v > 100 {
+			bad("quibly:alarms."+name, "%v must be a percentage above 0", v)
+		}
+	}
+	if al.KafkaLag < 1 {
+		bad("quibly:alarms.kafkaLag", "%v must be at least 1 message", al.KafkaLag)
+	}
+	if al.Email != "" && !strings.Contains(al.Email, "@") {
+		bad("quibly:alarms.email", "%q is not an e-mail address", al.Email)
+	}
+	return errors.Join(errs...)
+}
+
+// Name is the prefix of every physical name: quibly-<stack>.
+func (c *Config) Name() string { return c.Project + "-" + c.Stack }
+
+// CacheNodes is how many Redis nodes the replication group has.
+func (c Cache) CacheNodes() int { return c.Shards * (c.ReplicasPerShard + 1) }

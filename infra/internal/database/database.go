@@ -1,0 +1,147 @@
+// Package database is the PostgreSQL store: RDS PostgreSQL or Aurora PostgreSQL,
+// chosen by the stack's `database.engine`. Always private and encrypted, with
+// backups retained and a master password that RDS generates and keeps in Secrets
+// Manager (it is never in Pulumi state or in user data).
+package database
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/rds"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// DatabaseArgs configures the store.
+type DatabaseArgs struct {
+	Identifier          string
+	Engine              string // postgres or aurora-postgresql
+	EngineVersion       string
+	InstanceClass       string
+	Instances           int
+	MultiAZ             bool
+	StorageGB           int
+	BackupRetentionDays int
+	DeletionProtection  bool
+	DBName              string
+	Username            string
+	SubnetIDs           pulumi.StringArrayInput
+	SecurityGroupID     pulumi.StringInput
+	KmsKeyArn           pulumi.StringInput
+	Tags                pulumi.StringMap
+}
+
+// Database exposes the writer endpoint, the managed-password secret and the
+// CloudWatch dimension its metrics carry.
+type Database struct {
+	pulumi.ResourceState
+
+	Host      pulumi.StringOutput
+	Port      int
+	SecretArn pulumi.StringOutput
+	// MetricDimension is DBInstanceIdentifier or DBClusterIdentifier with its value.
+	MetricDimension pulumi.StringMap
+}
+
+// NewDatabase creates the subnet group and the instance or Aurora cluster.
+func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...pulumi.ResourceOption) (*Database, error) {
+	d := &Database{Port: 5432}
+	if err := ctx.RegisterComponentResource("quibly:database:Database", name, d, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(d)
+
+	subnets, err := rds.NewSubnetGroup(ctx, name, &rds.SubnetGroupArgs{
+		Name:      pulumi.String(args.Identifier),
+		SubnetIds: args.SubnetIDs,
+		Tags:      args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	// Without deletion protection (throw-away stacks) a destroy skips the final snapshot.
+	skipFinal := !args.DeletionProtection
+	finalSnapshot := pulumi.Sprintf("%s-final", args.Identifier)
+
+	switch args.Engine {
+	case "aurora-postgresql":
+		cluster, err := rds.NewCluster(ctx, name, &rds.ClusterArgs{
+			ClusterIdentifier:        pulumi.String(args.Identifier),
+			Engine:                   pulumi.String(args.Engine),
+			EngineVersion:            pulumi.String(args.EngineVersion),
+			DatabaseName:             pulumi.String(args.DBName),
+			MasterUsername:           pulumi.String(args.Username),
+			ManageMasterUserPassword: pulumi.Bool(true),
+			MasterUserSecretKmsKeyId: args.KmsKeyArn,
+			StorageEncrypted:         pulumi.Bool(true),
+			KmsKeyId:                 args.KmsKeyArn,
+			BackupRetentionPeriod:    pulumi.Int(args.BackupRetentionDays),
+			DeletionProtection:       pulumi.Bool(args.DeletionProtection),
+			SkipFinalSnapshot:        pulumi.Bool(skipFinal),
+			FinalSnapshotIdentifier:  finalSnapshot,
+			DbSubnetGroupName:        subnets.Name,
+			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
+			CopyTagsToSnapshot:       pulumi.Bool(true),
+			Tags:                     args.Tags,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		for i := 1; i <= args.Instances; i++ {
+			if _, err := rds.NewClusterInstance(ctx, fmt.Sprintf("%s-%d", name, i), &rds.ClusterInstanceArgs{
+				Identifier:         pulumi.Sprintf("%s-%d", args.Identifier, i),
+				ClusterIdentifier:  cluster.ID(),
+				Engine:             pulumi.String(args.Engine),
+				EngineVersion:      pulumi.String(args.EngineVersion),
+				InstanceClass:      pulumi.String(args.InstanceClass),
+				DbSubnetGroupName:  subnets.Name,
+				PubliclyAccessible: pulumi.Bool(false),
+				Tags:               args.Tags,
+			}, parent); err != nil {
+				return nil, err
+			}
+		}
+		d.Host = cluster.Endpoint
+		d.SecretArn = cluster.MasterUserSecrets.Index(pulumi.Int(0)).SecretArn().Elem()
+		d.MetricDimension = pulumi.StringMap{"DBClusterIdentifier": pulumi.String(args.Identifier)}
+	case "postgres":
+		inst, err := rds.NewInstance(ctx, name, &rds.InstanceArgs{
+			Identifier:               pulumi.String(args.Identifier),
+			Engine:                   pulumi.String(args.Engine),
+			EngineVersion:            pulumi.String(args.EngineVersion),
+			InstanceClass:            pulumi.String(args.InstanceClass),
+			AllocatedStorage:         pulumi.Int(args.StorageGB),
+			MaxAllocatedStorage:      pulumi.Int(args.StorageGB * 5), // storage autoscaling headroom
+			StorageType:              pulumi.String("gp3"),
+			StorageEncrypted:         pulumi.Bool(true),
+			KmsKeyId:                 args.KmsKeyArn,
+			DbName:                   pulumi.String(args.DBName),
+			Username:                 pulumi.String(args.Username),
+			ManageMasterUserPassword: pulumi.Bool(true),
+			MasterUserSecretKmsKeyId: args.KmsKeyArn,
+			MultiAz:                  pulumi.Bool(args.MultiAZ),
+			PubliclyAccessible:       pulumi.Bool(false),
+			BackupRetentionPeriod:    pulumi.Int(args.BackupRetentionDays),
+			DeletionProtection:       pulumi.Bool(args.DeletionProtection),
+			SkipFinalSnapshot:        pulumi.Bool(skipFinal),
+			FinalSnapshotIdentifier:  finalSnapshot,
+			DbSubnetGroupName:        subnets.Name,
+			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
+			CopyTagsToSnapshot:       pulumi.Bool(true),
+			AutoMinorVersionUpgrade:  pulumi.Bool(true),
+			Tags:                     args.Tags,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		d.Host = inst.Address
+		d.SecretArn = inst.MasterUserSecrets.Index(pulumi.Int(0)).SecretArn().Elem()
+		d.MetricDimension = pulumi.StringMap{"DBInstanceIdentifier": pulumi.String(args.Identifier)}
+	default:
+		return nil, fmt.Errorf("database.engine %q is neither postgres nor aurora-postgresql", args.Engine)
+	}
+
+	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{"host": d.Host, "secretArn": d.SecretArn}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}

@@ -1,0 +1,115 @@
+// Package kafka is the MSK cluster, the durable message queue. Clients
+// authenticate with SASL/SCRAM over TLS; brokers replicate so that an acked
+// message survives the loss of one broker; topics are created by the app, never
+// implicitly by a typo'd producer.
+package kafka
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/msk"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// KafkaArgs configures the cluster.
+type KafkaArgs struct {
+	ClusterName       string
+	Version           string
+	BrokerType        string
+	Brokers           int
+	VolumeGB          int
+	ReplicationFactor int
+	MinInsyncReplicas int
+	SubnetIDs         pulumi.StringArrayInput
+	SecurityGroupID   pulumi.StringInput
+	KmsKeyArn         pulumi.StringInput
+	ScramSecretArn    pulumi.StringInput
+	Tags              pulumi.StringMap
+}
+
+// Kafka exposes the SASL/SCRAM bootstrap list and the cluster name the alarms watch.
+type Kafka struct {
+	pulumi.ResourceState
+
+	Brokers     pulumi.StringOutput
+	ClusterName pulumi.StringOutput
+}
+
+// ServerProperties is the broker configuration, derived from the stack's data.
+func ServerProperties(a *KafkaArgs) string {
+	props := []string{
+		"auto.create.topics.enable=false",
+		fmt.Sprintf("default.replication.factor=%d", a.ReplicationFactor),
+		fmt.Sprintf("min.insync.replicas=%d", a.MinInsyncReplicas),
+		fmt.Sprintf("offsets.topic.replication.factor=%d", a.ReplicationFactor),
+		fmt.Sprintf("transaction.state.log.replication.factor=%d", a.ReplicationFactor),
+		fmt.Sprintf("transaction.state.log.min.isr=%d", a.MinInsyncReplicas),
+		"unclean.leader.election.enable=false",
+		"num.partitions=6",
+	}
+	return strings.Join(props, "\n") + "\n"
+}
+
+// NewKafka creates the configuration, the cluster and the SCRAM secret association.
+func NewKafka(ctx *pulumi.Context, name string, args *KafkaArgs, opts ...pulumi.ResourceOption) (*Kafka, error) {
+	k := &Kafka{}
+	if err := ctx.RegisterComponentResource("quibly:kafka:Kafka", name, k, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(k)
+
+	conf, err := msk.NewConfiguration(ctx, name, &msk.ConfigurationArgs{
+		Name:             pulumi.String(args.ClusterName),
+		KafkaVersions:    pulumi.StringArray{pulumi.String(args.Version)},
+		ServerProperties: pulumi.String(ServerProperties(args)),
+		Description:      pulumi.String("Quibly brokers"),
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	cluster, err := msk.NewCluster(ctx, name, &msk.ClusterArgs{
+		ClusterName:         pulumi.String(args.ClusterName),
+		KafkaVersion:        pulumi.String(args.Version),
+		NumberOfBrokerNodes: pulumi.Int(args.Brokers),
+		BrokerNodeGroupInfo: &msk.ClusterBrokerNodeGroupInfoArgs{
+			InstanceType:   pulumi.String(args.BrokerType),
+			ClientSubnets:  args.SubnetIDs,
+			SecurityGroups: pulumi.StringArray{args.SecurityGroupID},
+			StorageInfo: &msk.ClusterBrokerNodeGroupInfoStorageInfoArgs{
+				EbsStorageInfo: &msk.ClusterBrokerNodeGroupInfoStorageInfoEbsStorageInfoArgs{VolumeSize: pulumi.Int(args.VolumeGB)},
+			},
+		},
+		ClientAuthentication: &msk.ClusterClientAuthenticationArgs{
+			Sasl:            &msk.ClusterClientAuthenticationSaslArgs{Scram: pulumi.Bool(true)},
+			Unauthenticated: pulumi.Bool(false),
+		},
+		EncryptionInfo: &msk.ClusterEncryptionInfoArgs{
+			EncryptionAtRestKmsKeyArn: args.KmsKeyArn,
+			EncryptionInTransit: &msk.ClusterEncryptionInfoEncryptionInTransitArgs{
+				ClientBroker: pulumi.String("TLS"),
+				InCluster:    pulumi.Bool(true),
+			},
+		},
+		ConfigurationInfo: &msk.ClusterConfigurationInfoArgs{Arn: conf.Arn, Revision: conf.LatestRevision},
+		Tags:              args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	if _, err := msk.NewScramSecretAssociation(ctx, name, &msk.ScramSecretAssociationArgs{
+		ClusterArn:     cluster.Arn,
+		SecretArnLists: pulumi.StringArray{args.ScramSecretArn},
+	}, parent); err != nil {
+		return nil, err
+	}
+
+	k.Brokers = cluster.BootstrapBrokersSaslScram
+	k.ClusterName = cluster.ClusterName
+	if err := ctx.RegisterResourceOutputs(k, pulumi.Map{"brokers": k.Brokers, "clusterName": k.ClusterName}); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -1,0 +1,203 @@
+// Package mocks runs the program with Pulumi's mock engine and records every
+// resource it registers. The tests assert on the record; `make plan` prints it.
+// The mock answers with plausible AWS-shaped outputs (endpoints, ARNs) so the
+// values that flow into user data and alarms look like the real ones.
+package mocks
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
+
+	"github.com/quibly/quibly/infra/internal/config"
+)
+
+// Project is the Pulumi project name (Pulumi.yaml).
+const Project = "quibly"
+
+// Resource is one registered resource as the engine saw it.
+type Resource struct {
+	Type          string
+	Name          string
+	URN           string
+	Parent        string
+	Custom        bool
+	IgnoreChanges []string
+	Inputs        resource.PropertyMap
+}
+
+// Recorder is a pulumi.MockResourceMonitor that keeps what was registered.
+type Recorder struct {
+	mu        sync.Mutex
+	Resources []Resource
+	Region    string
+}
+
+// NewResource records the resource and answers with its inputs plus computed outputs.
+func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	rpc := args.RegisterRPC
+	res := Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Inputs: args.Inputs}
+	if rpc != nil {
+		res.Parent = rpc.GetParent()
+		res.IgnoreChanges = rpc.GetIgnoreChanges()
+		res.URN = rpc.GetParent() + "$" + args.TypeToken + "::" + args.Name
+	}
+	r.mu.Lock()
+	r.Resources = append(r.Resources, res)
+	r.mu.Unlock()
+	if !args.Custom {
+		return args.Name, resource.PropertyMap{}, nil
+	}
+	id, outs := r.outputs(args)
+	return id, outs, nil
+}
+
+// Call answers the invokes the program makes.
+func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	switch args.Token {
+	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		var names []string
+		for _, s := range []string{"a", "b", "c", "d", "e", "f"} {
+			names = append(names, r.region()+s)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": names, "id": r.region()}), nil
+	}
+	return nil, fmt.Errorf("mock: no answer for invoke %s", args.Token)
+}
+
+func (r *Recorder) region() string {
+	if r.Region == "" {
+		return "us-east-1"
+	}
+	return r.Region
+}
+
+func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.PropertyMap) {
+	in := args.Inputs
+	outs := in.Copy()
+	str := func(k string) string {
+		if v, ok := in[resource.PropertyKey(k)]; ok && v.IsString() {
+			return v.StringValue()
+		}
+		return ""
+	}
+	set := func(k string, v any) { outs[resource.PropertyKey(k)] = resource.NewPropertyValue(v) }
+	region, acct := r.region(), "123456789012"
+	id := args.Name + "-id"
+	service := strings.SplitN(strings.TrimPrefix(args.TypeToken, "aws:"), "/", 2)[0]
+	set("arn", fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, region, acct, args.Name))
+
+	switch args.TypeToken {
+	case "aws:lb/loadBalancer:LoadBalancer":
+		set("dnsName", fmt.Sprintf("%s-1234567890.%s.elb.amazonaws.com", str("name"), region))
+		set("arnSuffix", "app/"+str("name")+"/0123456789abcdef")
+	case "aws:lb/targetGroup:TargetGroup":
+		set("arnSuffix", "targetgroup/"+str("name")+"/0123456789abcdef")
+	case "aws:elasticache/replicationGroup:ReplicationGroup":
+		rg := str("replicationGroupId")
+		set("primaryEndpointAddress", "master."+rg+".abc123.use1.cache.amazonaws.com")
+		set("configurationEndpointAddress", "clustercfg."+rg+".abc123.use1.cache.amazonaws.com")
+	case "aws:msk/cluster:Cluster":
+		n := 0
+		if v, ok := in["numberOfBrokerNodes"]; ok && v.IsNumber() {
+			n = int(v.NumberValue())
+		}
+		var brokers []string
+		for i := 1; i <= n; i++ {
+			brokers = append(brokers, fmt.Sprintf("b-%d.%s.abc123.c2.kafka.%s.amazonaws.com:9096", i, str("clusterName"), region))
+		}
+		set("bootstrapBrokersSaslScram", strings.Join(brokers, ","))
+		set("clusterName", str("clusterName"))
+	case "aws:msk/configuration:Configuration":
+		set("latestRevision", 1)
+	case "aws:rds/instance:Instance":
+		host := str("identifier") + ".abc123." + region + ".rds.amazonaws.com"
+		set("address", host)
+		set("endpoint", host+":5432")
+		set("masterUserSecrets", []any{map[string]any{"secretArn": fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:rds!db-%s", region, acct, args.Name)}})
+	case "aws:rds/cluster:Cluster":
+		set("endpoint", str("clusterIdentifier")+".cluster-abc123."+region+".rds.amazonaws.com")
+		set("readerEndpoint", str("clusterIdentifier")+".cluster-ro-abc123."+region+".rds.amazonaws.com")
+		set("masterUserSecrets", []any{map[string]any{"secretArn": fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:rds!cluster-%s", region, acct, args.Name)}})
+	case "aws:s3/bucketV2:BucketV2":
+		set("bucket", str("bucketPrefix")+"20261128")
+		set("arn", "arn:aws:s3:::"+str("bucketPrefix")+"20261128")
+	case "aws:kms/key:Key":
+		set("keyId", "0000-"+args.Name)
+	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile":
+		set("name", str("namePrefix")+"0001")
+	case "aws:ec2/instance:Instance":
+		id = "i-" + strings.ReplaceAll(args.Name, "-", "")
+	case "aws:ssm/parameter:Parameter":
+		set("arn", fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s", region, acct, str("name")))
+	}
+	return id, outs
+}
+
+// ByType returns the recorded custom resources of one type, sorted by name.
+func (r *Recorder) ByType(typ string) []Resource {
+	var out []Resource
+	for _, res := range r.Resources {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// StackFile reads environments/Pulumi.<stack>.yaml into the engine's config map
+// (objects as JSON strings, as the Pulumi CLI passes them), refusing keys the
+// program does not know so a typo in a stack file fails.
+func StackFile(dir, stack string) (map[string]string, error) {
+	path := filepath.Join(dir, "Pulumi."+stack+".yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("stack %q: %w", stack, err)
+	}
+	var file struct {
+		Config map[string]any `yaml:"config"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	known := map[string]bool{"aws:region": true}
+	for _, k := range config.Keys {
+		known[config.Namespace+":"+k] = true
+	}
+	out := map[string]string{}
+	for k, v := range file.Config {
+		if !known[k] {
+			return nil, fmt.Errorf("%s: unknown setting %q", path, k)
+		}
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", path, k, err)
+			}
+			out[k] = string(b)
+		}
+	}
+	return out, nil
+}
+
+// Run executes body under mocks with a stack's config and returns the record.
+func Run(stack string, cfg map[string]string, body pulumi.RunFunc) (*Recorder, error) {
+	rec := &Recorder{Region: cfg["aws:region"]}
+	withConfig := func(info *pulumi.RunInfo) { info.Config = cfg }
+	err := pulumi.RunErr(body, pulumi.WithMocks(Project, stack, rec), withConfig)
+	return rec, err
+}
