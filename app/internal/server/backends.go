@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/config"
@@ -31,7 +32,9 @@ type backends struct {
 	sessions sessions.Store
 	elector  leader.Elector
 	checks   map[string]health.Check
-	closers  []func() error
+	// collectors are the backends' figures for /metrics (pools, clients).
+	collectors []prometheus.Collector
+	closers    []func() error
 }
 
 func (b *backends) close() {
@@ -46,7 +49,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 	case config.Standalone:
 		return openStandalone(ctx, cfg)
 	case config.Clustered:
-		return nil, errors.New("clustered mode (REDIS_STRING, KAFKA_BROKERS, DATABASE_URL) is not available in this build yet; unset them to run standalone")
+		return openClustered(ctx, cfg, log)
 	default:
 		return nil, fmt.Errorf("unknown mode %q", cfg.Mode())
 	}

@@ -45,6 +45,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	m := metrics.New(func() float64 { return float64(be.consumer.Lag()) })
+	m.Registry.MustRegister(be.collectors...)
 	hub, err := chat.NewHub(chat.Config{
 		MaxMessageChars: cfg.MaxMessageChars, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
 		RecoveryWindow: cfg.RecoveryWindow,
