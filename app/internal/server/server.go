@@ -144,14 +144,17 @@ func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
 	}
 	d.eio.Drain()
 	_ = d.be.producer.Close()
-	flushed := make(chan struct{})
-	go func() { d.wg.Wait(); close(flushed) }()
-	select {
-	case <-flushed:
-	case <-deadline.Done():
-		log.Error("the queue was not flushed before the deadline")
-	}
+	// Every acked message is durable by now (in Kafka, or stored in standalone mode),
+	// so the batch writer can stop after its current batch; the next leader resumes
+	// from the committed offsets.
 	d.stopBG()
+	stopped := make(chan struct{})
+	go func() { d.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-deadline.Done():
+		log.Error("the batch writer did not stop before the deadline")
+	}
 	if err := d.be.elector.Resign(context.WithoutCancel(deadline)); err != nil {
 		log.Warn("resigning leadership failed", "err", err)
 	}
