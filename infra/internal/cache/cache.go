@@ -24,8 +24,10 @@ type CacheArgs struct {
 	SubnetIDs          pulumi.StringArrayInput
 	SecurityGroupID    pulumi.StringInput
 	AuthToken          pulumi.StringInput // secret
-	KmsKeyArn          pulumi.StringInput
-	Tags               pulumi.StringMap
+	// PinAuthToken keeps a generated token from being replaced by a new candidate on each run.
+	PinAuthToken bool
+	KmsKeyArn    pulumi.StringInput
+	Tags         pulumi.StringMap
 }
 
 // Cache exposes the endpoint the servers use and the node ids the alarms watch.
@@ -84,9 +86,11 @@ func NewCache(ctx *pulumi.Context, name string, args *CacheArgs, opts ...pulumi.
 		rg.ClusterMode = pulumi.String("disabled")
 		rg.NumCacheClusters = pulumi.Int(1 + args.ReplicasPerShard)
 	}
-	group, err := elasticache.NewReplicationGroup(ctx, name, rg, parent,
-		// The token is generated once (see package secrets); rotating it is a deliberate operation.
-		pulumi.IgnoreChanges([]string{"authToken"}))
+	pin := pulumi.IgnoreChanges(nil)
+	if args.PinAuthToken {
+		pin = pulumi.IgnoreChanges([]string{"authToken"}) // generated once, see package secrets
+	}
+	group, err := elasticache.NewReplicationGroup(ctx, name, rg, parent, pin)
 	if err != nil {
 		return nil, err
 	}

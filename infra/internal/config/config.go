@@ -35,7 +35,21 @@ type Config struct {
 	Database     Database
 	Fleet        Fleet
 	Alarms       Alarms
+	// Secrets are the optional operator-set secrets; empty ones are generated.
+	Secrets Secrets
 }
+
+// Secrets may be set with `pulumi config set --secret quibly:<key>`. A value set
+// here is authoritative (changing it rotates it); an unset one is generated once.
+// Never print this struct.
+type Secrets struct {
+	JWTSecret      string
+	RedisAuthToken string
+	KafkaPassword  string
+}
+
+// SecretKeys are the optional secret settings, by config key.
+var SecretKeys = []string{"jwtSecret", "redisAuthToken", "kafkaPassword"}
 
 // App is the application the fleet runs.
 type App struct {
@@ -153,6 +167,10 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		if err := decodeStrict(raw, targets[key]); err != nil {
 			errs = append(errs, fmt.Errorf("%s:%s: %w", Namespace, key, err))
 		}
+	}
+	for key, into := range map[string]*string{"jwtSecret": &c.Secrets.JWTSecret,
+		"redisAuthToken": &c.Secrets.RedisAuthToken, "kafkaPassword": &c.Secrets.KafkaPassword} {
+		*into = conf.Get(key) // plaintext stays in memory; components wrap it as a Pulumi secret
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -349,6 +367,16 @@ func (c *Config) Validate() error {
 	}
 	if al.Email != "" && !strings.Contains(al.Email, "@") {
 		bad("quibly:alarms.email", "%q is not an e-mail address", al.Email)
+	}
+	sec := c.Secrets
+	if sec.JWTSecret != "" && len(sec.JWTSecret) < 32 {
+		bad("quibly:jwtSecret", "must be at least 32 characters (the value is not shown)")
+	}
+	if t := sec.RedisAuthToken; t != "" && (len(t) < 16 || len(t) > 128 || strings.ContainsAny(t, "@\"/ ")) {
+		bad("quibly:redisAuthToken", "must be 16 to 128 characters without @, \", / or spaces, as ElastiCache requires (the value is not shown)")
+	}
+	if p := sec.KafkaPassword; p != "" && len(p) < 16 {
+		bad("quibly:kafkaPassword", "must be at least 16 characters (the value is not shown)")
 	}
 	return errors.Join(errs...)
 }

@@ -130,6 +130,8 @@ func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.Prope
 	case "aws:s3/bucketV2:BucketV2":
 		set("bucket", str("bucketPrefix")+"20261128")
 		set("arn", "arn:aws:s3:::"+str("bucketPrefix")+"20261128")
+	case "aws:secretsmanager/secret:Secret":
+		set("arn", fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-AbCdEf", region, acct, str("name")))
 	case "aws:kms/key:Key":
 		set("keyId", "0000-"+args.Name)
 	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile":
@@ -172,7 +174,7 @@ func StackFile(dir, stack string) (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	known := map[string]bool{"aws:region": true}
-	for _, k := range config.Keys {
+	for _, k := range append(append([]string{}, config.Keys...), config.SecretKeys...) {
 		known[config.Namespace+":"+k] = true
 	}
 	out := map[string]string{}
@@ -181,6 +183,15 @@ func StackFile(dir, stack string) (map[string]string, error) {
 			return nil, fmt.Errorf("%s: unknown setting %q", path, k)
 		}
 		switch v := v.(type) {
+		case map[string]any:
+			if _, secure := v["secure"]; secure {
+				continue // an encrypted secret: offline runs cannot decrypt it, so it is treated as unset (generated)
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", path, k, err)
+			}
+			out[k] = string(b)
 		case string:
 			out[k] = v
 		default:

@@ -116,7 +116,7 @@ func printComparison(w io.Writer, stack string, lines []cost.Line, total float64
 	fmt.Fprintf(w, "Versus the guide's ~$%.0f/month: %+.0f (%+.0f%%).\n", guide, diff, 100*diff/guide)
 	var why []string
 	if d := listed - guide; d > guide*0.05 {
-		why = append(why, fmt.Sprintf("the listed nodes alone cost $%.0f at today's on-demand prices, $%.0f over the guide's figure", listed, d))
+		why = append(why, fmt.Sprintf("the listed nodes alone cost $%.0f at the table's on-demand prices, $%.0f over the guide's figure", listed, d))
 	} else if d < -guide*0.05 {
 		why = append(why, fmt.Sprintf("the listed nodes cost $%.0f, $%.0f under the guide's figure", listed, -d))
 	}

@@ -90,6 +90,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	}
 	sec, err := secrets.NewSecrets(ctx, "secrets", &secrets.SecretsArgs{
 		Name: name, KafkaUsername: KafkaUsername, RecoveryWindowDays: recovery, Tags: tags,
+		JWTSecret: cfg.Secrets.JWTSecret, RedisAuthToken: cfg.Secrets.RedisAuthToken, KafkaPassword: cfg.Secrets.KafkaPassword,
 	})
 	if err != nil {
 		return nil, err
@@ -107,7 +108,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		ReplicationGroupID: name, NodeType: cfg.Cache.NodeType, EngineVersion: cfg.Cache.EngineVersion,
 		ClusterMode: cfg.Cache.ClusterMode, Shards: cfg.Cache.Shards, ReplicasPerShard: cfg.Cache.ReplicasPerShard,
 		Port: firewall.RedisPort, SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.CacheSG,
-		AuthToken: sec.RedisAuthToken, KmsKeyArn: sec.KeyArn, Tags: tags,
+		AuthToken: sec.RedisAuthToken, PinAuthToken: sec.RedisTokenGenerated, KmsKeyArn: sec.KeyArn, Tags: tags,
 	})
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package secrets owns the customer KMS key and the secrets Quibly generates:
 // the JWT key and Redis auth token (one app secret) and the MSK SCRAM login.
-// Values are generated once, stored only as Pulumi secrets and in Secrets
-// Manager, and read by the servers at start; they never appear in user data.
+// Values come from the stack's secret config or are generated once; they are
+// stored only as Pulumi secrets and in Secrets Manager, and read by the servers
+// at start; they never appear in user data.
 package secrets
 
 import (
@@ -22,7 +23,9 @@ type SecretsArgs struct {
 	KafkaUsername string
 	// RecoveryWindowDays is how long a deleted secret can be restored (0 deletes at once).
 	RecoveryWindowDays int
-	Tags               pulumi.StringMap
+	// Operator-set values (from `pulumi config set --secret`); empty ones are generated.
+	JWTSecret, RedisAuthToken, KafkaPassword string
+	Tags                                     pulumi.StringMap
 }
 
 // Secrets exposes the key, the secret ARNs and, as Pulumi secrets, the values the
@@ -35,12 +38,28 @@ type Secrets struct {
 	KafkaSecretArn pulumi.StringOutput
 	RedisAuthToken pulumi.StringOutput // secret
 	KafkaPassword  pulumi.StringOutput // secret
+	// RedisTokenGenerated says the token must be pinned where it is used too.
+	RedisTokenGenerated bool
 }
 
-// generated marks the properties whose values are produced here: the first `up`
-// stores them, later runs (which generate new candidates) leave them alone, so a
-// secret changes only when an operator rotates it on purpose.
-var generated = pulumi.IgnoreChanges([]string{"secretString"})
+// pinned keeps a generated value: the first `up` stores it, later runs (which
+// generate new candidates) leave it alone. Operator-set values are not pinned, so
+// changing them in the stack config rotates them.
+func pinned(generated bool) pulumi.ResourceOption {
+	if generated {
+		return pulumi.IgnoreChanges([]string{"secretString"})
+	}
+	return pulumi.IgnoreChanges(nil)
+}
+
+// valueOr returns the operator's value, or a generated one and true.
+func valueOr(set string, bytes int) (string, bool, error) {
+	if set != "" {
+		return set, false, nil
+	}
+	v, err := randomHex(bytes)
+	return v, true, err
+}
 
 // NewSecrets creates the key and the two secrets.
 func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pulumi.ResourceOption) (*Secrets, error) {
@@ -67,15 +86,15 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		return nil, err
 	}
 
-	jwt, err := randomHex(32)
+	jwt, jwtGen, err := valueOr(args.JWTSecret, 32)
 	if err != nil {
 		return nil, err
 	}
-	redisToken, err := randomHex(32) // hex: ElastiCache tokens forbid some punctuation
+	redisToken, redisGen, err := valueOr(args.RedisAuthToken, 32) // hex: ElastiCache tokens forbid some punctuation
 	if err != nil {
 		return nil, err
 	}
-	kafkaPassword, err := randomHex(24)
+	kafkaPassword, kafkaGen, err := valueOr(args.KafkaPassword, 24)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +116,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-app", &secretsmanager.SecretVersionArgs{
 		SecretId:     appSecret.ID(),
 		SecretString: pulumi.ToSecret(pulumi.String(string(appJSON))).(pulumi.StringOutput),
-	}, parent, generated); err != nil {
+	}, parent, pinned(jwtGen || redisGen)); err != nil {
 		return nil, err
 	}
 
@@ -119,7 +138,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-kafka", &secretsmanager.SecretVersionArgs{
 		SecretId:     kafkaSecret.ID(),
 		SecretString: pulumi.ToSecret(pulumi.String(string(kafkaJSON))).(pulumi.StringOutput),
-	}, parent, generated); err != nil {
+	}, parent, pinned(kafkaGen)); err != nil {
 		return nil, err
 	}
 
@@ -128,6 +147,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	s.KafkaSecretArn = kafkaSecret.Arn
 	s.RedisAuthToken = pulumi.ToSecret(pulumi.String(redisToken)).(pulumi.StringOutput)
 	s.KafkaPassword = pulumi.ToSecret(pulumi.String(kafkaPassword)).(pulumi.StringOutput)
+	s.RedisTokenGenerated = redisGen
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{
 		"keyArn": s.KeyArn, "appSecretArn": s.AppSecretArn, "kafkaSecretArn": s.KafkaSecretArn,
 	}); err != nil {
