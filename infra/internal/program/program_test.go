@@ -1,0 +1,820 @@
+package program_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/quibly/quibly/infra/internal/config"
+	"github.com/quibly/quibly/infra/internal/mocks"
+	"github.com/quibly/quibly/infra/internal/program"
+)
+
+// envDir is the committed stack files: a typo there fails these tests.
+const envDir = "../../../environments"
+
+// tier is what the issue and the guide fix for each stack.
+type tier struct {
+	stack          string
+	servers        int
+	serverType     string
+	cacheNode      string
+	cacheCluster   bool
+	cacheShards    int
+	cacheNodes     int
+	cacheFailover  bool
+	brokers        int
+	brokerType     string
+	dbEngine       string
+	dbClass        string
+	dbProtected    bool
+	minAZs         int
+	replication    int
+	minInsync      int
+	maxConnections int
+}
+
+var tiers = []tier{
+	{stack: "small", servers: 2, serverType: "t3.small", cacheNode: "cache.t3.micro", cacheShards: 1, cacheNodes: 1,
+		brokers: 2, brokerType: "kafka.t3.small", dbEngine: "postgres", dbClass: "db.t3.small", minAZs: 2,
+		replication: 2, minInsync: 1},
+	{stack: "medium", servers: 3, serverType: "t3.medium", cacheNode: "cache.r6g.large", cacheShards: 1, cacheNodes: 2, cacheFailover: true,
+		brokers: 3, brokerType: "kafka.m5.large", dbEngine: "postgres", dbClass: "db.r6g.large", dbProtected: true, minAZs: 3,
+		replication: 3, minInsync: 2},
+	{stack: "large", servers: 10, serverType: "c6i.xlarge", cacheNode: "cache.r6g.xlarge", cacheCluster: true, cacheShards: 3, cacheNodes: 6, cacheFailover: true,
+		brokers: 3, brokerType: "kafka.m5.2xlarge", dbEngine: "aurora-postgresql", dbClass: "db.r6g.2xlarge", dbProtected: true, minAZs: 3,
+		replication: 3, minInsync: 2},
+}
+
+// plan runs the program under mocks with a stack's committed config, changed by edit.
+func plan(t *testing.T, stack string, edit func(map[string]string)) *mocks.Recorder {
+	t.Helper()
+	cfg, err := mocks.StackFile(envDir, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	rec, err := mocks.Run(stack, cfg, program.Run)
+	if err != nil {
+		t.Fatalf("program failed for %s: %v", stack, err)
+	}
+	return rec
+}
+
+var (
+	recordsMu sync.Mutex
+	records   = map[string]*mocks.Recorder{}
+)
+
+// record plans a committed stack once per test binary.
+func record(t *testing.T, stack string) *mocks.Recorder {
+	recordsMu.Lock()
+	defer recordsMu.Unlock()
+	if r, ok := records[stack]; ok {
+		return r
+	}
+	r := plan(t, stack, nil)
+	records[stack] = r
+	return r
+}
+
+func one(t *testing.T, rec *mocks.Recorder, typ string) mocks.Resource {
+	t.Helper()
+	rs := rec.ByType(typ)
+	if len(rs) != 1 {
+		t.Fatalf("want exactly one %s, got %d", typ, len(rs))
+	}
+	return rs[0]
+}
+
+func str(r mocks.Resource, p ...string) string  { return mocks.Str(r.Inputs, p...) }
+func num(r mocks.Resource, p ...string) float64 { return mocks.Num(r.Inputs, p...) }
+func flag(r mocks.Resource, p ...string) bool   { return mocks.Bool(r.Inputs, p...) }
+func list(r mocks.Resource, p ...string) []string {
+	var out []string
+	for _, v := range mocks.List(r.Inputs, p...) {
+		if v.IsSecret() {
+			v = v.SecretValue().Element
+		}
+		if v.IsString() {
+			out = append(out, v.StringValue())
+		}
+	}
+	return out
+}
+
+func TestTiers(t *testing.T) {
+	for _, tc := range tiers {
+		t.Run(tc.stack, func(t *testing.T) {
+			rec := record(t, tc.stack)
+
+			t.Run("fleet size and type", func(t *testing.T) {
+				insts := rec.ByType("aws:ec2/instance:Instance")
+				if len(insts) != tc.servers {
+					t.Fatalf("instances = %d, want %d", len(insts), tc.servers)
+				}
+				for _, in := range insts {
+					if got := str(in, "instanceType"); got != tc.serverType {
+						t.Errorf("%s type = %s, want %s", in.Name, got, tc.serverType)
+					}
+				}
+				if n := len(rec.ByType("aws:lb/targetGroupAttachment:TargetGroupAttachment")); n != tc.servers {
+					t.Errorf("target group attachments = %d, want %d", n, tc.servers)
+				}
+			})
+
+			t.Run("cache", func(t *testing.T) {
+				rg := one(t, rec, "aws:elasticache/replicationGroup:ReplicationGroup")
+				if got := str(rg, "nodeType"); got != tc.cacheNode {
+					t.Errorf("nodeType = %s, want %s", got, tc.cacheNode)
+				}
+				if got := str(rg, "clusterMode") == "enabled"; got != tc.cacheCluster {
+					t.Errorf("cluster mode = %v, want %v", got, tc.cacheCluster)
+				}
+				nodes := num(rg, "numCacheClusters")
+				if tc.cacheCluster {
+					if got := num(rg, "numNodeGroups"); got != float64(tc.cacheShards) {
+						t.Errorf("shards = %v, want %d", got, tc.cacheShards)
+					}
+					if !strings.Contains(str(rg, "parameterGroupName"), "cluster.on") {
+						t.Errorf("cluster mode needs a cluster.on parameter group, got %q", str(rg, "parameterGroupName"))
+					}
+					nodes = num(rg, "numNodeGroups") * (1 + num(rg, "replicasPerNodeGroup"))
+				}
+				if nodes != float64(tc.cacheNodes) {
+					t.Errorf("cache nodes = %v, want %d", nodes, tc.cacheNodes)
+				}
+				if flag(rg, "automaticFailoverEnabled") != tc.cacheFailover || flag(rg, "multiAzEnabled") != tc.cacheFailover {
+					t.Errorf("failover/multi-AZ = %v/%v, want %v", flag(rg, "automaticFailoverEnabled"), flag(rg, "multiAzEnabled"), tc.cacheFailover)
+				}
+				if !flag(rg, "transitEncryptionEnabled") || !flag(rg, "atRestEncryptionEnabled") {
+					t.Error("Redis must encrypt in transit and at rest")
+				}
+				if v := rg.Inputs["authToken"]; !v.ContainsSecrets() || mocks.Str(rg.Inputs, "authToken") == "" {
+					t.Error("Redis auth token must be set and secret")
+				}
+				if !contains(rg.IgnoreChanges, "authToken") {
+					t.Error("the generated auth token must be pinned with ignoreChanges")
+				}
+			})
+
+			t.Run("kafka", func(t *testing.T) {
+				c := one(t, rec, "aws:msk/cluster:Cluster")
+				if got := num(c, "numberOfBrokerNodes"); got != float64(tc.brokers) {
+					t.Errorf("brokers = %v, want %d", got, tc.brokers)
+				}
+				if got := str(c, "brokerNodeGroupInfo", "instanceType"); got != tc.brokerType {
+					t.Errorf("broker type = %s, want %s", got, tc.brokerType)
+				}
+				if v := str(c, "kafkaVersion"); !strings.HasPrefix(v, "3.9") {
+					t.Errorf("Kafka version %s, want 3.9.x like the local test broker", v)
+				}
+				if !flag(c, "clientAuthentication", "sasl", "scram") || flag(c, "clientAuthentication", "unauthenticated") {
+					t.Error("MSK must require SASL/SCRAM and refuse unauthenticated clients")
+				}
+				if str(c, "encryptionInfo", "encryptionInTransit", "clientBroker") != "TLS" || !flag(c, "encryptionInfo", "encryptionInTransit", "inCluster") {
+					t.Error("MSK must use TLS client-broker and in-cluster")
+				}
+				if str(c, "encryptionInfo", "encryptionAtRestKmsKeyArn") == "" {
+					t.Error("MSK at-rest encryption must use the customer key")
+				}
+				props := serverProperties(t, one(t, rec, "aws:msk/configuration:Configuration"))
+				want := map[string]string{
+					"auto.create.topics.enable":  "false",
+					"default.replication.factor": fmt.Sprint(tc.replication),
+					"min.insync.replicas":        fmt.Sprint(tc.minInsync),
+				}
+				for k, v := range want {
+					if props[k] != v {
+						t.Errorf("server property %s = %q, want %q", k, props[k], v)
+					}
+				}
+				if tc.brokers >= 3 && (props["default.replication.factor"] != "3" || props["min.insync.replicas"] != "2") {
+					t.Error("with 3 brokers: replication factor 3, min ISR 2")
+				}
+				secret := rec.ByType("aws:secretsmanager/secret:Secret")
+				var scram *mocks.Resource
+				for i := range secret {
+					if strings.HasPrefix(str(secret[i], "name"), "AmazonMSK_") {
+						scram = &secret[i]
+					}
+				}
+				if scram == nil || str(*scram, "kmsKeyId") == "" {
+					t.Fatal("MSK needs an AmazonMSK_ secret under a customer KMS key")
+				}
+				one(t, rec, "aws:msk/scramSecretAssociation:ScramSecretAssociation")
+			})
+
+			t.Run("database", func(t *testing.T) {
+				inst, clusters := rec.ByType("aws:rds/instance:Instance"), rec.ByType("aws:rds/cluster:Cluster")
+				var db mocks.Resource
+				switch tc.dbEngine {
+				case "postgres":
+					if len(inst) != 1 || len(clusters) != 0 {
+						t.Fatalf("want one RDS instance and no Aurora cluster, got %d/%d", len(inst), len(clusters))
+					}
+					db = inst[0]
+					if got := str(db, "instanceClass"); got != tc.dbClass {
+						t.Errorf("class = %s, want %s", got, tc.dbClass)
+					}
+					if flag(db, "publiclyAccessible") {
+						t.Error("database must be private")
+					}
+				case "aurora-postgresql":
+					if len(inst) != 0 || len(clusters) != 1 {
+						t.Fatalf("want one Aurora cluster and no RDS instance, got %d/%d", len(clusters), len(inst))
+					}
+					db = clusters[0]
+					members := rec.ByType("aws:rds/clusterInstance:ClusterInstance")
+					if len(members) < 1 {
+						t.Fatal("Aurora cluster without instances")
+					}
+					for _, m := range members {
+						if str(m, "instanceClass") != tc.dbClass || flag(m, "publiclyAccessible") {
+							t.Errorf("%s: class %s public %v, want %s private", m.Name, str(m, "instanceClass"), flag(m, "publiclyAccessible"), tc.dbClass)
+						}
+					}
+				}
+				if got := str(db, "engine"); got != tc.dbEngine {
+					t.Errorf("engine = %s, want %s", got, tc.dbEngine)
+				}
+				if !flag(db, "storageEncrypted") || str(db, "kmsKeyId") == "" {
+					t.Error("database must be encrypted with the customer key")
+				}
+				if num(db, "backupRetentionPeriod") < 7 {
+					t.Errorf("backups retained %v days, want ≥ 7", num(db, "backupRetentionPeriod"))
+				}
+				if !flag(db, "manageMasterUserPassword") || str(db, "password") != "" || str(db, "masterPassword") != "" {
+					t.Error("master password must be managed by RDS, never passed in")
+				}
+				if flag(db, "deletionProtection") != tc.dbProtected {
+					t.Errorf("deletion protection = %v, want %v", flag(db, "deletionProtection"), tc.dbProtected)
+				}
+				sg := one(t, rec, "aws:rds/subnetGroup:SubnetGroup")
+				assertPrivate(t, "db subnet group", list(sg, "subnetIds"))
+			})
+
+			t.Run("network", func(t *testing.T) {
+				azs := map[string]bool{}
+				var public, private int
+				for _, s := range rec.ByType("aws:ec2/subnet:Subnet") {
+					azs[str(s, "availabilityZone")] = true
+					if strings.Contains(s.Name, "-public-") {
+						public++
+					} else if strings.Contains(s.Name, "-private-") {
+						private++
+						if flag(s, "mapPublicIpOnLaunch") {
+							t.Errorf("%s maps public IPs", s.Name)
+						}
+					}
+				}
+				if len(azs) < tc.minAZs || public < 2 || private < 2 || public != private {
+					t.Errorf("AZs %d (want ≥ %d), public %d, private %d", len(azs), tc.minAZs, public, private)
+				}
+				for _, in := range rec.ByType("aws:ec2/instance:Instance") {
+					assertPrivate(t, in.Name, []string{str(in, "subnetId")})
+					if flag(in, "associatePublicIpAddress") {
+						t.Errorf("%s has a public IP", in.Name)
+					}
+				}
+				assertPrivate(t, "cache subnet group", list(one(t, rec, "aws:elasticache/subnetGroup:SubnetGroup"), "subnetIds"))
+				assertPrivate(t, "MSK", list(one(t, rec, "aws:msk/cluster:Cluster"), "brokerNodeGroupInfo", "clientSubnets"))
+				assertPublic(t, "ALB", list(one(t, rec, "aws:lb/loadBalancer:LoadBalancer"), "subnets"))
+			})
+
+			t.Run("alarms", func(t *testing.T) {
+				alarms := map[string]mocks.Resource{}
+				for _, a := range rec.ByType("aws:cloudwatch/metricAlarm:MetricAlarm") {
+					alarms[strings.TrimPrefix(a.Name, "alarms-")] = a
+					if len(list(a, "alarmActions")) == 0 {
+						t.Errorf("%s notifies nobody", a.Name)
+					}
+				}
+				cfg := loadConfig(t, tc.stack)
+				expect := map[string]float64{
+					"unhealthy-targets":  0,
+					"http-5xx-rate":      cfg.Alarms.HTTP5xxPercent,
+					"kafka-consumer-lag": 1000,
+					"db-connections":     float64(cfg.Database.MaxConnections) * 0.8,
+				}
+				for i := 1; i <= tc.servers; i++ {
+					expect[fmt.Sprintf("cpu-server-%d", i)] = 70
+				}
+				redis := 0
+				for name, a := range alarms {
+					if strings.HasPrefix(name, "redis-memory-") {
+						redis++
+						expect[name] = 80
+						if str(a, "metricName") != "DatabaseMemoryUsagePercentage" {
+							t.Errorf("%s watches %s", name, str(a, "metricName"))
+						}
+					}
+				}
+				if redis != tc.cacheNodes {
+					t.Errorf("Redis memory alarms = %d, want one per node (%d)", redis, tc.cacheNodes)
+				}
+				for name, threshold := range expect {
+					a, ok := alarms[name]
+					if !ok {
+						t.Errorf("missing alarm %s", name)
+						continue
+					}
+					if num(a, "threshold") != threshold {
+						t.Errorf("alarm %s threshold = %v, want %v", name, num(a, "threshold"), threshold)
+					}
+				}
+				if len(alarms) != len(expect) {
+					t.Errorf("alarms = %d, want %d", len(alarms), len(expect))
+				}
+			})
+		})
+	}
+}
+
+// TestLoadBalancer checks the guide's ALB settings and the drain-friendly timeouts.
+func TestLoadBalancer(t *testing.T) {
+	for _, tc := range tiers {
+		t.Run(tc.stack, func(t *testing.T) {
+			rec := record(t, tc.stack)
+			tg := one(t, rec, "aws:lb/targetGroup:TargetGroup")
+			checks := []struct {
+				what string
+				got  any
+				want any
+			}{
+				{"port", num(tg, "port"), 5000.0},
+				{"protocol", str(tg, "protocol"), "HTTP"},
+				{"stickiness enabled", flag(tg, "stickiness", "enabled"), true},
+				{"stickiness type", str(tg, "stickiness", "type"), "lb_cookie"},
+				{"stickiness duration", num(tg, "stickiness", "cookieDuration"), 86400.0},
+				{"health path", str(tg, "healthCheck", "path"), "/health"},
+				{"health interval", num(tg, "healthCheck", "interval"), 30.0},
+				{"health timeout", num(tg, "healthCheck", "timeout"), 5.0},
+				{"healthy threshold", num(tg, "healthCheck", "healthyThreshold"), 2.0},
+				{"unhealthy threshold", num(tg, "healthCheck", "unhealthyThreshold"), 3.0},
+				{"health matcher", str(tg, "healthCheck", "matcher"), "200"},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("target group %s = %v, want %v", c.what, c.got, c.want)
+				}
+			}
+			if d := num(tg, "deregistrationDelay"); d < 30 || d > 120 {
+				t.Errorf("deregistration delay %v s must cover the app's 30 s drain without stalling deploys", d)
+			}
+			alb := one(t, rec, "aws:lb/loadBalancer:LoadBalancer")
+			if it := num(alb, "idleTimeout"); it <= 25 {
+				t.Errorf("idle timeout %v s must exceed the 25 s Socket.IO ping interval", it)
+			}
+			if flag(alb, "internal") {
+				t.Error("ALB must be internet-facing")
+			}
+			listeners := rec.ByType("aws:lb/listener:Listener")
+			if len(listeners) != 1 || num(listeners[0], "port") != 80 {
+				t.Fatalf("without a certificate: one HTTP:80 listener, got %d", len(listeners))
+			}
+		})
+	}
+}
+
+// TestHTTPS turns on a certificate: HTTPS:443 forwards, HTTP:80 redirects, 443 opens.
+func TestHTTPS(t *testing.T) {
+	const cert = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+	rec := plan(t, "small", func(c map[string]string) {
+		c["quibly:loadBalancer"] = strings.Replace(c["quibly:loadBalancer"], `"certificateArn":""`, `"certificateArn":"`+cert+`"`, 1)
+	})
+	byPort := map[float64]mocks.Resource{}
+	for _, l := range rec.ByType("aws:lb/listener:Listener") {
+		byPort[num(l, "port")] = l
+	}
+	https, ok := byPort[443]
+	if !ok || str(https, "protocol") != "HTTPS" || str(https, "certificateArn") != cert {
+		t.Fatalf("want an HTTPS:443 listener with the certificate, got %v", byPort)
+	}
+	http := byPort[80]
+	acts := mocks.List(http.Inputs, "defaultActions")
+	if len(acts) != 1 || mocks.Str(acts[0].ObjectValue(), "type") != "redirect" ||
+		mocks.Str(acts[0].ObjectValue(), "redirect", "protocol") != "HTTPS" {
+		t.Errorf("HTTP:80 must redirect to HTTPS, got %v", acts)
+	}
+	found := false
+	for _, r := range rec.ByType("aws:ec2/securityGroupRule:SecurityGroupRule") {
+		if str(r, "type") == "ingress" && num(r, "fromPort") == 443 && strings.HasPrefix(str(r, "securityGroupId"), "firewall-alb") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("443 must be open on the ALB when HTTPS is on")
+	}
+}
+
+// TestSecurityGroups checks the whole graph: internet → ALB → app → data stores.
+func TestSecurityGroups(t *testing.T) {
+	type edge struct{ kind, group, peer string }
+	want := map[edge]float64{
+		{"ingress", "alb", "0.0.0.0/0"}: 80,
+		{"egress", "alb", "app"}:        5000,
+		{"ingress", "app", "alb"}:       5000,
+		{"egress", "app", "cache"}:      6379,
+		{"egress", "app", "kafka"}:      9096,
+		{"egress", "app", "db"}:         5432,
+		{"egress", "app", "0.0.0.0/0"}:  443, // AWS APIs through the NAT
+		{"ingress", "cache", "app"}:     6379,
+		{"ingress", "kafka", "app"}:     9096,
+		{"ingress", "db", "app"}:        5432,
+	}
+	group := func(id string) string { return strings.TrimSuffix(strings.TrimPrefix(id, "firewall-"), "-id") }
+	for _, tc := range tiers {
+		t.Run(tc.stack, func(t *testing.T) {
+			rec := record(t, tc.stack)
+			for _, sg := range rec.ByType("aws:ec2/securityGroup:SecurityGroup") {
+				if len(mocks.List(sg.Inputs, "ingress")) > 0 || len(mocks.List(sg.Inputs, "egress")) > 0 {
+					t.Errorf("%s has inline rules; all rules must be in the firewall graph", sg.Name)
+				}
+			}
+			got := map[edge]float64{}
+			for _, r := range rec.ByType("aws:ec2/securityGroupRule:SecurityGroupRule") {
+				peer := group(str(r, "sourceSecurityGroupId"))
+				if cidrs := list(r, "cidrBlocks"); len(cidrs) > 0 {
+					peer = strings.Join(cidrs, ",")
+				}
+				e := edge{str(r, "type"), group(str(r, "securityGroupId")), peer}
+				if num(r, "fromPort") != num(r, "toPort") || str(r, "protocol") != "tcp" {
+					t.Errorf("%s opens a range or non-TCP: %v-%v/%s", r.Name, num(r, "fromPort"), num(r, "toPort"), str(r, "protocol"))
+				}
+				if strings.Contains(peer, "0.0.0.0/0") && !(e.kind == "ingress" && e.group == "alb") && e != (edge{"egress", "app", "0.0.0.0/0"}) {
+					t.Errorf("%s opens %s to the world", r.Name, e.group)
+				}
+				got[e] = num(r, "fromPort")
+			}
+			for e, port := range want {
+				if got[e] != port {
+					t.Errorf("rule %v: port %v, want %v", e, got[e], port)
+				}
+			}
+			for e := range got {
+				if _, ok := want[e]; !ok {
+					t.Errorf("unexpected rule %v", e)
+				}
+			}
+		})
+	}
+}
+
+// TestServers checks what each server boots with.
+func TestServers(t *testing.T) {
+	for _, tc := range tiers {
+		t.Run(tc.stack, func(t *testing.T) {
+			rec := record(t, tc.stack)
+			secrets := secretValues(t, rec)
+			if len(secrets) < 5 {
+				t.Fatalf("found only %d generated secret values to look for", len(secrets))
+			}
+			seen := map[string]bool{}
+			for _, in := range rec.ByType("aws:ec2/instance:Instance") {
+				v := in.Inputs["userData"]
+				if v.ContainsSecrets() {
+					t.Errorf("%s: user data is secret, so a secret flowed into it", in.Name)
+				}
+				ud := str(in, "userData")
+				m := regexp.MustCompile(`(?m)^SERVER_ID=(server-\d+)$`).FindStringSubmatch(ud)
+				if m == nil {
+					t.Fatalf("%s: no SERVER_ID in user data", in.Name)
+				}
+				if seen[m[1]] {
+					t.Errorf("SERVER_ID %s used twice", m[1])
+				}
+				seen[m[1]] = true
+				if str(in, "tags", "ServerId") != m[1] {
+					t.Errorf("%s: ServerId tag %q differs from SERVER_ID %s", in.Name, str(in, "tags", "ServerId"), m[1])
+				}
+				for _, want := range []string{
+					"PORT=5000", "REDIS_STRING=", "REDIS_PORT_NO=6379", "REDIS_TLS=true", "KAFKA_BROKERS=b-1.", "KAFKA_TLS=true",
+					"FRONTEND_URL=http", "DB_HOST=", "MemoryMax=1G", "Restart=on-failure", "ExecStartPre=+/usr/local/bin/quibly-fetch",
+					"APP_SECRET_ARN='arn:aws:secretsmanager:", "DB_SECRET_ARN='arn:aws:secretsmanager:", "VERSION_PARAMETER='/quibly-" + tc.stack + "/app-version'",
+				} {
+					if !strings.Contains(ud, want) {
+						t.Errorf("%s: user data lacks %q", in.Name, want)
+					}
+				}
+				if brokers := regexp.MustCompile(`(?m)^KAFKA_BROKERS=(.*)$`).FindStringSubmatch(ud); brokers == nil || len(strings.Split(brokers[1], ",")) != tc.brokers {
+					t.Errorf("%s: KAFKA_BROKERS should list %d brokers: %v", in.Name, tc.brokers, brokers)
+				}
+				for _, s := range secrets {
+					if strings.Contains(ud, s) {
+						t.Errorf("%s: a secret value is in user data", in.Name)
+					}
+				}
+				if regexp.MustCompile(`(?m)^(JWT_SECRET|REDIS_PASSWORD|KAFKA_PASSWORD|DATABASE_URL)=`).MatchString(ud) {
+					t.Errorf("%s: user data sets a secret variable", in.Name)
+				}
+				if !contains(in.IgnoreChanges, "userData") {
+					t.Errorf("%s: a user-data change would replace the server; want ignoreChanges", in.Name)
+				}
+				if str(in, "metadataOptions", "httpTokens") != "required" || !flag(in, "rootBlockDevice", "encrypted") {
+					t.Errorf("%s: want IMDSv2 and an encrypted root volume", in.Name)
+				}
+				if str(in, "keyName") != "" {
+					t.Errorf("%s: has an SSH key pair; access is through SSM", in.Name)
+				}
+				checkShellSyntax(t, in.Name, ud)
+			}
+			for i := 1; i <= tc.servers; i++ {
+				if !seen[fmt.Sprintf("server-%d", i)] {
+					t.Errorf("no server-%d", i)
+				}
+			}
+			ver := one(t, rec, "aws:ssm/parameter:Parameter")
+			if str(ver, "value") != loadConfig(t, tc.stack).App.Version {
+				t.Errorf("version parameter = %q", str(ver, "value"))
+			}
+		})
+	}
+}
+
+// TestServerRole checks the instance role reaches only its own secrets.
+func TestServerRole(t *testing.T) {
+	rec := record(t, "medium")
+	attach := one(t, rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+	if str(attach, "policyArn") != "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" {
+		t.Errorf("managed policy %s, want only SSM core", str(attach, "policyArn"))
+	}
+	policy := str(one(t, rec, "aws:iam/rolePolicy:RolePolicy"), "policy")
+	if strings.Contains(policy, `"*"`) || strings.Contains(policy, `:*"`) {
+		t.Errorf("runtime policy has a wildcard resource: %s", policy)
+	}
+	for _, want := range []string{"secretsmanager:GetSecretValue", "secret:rds!db-", "AmazonMSK_", "/app-version", "/quibly/*", "kms:Decrypt"} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("runtime policy lacks %q: %s", want, policy)
+		}
+	}
+}
+
+// TestComponents checks every resource sits under a component and every
+// component under the stack.
+func TestComponents(t *testing.T) {
+	rec := record(t, "small")
+	components := map[string]bool{}
+	for _, r := range rec.Resources {
+		if !r.Custom {
+			if !strings.HasPrefix(r.Type, "quibly:") {
+				t.Errorf("component %s has type %s, want quibly:<concern>:<Name>", r.Name, r.Type)
+			}
+			if !strings.Contains(r.Parent, "pulumi:pulumi:Stack") {
+				t.Errorf("component %s is not a child of the stack", r.Name)
+			}
+			components[r.Type] = true
+		}
+	}
+	for _, r := range rec.Resources {
+		if r.Custom && !strings.Contains(r.Parent, "$quibly:") && !strings.Contains(r.Parent, "::quibly:") {
+			t.Errorf("%s (%s) has no component parent: %q", r.Name, r.Type, r.Parent)
+		}
+	}
+	for _, want := range []string{"network:Network", "firewall:Firewall", "secrets:Secrets", "loadbalancer:LoadBalancer",
+		"cache:Cache", "kafka:Kafka", "database:Database", "fleet:Fleet", "alarms:Alarms"} {
+		if !components["quibly:"+want] {
+			t.Errorf("missing component quibly:%s", want)
+		}
+	}
+}
+
+// TestBadConfig checks that a wrong stack file stops the program with a clear error.
+func TestBadConfig(t *testing.T) {
+	cases := []struct {
+		name, key, from, to, want string
+	}{
+		{"brokers not a multiple of AZs", "quibly:kafka", `"brokers":3`, `"brokers":4`, "multiple of network.azCount"},
+		{"idle timeout under ping", "quibly:loadBalancer", `"idleTimeoutSeconds":120`, `"idleTimeoutSeconds":20`, "must exceed the ping interval"},
+		{"unknown engine", "quibly:database", `"engine":"postgres"`, `"engine":"mysql"`, "database.engine"},
+		{"weak replication", "quibly:kafka", `"replicationFactor":3`, `"replicationFactor":2`, "replicationFactor must be ≥ 3"},
+		{"misspelt field", "quibly:fleet", `"instances":3`, `"instanses":3`, `unknown field "instanses"`},
+		{"one server", "quibly:fleet", `"instances":3`, `"instances":1`, "fleet.instances"},
+		{"short backups", "quibly:database", `"backupRetentionDays":14`, `"backupRetentionDays":1`, "backupRetentionDays"},
+		{"other kafka version", "quibly:kafka", `"version":"3.9.x"`, `"version":"3.6.0"`, "3.9.x"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := mocks.StackFile(envDir, "medium")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(cfg[tc.key], tc.from) {
+				t.Fatalf("%s does not contain %s: %s", tc.key, tc.from, cfg[tc.key])
+			}
+			cfg[tc.key] = strings.Replace(cfg[tc.key], tc.from, tc.to, 1)
+			_, err = mocks.Run("medium", cfg, program.Run)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("unknown top-level key", func(t *testing.T) {
+		dir := t.TempDir()
+		src, err := os.ReadFile(filepath.Join(envDir, "Pulumi.small.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := strings.Replace(string(src), "quibly:fleet:", "quibly:fleeet:", 1)
+		if err := os.WriteFile(filepath.Join(dir, "Pulumi.small.yaml"), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mocks.StackFile(dir, "small"); err == nil || !strings.Contains(err.Error(), "fleeet") {
+			t.Errorf("error = %v, want one naming the unknown key", err)
+		}
+	})
+}
+
+// TestOutputs checks the stack outputs: URL, instance ids by SERVER_ID, secrets marked secret.
+func TestOutputs(t *testing.T) {
+	cfgMap, err := mocks.StackFile(envDir, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	var url string
+	var instances map[string]string
+	var tokenSecret bool
+	_, err = mocks.Run("small", cfgMap, func(ctx *pulumi.Context) error {
+		cfg, err := config.Load(ctx)
+		if err != nil {
+			return err
+		}
+		out, err := program.Deploy(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		pulumi.All(out.URL, out.Instances).ApplyT(func(v []any) error {
+			defer wg.Done()
+			url = v[0].(string)
+			instances = v[1].(map[string]string)
+			return nil
+		})
+		out.RedisAuthToken.ApplyT(func(string) error { defer wg.Done(); return nil })
+		tokenSecret = pulumi.IsSecret(out.RedisAuthToken)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if !strings.HasPrefix(url, "http://quibly-small-") || !strings.Contains(url, ".elb.amazonaws.com") {
+		t.Errorf("url = %q", url)
+	}
+	if len(instances) != 2 || !strings.HasPrefix(instances["server-1"], "i-") || !strings.HasPrefix(instances["server-2"], "i-") {
+		t.Errorf("instances = %v", instances)
+	}
+	if !tokenSecret {
+		t.Error("the Redis auth token output must be secret")
+	}
+}
+
+func loadConfig(t *testing.T, stack string) *config.Config {
+	t.Helper()
+	cfgMap, err := mocks.StackFile(envDir, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg *config.Config
+	_, err = mocks.Run(stack, cfgMap, func(ctx *pulumi.Context) error {
+		var err error
+		cfg, err = config.Load(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// secretValues collects every generated secret value (and its JSON fields).
+func secretValues(t *testing.T, rec *mocks.Recorder) []string {
+	var out []string
+	for _, r := range rec.Resources {
+		for k, v := range r.Inputs {
+			if !v.IsSecret() {
+				continue
+			}
+			s := mocks.Str(r.Inputs, string(k))
+			if s == "" {
+				continue
+			}
+			out = append(out, s)
+			for _, m := range regexp.MustCompile(`"([0-9a-f]{32,})"`).FindAllStringSubmatch(s, -1) {
+				out = append(out, m[1])
+			}
+		}
+	}
+	return out
+}
+
+func serverProperties(t *testing.T, conf mocks.Resource) map[string]string {
+	props := map[string]string{}
+	for _, line := range strings.Split(str(conf, "serverProperties"), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	return props
+}
+
+func assertPrivate(t *testing.T, what string, ids []string) {
+	t.Helper()
+	if len(ids) == 0 {
+		t.Errorf("%s: no subnets", what)
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "network-private-") {
+			t.Errorf("%s is in %s, want a private subnet", what, id)
+		}
+	}
+}
+
+func assertPublic(t *testing.T, what string, ids []string) {
+	t.Helper()
+	if len(ids) < 2 {
+		t.Errorf("%s: want ≥ 2 subnets, got %v", what, ids)
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "network-public-") {
+			t.Errorf("%s is in %s, want a public subnet", what, id)
+		}
+	}
+}
+
+// checkShellSyntax parses (never runs) the boot script with bash -n.
+func checkShellSyntax(t *testing.T, name, script string) {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash is needed to syntax-check user data: %v", err)
+	}
+	cmd := exec.Command(bash, "-n")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%s: user data is not valid bash: %v\n%s", name, err, out)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOperatorSecrets checks secrets set with `pulumi config set --secret` are used,
+// stay secret, are not pinned (so changing them rotates them) and are validated.
+func TestOperatorSecrets(t *testing.T) {
+	const jwt = "an-operator-chosen-jwt-secret-of-40-chars!"
+	rec := plan(t, "small", func(c map[string]string) {
+		c["quibly:jwtSecret"] = jwt
+		c["quibly:redisAuthToken"] = "operator-redis-token-0123456789"
+		c["quibly:kafkaPassword"] = "operator-kafka-password"
+	})
+	rg := one(t, rec, "aws:elasticache/replicationGroup:ReplicationGroup")
+	if str(rg, "authToken") != "operator-redis-token-0123456789" || !rg.Inputs["authToken"].ContainsSecrets() {
+		t.Error("operator's Redis token not used as a secret")
+	}
+	if contains(rg.IgnoreChanges, "authToken") {
+		t.Error("an operator-set token must not be pinned")
+	}
+	found := false
+	for _, v := range rec.ByType("aws:secretsmanager/secretVersion:SecretVersion") {
+		if strings.Contains(str(v, "secretString"), jwt) {
+			found = true
+			if !v.Inputs["secretString"].ContainsSecrets() || contains(v.IgnoreChanges, "secretString") {
+				t.Error("operator's JWT secret must be secret and not pinned")
+			}
+		}
+	}
+	if !found {
+		t.Error("operator's JWT secret not stored")
+	}
+	for _, in := range rec.ByType("aws:ec2/instance:Instance") {
+		if strings.Contains(str(in, "userData"), jwt) {
+			t.Error("JWT secret in user data")
+		}
+	}
+
+	cfg, err := mocks.StackFile(envDir, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["quibly:jwtSecret"] = "short"
+	if _, err := mocks.Run("small", cfg, program.Run); err == nil || !strings.Contains(err.Error(), "quibly:jwtSecret") || strings.Contains(err.Error(), "short") {
+		t.Errorf("error = %v, want one naming quibly:jwtSecret without its value", err)
+	}
+}
