@@ -17,7 +17,7 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: test-unit test-e2e ## run every test (installs what the tests need)
+test: test-unit test-infra test-e2e ## run every test (installs what the tests need)
 
 test-unit: ## Go unit, table and fuzz-seed tests (nothing running needed)
 	go vet ./app/...
@@ -29,6 +29,35 @@ e2e-deps:
 test-e2e: build e2e-deps ## protocol, restart and browser tests with the real socket.io-client and Chromium
 	mkdir -p $(TEST_OUT)
 	cd app/test/e2e && node --test --test-concurrency=1 protocol.test.mjs restart.test.mjs browser.test.mjs
+
+# Infrastructure (infra/): ENV names the stack, configured in environments/Pulumi.$(ENV).yaml.
+ENV    ?= small
+PULUMI ?= pulumi
+.PHONY: plan preview up test-infra
+need-pulumi = command -v $(PULUMI) >/dev/null 2>&1 || { echo "make $@: the Pulumi CLI is not installed (see README, Infrastructure); 'make plan ENV=$(ENV)' works offline" >&2; exit 1; }
+
+plan: ## offline plan of stack ENV (default small): every resource and a monthly cost estimate, under Pulumi mocks
+	go run ./infra/cmd/plan -stack $(ENV) -env-dir environments
+
+preview: ## what `pulumi up` would change on AWS for stack ENV (needs the Pulumi CLI and AWS credentials)
+	@$(need-pulumi)
+	$(PULUMI) -C infra stack select --create $(ENV)
+	$(PULUMI) -C infra preview --stack $(ENV)
+
+up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentials)
+	@$(need-pulumi)
+	$(PULUMI) -C infra stack select --create $(ENV)
+	$(PULUMI) -C infra up --stack $(ENV)
+
+test-infra: ## infra mock tests for every tier, then `make plan` for small, medium and large
+	go vet ./infra/...
+	go test -count=1 ./infra/...
+	mkdir -p $(TEST_OUT)
+	@for s in small medium large; do \
+	  $(MAKE) --no-print-directory plan ENV=$$s > $(TEST_OUT)/plan-$$s.txt || { cat $(TEST_OUT)/plan-$$s.txt; exit 1; }; \
+	  echo "== make plan ENV=$$s (report: $(TEST_OUT)/plan-$$s.txt)"; \
+	  grep -E '^[0-9]+ resources in|TOTAL|^Breakdown|^Versus|^(Within|Differs)' $(TEST_OUT)/plan-$$s.txt; \
+	done
 
 fmt: ## format the Go code
 	gofmt -w app
