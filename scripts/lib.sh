@@ -81,3 +81,19 @@ stop_pidfile() {
   done
   rm -f "$file"
 }
+
+# spawn PIDFILE LOG COMMAND... starts COMMAND in the background in a session of its
+# own (a Ctrl-C in the calling shell does not reach it), stdin from /dev/null, stdout
+# and stderr appended to LOG, and returns once PIDFILE holds the pid of COMMAND itself.
+spawn() {
+  local pidfile=$1 log=$2 i
+  shift 2
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner shell
+  setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
+  for ((i = 0; i < 50; i++)); do
+    [ -s "$pidfile" ] && return 0
+    sleep 0.1
+  done
+  die "could not start $1 (no pid file $pidfile; see $log)"
+}

@@ -13,6 +13,7 @@
 #   QUIBLY_KAFKA_VERSION=3.9.2 (the Kafka jars come from Maven Central)
 #   QUIBLY_REDIS_PASSWORD    optional: Redis requires this password (never printed)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 HOST=127.0.0.1
@@ -263,14 +264,11 @@ kafka_up() {
         || die "Kafka: formatting the storage failed; see $KAFKA_DIR/logs/format.log"
     fi
     say "starting Kafka $KAFKA_VERSION (KRaft) on $HOST:$KAFKA_PORT, controller $HOST:$KAFKA_CONTROLLER_PORT (log: $KAFKA_LOG)"
-    # setsid: the broker outlives this shell and a Ctrl-C in it; the wrapper records
-    # the pid of the java process itself.
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID" \
+    spawn "$KAFKA_PID" "$KAFKA_OUT" \
       java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent \
       -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_DIR/logs" \
       -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-      -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-      </dev/null >>"$KAFKA_OUT" 2>&1 &
+      -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties"
     wait_for "Kafka port $HOST:$KAFKA_PORT" 90 port_open "$HOST" "$KAFKA_PORT" \
       || die "Kafka did not open $HOST:$KAFKA_PORT within 90s; see $KAFKA_LOG and $KAFKA_OUT"
   fi
