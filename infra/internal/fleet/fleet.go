@@ -36,7 +36,10 @@ type FleetArgs struct {
 	KmsKeyArn          pulumi.StringInput
 	RedisHost          pulumi.StringInput
 	RedisPort          int
+	RedisCluster       bool
 	KafkaBrokers       pulumi.StringInput
+	KafkaTopic         string
+	KafkaReplication   int
 	DBHost             pulumi.StringInput
 	DBPort             int
 	DBName             string
@@ -153,8 +156,8 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 				ServerID: serverID, Port: args.AppPort, Region: args.Region,
 				ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
 				MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
-				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort,
-				KafkaBrokers: v[4].(string), DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
+				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
+				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
 				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string),
 			})
 		}).(pulumi.StringOutput)

@@ -22,7 +22,10 @@ type BootSettings struct {
 	FrontendURL        string
 	RedisHost          string
 	RedisPort          int
+	RedisCluster       bool
 	KafkaBrokers       string
+	KafkaTopic         string
+	KafkaReplication   int
 	DBHost             string
 	DBPort             int
 	DBName             string
@@ -39,7 +42,7 @@ func (b BootSettings) Validate() error {
 	for name, v := range map[string]string{
 		"ServerID": b.ServerID, "Region": b.Region, "ArtifactBucket": b.ArtifactBucket, "Arch": b.Arch,
 		"VersionParameter": b.VersionParameter, "MemoryMax": b.MemoryMax, "FrontendURL": b.FrontendURL,
-		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "DBHost": b.DBHost, "DBName": b.DBName,
+		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "DBHost": b.DBHost, "DBName": b.DBName,
 		"AppSecretArn": b.AppSecretArn, "KafkaSecretArn": b.KafkaSecretArn, "DBSecretArn": b.DBSecretArn,
 	} {
 		if !safe.MatchString(v) {
@@ -93,8 +96,11 @@ FRONTEND_URL={{.FrontendURL}}
 REDIS_STRING={{.RedisHost}}
 REDIS_PORT_NO={{.RedisPort}}
 REDIS_TLS=true
+REDIS_CLUSTER={{.RedisCluster}}
 KAFKA_BROKERS={{.KafkaBrokers}}
 KAFKA_TLS=true
+KAFKA_TOPIC={{.KafkaTopic}}
+KAFKA_REPLICATION_FACTOR={{.KafkaReplication}}
 QUIBLY_ENV
 
 cat > /usr/local/bin/quibly-fetch <<'QUIBLY_FETCH'

@@ -144,7 +144,9 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		StopTimeoutSeconds: cfg.LoadBalancer.DrainSeconds + 5,
 		FrontendURL:        frontend, SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.AppSG,
 		TargetGroupArn: alb.TargetGroupArn, KmsKeyArn: sec.KeyArn,
-		RedisHost: redis.Endpoint, RedisPort: firewall.RedisPort, KafkaBrokers: mq.Brokers,
+		RedisHost: redis.Endpoint, RedisPort: firewall.RedisPort, RedisCluster: cfg.Cache.ClusterMode, KafkaBrokers: mq.Brokers,
+		// The app creates its topic at start (brokers never auto-create) with this replication.
+		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		DBHost: db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, Tags: tags,
 	})

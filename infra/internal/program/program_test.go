@@ -506,6 +506,14 @@ func TestServers(t *testing.T) {
 						t.Errorf("%s: user data lacks %q", in.Name, want)
 					}
 				}
+				for _, want := range []string{
+					fmt.Sprintf("REDIS_CLUSTER=%v", tc.cacheCluster), "KAFKA_TOPIC=quibly.messages",
+					fmt.Sprintf("KAFKA_REPLICATION_FACTOR=%d", tc.replication),
+				} {
+					if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want) + `$`).MatchString(ud) {
+						t.Errorf("%s: user data lacks line %q", in.Name, want)
+					}
+				}
 				if brokers := regexp.MustCompile(`(?m)^KAFKA_BROKERS=(.*)$`).FindStringSubmatch(ud); brokers == nil || len(strings.Split(brokers[1], ",")) != tc.brokers {
 					t.Errorf("%s: KAFKA_BROKERS should list %d brokers: %v", in.Name, tc.brokers, brokers)
 				}
