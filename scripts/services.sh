@@ -269,11 +269,23 @@ kafka_up() {
       -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_DIR/logs" \
       -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties"
-    wait_for "Kafka port $HOST:$KAFKA_PORT" 90 port_open "$HOST" "$KAFKA_PORT" \
-      || die "Kafka did not open $HOST:$KAFKA_PORT within 90s; see $KAFKA_LOG and $KAFKA_OUT"
   fi
-  wait_for "Kafka ($HOST:$KAFKA_PORT, topics listed)" 90 kafka_ok \
-    || die "Kafka does not answer admin requests on $HOST:$KAFKA_PORT; see $KAFKA_LOG and $KAFKA_OUT"
+  kafka_wait
+}
+
+# kafka_wait waits until the broker answers an admin request; it gives up at once when
+# the broker this script started has exited, showing the end of its log.
+kafka_wait() {
+  local deadline=$((SECONDS + 120))
+  until kafka_ok; do
+    if [ -s "$KAFKA_PID" ] && ! pidfile_pid "$KAFKA_PID" kafka.Kafka >/dev/null; then
+      tail -n 15 "$KAFKA_LOG" "$KAFKA_OUT" >&2 2>/dev/null || true
+      die "Kafka exited at start; see $KAFKA_LOG and $KAFKA_OUT"
+    fi
+    [ $SECONDS -lt $deadline ] || die "Kafka does not answer admin requests on $HOST:$KAFKA_PORT within 120s; see $KAFKA_LOG and $KAFKA_OUT"
+    sleep 0.5
+  done
+  say "Kafka ($HOST:$KAFKA_PORT, topics listed) is up"
 }
 
 kafka_down() { stop_pidfile Kafka "$KAFKA_PID" kafka.Kafka 60; }
@@ -324,7 +336,7 @@ case ${1:-} in
     kafka_down
     pg_down
     redis_down
-    say "services are stopped (data stays in $LOCAL; remove .local/{redis,postgres,kafka} to start afresh)"
+    say "services are stopped (data stays in $LOCAL; remove $LOCAL/{redis,postgres,kafka} to start afresh)"
     ;;
   status) status ;;
   env) print_env ;;
