@@ -2,8 +2,9 @@
 # Local backing services for Quibly's integration tests and local cluster:
 # Redis, PostgreSQL and Apache Kafka (KRaft), all on 127.0.0.1, all under $LOCAL.
 #
-#   scripts/services.sh up       install what is missing, start what is not running, wait until each answers
-#   scripts/services.sh down     stop what `up` started (pid files under .local/)
+#   scripts/services.sh up [SVC...]     install what is missing, start what is not running, wait until each answers
+#   scripts/services.sh down [SVC...]   stop what `up` started (pid files under .local/)
+#   scripts/services.sh restart SVC...  stop and start again, data kept (SVC: redis, postgres, kafka)
 #   scripts/services.sh status   show each service; exit 0 only when all three answer
 #   scripts/services.sh env      print the export lines the tests read: eval "$(scripts/services.sh env)"
 #   scripts/services.sh kafka-topics ARGS...   run Kafka's TopicCommand against the local broker
@@ -39,7 +40,7 @@ KAFKA_LOG=$KAFKA_DIR/logs/server.log
 KAFKA_OUT=$KAFKA_DIR/logs/kafka.out
 KAFKA_PID=$KAFKA_DIR/kafka.pid
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 # ---------------------------------------------------------------------------- Redis
 
@@ -323,20 +324,34 @@ status() {
   return $bad
 }
 
+# services NAME... checks the names given (all three when none) and prints them
+# in start order; stopping goes the other way.
+services() {
+  local name
+  [ $# -gt 0 ] || set -- redis postgres kafka
+  for name in "$@"; do
+    case $name in redis | postgres | kafka) echo "$name" ;; *) die "unknown service '$name' (redis, postgres or kafka)" ;; esac
+  done
+}
+
 case ${1:-} in
   up)
+    shift
     mkdir -p "$LOCAL"
-    redis_up
-    pg_up
-    kafka_up
+    for svc in $(services "$@"); do "${svc/postgres/pg}_up"; done
     say "services are up"
     summary
     ;;
   down)
-    kafka_down
-    pg_down
-    redis_down
+    shift
+    for svc in $(services "$@" | tac); do "${svc/postgres/pg}_down"; done
     say "services are stopped (data stays in $LOCAL; remove $LOCAL/{redis,postgres,kafka} to start afresh)"
+    ;;
+  restart)
+    # A stop and a start with the data kept: what the failure tests use.
+    shift
+    [ $# -gt 0 ] || die "restart needs the services to restart: redis, postgres and/or kafka"
+    for svc in $(services "$@"); do "${svc/postgres/pg}_down"; "${svc/postgres/pg}_up"; done
     ;;
   status) status ;;
   env) print_env ;;
