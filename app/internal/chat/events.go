@@ -204,8 +204,14 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
+	// A retry after a failed attempt reuses that attempt's id and time: the attempt
+	// may have reached the queue after all, and the store then keeps one message.
+	var attempt sessions.Ack
 	if p.Nonce != "" {
-		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, p.Nonce, h.cfg.NonceTTL)
+		// The claim only needs to outlive one send; a node that dies holding it
+		// must not block the retry for long.
+		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, p.Nonce, 3*h.cfg.SendTimeout)
+		attempt = prev
 		switch {
 		case errors.Is(err, sessions.ErrInFlight):
 			return fail(apperr.New(apperr.Unavailable, "a send with this nonce is still in progress; retry shortly"))
@@ -217,16 +223,24 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 		}
 	}
 
-	id, err := uuid.NewV7()
-	if err != nil {
-		return fail(apperr.New(apperr.Unavailable, "could not assign a message id, retry"))
+	msg := model.Message{ID: attempt.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
+		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(attempt.TS).UTC()}
+	if msg.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fail(apperr.New(apperr.Unavailable, "could not assign a message id, retry"))
+		}
+		msg.ID, msg.CreatedAt = id.String(), time.Now().UTC()
 	}
-	msg := model.Message{ID: id.String(), ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
-		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.Now().UTC()}
 	if err := h.Queue.Produce(ctx, msg); err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
 		if p.Nonce != "" {
-			_ = h.Sessions.ReleaseNonce(context.WithoutCancel(ctx), c.user.ID, p.Nonce)
+			rctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+			failed := sessions.Ack{ID: msg.ID, TS: msg.CreatedAt.UnixMilli()}
+			if err := h.Sessions.ReleaseNonce(rctx, c.user.ID, p.Nonce, failed, h.cfg.NonceTTL); err != nil {
+				h.Log.Warn("recording the failed attempt failed; its claim expires on its own", "err", err)
+			}
+			cancel()
 		}
 		return fail(apperr.New(apperr.Unavailable, "the message could not be stored; it was not sent, retry"))
 	}

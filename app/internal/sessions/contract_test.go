@@ -52,15 +52,24 @@ func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
 			t.Fatalf("retry after completion: %+v %v %v", prev, claimed, err)
 		}
 		_, _, _ = s.ClaimNonce(ctx, "u", "n2", time.Minute)
-		_ = s.ReleaseNonce(ctx, "u", "n2")
-		if _, claimed, _ := s.ClaimNonce(ctx, "u", "n2", time.Minute); !claimed {
-			t.Fatal("a released nonce must be claimable again")
+		_ = s.ReleaseNonce(ctx, "u", "n2", Ack{ID: "m2", TS: 6}, time.Minute)
+		prev, claimed, err = s.ClaimNonce(ctx, "u", "n2", time.Minute)
+		if !claimed || err != nil || prev.ID != "m2" || prev.TS != 6 {
+			t.Fatalf("a released nonce must be claimable again, with the failed attempt: %+v %v %v", prev, claimed, err)
+		}
+		if _, _, err := s.ClaimNonce(ctx, "u", "n2", time.Minute); !errors.Is(err, ErrInFlight) {
+			t.Fatalf("the retry's claim is in flight again: %v", err)
+		}
+		_ = s.ReleaseNonce(ctx, "u", "n2", Ack{ID: "m2", TS: 6}, 200*time.Millisecond)
+		advance(500 * time.Millisecond)
+		if prev, claimed, _ := s.ClaimNonce(ctx, "u", "n2", time.Minute); !claimed || prev.ID != "" {
+			t.Fatalf("an expired attempt is forgotten: %+v %v", prev, claimed)
 		}
 	})
 	t.Run("release never erases a completed ack", func(t *testing.T) {
 		_, _, _ = s.ClaimNonce(ctx, "u", "n3", time.Minute)
 		_ = s.CompleteNonce(ctx, "u", "n3", Ack{ID: "m3", TS: 7}, time.Minute)
-		if err := s.ReleaseNonce(ctx, "u", "n3"); err != nil {
+		if err := s.ReleaseNonce(ctx, "u", "n3", Ack{ID: "other"}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if prev, claimed, err := s.ClaimNonce(ctx, "u", "n3", time.Minute); claimed || err != nil || prev.ID != "m3" {

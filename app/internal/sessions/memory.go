@@ -14,7 +14,7 @@ type Memory struct {
 
 	mu       sync.Mutex
 	sessions map[string]expiring[Session]
-	nonces   map[string]expiring[*Ack] // nil Ack: claimed, not yet complete
+	nonces   map[string]expiring[nonceState]
 	sweeps   int
 }
 
@@ -25,7 +25,7 @@ type expiring[T any] struct {
 
 // NewMemory returns an empty in-process store.
 func NewMemory() *Memory {
-	return &Memory{now: time.Now, sessions: map[string]expiring[Session]{}, nonces: map[string]expiring[*Ack]{}}
+	return &Memory{now: time.Now, sessions: map[string]expiring[Session]{}, nonces: map[string]expiring[nonceState]{}}
 }
 
 // sweep drops expired entries now and then, so memory stays bounded. Callers hold m.mu.
@@ -68,35 +68,45 @@ func (m *Memory) Take(_ context.Context, pid string) (Session, bool, error) {
 
 func nonceKey(userID, nonce string) string { return userID + "\x00" + nonce }
 
+// nonceState is pending (zero), a failed attempt to retry, or a completed ack.
+type nonceState struct {
+	ack         Ack
+	done, retry bool
+}
+
 func (m *Memory) ClaimNonce(_ context.Context, userID, nonce string, ttl time.Duration) (Ack, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep()
 	k := nonceKey(userID, nonce)
+	var prev Ack
 	if e, ok := m.nonces[k]; ok && !m.now().After(e.exp) {
-		if e.v == nil {
+		switch {
+		case e.v.done:
+			return e.v.ack, false, nil
+		case !e.v.retry:
 			return Ack{}, false, ErrInFlight
 		}
-		return *e.v, false, nil
+		prev = e.v.ack
 	}
-	m.nonces[k] = expiring[*Ack]{exp: m.now().Add(ttl)}
-	return Ack{}, true, nil
+	m.nonces[k] = expiring[nonceState]{exp: m.now().Add(ttl)}
+	return prev, true, nil
 }
 
 func (m *Memory) CompleteNonce(_ context.Context, userID, nonce string, ack Ack, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.nonces[nonceKey(userID, nonce)] = expiring[*Ack]{v: &ack, exp: m.now().Add(ttl)}
+	m.nonces[nonceKey(userID, nonce)] = expiring[nonceState]{v: nonceState{ack: ack, done: true}, exp: m.now().Add(ttl)}
 	return nil
 }
 
-func (m *Memory) ReleaseNonce(_ context.Context, userID, nonce string) error {
+func (m *Memory) ReleaseNonce(_ context.Context, userID, nonce string, attempt Ack, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// Only a pending claim is released: a late release must not erase an ack.
 	k := nonceKey(userID, nonce)
-	if e, ok := m.nonces[k]; ok && e.v == nil {
-		delete(m.nonces, k)
+	if e, ok := m.nonces[k]; ok && !e.v.done && !e.v.retry {
+		m.nonces[k] = expiring[nonceState]{v: nonceState{ack: attempt, retry: true}, exp: m.now().Add(ttl)}
 	}
 	return nil
 }

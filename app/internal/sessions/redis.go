@@ -82,13 +82,21 @@ func (r *Redis) Take(ctx context.Context, pid string) (Session, bool, error) {
 	return s, true, nil
 }
 
-// claimScript reserves a nonce (SET NX) or returns what is there, in one step.
-// KEYS: nonce. ARGV: ttl ms. Returns {1} when claimed, else {0, value}.
+// A nonce key holds "pending", "retry:<ack json>" (a failed attempt) or "<ack json>".
+
+// claimScript reserves a nonce (SET NX), or takes over a failed attempt, or returns
+// what is there, in one step. KEYS: nonce. ARGV: ttl ms. Returns {1} when claimed
+// fresh, {1, attempt} when claimed after a failed attempt, else {0, value}.
 var claimScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], 'pending', 'NX', 'PX', ARGV[1]) then
   return {1}
 end
-return {0, redis.call('GET', KEYS[1])}
+local v = redis.call('GET', KEYS[1])
+if string.sub(v, 1, 6) == 'retry:' then
+  redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1])
+  return {1, string.sub(v, 7)}
+end
+return {0, v}
 `)
 
 func (r *Redis) ClaimNonce(ctx context.Context, userID, nonce string, ttl time.Duration) (Ack, bool, error) {
@@ -99,8 +107,12 @@ func (r *Redis) ClaimNonce(ctx context.Context, userID, nonce string, ttl time.D
 	if err != nil {
 		return Ack{}, false, fmt.Errorf("sessions: claiming nonce: %w", err)
 	}
+	claimed := false
 	if n, _ := res[0].(int64); n == 1 {
-		return Ack{}, true, nil
+		if len(res) == 1 {
+			return Ack{}, true, nil
+		}
+		claimed = true
 	}
 	value, _ := res[1].(string)
 	if value == pending {
@@ -110,7 +122,7 @@ func (r *Redis) ClaimNonce(ctx context.Context, userID, nonce string, ttl time.D
 	if err := json.Unmarshal([]byte(value), &ack); err != nil {
 		return Ack{}, false, fmt.Errorf("sessions: stored ack is not valid: %w", err)
 	}
-	return ack, false, nil
+	return ack, claimed, nil
 }
 
 func (r *Redis) CompleteNonce(ctx context.Context, userID, nonce string, ack Ack, ttl time.Duration) error {
@@ -127,17 +139,25 @@ func (r *Redis) CompleteNonce(ctx context.Context, userID, nonce string, ack Ack
 	return nil
 }
 
-// releaseScript deletes a claim only while it is still pending, so a late release
-// can never erase a completed ack. KEYS: nonce.
+// releaseScript records a failed attempt only while the claim is still pending, so
+// a late release can never erase a completed ack. KEYS: nonce. ARGV: attempt json, ttl ms.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == 'pending' then
-  return redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], 'retry:' .. ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 `)
 
-func (r *Redis) ReleaseNonce(ctx context.Context, userID, nonce string) error {
-	if err := releaseScript.Run(ctx, r.client, []string{r.nonceKey(userID, nonce)}).Err(); err != nil {
+func (r *Redis) ReleaseNonce(ctx context.Context, userID, nonce string, attempt Ack, ttl time.Duration) error {
+	if ttl <= 0 {
+		return errors.New("sessions: ttl must be positive")
+	}
+	raw, err := json.Marshal(attempt)
+	if err != nil {
+		return fmt.Errorf("sessions: encoding attempt: %w", err)
+	}
+	if err := releaseScript.Run(ctx, r.client, []string{r.nonceKey(userID, nonce)}, raw, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("sessions: releasing nonce: %w", err)
 	}
 	return nil

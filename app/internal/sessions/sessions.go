@@ -37,10 +37,15 @@ type Store interface {
 	// ClaimNonce reserves (userID, nonce) for a new send. When the nonce was used
 	// already it returns the earlier ack with claimed false, or ErrInFlight while
 	// that earlier send is unfinished.
+	// A claim that follows a failed attempt is claimed with prev set to that attempt:
+	// the retry must reuse its id and time, since the attempt may have reached the
+	// queue after all, and the message must not be stored under two ids.
 	ClaimNonce(ctx context.Context, userID, nonce string, ttl time.Duration) (prev Ack, claimed bool, err error)
 	// CompleteNonce records the ack of a claimed nonce.
 	CompleteNonce(ctx context.Context, userID, nonce string, ack Ack, ttl time.Duration) error
-	// ReleaseNonce forgets a claim whose send failed, so a retry can go through.
-	ReleaseNonce(ctx context.Context, userID, nonce string) error
+	// ReleaseNonce turns a pending claim whose send failed into a record of that
+	// attempt, kept for ttl, so a retry can go through with the same id. It never
+	// touches a completed ack.
+	ReleaseNonce(ctx context.Context, userID, nonce string, attempt Ack, ttl time.Duration) error
 	Close() error
 }
