@@ -6,7 +6,10 @@ BIN        := app/bin/quibly
 TEST_OUT   ?= $(CURDIR)/test-output
 export TEST_OUTPUT_DIR := $(TEST_OUT)
 
-.PHONY: help run build test test-unit test-e2e test-browser e2e-deps fmt vet clean
+.PHONY: help run build test test-unit test-go test-e2e test-cluster e2e-deps services services-down cluster cluster-down fmt clean
+
+# The addresses of the local services, for the integration tests (see scripts/services.sh).
+SERVICES_ENV = eval "$$(scripts/services.sh env)"
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -17,11 +20,15 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: test-unit test-infra test-e2e ## run every test (installs what the tests need)
+test: test-go test-infra test-e2e test-cluster ## run every test (installs and starts what the tests need)
 
-test-unit: ## Go unit, table and fuzz-seed tests (nothing running needed)
+test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip without services)
 	go vet ./app/...
 	go test -count=1 ./app/...
+
+test-go: services ## Go unit and integration tests against real Redis, Kafka and PostgreSQL
+	go vet ./app/...
+	$(SERVICES_ENV) && go test -count=1 ./app/...
 
 e2e-deps:
 	scripts/e2e-deps.sh
@@ -29,6 +36,23 @@ e2e-deps:
 test-e2e: build e2e-deps ## protocol, restart and browser tests with the real socket.io-client and Chromium
 	mkdir -p $(TEST_OUT)
 	cd app/test/e2e && node --test --test-concurrency=1 protocol.test.mjs restart.test.mjs browser.test.mjs
+
+test-cluster: build e2e-deps cluster ## 3 nodes behind HAProxy: cross-node, stickiness, leader and failure tests
+	mkdir -p $(TEST_OUT)
+	$(SERVICES_ENV) && cd app/test/e2e && node --test --test-concurrency=1 cluster.test.mjs; \
+	  rc=$$?; cd $(CURDIR) && QUIBLY_SKIP_BUILD=1 scripts/cluster.sh down; exit $$rc
+
+services: ## install and start Redis, PostgreSQL and Kafka on 127.0.0.1 (idempotent)
+	scripts/services.sh up
+
+services-down: ## stop the local services
+	scripts/services.sh down
+
+cluster: build ## start services, 3 clustered nodes and HAProxy on http://127.0.0.1:8080/
+	QUIBLY_SKIP_BUILD=1 scripts/cluster.sh up
+
+cluster-down: ## stop the cluster's nodes (they drain) and HAProxy; services keep running
+	scripts/cluster.sh down
 
 # Infrastructure (infra/): ENV names the stack, configured in environments/Pulumi.$(ENV).yaml.
 ENV    ?= small
