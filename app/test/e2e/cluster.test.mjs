@@ -47,7 +47,8 @@ async function health(n) {
   }
 }
 
-const nodePid = (n) => Number(readFileSync(join(ROOT, '.local/cluster/run', `server-${n}.pid`), 'utf8').trim());
+const LOCAL = process.env.QUIBLY_LOCAL || join(ROOT, '.local'); // where scripts/ keep pid files
+const nodePid = (n) => Number(readFileSync(join(LOCAL, 'cluster/run', `server-${n}.pid`), 'utf8').trim());
 
 async function leaders() {
   const hs = await Promise.all([1, 2, 3].map(health));
