@@ -1,6 +1,6 @@
 // Test harness: starts a real Quibly binary on a free port with a fresh data directory.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { createServer } from 'node:net';
@@ -25,13 +25,22 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Data directories made here are removed when the test process exits.
+const madeDirs = [];
+process.on('exit', () => { for (const d of madeDirs) rmSync(d, { recursive: true, force: true }); });
+function tempDataDir() {
+  const d = mkdtempSync(join(tmpdir(), 'quibly-test-'));
+  madeDirs.push(d);
+  return d;
+}
+
 /**
  * Starts a server. Options: env (extra variables), dataDir (reuse one to test restarts),
  * name (log file name under OUT_DIR). Returns {url, port, dataDir, proc, stop(signal)}.
  */
 export async function startServer(opts = {}) {
   const port = opts.port || (await freePort());
-  const dataDir = opts.dataDir || mkdtempSync(join(tmpdir(), 'quibly-test-'));
+  const dataDir = opts.dataDir || tempDataDir();
   const name = opts.name || `server-${port}`;
   const log = createWriteStream(join(OUT_DIR, `${name}.log`), { flags: 'a' });
   const proc = spawn(BIN, [], {
