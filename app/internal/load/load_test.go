@@ -1,0 +1,132 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quibly/quibly/app/internal/config"
+	"github.com/quibly/quibly/app/internal/server"
+)
+
+// startStandalone runs a real standalone Quibly node in-process on a free port with a
+// temporary DATA_DIR and a rate limit high enough for a load run.
+func startStandalone(t *testing.T) string {
+	t.Helper()
+	for _, k := range []string{"REDIS_STRING", "KAFKA_BROKERS", "DATABASE_URL"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("MESSAGE_RATE", "100000")
+	t.Setenv("MESSAGE_BURST", "100000")
+	t.Setenv("LOG_LEVEL", "warn")
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Port = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addrc <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-errc:
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	select {
+	case a := <-addrc:
+		return "http://" + a
+	case err := <-errc:
+		t.Fatalf("server: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return ""
+}
+
+// TestSmokeStandalone is the short load run `make test` keeps: it must connect, send,
+// get acks and deliveries and write valid JSON. No timing is asserted.
+func TestSmokeStandalone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	base := startStandalone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, Config{URLs: []string{base}, Target: TargetQuibly, Conns: 50, Channels: 5, Users: 5,
+		Rate: 200, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, SourceIPs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 50 || res.Joined != 50 {
+		t.Fatalf("connected %d, joined %d of 50 (errors %v)", res.Connected, res.Joined, res.Errors)
+	}
+	if res.Sent == 0 || res.Acked == 0 || res.Deliveries == 0 {
+		t.Fatalf("sent %d, acked %d, delivered %d (errors %v)", res.Sent, res.Acked, res.Deliveries, res.Errors)
+	}
+	if res.AckErrors != 0 || res.Lost != 0 {
+		t.Errorf("ack errors %d, lost %d: %v", res.AckErrors, res.Lost, res.Errors)
+	}
+	if res.Ack.Count != res.Acked || res.Delivery.Count == 0 {
+		t.Errorf("histograms: %d acks, %d deliveries", res.Ack.Count, res.Delivery.Count)
+	}
+	out := filepath.Join(t.TempDir(), "r.json")
+	if err := WriteJSON(out, res); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Acked != res.Acked {
+		t.Fatalf("JSON round trip: %v (%d acks)", err, back.Acked)
+	}
+	var tb strings.Builder
+	PrintTable(&tb, res)
+	t.Log("\n" + tb.String())
+}
+
+func TestEchoAndSocketURL(t *testing.T) {
+	u, err := SocketURL("http://127.0.0.1:5000/")
+	if err != nil || u != "ws://127.0.0.1:5000/socket.io/?EIO=4&transport=websocket" {
+		t.Fatalf("SocketURL: %q %v", u, err)
+	}
+	if _, err := SocketURL("ftp://x"); err == nil {
+		t.Fatal("ftp accepted")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = ServeEcho(ctx, ln) }()
+	res, err := Echo(ctx, EchoConfig{URL: "ws://" + ln.Addr().String() + "/", Conns: 4, Window: 2,
+		Duration: 300 * time.Millisecond, Bytes: 32})
+	if err != nil || res.RoundTrips == 0 || res.Latency.Count == 0 {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+}
+
+func TestEventName(t *testing.T) {
+	for in, want := range map[string]string{`["message",{}]`: "message", `["a"]`: "a", `[1]`: "", `x`: ""} {
+		got, _ := eventName([]byte(in))
+		if got != want {
+			t.Errorf("eventName(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
