@@ -6,7 +6,7 @@ BIN        := app/bin/quibly
 TEST_OUT   ?= $(CURDIR)/test-output
 export TEST_OUTPUT_DIR := $(TEST_OUT)
 
-.PHONY: help run build test test-unit test-go test-e2e test-cluster e2e-deps services services-down cluster cluster-down fmt clean
+.PHONY: help run build test test-unit test-go test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean
 
 # The addresses of the local services, for the integration tests (see scripts/services.sh).
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
@@ -20,7 +20,7 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: test-go test-infra test-e2e test-cluster ## run every test (installs and starts what the tests need)
+test: test-go test-infra test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
 
 test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip without services)
 	go vet ./app/...
@@ -83,8 +83,53 @@ test-infra: ## infra mock tests for every tier, then `make plan` for small, medi
 	  grep -E '^[0-9]+ resources in|TOTAL|^Breakdown|^Versus|^(Within|Differs)' $(TEST_OUT)/plan-$$s.txt; \
 	done
 
+bench: ## Quibly vs a Socket.IO 4 + Redis adapter cluster and the machine's limits (~15 min; docs/BENCHMARKS.md)
+	scripts/bench.sh
+
 fmt: ## format the Go code
 	gofmt -w app
 
 clean: ## remove build output, test output and local state
 	rm -rf app/bin $(TEST_OUT) data .local
+
+# Operations (scripts/ops/): ENV=local is the local cluster, any other ENV the Pulumi stack
+# of that name on AWS. DRY_RUN=1 prints the steps (and, for AWS, the commands) only.
+.PHONY: release deploy rollback scale backup restore test-ops
+OPS_DRY = $(if $(DRY_RUN),--dry-run)
+# An operation never falls back to the default stack: ENV must be said.
+need-env = test "$(origin ENV)" != file || { echo "make $@: say which ENV (local, or a stack: small, medium, large)" >&2; exit 1; }
+
+release: ## build local release VERSION into .local/releases/VERSION (for make deploy ENV=local)
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=..." >&2; exit 1; }
+	scripts/release.sh build $(VERSION)
+
+deploy: ## rolling deploy of VERSION to ENV (local: the cluster), one node at a time; DRY_RUN=1 prints the plan
+	@$(need-env)
+	@test -n "$(VERSION)" || { echo "usage: make deploy ENV=local VERSION=..." >&2; exit 1; }
+	scripts/ops/deploy.sh $(ENV) $(VERSION) $(OPS_DRY)
+
+rollback: ## rolling deploy of the version ENV ran before its last deploy
+	@$(need-env)
+	scripts/ops/rollback.sh $(ENV) $(OPS_DRY)
+
+scale: ## set ENV's node count to N (removed nodes drain first)
+	@$(need-env)
+	@test -n "$(N)" || { echo "usage: make scale ENV=local N=..." >&2; exit 1; }
+	scripts/ops/scale.sh $(ENV) $(N) $(OPS_DRY)
+
+backup: ## pg_dump (custom format) of ENV's database into .local/backups/quibly-ENV-<timestamp>.dump
+	@$(need-env)
+	scripts/ops/backup.sh backup $(ENV) $(OPS_DRY)
+
+restore: ## restore FILE into database DB of ENV's server and check the row counts
+	@$(need-env)
+	@test -n "$(FILE)" -a -n "$(DB)" || { echo "usage: make restore ENV=local FILE=... DB=..." >&2; exit 1; }
+	scripts/ops/backup.sh restore $(ENV) $(FILE) $(DB) $(OPS_DRY)
+
+# Starts the cluster itself: in `make test` the `cluster` prerequisite already ran for
+# test-cluster, which stopped it.
+test-ops: build e2e-deps services ## rolling deploy, failed deploy + rollback, scale 3-4-2, backup/restore, under load
+	mkdir -p $(TEST_OUT)
+	QUIBLY_SKIP_BUILD=1 scripts/cluster.sh up
+	$(SERVICES_ENV) && cd app/test/e2e && node --test --test-concurrency=1 ops.test.mjs; \
+	  rc=$$?; cd $(CURDIR) && QUIBLY_SKIP_BUILD=1 scripts/cluster.sh down; exit $$rc

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Benchmarks, side by side and in one run (make bench; method and results: docs/BENCHMARKS.md):
+# Quibly's 3-node cluster and the reference peer (bench/reference: Socket.IO 4.8 +
+# @socket.io/redis-adapter, 3 instances) behind HAProxy on the same Redis, plus the
+# machine's raw limits. Every figure is the median of RUNS runs.
+#
+#   scripts/bench.sh           run everything, write test-output/bench/results.json and
+#                              regenerate the figures section of docs/BENCHMARKS.md
+#
+# Settings (environment):
+#   RUNS=3                 runs per figure
+#   IDLE_CONNS=10000       idle connections for memory per connection (spread over the 3 nodes)
+#   SAT_CONNS=1000 SAT_CHANNELS=10 SAT_SENDERS=50 SAT_WINDOW=8   fan-out shape (each message
+#                          reaches SAT_CONNS/SAT_CHANNELS members on all 3 nodes)
+#   DURATION=10s WARMUP=3s measured time and warm-up per load run
+#   QUIBLY_REF_BASE_PORT=7000 (peer instances on base+1..3)  QUIBLY_REF_LB_PORT=8090
+#   QUIBLY_ECHO_PORT=7990  BENCH_OUT=test-output/bench  BENCH_DOC=docs/BENCHMARKS.md (empty: don't write)
+#   plus the ports of scripts/services.sh and scripts/cluster.sh (QUIBLY_*_PORT, QUIBLY_LOCAL)
+#
+# Quibly's nodes run with MESSAGE_RATE=100000 MESSAGE_BURST=100000 (the per-user send limit
+# would otherwise cap the load tool, which shares a few hundred users over its connections).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+HOST=127.0.0.1
+RUNS=${RUNS:-3}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+SAT_CONNS=${SAT_CONNS:-1000}
+SAT_CHANNELS=${SAT_CHANNELS:-10}
+SAT_SENDERS=${SAT_SENDERS:-50}
+SAT_WINDOW=${SAT_WINDOW:-8}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+USERS=${USERS:-200}
+REF_BASE=${QUIBLY_REF_BASE_PORT:-7000}
+REF_LB_PORT=${QUIBLY_REF_LB_PORT:-8090}
+ECHO_PORT=${QUIBLY_ECHO_PORT:-7990}
+NODE_BASE=${QUIBLY_NODE_BASE_PORT:-5000}
+LB_PORT=${QUIBLY_LB_PORT:-8080}
+REDIS_PORT=${QUIBLY_REDIS_PORT:-16379}
+OUT=${BENCH_OUT:-$ROOT/test-output/bench}
+DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
+
+BDIR=$LOCAL/bench
+LOAD=$ROOT/app/bin/quiblyload
+QUIBLY=$ROOT/app/bin/quibly
+REFDIR=$ROOT/bench/reference
+STARTED=()      # pid files of what this script started
+SERVICES_WERE_UP=
+
+usage() { sed -n '2,21s/^# \{0,1\}//p' "$0"; }
+case ${1:-} in -h | --help | help) usage; exit 0 ;; esac
+
+cleanup() {
+  local f
+  set +e
+  for f in "${STARTED[@]}"; do stop_pidfile "$(basename "$f" .pid)" "$f" "" 15; done
+  [ -n "${CLUSTER_UP:-}" ] && QUIBLY_SKIP_BUILD=1 "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1
+  [ -z "$SERVICES_WERE_UP" ] && [ -n "${SERVICES_STARTED:-}" ] && "$ROOT/scripts/services.sh" down >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# --------------------------------------------------------------------------- setup
+
+setup() {
+  mkdir -p "$OUT" "$BDIR/logs" "$BDIR/run"
+  rm -f "$OUT"/*.json
+  command -v node >/dev/null || die "node is needed for the reference peer (scripts/e2e-deps.sh installs it)"
+  say "building quibly and quiblyload"
+  (cd "$ROOT" && go build -o "$QUIBLY" ./app/cmd/quibly && go build -o "$LOAD" ./app/cmd/quiblyload) || die "go build failed"
+  say "installing the reference peer's packages (npm ci)"
+  (cd "$REFDIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $REFDIR"
+  if "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then SERVICES_WERE_UP=1; fi
+  SERVICES_STARTED=1
+  "$ROOT/scripts/services.sh" up
+  apt_install haproxy
+  say "starting Quibly's cluster (3 nodes, MESSAGE_RATE=100000 MESSAGE_BURST=100000)"
+  CLUSTER_UP=1
+  QUIBLY_SKIP_BUILD=1 LOG_LEVEL=warn QUIBLY_CLUSTER_ENV="MESSAGE_RATE=100000 MESSAGE_BURST=100000 ${QUIBLY_CLUSTER_ENV:-}" \
+    "$ROOT/scripts/cluster.sh" up
+  ref_up
+}
+
+ref_up() {
+  local i port pf
+  for i in 1 2 3; do
+    port=$((REF_BASE + i))
+    port_open "$HOST" "$port" && die "reference peer: port $port is taken (set QUIBLY_REF_BASE_PORT)"
+    pf=$BDIR/run/ref-$i.pid
+    (cd "$REFDIR" && spawn "$pf" "$BDIR/logs/ref-$i.log" env PORT="$port" SERVER_ID="ref-$i" \
+      REDIS_URL="redis://$HOST:$REDIS_PORT" node server.js)
+    STARTED+=("$pf")
+  done
+  for i in 1 2 3; do
+    wait_for "reference peer ref-$i" 30 curl -sf -m 2 "http://$HOST:$((REF_BASE + i))/health" \
+      || die "reference peer ref-$i did not start; see $BDIR/logs/ref-$i.log"
+  done
+  cat >"$BDIR/haproxy-ref.cfg" <<EOF
+# Written by scripts/bench.sh: the reference peer behind HAProxy, configured like Quibly's.
+global
+    maxconn 9000
+defaults
+    mode http
+    option redispatch
+    retries 2
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    default-server inter 1s fall 2 rise 2
+frontend ref
+    bind $HOST:$REF_LB_PORT
+    default_backend ref
+backend ref
+    balance leastconn
+    cookie REF_NODE insert indirect nocache httponly
+    option httpchk GET /health
+$(for i in 1 2 3; do echo "    server ref-$i $HOST:$((REF_BASE + i)) cookie ref-$i check"; done)
+EOF
+  port_open "$HOST" "$REF_LB_PORT" && die "reference HAProxy: port $REF_LB_PORT is taken (set QUIBLY_REF_LB_PORT)"
+  spawn "$BDIR/run/haproxy-ref.pid" "$BDIR/logs/haproxy-ref.log" haproxy -db -f "$BDIR/haproxy-ref.cfg"
+  STARTED+=("$BDIR/run/haproxy-ref.pid")
+  wait_for "reference HAProxy ($HOST:$REF_LB_PORT)" 20 curl -sf -m 2 "http://$HOST:$REF_LB_PORT/health" \
+    || die "reference HAProxy did not start; see $BDIR/logs/haproxy-ref.log"
+}
+
+# pids and URLs of each target's nodes
+node_pids() {
+  local i
+  for i in 1 2 3; do
+    if [ "$1" = quibly ]; then
+      pidfile_pid "$LOCAL/cluster/run/server-$i.pid" "$QUIBLY"
+    else
+      pidfile_pid "$BDIR/run/ref-$i.pid" node
+    fi
+  done
+}
+node_urls() {
+  local base=$NODE_BASE
+  [ "$1" = peer ] && base=$REF_BASE
+  echo "http://$HOST:$((base + 1)),http://$HOST:$((base + 2)),http://$HOST:$((base + 3))"
+}
+lb_url() { if [ "$1" = quibly ]; then echo "http://$HOST:$LB_PORT"; else echo "http://$HOST:$REF_LB_PORT"; fi; }
+
+sum_rss() {
+  local t=0 p
+  for p in $(node_pids "$1"); do t=$((t + $(rss_kb "$p"))); done
+  echo "$t"
+}
+
+# ---------------------------------------------------------------------- measurements
+
+# memory TARGET RUN: RSS growth of the 3 nodes over IDLE_CONNS idle connections.
+memory() {
+  local target=$1 run=$2 before after ready=$BDIR/run/idle-ready.json pid connected
+  rm -f "$ready"
+  sleep 3
+  before=$(sum_rss "$target")
+  "$LOAD" -target "$target" -url "$(node_urls "$target")" -conns "$IDLE_CONNS" -channels 100 -users "$USERS" \
+    -source-ips 8 -idle -ready-file "$ready" -quiet >"$BDIR/logs/idle-$target.log" 2>&1 &
+  pid=$!
+  local deadline=$((SECONDS + 300))
+  until [ -s "$ready" ]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$BDIR/logs/idle-$target.log" >&2; die "idle load run for $target failed"; }
+    [ $SECONDS -lt $deadline ] || die "idle load run for $target: connections not up within 300s"
+    sleep 1
+  done
+  sleep 5 # let the connect burst settle (presence, session writes, GC)
+  after=$(sum_rss "$target")
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" || true
+  connected=$(sed -n 's/.*"connected":\([0-9]*\).*/\1/p' "$ready")
+  say "memory $target run $run: RSS $before kB -> $after kB over $connected connections: $(((after - before) * 1024 / connected)) B/conn"
+  printf '{"target":"%s","run":%d,"rss_before_kb":%d,"rss_after_kb":%d,"connected":%d,"bytes_per_conn":%d}\n' \
+    "$target" "$run" "$before" "$after" "$connected" $(((after - before) * 1024 / connected)) >"$OUT/memory-$target-$run.json"
+  sleep 5 # the nodes notice the closed connections
+}
+
+# chat TARGET NAME RATE: one fan-out run through the load balancer.
+chat() {
+  local target=$1 name=$2 rate=$3 conns=${4:-$SAT_CONNS} channels=${5:-$SAT_CHANNELS} senders=${6:-$SAT_SENDERS}
+  "$LOAD" -target "$target" -url "$(lb_url "$target")" -conns "$conns" -channels "$channels" -senders "$senders" \
+    -window "$SAT_WINDOW" -rate "$rate" -duration "$DURATION" -warmup "$WARMUP" -users "$USERS" -source-ips 4 \
+    -label "$name" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
+    || { cat "$BDIR/logs/$name.txt" >&2; die "load run $name failed"; }
+  say "$name: $(grep -E '^throughput' "$BDIR/logs/$name.txt" | sed 's/  */ /g'); $(grep -E '^send→' "$BDIR/logs/$name.txt" | awk '{printf "%s p50 %s p99 %s; ", $1, $4, $6}')"
+}
+
+# median_field FILES... FIELD: the median of a numeric JSON field over files.
+median_sends() {
+  node -e 'const fs=require("fs");const v=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f)).sends_per_s).sort((a,b)=>a-b);console.log(Math.round(v[Math.floor(v.length/2)]))' "$@"
+}
+
+main() {
+  local t0=$SECONDS r target half
+  setup
+  say "raw limits: Redis pub/sub and loopback websocket echo"
+  spawn "$BDIR/run/echo.pid" "$BDIR/logs/echo.log" "$LOAD" -mode echo-server -listen "$HOST:$ECHO_PORT"
+  STARTED+=("$BDIR/run/echo.pid")
+  wait_for "echo server" 10 port_open "$HOST" "$ECHO_PORT"
+  for ((r = 1; r <= RUNS; r++)); do
+    "$LOAD" -mode redis -redis "$HOST:$REDIS_PORT" -publishers 4 -subscribers 3 -window 64 -duration 5s -quiet \
+      -out "$OUT/raw-redis-$r.json"
+    "$LOAD" -mode echo -url "ws://$HOST:$ECHO_PORT/" -conns 100 -window 8 -duration 5s -warmup 1s -quiet \
+      -out "$OUT/raw-echo-$r.json"
+  done
+  say "batch writer against raw COPY (PostgreSQL, fresh schema per run)"
+  local db
+  db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
+  for ((r = 1; r <= RUNS; r++)); do
+    "$LOAD" -mode store -database-url "$db" -rows 100000 -batch 1000 -quiet -out "$OUT/store-$r.json"
+  done
+  for target in quibly peer; do
+    for ((r = 1; r <= RUNS; r++)); do chat "$target" "saturation-$target-$r" 0; done
+    half=$(($(median_sends "$OUT"/saturation-"$target"-*.json) / 2))
+    for ((r = 1; r <= RUNS; r++)); do chat "$target" "half-$target-$r" "$half"; done
+  done
+  say "Quibly send→ack at light load (200 messages/s, acks after Kafka's in-sync replicas)"
+  for ((r = 1; r <= RUNS; r++)); do chat quibly "light-quibly-$r" 200; done
+  for target in quibly peer; do
+    for ((r = 1; r <= RUNS; r++)); do memory "$target" "$r"; done
+  done
+  local took=$((SECONDS - t0))
+  node "$ROOT/bench/report.mjs" --dir "$OUT" --doc "$DOC" --seconds "$took" \
+    --shape "$SAT_CONNS connections, $SAT_CHANNELS channels, $SAT_SENDERS senders x $SAT_WINDOW in flight; $IDLE_CONNS idle connections; $RUNS runs"
+  say "make bench took ${took}s; results: $OUT/results.json${DOC:+, figures: $DOC}"
+}
+
+main "$@"
