@@ -6,6 +6,10 @@
 #                               wait until every node answers /health and HAProxy has them all UP
 #   scripts/cluster.sh down     SIGTERM every node (they drain), then stop HAProxy; services keep running
 #   scripts/cluster.sh status   each node's /health and HAProxy's view of it
+#   scripts/cluster.sh node-start N [VERSION]  (re)start server-N from release VERSION (scripts/release.sh;
+#                               none or "dev": app/bin/quibly), record it in run/server-N.version, wait /health 200
+#   scripts/cluster.sh node-stop N  SIGTERM server-N (it drains) and wait for it to exit
+#   scripts/cluster.sh version N    the version server-N was started from
 #   scripts/cluster.sh lb CMD   send CMD to HAProxy's admin socket (through socat), e.g.
 #                                 scripts/cluster.sh lb "show servers state quibly"
 #                                 scripts/cluster.sh lb "set server quibly/server-2 state drain"   (or ready, maint)
@@ -16,7 +20,10 @@
 #
 # Settings (environment):
 #   NODES=3                  node count; `NODES=4 scripts/cluster.sh up` on a running cluster adds
-#                            server-4 and reloads HAProxy without dropping connections
+#                            server-4 and reloads HAProxy without dropping connections; `NODES=2` on a
+#                            cluster of 3 takes server-3 out of HAProxy (drain, then maint), stops it
+#                            (it drains its clients to the others) and reloads HAProxy without it
+#   QUIBLY_NODE_VERSION=dev  the release new nodes start from (scripts/release.sh), dev = app/bin/quibly
 #   QUIBLY_NODE_BASE_PORT=5000  server-N listens on base+N (5001, 5002, ...)
 #   QUIBLY_LB_PORT=8080  QUIBLY_LB_RR_PORT=8081  QUIBLY_LB_STATS_PORT=8404
 #   QUIBLY_CLUSTER_ENV="K=V ..."  extra environment for every node (e.g. "LOG_LEVEL=debug")
@@ -49,13 +56,21 @@ HAPROXY_SOCK=$CDIR/haproxy.sock
 HAPROXY_PID=$RUN/haproxy.pid
 HAPROXY_LOG=$LOGS/haproxy.log
 
-usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,38s/^# \{0,1\}//p' "$0"; }
 
 [[ $NODES =~ ^[1-9][0-9]?$ ]] || die "NODES must be a number from 1 to 99 (got '$NODES')"
 
 node_port() { echo $((BASE_PORT + $1)); }
 node_pidfile() { echo "$RUN/server-$1.pid"; }
-node_pid() { pidfile_pid "$(node_pidfile "$1")" "$BIN"; }
+# Nodes run app/bin/quibly or a release's $LOCAL/releases/<version>/quibly.
+NODE_MATCH=/quibly
+node_pid() { pidfile_pid "$(node_pidfile "$1")" "$NODE_MATCH"; }
+node_version_file() { echo "$RUN/server-$1.version"; }
+node_version() { cat "$(node_version_file "$1")" 2>/dev/null || echo dev; }
+# node_bin VERSION prints the binary of VERSION; dev is app/bin/quibly.
+node_bin() {
+  if [ "$1" = dev ]; then echo "$BIN"; else echo "$LOCAL/releases/$1/quibly"; fi
+}
 # node_health N prints the /health HTTP status code of server-N (000 when it does not answer).
 node_health() { curl -s -o /dev/null -m 3 -w '%{http_code}' "http://$HOST:$(node_port "$1")/health" || true; }
 node_healthy() { [ "$(node_health "$1")" = 200 ]; }
@@ -221,7 +236,7 @@ build() {
 }
 
 node_start() {
-  local i=$1 secret=$2 port pid log dir
+  local i=$1 secret=$2 version=${3:-${QUIBLY_NODE_VERSION:-dev}} port pid log dir bin
   port=$(node_port "$i")
   log=$LOGS/server-$i.log
   if pid=$(node_pid "$i"); then
@@ -231,6 +246,8 @@ node_start() {
   port_open "$HOST" "$port" && die "server-$i: port $port is taken by another process (see: ss -ltnp 'sport = :$port')"
   dir=$CDIR/server-$i
   mkdir -p "$dir"
+  bin=$(node_bin "$version")
+  [ -x "$bin" ] || die "server-$i: version $version has no binary $bin (scripts/release.sh build $version)"
   local envs=(PATH="$PATH" HOME="${HOME:-/root}" SERVER_ID="server-$i" PORT="$port" JWT_SECRET="$secret"
     FRONTEND_URL="http://$HOST:$LB_PORT" LOG_LEVEL="${LOG_LEVEL:-info}")
   if [ -n "$STANDALONE" ]; then
@@ -246,11 +263,39 @@ node_start() {
   # shellcheck disable=SC2206 # word splitting of "K=V K=V" is the point
   extra=(${QUIBLY_CLUSTER_ENV:-})
   envs+=("${extra[@]}")
-  echo "---- $(date -u +%FT%TZ) starting server-$i on $HOST:$port" >>"$log"
+  # A release may carry settings of its own (scripts/release.sh build --env K=V): they win.
+  local rel_env=$LOCAL/releases/$version/env line
+  if [ "$version" != dev ] && [ -s "$rel_env" ]; then
+    while IFS= read -r line; do [ -n "$line" ] && envs+=("$line"); done <"$rel_env"
+  fi
+  echo "---- $(date -u +%FT%TZ) starting server-$i on $HOST:$port, version $version ($bin)" >>"$log"
+  echo "$version" >"$(node_version_file "$i")"
   # A clean environment (no stray REDIS_STRING from the caller's shell), no .env file,
   # its own working directory.
-  (cd "$dir" && spawn "$(node_pidfile "$i")" "$log" env -i "${envs[@]}" "$BIN" -env-file=)
-  say "started server-$i on $HOST:$port (log: $log)"
+  (cd "$dir" && spawn "$(node_pidfile "$i")" "$log" env -i "${envs[@]}" "$bin" -env-file=)
+  say "started server-$i on $HOST:$port, version $version (log: $log)"
+}
+
+node_stop() { stop_pidfile "server-$1" "$(node_pidfile "$1")" "$NODE_MATCH" 40; }
+
+# remove_extra_nodes stops the nodes above NODES, each taken out of HAProxy first: drain
+# (no new clients), then maint (not even cookie-pinned ones, as an ALB deregistration),
+# then SIGTERM, so its clients reconnect to the nodes that stay.
+remove_extra_nodes() {
+  local f i
+  for f in "$RUN"/server-*.pid; do
+    [ -e "$f" ] || continue
+    i=${f##*/server-}; i=${i%.pid}
+    [ "$i" -gt "$NODES" ] || continue
+    if [ -S "$HAPROXY_SOCK" ] && pidfile_pid "$HAPROXY_PID" haproxy >/dev/null; then
+      say "server-$i: out of HAProxy (drain, then maint) before it stops"
+      lb_cmd "set server quibly/server-$i state drain" >/dev/null || true
+      sleep "${QUIBLY_DRAIN_WAIT:-2}"
+      lb_cmd "set server quibly/server-$i state maint" >/dev/null || true
+    fi
+    node_stop "$i"
+    rm -f "$(node_version_file "$i")"
+  done
 }
 
 node_wait() {
@@ -283,8 +328,10 @@ up() {
   build
   local secret i
   secret=$(jwt_secret)
-  for ((i = 1; i <= NODES; i++)); do node_start "$i" "$secret"; done
+  # A node restarted after a crash keeps the version it ran (see node-start).
+  for ((i = 1; i <= NODES; i++)); do node_start "$i" "$secret" "${QUIBLY_NODE_VERSION:-$(node_version "$i")}"; done
   for ((i = 1; i <= NODES; i++)); do node_wait "$i"; done
+  remove_extra_nodes
   haproxy_up
   say "cluster of $NODES nodes is up: http://$HOST:$LB_PORT/ (round-robin, no stickiness: http://$HOST:$LB_RR_PORT/, stats: http://$HOST:$LB_STATS_PORT/)"
   say "logs: $LOGS/   stop: scripts/cluster.sh down"
@@ -297,9 +344,10 @@ down() {
   for f in "$RUN"/server-*.pid; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .pid)
-    stop_pidfile "$name" "$f" "$BIN" 40 &
+    stop_pidfile "$name" "$f" "$NODE_MATCH" 40 &
   done
   wait
+  rm -f "$RUN"/server-*.version
   stop_pidfile HAProxy "$HAPROXY_PID" haproxy 10
   say "cluster stopped; the services (Redis, PostgreSQL, Kafka) keep running: scripts/services.sh down (make services-down) stops them"
 }
@@ -311,7 +359,7 @@ status() {
     i=${f##*/server-}; i=${i%.pid}
     code=$(node_health "$i")
     if pid=$(node_pid "$i"); then
-      echo "server-$i  pid $pid  $HOST:$(node_port "$i")  /health $code"
+      echo "server-$i  pid $pid  $HOST:$(node_port "$i")  /health $code  version $(node_version "$i")"
     else
       echo "server-$i  not running  $HOST:$(node_port "$i")"
     fi
@@ -332,6 +380,14 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
+  node-start)
+    [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh node-start N [VERSION]"
+    mkdir -p "$LOGS" "$RUN"
+    node_stop "$2"
+    node_start "$2" "$(jwt_secret)" "${3:-${QUIBLY_NODE_VERSION:-dev}}"
+    node_wait "$2" ;;
+  node-stop) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh node-stop N"; node_stop "$2" ;;
+  version) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh version N"; node_version "$2" ;;
   lb) shift; [ $# -gt 0 ] || die "usage: scripts/cluster.sh lb 'COMMAND'"; lb_cmd "$*" ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
