@@ -1,0 +1,143 @@
+# Adapter for an AWS stack (ENV = the Pulumi stack name, see ../common.sh): the stack
+# outputs name the instances (SERVER_ID -> instance id), the ALB, the artifact bucket and
+# the SSM version parameter; the AWS CLI does the rest. Nodes are private (no SSH): the
+# restart and the /health probe go through SSM Run Command.
+#
+# QUIBLY_STACK_OUTPUTS=FILE reads the outputs from FILE (`pulumi stack output --json`)
+# instead of asking Pulumi: what the dry-run test uses, with no CLI and no account.
+# shellcheck shell=bash
+
+PULUMI=${PULUMI:-pulumi}
+APP_PORT=${QUIBLY_APP_PORT:-5000}
+
+adapter_init() {
+  command -v jq >/dev/null || apt_install jq
+  if [ -n "${QUIBLY_STACK_OUTPUTS:-}" ]; then
+    STACK_JSON=$(cat "$QUIBLY_STACK_OUTPUTS") || die "cannot read $QUIBLY_STACK_OUTPUTS"
+  else
+    command -v "$PULUMI" >/dev/null || die "the Pulumi CLI is not installed (README, Infrastructure)"
+    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json --show-secrets) \
+      || die "cannot read the outputs of stack $OPS_ENV (pulumi -C infra stack output --stack $OPS_ENV)"
+  fi
+  if [ -z "$DRY_RUN" ]; then
+    command -v aws >/dev/null || die "the AWS CLI is not installed"
+    aws sts get-caller-identity >/dev/null || die "no AWS credentials (aws sts get-caller-identity failed)"
+    AWS_REGION=${AWS_REGION:-$("$PULUMI" -C "$ROOT/infra" config get aws:region --stack "$OPS_ENV")}
+    export AWS_REGION
+  fi
+  VERSION_PARAM=$(out appVersionParameter)
+  BUCKET=$(out artifactBucket)
+  ARCH=${QUIBLY_ARCH:-amd64}
+  [ -n "$VERSION_PARAM" ] && [ -n "$BUCKET" ] || die "stack $OPS_ENV has no appVersionParameter/artifactBucket output"
+}
+
+out() { jq -r --arg k "$1" '.[$k] // empty' <<<"$STACK_JSON"; }
+instance_of() { jq -r --arg n "$1" '.instances[$n] // empty' <<<"$STACK_JSON"; }
+
+# The ALB's target group, found from the ALB's DNS name (the stack exports no ARN).
+target_group() {
+  if [ -n "$DRY_RUN" ]; then echo '$TARGET_GROUP_ARN'; return; fi
+  if [ -z "${TG_ARN:-}" ]; then
+    local lb
+    lb=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$(out albDnsName)'].LoadBalancerArn" --output text)
+    TG_ARN=$(aws elbv2 describe-target-groups --load-balancer-arn "$lb" --query 'TargetGroups[0].TargetGroupArn' --output text)
+    [ -n "$TG_ARN" ] && [ "$TG_ARN" != None ] || die "no target group behind ALB $(out albDnsName)"
+  fi
+  echo "$TG_ARN"
+}
+
+target() { echo "Id=$(instance_of "$1"),Port=$APP_PORT"; }
+
+list_nodes() { jq -r '.instances | keys[]' <<<"$STACK_JSON" | sort -t- -k2 -n; }
+
+# ssm_run NODE SCRIPT runs SCRIPT on NODE as root through SSM and prints its output.
+ssm_run() {
+  local inst id
+  inst=$(instance_of "$1")
+  if [ -n "$DRY_RUN" ]; then
+    sh_cmd aws ssm send-command --instance-ids "$inst" --document-name AWS-RunShellScript \
+      --parameters "commands=[\"$2\"]"
+    return 0
+  fi
+  id=$(aws ssm send-command --instance-ids "$inst" --document-name AWS-RunShellScript \
+    --comment "quibly ops $OPS_ENV" --parameters "$(jq -cn --arg c "$2" '{commands: [$c]}')" \
+    --query Command.CommandId --output text) || return 1
+  aws ssm wait command-executed --command-id "$id" --instance-id "$inst" 2>/dev/null || true
+  aws ssm get-command-invocation --command-id "$id" --instance-id "$inst" --query StandardOutputContent --output text
+}
+
+node_version() {
+  [ -n "$DRY_RUN" ] && { echo '?'; return; }
+  ssm_run "$1" 'basename "$(readlink /opt/quibly/current)"' | tr -d '\r\n'
+}
+
+# Deregistration stops new requests at once; the target group's deregistration delay
+# lets the node's connections finish; the wait returns when it is out.
+lb_drain() {
+  sh_cmd aws elbv2 deregister-targets --target-group-arn "$(target_group)" --targets "$(target "$1")"
+  sh_cmd aws elbv2 wait target-deregistered --target-group-arn "$(target_group)" --targets "$(target "$1")"
+}
+
+# quibly-fetch (ExecStartPre of quibly.service) puts the version named by the SSM
+# parameter in place, so setting the parameter first and restarting is the switch.
+node_run_version() {
+  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM" --type String --overwrite --value "$2" >/dev/null
+  ssm_run "$1" "systemctl restart quibly.service && readlink /opt/quibly/current" >&2
+}
+
+node_health() {
+  [ -n "$DRY_RUN" ] && { echo 200; return; }
+  ssm_run "$1" "curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:$APP_PORT/health || true" | tr -d '\r\n'
+}
+
+lb_ready() { sh_cmd aws elbv2 register-targets --target-group-arn "$(target_group)" --targets "$(target "$1")"; }
+
+lb_state() {
+  [ -n "$DRY_RUN" ] && { echo '?'; return; }
+  aws elbv2 describe-target-health --target-group-arn "$(target_group)" --targets "$(target "$1")" \
+    --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text
+}
+lb_healthy() { [ "$(lb_state "$1")" = healthy ]; }
+
+version_available() {
+  [ -n "$DRY_RUN" ] && return 0
+  aws s3api head-object --bucket "$BUCKET" --key "quibly/$1/quibly-linux-$ARCH" >/dev/null 2>&1
+}
+
+# Recorded next to the version parameter, so any operator's rollback finds it.
+versions_get() {
+  if [ -n "$DRY_RUN" ]; then echo "${QUIBLY_DRY_RUN_VERSIONS:-- -}"; return; fi
+  local cur prev
+  cur=$(aws ssm get-parameter --name "$VERSION_PARAM" --query Parameter.Value --output text 2>/dev/null || echo -)
+  prev=$(aws ssm get-parameter --name "$VERSION_PARAM-previous" --query Parameter.Value --output text 2>/dev/null || echo -)
+  echo "$cur $prev"
+}
+
+versions_set() {
+  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM" --type String --overwrite --value "$1" >/dev/null
+  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM-previous" --type String --overwrite --value "$2" >/dev/null
+  # The stack's own record, so the next `pulumi up` does not set the parameter back.
+  sh_cmd "$PULUMI" -C "$ROOT/infra" config set --path quibly:app.version "$1" --stack "$OPS_ENV"
+}
+
+node_stop() { ssm_run "$1" "systemctl stop quibly.service" >&2; }
+
+# fleet.instances is bounded by fleet.maxInstances (infra/internal/config).
+scale_apply() {
+  sh_cmd "$PULUMI" -C "$ROOT/infra" config set --path quibly:fleet.instances "$1" --stack "$OPS_ENV"
+  sh_cmd "$PULUMI" -C "$ROOT/infra" up --stack "$OPS_ENV" --yes --skip-preview
+  if [ -z "$DRY_RUN" ]; then
+    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json --show-secrets)
+  fi
+}
+
+# RDS is private: run backup/restore from a host inside the VPC (an instance through
+# SSM Session Manager). The master password is in the databaseSecretArn secret.
+database_url() {
+  local secret user pass name
+  secret=$(aws secretsmanager get-secret-value --secret-id "$(out databaseSecretArn)" --query SecretString --output text)
+  user=$(jq -r .username <<<"$secret")
+  pass=$(jq -r '.password | @uri' <<<"$secret")
+  name=$("$PULUMI" -C "$ROOT/infra" config get --path quibly:database.name --stack "$OPS_ENV" 2>/dev/null || echo quibly)
+  echo "postgresql://$user:$pass@$(out databaseHost):5432/$name?sslmode=require"
+}
