@@ -51,7 +51,9 @@ type Conn struct {
 	pollActive   bool
 	postActive   bool
 	awaitingPong bool
-	closing      bool // a close packet should be flushed before the socket closes
+	closing      bool       // a close packet should be flushed before the socket closes
+	wsWriting    bool       // a flushWS goroutine is draining the queue onto ws
+	wmu          sync.Mutex // held while writing frames to ws
 	dropping     atomic.Bool
 	timer        *time.Timer
 
@@ -107,12 +109,28 @@ func (c *Conn) sendPacket(p string) error {
 		return ErrSlowConsumer
 	}
 	c.queue = append(c.queue, p)
+	ws := c.startWSWriterLocked()
 	c.mu.Unlock()
+	if ws != nil {
+		go c.flushWS(ws)
+	}
 	select {
 	case c.notify <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// startWSWriterLocked returns the websocket to flush the queue onto when a writer
+// goroutine should start: the transport is websocket, something is queued and no
+// writer runs. An idle connection so has no writer goroutine at all (a goroutine's
+// stack is the largest part of an idle connection's memory). Callers hold c.mu.
+func (c *Conn) startWSWriterLocked() *websocket.Conn {
+	if c.ws == nil || c.transport != TransportWebSocket || c.wsWriting || len(c.queue) == 0 || c.isClosed() {
+		return nil
+	}
+	c.wsWriting = true
+	return c.ws
 }
 
 // takeQueue removes and returns queued packets, at most maxBytes of them (at least one).
@@ -155,8 +173,15 @@ func (c *Conn) close(reason string, notifyClient bool) {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
-		close(c.closed) // the websocket writer flushes and closes the socket
+		close(c.closed)
+		var ws *websocket.Conn
+		if c.transport == TransportWebSocket {
+			ws = c.ws
+		}
 		c.mu.Unlock()
+		if ws != nil {
+			go c.finishWS(ws) // flushes (when closing) and closes the socket
+		}
 		c.srv.remove(c)
 		if c.onClose != nil {
 			c.onClose(reason)
@@ -217,42 +242,57 @@ func (c *Conn) handlePacket(p Packet) {
 	}
 }
 
-// writeLoop drains the queue onto the websocket until the connection closes.
-func (c *Conn) writeLoop(ws *websocket.Conn) {
-	defer ws.Close()
+// flushWS writes the queue onto ws until it is empty, then ends; sendPacket starts
+// it again when something is queued.
+func (c *Conn) flushWS(ws *websocket.Conn) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	for {
-		select {
-		case <-c.notify:
-		case <-c.closed:
-			c.mu.Lock()
-			pending, closing := c.queue, c.closing
-			c.queue = nil
-			c.mu.Unlock()
-			if closing {
-				// Best effort: what is queued, then a close packet, so clients reconnect at once.
-				_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
-				for _, p := range pending {
-					if ws.WriteMessage(websocket.TextMessage, []byte(p)) != nil {
-						return
-					}
-				}
-				_ = ws.WriteMessage(websocket.TextMessage, []byte{Close})
-				_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
-			}
-			return
-		}
 		c.mu.Lock()
 		batch := c.queue
 		c.queue = nil
+		if len(batch) == 0 || c.isClosed() {
+			if c.isClosed() {
+				c.queue = batch // finishWS flushes it when the close tells the client
+			}
+			c.wsWriting = false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
 		for _, p := range batch {
 			_ = ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 			if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
-				c.close(ReasonTransportErr, false)
+				go c.close(ReasonTransportErr, false)
 				return
 			}
 		}
 	}
+}
+
+// finishWS runs once the connection is closed: it writes what is queued and a close
+// packet when the server ends the session (so clients reconnect at once), then closes
+// the socket, which ends the read loop.
+func (c *Conn) finishWS(ws *websocket.Conn) {
+	c.wmu.Lock() // after any running flushWS
+	defer c.wmu.Unlock()
+	defer ws.Close()
+	c.mu.Lock()
+	pending, closing := c.queue, c.closing
+	c.queue = nil
+	c.mu.Unlock()
+	if !closing {
+		return
+	}
+	// Best effort: what is queued, then a close packet.
+	_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+	for _, p := range pending {
+		if ws.WriteMessage(websocket.TextMessage, []byte(p)) != nil {
+			return
+		}
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte{Close})
+	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
 }
 
 // readLoop feeds websocket frames to handlePacket until the socket fails.

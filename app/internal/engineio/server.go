@@ -335,17 +335,29 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(s.cfg.MaxPayload))
 	c := s.register(TransportWebSocket, r)
+	// The open packet goes first: nothing is queued until the session is registered
+	// with ws, and the writer then waits for wmu.
+	c.wmu.Lock()
 	c.mu.Lock()
 	c.ws = ws
 	c.mu.Unlock()
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(s.openPacket([]string{}, c.ID))); err != nil {
+	err = ws.WriteMessage(websocket.TextMessage, []byte(s.openPacket([]string{}, c.ID)))
+	c.wmu.Unlock()
+	if err != nil {
 		ws.Close()
 		c.close(ReasonTransportErr, false)
 		return
 	}
+	c.mu.Lock()
+	flush := c.startWSWriterLocked()
+	c.mu.Unlock()
+	if flush != nil {
+		go c.flushWS(flush)
+	}
 	c.startHeartbeat()
-	go c.writeLoop(ws)
-	c.readLoop(ws)
+	// Read on a goroutine of its own and return: the HTTP server then lets go of the
+	// hijacked connection's buffers, request and context (~10 KB an idle socket held).
+	go c.readLoop(ws)
 }
 
 // upgradeToWebSocket runs the probe exchange on a new websocket for a polling
@@ -416,15 +428,14 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 			c.transport = TransportWebSocket
 			c.ws = ws
 			c.upgrading = false
+			// Packets queued while polling go out over the websocket now.
+			flush := c.startWSWriterLocked()
 			c.mu.Unlock()
 			_ = ws.SetReadDeadline(time.Time{})
-			go c.writeLoop(ws)
-			// Packets queued while polling go out over the websocket now.
-			select {
-			case c.notify <- struct{}{}:
-			default:
+			if flush != nil {
+				go c.flushWS(flush)
 			}
-			c.readLoop(ws)
+			go c.readLoop(ws) // see openWebSocket
 			return
 		case p.Type == Noop:
 		default:
