@@ -36,6 +36,9 @@ const (
 	typingBurst = 4
 )
 
+// maxSendsInFlight is how many message:send events of one connection run at once.
+const maxSendsInFlight = 16
+
 type channelPayload struct {
 	ChannelID string `json:"channelId"`
 }
@@ -75,7 +78,25 @@ func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, ac
 	case EventLeave:
 		ack(h.leave(c, args))
 	case EventSend:
-		ack(h.send(c, args))
+		if c.sendSlots == nil {
+			ack(h.send(c, args))
+			return
+		}
+		// A send waits for Kafka's acks. Validation and the id happen here, in the
+		// connection's order (its messages get ids in the order it sent them); the rest
+		// runs off the read loop, so a connection can have several sends in flight and
+		// the producer batches them (acks may return out of order, which Socket.IO
+		// allows). Past maxSendsInFlight the read loop waits here: backpressure.
+		ps, res := h.beginSend(c, args)
+		if ps == nil {
+			ack(res)
+			return
+		}
+		c.sendSlots <- struct{}{}
+		go func() {
+			defer func() { <-c.sendSlots }()
+			ack(h.completeSend(c, ps))
+		}()
 	case EventTyping:
 		h.typing(c, args)
 	default:
@@ -164,22 +185,38 @@ func (h *Hub) typing(c *client, args []json.RawMessage) {
 
 // send is the message path: validate, make durable, fan out, then ack.
 func (h *Hub) send(c *client, args []json.RawMessage) any {
+	ps, res := h.beginSend(c, args)
+	if ps == nil {
+		return res
+	}
+	return h.completeSend(c, ps)
+}
+
+// pendingSend is a validated send with its id, between beginSend and completeSend.
+type pendingSend struct {
+	start time.Time
+	p     sendPayload
+	msg   model.Message
+}
+
+func (h *Hub) sendDone(start time.Time, result string) {
+	h.Metrics.MessagesTotal.WithLabelValues(result).Inc()
+	h.Metrics.SendAckSeconds.Observe(time.Since(start).Seconds())
+}
+
+// beginSend validates a send, claims its nonce and assigns its id and time. It runs
+// in the connection's event order, so one connection's messages get ids in the order
+// it sent them. It returns either a pendingSend (h.inflight counts it until
+// completeSend) or the ack to answer at once.
+func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	start := time.Now()
-	result := "ok"
-	defer func() {
-		h.Metrics.MessagesTotal.WithLabelValues(result).Inc()
-		h.Metrics.SendAckSeconds.Observe(time.Since(start).Seconds())
-	}()
-	fail := func(e *apperr.Error) any {
-		result = e.Code
-		return errorAck(e)
+	fail := func(e *apperr.Error) (*pendingSend, any) {
+		h.sendDone(start, e.Code)
+		return nil, errorAck(e)
 	}
 	if h.draining.Load() {
 		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
 	}
-	h.inflight.Add(1)
-	defer h.inflight.Done()
-
 	var p sendPayload
 	if e := decodePayload(args, &p); e != nil {
 		return fail(e)
@@ -219,7 +256,8 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 			h.Log.Error("nonce claim failed", "err", err)
 			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
 		case !claimed:
-			return map[string]any{"id": prev.ID, "ts": prev.TS} // a retry of a send that already succeeded
+			h.sendDone(start, "ok")
+			return nil, map[string]any{"id": prev.ID, "ts": prev.TS} // a retry of a send that already succeeded
 		}
 	}
 
@@ -232,6 +270,23 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 		}
 		msg.ID, msg.CreatedAt = id.String(), time.Now().UTC()
 	}
+	h.inflight.Add(1)
+	return &pendingSend{start: start, p: p, msg: msg}, nil
+}
+
+// completeSend makes a begun send durable (Kafka), fans it out and returns its ack.
+// Sends of one connection may complete concurrently.
+func (h *Hub) completeSend(c *client, ps *pendingSend) any {
+	defer h.inflight.Done()
+	p, msg := ps.p, ps.msg
+	result := "ok"
+	defer func() { h.sendDone(ps.start, result) }()
+	fail := func(e *apperr.Error) any {
+		result = e.Code
+		return errorAck(e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	defer cancel()
 	if err := h.Queue.Produce(ctx, msg); err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
 		if p.Nonce != "" {

@@ -155,6 +155,8 @@ type client struct {
 	held        []heldPacket // events that arrived while recovering
 	replay      []broker.Event
 	typingLimit *rate.Limiter
+	// sendSlots bounds the sends of this connection in flight (nil: sends run inline).
+	sendSlots chan struct{}
 	// since is the bus offset when this session began: a client that has received
 	// no logged event yet presents no offset, and recovers from here instead.
 	since string
@@ -212,7 +214,8 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		return refuse(apperr.Unauthorized, "invalid or expired token")
 	}
 	c := &client{sock: s, user: user, channels: map[string]struct{}{},
-		typingLimit: rate.NewLimiter(rate.Every(typingEvery), typingBurst)}
+		typingLimit: rate.NewLimiter(rate.Every(typingEvery), typingBurst),
+		sendSlots:   make(chan struct{}, maxSendsInFlight)}
 	s.Data = c
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
