@@ -64,6 +64,10 @@ type Config struct {
 	PingTimeout     time.Duration `mapstructure:"PING_TIMEOUT"`
 	RecoveryWindow  time.Duration `mapstructure:"RECOVERY_WINDOW"`
 	ShutdownTimeout time.Duration `mapstructure:"SHUTDOWN_TIMEOUT"`
+
+	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there for
+	// profiling; keep it on localhost. Empty (the default) serves nothing.
+	PprofAddr string `mapstructure:"PPROF_ADDR"`
 }
 
 var defaults = map[string]any{
@@ -89,6 +93,7 @@ var defaults = map[string]any{
 	"PING_TIMEOUT":             "20s",
 	"RECOVERY_WINDOW":          "2m",
 	"SHUTDOWN_TIMEOUT":         "25s",
+	"PPROF_ADDR":               "",
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not

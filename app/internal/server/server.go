@@ -28,6 +28,9 @@ import (
 // Run serves until ctx ends, then shuts down gracefully within cfg.ShutdownTimeout.
 // ready, when not nil, receives the listening address once the node serves.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
+	if cfg.PprofAddr != "" {
+		servePprof(cfg.PprofAddr, log)
+	}
 	be, err := openBackends(ctx, cfg, log)
 	if err != nil {
 		return err
