@@ -324,6 +324,16 @@ status() {
   return $bad
 }
 
+# still_answers NAME fails when the service still answers after its stop: it was
+# started by another checkout (another $LOCAL), whose pid files this one cannot see.
+still_answers() {
+  local port
+  case $1 in redis) port=$REDIS_PORT ;; postgres) port=$PG_PORT ;; kafka) port=$KAFKA_PORT ;; esac
+  if port_open "$HOST" "$port"; then
+    die "$1 still answers on $HOST:$port after stopping what $LOCAL started: another checkout (or QUIBLY_LOCAL) started it; stop it from there"
+  fi
+}
+
 # services NAME... checks the names given (all three when none) and prints them
 # in start order; stopping goes the other way.
 services() {
@@ -344,14 +354,14 @@ case ${1:-} in
     ;;
   down)
     shift
-    for svc in $(services "$@" | tac); do "${svc/postgres/pg}_down"; done
+    for svc in $(services "$@" | tac); do "${svc/postgres/pg}_down"; still_answers "$svc"; done
     say "services are stopped (data stays in $LOCAL; remove $LOCAL/{redis,postgres,kafka} to start afresh)"
     ;;
   restart)
     # A stop and a start with the data kept: what the failure tests use.
     shift
     [ $# -gt 0 ] || die "restart needs the services to restart: redis, postgres and/or kafka"
-    for svc in $(services "$@"); do "${svc/postgres/pg}_down"; "${svc/postgres/pg}_up"; done
+    for svc in $(services "$@"); do "${svc/postgres/pg}_down"; still_answers "$svc"; "${svc/postgres/pg}_up"; done
     ;;
   status) status ;;
   env) print_env ;;
