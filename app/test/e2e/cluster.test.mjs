@@ -16,26 +16,20 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OUT_DIR, sleep } from './harness.mjs';
 import { connect, makeSocket, ack, closeAll, newUser, createChannel, waitFor, randomUUID, once } from './clients.mjs';
+import { LB, pin, underLoad } from './load.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '../../..');
-const LB = process.env.QUIBLY_LB_URL || 'http://127.0.0.1:8080';
 const RR = process.env.QUIBLY_LB_RR_URL || 'http://127.0.0.1:8081';
 const NODE_BASE_PORT = Number(process.env.QUIBLY_NODE_BASE_PORT || 5000);
 const DATABASE_URL = process.env.QUIBLY_TEST_DATABASE_URL;
 const LEASE_MS = 10000; // LEADER_LEASE's default
 const nodeUrl = (n) => `http://127.0.0.1:${NODE_BASE_PORT + n}`;
-const pin = (n) => ({ extraHeaders: { cookie: `QUIBLY_NODE=server-${n}` } });
 const run = promisify(execFile);
 
 async function script(name, ...args) {
   const { stdout } = await run(join(ROOT, 'scripts', name), args, { cwd: ROOT, timeout: 240000 });
   return stdout;
-}
-
-async function psql(sql) {
-  const { stdout } = await run('psql', [DATABASE_URL, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { timeout: 30000 });
-  return stdout.trim().split('\n').filter(Boolean);
 }
 
 async function health(n) {
@@ -53,156 +47,6 @@ const nodePid = (n) => Number(readFileSync(join(LOCAL, 'cluster/run', `server-${
 async function leaders() {
   const hs = await Promise.all([1, 2, 3].map(health));
   return hs.map((h, i) => (h.batchWriterLeader ? i + 1 : 0)).filter(Boolean);
-}
-
-/**
- * A chat client as a person's app would be: pinned to a node by the load balancer's
- * cookie, reconnecting on its own, retrying a failed send with the same nonce, and
- * reloading history only when the server says the session was not recovered.
- */
-class Chatter {
-  constructor(user, node, channelId, stats) {
-    Object.assign(this, { user, node, channelId, stats });
-    this.received = new Set();
-    this.viaHistory = new Set();
-    this.acked = [];
-    this.errors = {};
-    this.unknown = 0; // sends whose outcome never came back (ack timed out)
-    this.connects = 0;
-    this.recovered = 0;
-    this.running = false;
-  }
-
-  async start() {
-    this.socket = await connect(LB, this.user.token, {
-      ...pin(this.node), transports: ['websocket'], reconnection: true, reconnectionDelay: 300,
-      reconnectionDelayMax: 2000, randomizationFactor: 0.2,
-    });
-    this.socket.on('message', (m) => { if (m.channelId === this.channelId) this.received.add(m.id); });
-    this.socket.on('connect', () => this.onReconnect());
-    this.connects = 1;
-    assert.deepEqual(await ack(this.socket, 'channel:join', { channelId: this.channelId }), { ok: true });
-  }
-
-  async onReconnect() {
-    this.connects += 1;
-    this.lastConnectAt = Date.now();
-    if (this.socket.recovered) { this.recovered += 1; return; }
-    // Not recovered: join again and fill the gap from history, as the web client does.
-    try {
-      await ack(this.socket, 'channel:join', { channelId: this.channelId }, 8000);
-      const r = await fetch(`${LB}/api/channels/${this.channelId}/messages?limit=200`, { headers: { authorization: `Bearer ${this.user.token}` } });
-      const list = await r.json();
-      for (const m of Array.isArray(list) ? list : list.messages) {
-        if (!this.received.has(m.id)) { this.received.add(m.id); this.viaHistory.add(m.id); }
-      }
-    } catch { /* the next reconnect tries again */ }
-  }
-
-  async sendOne(i) {
-    const nonce = randomUUID();
-    for (let attempt = 0; attempt < 20 && this.running; attempt += 1) {
-      if (!this.socket.connected) { await sleep(100); continue; }
-      let res;
-      try {
-        res = await ack(this.socket, 'message:send', { channelId: this.channelId, text: `${this.user.name} ${i}`, nonce }, 10000);
-      } catch {
-        this.unknown += 1;
-        continue;
-      }
-      if (res && res.id) {
-        this.acked.push(res.id);
-        this.stats.acks.push(Date.now());
-        return;
-      }
-      const code = res?.error?.code || 'malformed';
-      this.errors[code] = (this.errors[code] || 0) + 1;
-      this.stats.errors.push(Date.now());
-      await sleep(code === 'rate_limited' ? 500 : 200);
-    }
-  }
-
-  loop(intervalMs) {
-    this.running = true;
-    this.done = (async () => {
-      for (let i = 0; this.running; i += 1) {
-        await this.sendOne(i);
-        await sleep(intervalMs);
-      }
-    })();
-  }
-
-  async stop() { this.running = false; await this.done; }
-}
-
-/**
- * Runs load on every node, applies fault mid-way, and checks the guarantees. fault
- * returns {note, downAt, upAt}: when the fault began and when the part was back.
- */
-async function underLoad(label, fault, { perNode = 4, intervalMs = 250, before = 3000, settle = 4000, acksMayBeLost = false } = {}) {
-  const owner = await newUser(LB, 'owner');
-  const ch = await createChannel(LB, owner.token, `fault-${label}-${randomUUID().slice(0, 6)}`.toLowerCase());
-  const stats = { acks: [], errors: [] };
-  const chatters = [];
-  for (const n of [1, 2, 3]) {
-    for (let i = 0; i < perNode; i += 1) chatters.push(new Chatter(await newUser(LB, `n${n}c`), n, ch.id, stats));
-  }
-  await Promise.all(chatters.map((c) => c.start()));
-  chatters.forEach((c) => c.loop(intervalMs));
-  await sleep(before);
-
-  const { note, downAt, upAt } = await fault();
-  // Serving again means: a send acked after the part was back.
-  const firstAckAfter = await waitFor(() => stats.acks.find((t) => t > upAt), 60000, `${label}: an ack after the fault`, 50);
-  await sleep(settle);
-  await Promise.all(chatters.map((c) => c.stop()));
-
-  const acked = chatters.flatMap((c) => c.acked);
-  assert.equal(new Set(acked).size, acked.length, `${label}: one id acked twice`);
-  // Stored exactly once (the batch writer may still be catching up).
-  let stored = [];
-  await waitFor(async () => {
-    stored = await psql(`SELECT id::text FROM messages WHERE channel_id::text = '${ch.id}'`);
-    return acked.every((id) => stored.includes(id));
-  }, 60000, `${label}: every acked message in PostgreSQL`, 500);
-  assert.equal(new Set(stored).size, stored.length, `${label}: a message stored twice`);
-  const dupNonces = await psql(`SELECT count(*) FROM (SELECT author_id, nonce FROM messages WHERE channel_id::text = '${ch.id}'
-    GROUP BY author_id, nonce HAVING count(*) > 1) d`);
-  assert.equal(dupNonces[0], '0', `${label}: a retried send stored twice`);
-  const unacked = stored.filter((id) => !acked.includes(id)).length; // stored after an ack that timed out: fine
-
-  // Every client has every acked message, live or recovered (or, if not recovered, from history).
-  await waitFor(() => chatters.every((c) => acked.every((id) => c.received.has(id))), 15000,
-    `${label}: every client has every acked message`, 100).catch(() => {});
-  for (const c of chatters) {
-    const missing = acked.filter((id) => !c.received.has(id));
-    assert.deepEqual(missing, [], `${label}: ${c.user.name} (server-${c.node}) misses ${missing.length} acked messages`);
-  }
-  const errors = {};
-  for (const c of chatters) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] || 0) + v;
-  const badCodes = Object.keys(errors).filter((k) => !['unavailable', 'rate_limited'].includes(k));
-  assert.deepEqual(badCodes, [], `${label}: unexpected error codes ${JSON.stringify(errors)}`);
-  const ackTimeouts = chatters.reduce((a, c) => a + c.unknown, 0);
-  // Only a node that dies can leave a send unanswered; the sender retries it with its nonce.
-  if (!acksMayBeLost) assert.equal(ackTimeouts, 0, `${label}: ${ackTimeouts} sends got no answer at all`);
-  const failed = stats.errors.filter((t) => t >= downAt);
-  const report = {
-    scenario: label, note, clients: chatters.length,
-    faultMs: upAt - downAt,
-    // From the part being back to the first acked send.
-    servingAgainAfterMs: firstAckAfter - upAt,
-    // The span in which sends got an error.
-    errorWindowMs: failed.length ? failed[failed.length - 1] - failed[0] : 0,
-    // Clients that had to reconnect: the last of them back, counted from the fault.
-    lastReconnectAfterMs: Math.max(0, ...chatters.filter((c) => c.lastConnectAt > downAt).map((c) => c.lastConnectAt - downAt)),
-    sendsAcked: acked.length, stored: stored.length, storedWithoutAck: unacked,
-    errors, ackTimeouts,
-    reconnects: chatters.reduce((a, c) => a + c.connects - 1, 0),
-    recovered: chatters.reduce((a, c) => a + c.recovered, 0),
-    filledFromHistory: chatters.reduce((a, c) => a + c.viaHistory.size, 0),
-  };
-  for (const c of chatters) { c.socket.io.reconnection(false); c.socket.disconnect(); }
-  return report;
 }
 
 const reports = [];
@@ -313,19 +157,24 @@ describe('cluster', () => {
       await sleep(5000);
       await script('cluster.sh', 'up');
       return { note: 'server-2 killed, restarted 5 s later', downAt, upAt: Date.now() };
-    }, { acksMayBeLost: true }));
+    }, { clients: 12, intervalMs: 250, acksMayBeLost: true }));
   });
 
   // Each outage outlasts a send's 5 s timeout, so senders see errors, not just slow acks.
-  for (const [svc, outageMs] of [['redis', 6000], ['kafka', 8000], ['postgres', 6000]]) {
+  for (const [svc, key, outageMs] of [['redis', 'redis', 6000], ['kafka', 'kafka', 8000], ['postgres', 'database', 6000]]) {
     test(`restart of ${svc} under load`, { timeout: 240000 }, async () => {
       reports.push(await underLoad(`${svc}-restart`, async () => {
         const downAt = Date.now();
         await script('services.sh', 'down', svc);
-        await sleep(outageMs);
+        // Every node says so on /health, so the balancer and operators see it.
+        for (const n of [1, 2, 3]) {
+          await waitFor(async () => { const h = await health(n); return h.http === 503 && h.services?.[key] === false; },
+            outageMs, `server-${n} /health 503 with services.${key} false`, 200);
+        }
+        await sleep(Math.max(0, outageMs - (Date.now() - downAt)));
         await script('services.sh', 'up', svc);
         return { note: `${svc} stopped for ${outageMs / 1000} s, then started with its data`, downAt, upAt: Date.now() };
-      }));
+      }, { clients: 12, intervalMs: 250 }));
       for (const n of [1, 2, 3]) {
         await waitFor(async () => (await health(n)).http === 200, 30000, `server-${n} healthy after the ${svc} restart`);
       }

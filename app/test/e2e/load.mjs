@@ -1,8 +1,6 @@
-// Steady chat load for the operations tests (ops.test.mjs): clients pinned to nodes by
+// Steady chat load for the cluster and operations tests: clients pinned to nodes by
 // the balancer's cookie, split over several channels, each sending every intervalMs and
 // retrying a failed send with the same nonce; then the no-loss checks against PostgreSQL.
-// The same client and checks as cluster.test.mjs's Chatter/underLoad (which another
-// change is editing), generalised to N nodes, many channels and a given client count.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -19,7 +17,11 @@ export async function psql(sql, url = DATABASE_URL) {
   return stdout.trim().split('\n').filter(Boolean);
 }
 
-/** A chat client as a person's app would be (see cluster.test.mjs). */
+/**
+ * A chat client as a person's app would be: pinned to a node by the load balancer's
+ * cookie, reconnecting on its own, retrying a failed send with the same nonce, and
+ * reloading history only when the server says the session was not recovered.
+ */
 export class Chatter {
   constructor(user, node, channelId, stats) {
     Object.assign(this, { user, node, channelId, stats });
@@ -110,7 +112,7 @@ export async function underLoad(label, op, { nodes = [1, 2, 3], clients = 12, ch
   const owner = await newUser(LB, 'owner');
   const chans = [];
   for (let k = 0; k < channels; k += 1) {
-    chans.push(await createChannel(LB, owner.token, `ops-${label}-${k}-${randomUUID().slice(0, 6)}`.toLowerCase()));
+    chans.push(await createChannel(LB, owner.token, `load-${label}-${k}-${randomUUID().slice(0, 6)}`.toLowerCase()));
   }
   const stats = { acks: [], errors: [] };
   const chatters = [];
@@ -166,10 +168,16 @@ export async function underLoad(label, op, { nodes = [1, 2, 3], clients = 12, ch
   // A send written as its node closes the connection in a drain can lose its answer with
   // the connection; the client then retries it with the same nonce (stored once, above).
   if (!acksMayBeLost) assert.equal(ackTimeouts, 0, `${label}: ${ackTimeouts} sends got no answer at all`);
+  const failed = stats.errors.filter((t) => t >= downAt);
   const report = {
     scenario: label, note, ...extra, clients: chatters.length, channels, nodes, sendEveryMs: intervalMs,
     opMs: upAt - downAt,
+    // From the operation's end to the first acked send.
     servingAgainAfterMs: firstAckAfter - upAt,
+    // The span in which sends got an error.
+    errorWindowMs: failed.length ? failed[failed.length - 1] - failed[0] : 0,
+    // Clients that had to reconnect: the last of them back, counted from the operation's start.
+    lastReconnectAfterMs: Math.max(0, ...chatters.filter((c) => c.lastConnectAt > downAt).map((c) => c.lastConnectAt - downAt)),
     sendsAcked: acked.length, stored: stored.length, storedWithoutAck: unacked,
     errors, ackTimeouts, gaveUp, connectErrors: chatters.reduce((a, c) => a + c.connectErrors, 0),
     reconnects: chatters.reduce((a, c) => a + c.connects - 1, 0),
