@@ -7,6 +7,9 @@ export ROOT
 LOCAL=${QUIBLY_LOCAL:-$ROOT/.local}
 export LOCAL
 
+# usage_text prints the calling script's header comment, its usage, without the '# '.
+usage_text() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
 say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -40,7 +40,7 @@ KAFKA_LOG=$KAFKA_DIR/logs/server.log
 KAFKA_OUT=$KAFKA_DIR/logs/kafka.out
 KAFKA_PID=$KAFKA_DIR/kafka.pid
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { usage_text; }
 
 # ---------------------------------------------------------------------------- Redis
 

@@ -15,7 +15,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { usage_text >&2; exit 2; }
 
 # db_counts URL prints "table count" for every table of the public schema, sorted.
 db_counts() {

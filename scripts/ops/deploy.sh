@@ -14,7 +14,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 2; }
+usage() { usage_text; exit 2; }
 
 ENV_NAME=${1:-}; shift || true
 VERSION="" ROLLBACK=""
