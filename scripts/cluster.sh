@@ -28,9 +28,6 @@
 #   QUIBLY_LB_PORT=8080  QUIBLY_LB_RR_PORT=8081  QUIBLY_LB_STATS_PORT=8404
 #   QUIBLY_CLUSTER_ENV="K=V ..."  extra environment for every node (e.g. "LOG_LEVEL=debug")
 #   QUIBLY_SKIP_BUILD=1      use app/bin/quibly as it is
-#   QUIBLY_CLUSTER_STANDALONE=1  TEST ONLY: start every node standalone (no Redis/Kafka/PostgreSQL,
-#                            own DATA_DIR each) to exercise HAProxy, stickiness, health checks and drain
-#                            while the server has no clustered mode; nodes then share nothing.
 #
 # Logs: .local/cluster/logs/server-N.log and haproxy.log. The JWT secret is generated once
 # into .local/cluster/jwt-secret (mode 600) and never printed.
@@ -44,7 +41,6 @@ BASE_PORT=${QUIBLY_NODE_BASE_PORT:-5000}
 LB_PORT=${QUIBLY_LB_PORT:-8080}
 LB_RR_PORT=${QUIBLY_LB_RR_PORT:-8081}
 LB_STATS_PORT=${QUIBLY_LB_STATS_PORT:-8404}
-STANDALONE=${QUIBLY_CLUSTER_STANDALONE:-}
 
 BIN=$ROOT/app/bin/quibly
 CDIR=$LOCAL/cluster
@@ -56,7 +52,7 @@ HAPROXY_SOCK=$CDIR/haproxy.sock
 HAPROXY_PID=$RUN/haproxy.pid
 HAPROXY_LOG=$LOGS/haproxy.log
 
-usage() { sed -n '2,38s/^# \{0,1\}//p' "$0"; }
+usage() { usage_text; }
 
 [[ $NODES =~ ^[1-9][0-9]?$ ]] || die "NODES must be a number from 1 to 99 (got '$NODES')"
 
@@ -115,6 +111,9 @@ defaults
     # Upgraded websockets.
     timeout tunnel 1h
     timeout client-fin 5s
+    # A node's /health bounds its own dependency checks at 2 s; a check may take that
+    # long on a busy machine without the node being down.
+    timeout check 3s
     default-server inter 1s fall 2 rise 2
 
 frontend quibly
@@ -250,15 +249,11 @@ node_start() {
   [ -x "$bin" ] || die "server-$i: version $version has no binary $bin (scripts/release.sh build $version)"
   local envs=(PATH="$PATH" HOME="${HOME:-/root}" SERVER_ID="server-$i" PORT="$port" JWT_SECRET="$secret"
     FRONTEND_URL="http://$HOST:$LB_PORT" LOG_LEVEL="${LOG_LEVEL:-info}")
-  if [ -n "$STANDALONE" ]; then
-    envs+=(DATA_DIR="$dir/data")
-  else
-    local db
-    db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
-    envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="${QUIBLY_REDIS_PORT:-16379}"
-      KAFKA_BROKERS="$HOST:${QUIBLY_KAFKA_PORT:-19092}" DATABASE_URL="$db")
-    [ -n "${QUIBLY_REDIS_PASSWORD:-}" ] && envs+=(REDIS_PASSWORD="$QUIBLY_REDIS_PASSWORD")
-  fi
+  local db
+  db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
+  envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="${QUIBLY_REDIS_PORT:-16379}"
+    KAFKA_BROKERS="$HOST:${QUIBLY_KAFKA_PORT:-19092}" DATABASE_URL="$db")
+  [ -n "${QUIBLY_REDIS_PASSWORD:-}" ] && envs+=(REDIS_PASSWORD="$QUIBLY_REDIS_PASSWORD")
   local extra
   # shellcheck disable=SC2206 # word splitting of "K=V K=V" is the point
   extra=(${QUIBLY_CLUSTER_ENV:-})
@@ -304,9 +299,6 @@ node_wait() {
   until node_healthy "$i"; do
     if ! node_pid "$i" >/dev/null; then
       tail -n 5 "$log" >&2
-      if grep -q 'not available in this build yet' "$log"; then
-        die "server-$i exited: this build has no clustered mode yet (see $log); QUIBLY_CLUSTER_STANDALONE=1 starts test-only standalone nodes"
-      fi
       die "server-$i exited at start; see $log"
     fi
     [ $SECONDS -lt $deadline ] || die "server-$i does not answer /health with 200 on port $(node_port "$i") within 60s; see $log"
@@ -319,11 +311,7 @@ node_wait() {
 
 up() {
   mkdir -p "$LOGS" "$RUN"
-  if [ -n "$STANDALONE" ]; then
-    warn "QUIBLY_CLUSTER_STANDALONE=1: test-only standalone nodes that share nothing (no services started)"
-  else
-    "$ROOT/scripts/services.sh" up
-  fi
+  "$ROOT/scripts/services.sh" up
   command -v curl >/dev/null || apt_install curl
   build
   local secret i
