@@ -15,6 +15,8 @@
 #   DURATION=10s WARMUP=3s measured time and warm-up per load run
 #   QUIBLY_REF_BASE_PORT=7000 (peer instances on base+1..3)  QUIBLY_REF_LB_PORT=8090
 #   QUIBLY_ECHO_PORT=7990  BENCH_OUT=test-output/bench  BENCH_DOC=docs/BENCHMARKS.md (empty: don't write)
+#   BENCH_ONLY="raw store fanout memory"  the parts to run; a partial run keeps the other
+#                          parts' JSON files in BENCH_OUT and regenerates the report from all
 #   plus the ports of scripts/services.sh and scripts/cluster.sh (QUIBLY_*_PORT, QUIBLY_LOCAL)
 #
 # Quibly's nodes run with MESSAGE_RATE=100000 MESSAGE_BURST=100000 (the per-user send limit
@@ -40,6 +42,8 @@ NODE_BASE=${QUIBLY_NODE_BASE_PORT:-5000}
 LB_PORT=${QUIBLY_LB_PORT:-8080}
 REDIS_PORT=${QUIBLY_REDIS_PORT:-16379}
 OUT=${BENCH_OUT:-$ROOT/test-output/bench}
+ONLY=${BENCH_ONLY:-raw store fanout memory}
+part() { [[ " $ONLY " == *" $1 "* ]]; }
 DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
 
 BDIR=$LOCAL/bench
@@ -67,7 +71,16 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 setup() {
   mkdir -p "$OUT" "$BDIR/logs" "$BDIR/run"
-  rm -f "$OUT"/*.json
+  local p
+  for p in $ONLY; do
+    case $p in
+      raw) rm -f "$OUT"/raw-*.json ;;
+      store) rm -f "$OUT"/store-*.json ;;
+      fanout) rm -f "$OUT"/saturation-*.json "$OUT"/half-*.json "$OUT"/light-*.json ;;
+      memory) rm -f "$OUT"/memory-*.json ;;
+      *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, memory)" ;;
+    esac
+  done
   command -v node >/dev/null || die "node is needed for the reference peer (scripts/e2e-deps.sh installs it)"
   say "building quibly and quiblyload"
   (cd "$ROOT" && go build -o "$QUIBLY" ./app/cmd/quibly && go build -o "$LOAD" ./app/cmd/quiblyload) || die "go build failed"
@@ -77,14 +90,36 @@ setup() {
   SERVICES_STARTED=1
   "$ROOT/scripts/services.sh" up
   apt_install haproxy
+  quibly_up
+  ref_up
+}
+
+quibly_up() {
   say "starting Quibly's cluster (3 nodes, MESSAGE_RATE=100000 MESSAGE_BURST=100000)"
   CLUSTER_UP=1
   QUIBLY_SKIP_BUILD=1 LOG_LEVEL=warn QUIBLY_CLUSTER_ENV="MESSAGE_RATE=100000 MESSAGE_BURST=100000 ${QUIBLY_CLUSTER_ENV:-}" \
     "$ROOT/scripts/cluster.sh" up
-  ref_up
+}
+
+# fresh_nodes TARGET restarts the target's 3 nodes, so that a memory run starts from
+# processes that have never held connections (a runtime keeps freed memory for a while).
+fresh_nodes() {
+  local i
+  if [ "$1" = quibly ]; then
+    QUIBLY_SKIP_BUILD=1 "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1
+    quibly_up 2>/dev/null
+  else
+    for i in 1 2 3; do stop_pidfile "ref-$i" "$BDIR/run/ref-$i.pid" node 15; done
+    ref_nodes
+  fi
 }
 
 ref_up() {
+  ref_nodes
+  ref_lb
+}
+
+ref_nodes() {
   local i port pf
   for i in 1 2 3; do
     port=$((REF_BASE + i))
@@ -98,6 +133,10 @@ ref_up() {
     wait_for "reference peer ref-$i" 30 curl -sf -m 2 "http://$HOST:$((REF_BASE + i))/health" \
       || die "reference peer ref-$i did not start; see $BDIR/logs/ref-$i.log"
   done
+}
+
+ref_lb() {
+  local i
   cat >"$BDIR/haproxy-ref.cfg" <<EOF
 # Written by scripts/bench.sh: the reference peer behind HAProxy, configured like Quibly's.
 global
@@ -157,7 +196,8 @@ sum_rss() {
 memory() {
   local target=$1 run=$2 before after ready=$BDIR/run/idle-ready.json pid connected
   rm -f "$ready"
-  sleep 3
+  fresh_nodes "$target"
+  sleep 5
   before=$(sum_rss "$target")
   "$LOAD" -target "$target" -url "$(node_urls "$target")" -conns "$IDLE_CONNS" -channels 100 -users "$USERS" \
     -source-ips 8 -idle -ready-file "$ready" -quiet >"$BDIR/logs/idle-$target.log" 2>&1 &
@@ -176,7 +216,6 @@ memory() {
   say "memory $target run $run: RSS $before kB -> $after kB over $connected connections: $(((after - before) * 1024 / connected)) B/conn"
   printf '{"target":"%s","run":%d,"rss_before_kb":%d,"rss_after_kb":%d,"connected":%d,"bytes_per_conn":%d}\n' \
     "$target" "$run" "$before" "$after" "$connected" $(((after - before) * 1024 / connected)) >"$OUT/memory-$target-$run.json"
-  sleep 5 # the nodes notice the closed connections
 }
 
 # chat TARGET NAME RATE: one fan-out run through the load balancer.
@@ -197,6 +236,7 @@ median_sends() {
 main() {
   local t0=$SECONDS r target half
   setup
+  if part raw; then
   say "raw limits: Redis pub/sub and loopback websocket echo"
   spawn "$BDIR/run/echo.pid" "$BDIR/logs/echo.log" "$LOAD" -mode echo-server -listen "$HOST:$ECHO_PORT"
   STARTED+=("$BDIR/run/echo.pid")
@@ -207,12 +247,16 @@ main() {
     "$LOAD" -mode echo -url "ws://$HOST:$ECHO_PORT/" -conns 100 -window 8 -duration 5s -warmup 1s -quiet \
       -out "$OUT/raw-echo-$r.json"
   done
+  fi
+  if part store; then
   say "batch writer against raw COPY (PostgreSQL, fresh schema per run)"
   local db
   db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
   for ((r = 1; r <= RUNS; r++)); do
     "$LOAD" -mode store -database-url "$db" -rows 100000 -batch 1000 -quiet -out "$OUT/store-$r.json"
   done
+  fi
+  if part fanout; then
   for target in quibly peer; do
     for ((r = 1; r <= RUNS; r++)); do chat "$target" "saturation-$target-$r" 0; done
     half=$(($(median_sends "$OUT"/saturation-"$target"-*.json) / 2))
@@ -220,12 +264,17 @@ main() {
   done
   say "Quibly send→ack at light load (200 messages/s, acks after Kafka's in-sync replicas)"
   for ((r = 1; r <= RUNS; r++)); do chat quibly "light-quibly-$r" 200; done
+  fi
+  if part memory; then
   for target in quibly peer; do
     for ((r = 1; r <= RUNS; r++)); do memory "$target" "$r"; done
   done
+  fi
   local took=$((SECONDS - t0))
-  node "$ROOT/bench/report.mjs" --dir "$OUT" --doc "$DOC" --seconds "$took" \
-    --shape "$SAT_CONNS connections, $SAT_CHANNELS channels, $SAT_SENDERS senders x $SAT_WINDOW in flight; $IDLE_CONNS idle connections; $RUNS runs"
+  local note=""
+  [ "$ONLY" = "raw store fanout memory" ] || note="BENCH_ONLY=\"$ONLY\" re-run; the other parts are from an earlier run"
+  (cd "$ROOT" && node bench/report.mjs --dir "$OUT" --doc "$DOC" --seconds "$took" --note "$note" \
+    --shape "$SAT_CONNS connections, $SAT_CHANNELS channels, $SAT_SENDERS senders x $SAT_WINDOW in flight; $IDLE_CONNS idle connections; $RUNS runs")
   say "make bench took ${took}s; results: $OUT/results.json${DOC:+, figures: $DOC}"
 }
 
