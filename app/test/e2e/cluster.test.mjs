@@ -12,19 +12,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { OUT_DIR, sleep } from './harness.mjs';
 import { connect, makeSocket, ack, closeAll, newUser, createChannel, waitFor, randomUUID, once } from './clients.mjs';
-import { LB, pin, underLoad } from './load.mjs';
+import { LB, pin, underLoad, ROOT, LOCAL, LEASE_MS, health, leaders } from './load.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(here, '../../..');
 const RR = process.env.QUIBLY_LB_RR_URL || 'http://127.0.0.1:8081';
-const NODE_BASE_PORT = Number(process.env.QUIBLY_NODE_BASE_PORT || 5000);
 const DATABASE_URL = process.env.QUIBLY_TEST_DATABASE_URL;
-const LEASE_MS = 10000; // LEADER_LEASE's default
-const nodeUrl = (n) => `http://127.0.0.1:${NODE_BASE_PORT + n}`;
 const run = promisify(execFile);
 
 async function script(name, ...args) {
@@ -32,22 +26,7 @@ async function script(name, ...args) {
   return stdout;
 }
 
-async function health(n) {
-  try {
-    const r = await fetch(`${nodeUrl(n)}/health`, { signal: AbortSignal.timeout(3000) });
-    return { ...(await r.json()), http: r.status };
-  } catch (err) {
-    return { http: 0, error: String(err.cause?.code || err.message) };
-  }
-}
-
-const LOCAL = process.env.QUIBLY_LOCAL || join(ROOT, '.local'); // where scripts/ keep pid files
 const nodePid = (n) => Number(readFileSync(join(LOCAL, 'cluster/run', `server-${n}.pid`), 'utf8').trim());
-
-async function leaders() {
-  const hs = await Promise.all([1, 2, 3].map(health));
-  return hs.map((h, i) => (h.batchWriterLeader ? i + 1 : 0)).filter(Boolean);
-}
 
 const reports = [];
 

@@ -4,10 +4,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sleep } from './harness.mjs';
 import { connect, ack, newUser, createChannel, waitFor, randomUUID } from './clients.mjs';
 
 const run = promisify(execFile);
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+// Where scripts/ keep pid files, versions and releases.
+export const LOCAL = process.env.QUIBLY_LOCAL || join(ROOT, '.local');
+export const LEASE_MS = 10000; // LEADER_LEASE's default
+const NODE_BASE_PORT = Number(process.env.QUIBLY_NODE_BASE_PORT || 5000);
+export const nodeUrl = (n) => `http://127.0.0.1:${NODE_BASE_PORT + n}`;
 export const LB = process.env.QUIBLY_LB_URL || 'http://127.0.0.1:8080';
 const DATABASE_URL = process.env.QUIBLY_TEST_DATABASE_URL;
 export const pin = (n) => ({ extraHeaders: { cookie: `QUIBLY_NODE=server-${n}` } });
@@ -15,6 +23,22 @@ export const pin = (n) => ({ extraHeaders: { cookie: `QUIBLY_NODE=server-${n}` }
 export async function psql(sql, url = DATABASE_URL) {
   const { stdout } = await run('psql', [url, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { timeout: 30000, maxBuffer: 64 << 20 });
   return stdout.trim().split('\n').filter(Boolean);
+}
+
+/** GET /health of server-n: the document plus `http` (the status; 0 when unreachable). */
+export async function health(n) {
+  try {
+    const r = await fetch(`${nodeUrl(n)}/health`, { signal: AbortSignal.timeout(3000) });
+    return { ...(await r.json()), http: r.status };
+  } catch (err) {
+    return { http: 0, error: String(err.cause?.code || err.message) };
+  }
+}
+
+/** The nodes among `nodes` that report batchWriterLeader: true. */
+export async function leaders(nodes = [1, 2, 3]) {
+  const hs = await Promise.all(nodes.map(health));
+  return hs.map((h, i) => (h.batchWriterLeader ? nodes[i] : 0)).filter(Boolean);
 }
 
 /**

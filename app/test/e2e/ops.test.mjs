@@ -12,19 +12,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync, statSync, rmSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { OUT_DIR, sleep } from './harness.mjs';
 import { closeAll, waitFor, connect, ack, newUser, createChannel, randomUUID } from './clients.mjs';
-import { underLoad, psql, LB } from './load.mjs';
+import { underLoad, psql, LB, ROOT, LOCAL, LEASE_MS, health, leaders } from './load.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(here, '../../..');
-const LOCAL = process.env.QUIBLY_LOCAL || join(ROOT, '.local');
-const NODE_BASE_PORT = Number(process.env.QUIBLY_NODE_BASE_PORT || 5000);
 const DATABASE_URL = process.env.QUIBLY_TEST_DATABASE_URL;
-const LEASE_MS = 10000;
-const nodeUrl = (n) => `http://127.0.0.1:${NODE_BASE_PORT + n}`;
 const run = promisify(execFile);
 const TAG = Date.now().toString(36);
 const V1 = `ops-${TAG}-a`;
@@ -44,15 +37,6 @@ async function ok(cmd, ...args) {
   const r = await sh(cmd, args);
   assert.equal(r.code, 0, `${cmd} ${args.join(' ')} failed:\n${r.out}`);
   return { ...r, ms: Date.now() - t0 };
-}
-
-async function health(n) {
-  try {
-    const r = await fetch(`${nodeUrl(n)}/health`, { signal: AbortSignal.timeout(3000) });
-    return { ...(await r.json()), http: r.status };
-  } catch (err) {
-    return { http: 0, error: String(err.cause?.code || err.message) };
-  }
 }
 
 const versionOf = (n) => readFileSync(join(LOCAL, 'cluster/run', `server-${n}.version`), 'utf8').trim();
@@ -110,11 +94,6 @@ function watchLb() {
     for (const [pid, c] of last) for (const k of Object.keys(c)) sum[k] = (sum[k] || 0) + c[k] - ((first.get(pid) || {})[k] || 0);
     return { haproxyProcesses: last.size, samples, ...sum };
   };
-}
-
-async function leaders(nodes) {
-  const hs = await Promise.all(nodes.map(health));
-  return hs.map((h, i) => (h.batchWriterLeader ? nodes[i] : 0)).filter(Boolean);
 }
 
 /** Runs op under load and adds HAProxy's error counters over it. */
