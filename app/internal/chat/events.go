@@ -297,7 +297,7 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 			}
 			cancel()
 		}
-		return fail(apperr.New(apperr.Unavailable, "the message could not be stored; it was not sent, retry"))
+		return fail(apperr.New(apperr.Unavailable, "the message was not confirmed as stored; retry it with the same nonce"))
 	}
 	wire := msg.Wire()
 	data, _ := json.Marshal(wire)
