@@ -165,6 +165,6 @@ func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = d.srv.Close()
 	}
-	log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	log.Info("drained", "took", time.Since(start).Round(time.Millisecond).String())
 	return err
 }
