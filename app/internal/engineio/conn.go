@@ -93,13 +93,23 @@ func (c *Conn) Closed() <-chan struct{} { return c.closed }
 // connection is dropped and ErrSlowConsumer returned.
 func (c *Conn) Send(data string) error { return c.sendPacket(string(Message) + data) }
 
-func (c *Conn) sendPacket(p string) error {
+// SendBatch queues one message packet per data, all or none, so that they leave
+// together (in one write on a websocket). It never blocks, like Send.
+func (c *Conn) SendBatch(data []string) error {
+	ps := make([]string, len(data))
+	for i, d := range data {
+		ps[i] = string(Message) + d
+	}
+	return c.sendPacket(ps...)
+}
+
+func (c *Conn) sendPacket(ps ...string) error {
 	c.mu.Lock()
 	if c.isClosed() {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(c.queue) >= c.srv.cfg.SendQueueSize {
+	if len(c.queue)+len(ps) > c.srv.cfg.SendQueueSize {
 		c.mu.Unlock()
 		// Closed from another goroutine: senders (a broadcast) may hold their own locks,
 		// which the close handlers need.
@@ -108,7 +118,7 @@ func (c *Conn) sendPacket(p string) error {
 		}
 		return ErrSlowConsumer
 	}
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, ps...)
 	ws := c.startWSWriterLocked()
 	c.mu.Unlock()
 	if ws != nil {
@@ -242,32 +252,53 @@ func (c *Conn) handlePacket(p Packet) {
 	}
 }
 
+// maxWSBatch bounds the bytes of one batched write, so one socket's backlog does not
+// make one huge buffer.
+const maxWSBatch = 64 << 10
+
 // flushWS writes the queue onto ws until it is empty, then ends; sendPacket starts
-// it again when something is queued.
+// it again when something is queued. What is queued at once goes out in one write.
 func (c *Conn) flushWS(ws *websocket.Conn) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
 		c.mu.Lock()
-		batch := c.queue
-		c.queue = nil
-		if len(batch) == 0 || c.isClosed() {
-			if c.isClosed() {
-				c.queue = batch // finishWS flushes it when the close tells the client
-			}
+		if len(c.queue) == 0 || c.isClosed() {
+			// When closed, finishWS flushes the queue if the close tells the client.
 			c.wsWriting = false
 			c.mu.Unlock()
 			return
 		}
+		batch := c.takeQueue(maxWSBatch)
 		c.mu.Unlock()
-		for _, p := range batch {
-			_ = ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-			if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
-				go c.close(ReasonTransportErr, false)
-				return
-			}
+		if err := c.writeFrames(ws, batch, c.srv.cfg.WriteTimeout); err != nil {
+			go c.close(ReasonTransportErr, false)
+			return
 		}
 	}
+}
+
+// writeFrames writes one text frame per packet, in one write when the socket was
+// upgraded through a batchConn. Callers hold c.wmu.
+func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Duration) error {
+	out, batched := ws.NetConn().(*batchConn)
+	if !batched {
+		for _, p := range packets {
+			_ = ws.SetWriteDeadline(time.Now().Add(timeout))
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	out.hold()
+	for _, p := range packets {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+			_ = out.release(timeout)
+			return err
+		}
+	}
+	return out.release(timeout)
 }
 
 // finishWS runs once the connection is closed: it writes what is queued and a close
@@ -285,13 +316,10 @@ func (c *Conn) finishWS(ws *websocket.Conn) {
 		return
 	}
 	// Best effort: what is queued, then a close packet.
-	_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
-	for _, p := range pending {
-		if ws.WriteMessage(websocket.TextMessage, []byte(p)) != nil {
-			return
-		}
+	if c.writeFrames(ws, append(pending, string(Close)), time.Second) != nil {
+		return
 	}
-	_ = ws.WriteMessage(websocket.TextMessage, []byte{Close})
+	_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
 }
 

@@ -329,7 +329,7 @@ func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 }
 
 func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, err := s.upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)
 	if err != nil {
 		return // the upgrader has answered the client
 	}
@@ -371,7 +371,7 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 	}
 	c.upgrading = true
 	c.mu.Unlock()
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, err := s.upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)
 	if err != nil {
 		c.mu.Lock()
 		c.upgrading = false

@@ -1,0 +1,106 @@
+package engineio
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// batchConn is the net.Conn under a websocket. gorilla/websocket writes every frame
+// with its own write call; between hold and release, batchConn collects those
+// frames instead, and release sends them in one write. Frames queued together (one
+// bus read fanned out to a socket, or a burst of acks) so cost one system call, here
+// and in every proxy and client downstream, instead of one each.
+type batchConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	holding bool
+	buf     *[]byte // taken from batchBufs while holding
+}
+
+// batchBufs keeps batch buffers between flushes, so an idle socket holds none.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooledBatch is the largest buffer put back in the pool; a rare huge batch
+// does not stay allocated.
+const maxPooledBatch = 256 << 10
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.holding {
+		*b.buf = append(*b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+// SetWriteDeadline is ignored while holding (gorilla sets one per frame, and each
+// costs a timer update); release sets one for the whole batch.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	holding := b.holding
+	b.mu.Unlock()
+	if holding {
+		return nil
+	}
+	return b.Conn.SetWriteDeadline(t)
+}
+
+// hold starts collecting writes.
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.holding = true
+	b.buf = batchBufs.Get().(*[]byte)
+	b.mu.Unlock()
+}
+
+// release stops collecting and writes what was collected in one call, which must
+// finish within timeout.
+func (b *batchConn) release(timeout time.Duration) error {
+	b.mu.Lock()
+	buf := b.buf
+	b.holding, b.buf = false, nil
+	b.mu.Unlock()
+	if buf == nil {
+		return nil
+	}
+	defer func() {
+		if cap(*buf) <= maxPooledBatch {
+			*buf = (*buf)[:0]
+			batchBufs.Put(buf)
+		}
+	}()
+	if len(*buf) == 0 {
+		return nil
+	}
+	if err := b.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := b.Conn.Write(*buf)
+	return err
+}
+
+// batchingWriter hands gorilla's upgrader a batchConn when it hijacks the connection.
+type batchingWriter struct {
+	http.ResponseWriter
+	conn *batchConn
+}
+
+func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("engine.io: the response writer cannot be hijacked")
+	}
+	nc, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &batchConn{Conn: nc}
+	return w.conn, brw, nil
+}

@@ -1,0 +1,122 @@
+package engineio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func TestBatchConnHoldsWritesUntilRelease(t *testing.T) {
+	server, client := tcpPair(t)
+	b := &batchConn{Conn: server}
+
+	// Not holding: writes pass straight through.
+	if _, err := b.Write([]byte("now")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 3)
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "now" {
+		t.Fatalf("pass-through write: got %q, %v", got, err)
+	}
+
+	b.hold()
+	for _, p := range []string{"one,", "two,", "three"} {
+		if _, err := b.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A deadline in the past while holding must not fail the batch's write.
+	if err := b.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := client.Read(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %d bytes while the writes were held (err %v)", n, err)
+	}
+	if err := b.release(time.Second); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	want := "one,two,three"
+	got = make([]byte, len(want))
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != want {
+		t.Fatalf("after release: got %q, %v; want %q", got, err, want)
+	}
+	// Released: pass-through again, and releasing twice is harmless.
+	if err := b.release(time.Second); err != nil {
+		t.Fatalf("second release: %v", err)
+	}
+	if _, err := b.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Frames written in one batch still arrive as separate websocket messages, in order.
+func TestBatchedFramesArriveAsSeparateMessages(t *testing.T) {
+	upgrader := websocket.Upgrader{WriteBufferSize: 256}
+	packets := []string{"4first", "4" + strings.Repeat("x", 1000), "4third"} // the middle one outgrows gorilla's buffer
+	served := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)
+		if err != nil {
+			served <- err
+			return
+		}
+		if _, ok := ws.NetConn().(*batchConn); !ok {
+			served <- errors.New("the websocket is not on a batchConn")
+			return
+		}
+		c := &Conn{}
+		served <- c.writeFrames(ws, packets, time.Second)
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i, want := range packets {
+		kind, data, err := client.ReadMessage()
+		if err != nil || kind != websocket.TextMessage || string(data) != want {
+			t.Fatalf("message %d: kind %d, %d bytes, err %v; want %d bytes", i, kind, len(data), err, len(want))
+		}
+	}
+}
