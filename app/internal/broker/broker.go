@@ -35,9 +35,10 @@ type Broker interface {
 	// Publish delivers ev to all subscribers. When logged is true the event is also
 	// appended to the recovery log and gets an Offset; the returned offset is that.
 	Publish(ctx context.Context, ev Event, logged bool) (string, error)
-	// Subscribe calls fn for every event, in publish order, until ctx ends.
-	// fn must not block for long.
-	Subscribe(ctx context.Context, fn func(Event)) error
+	// Subscribe calls fn with every event, in publish order, until ctx ends. Events
+	// that arrived together come in one call, so a subscriber can hand a socket all
+	// of them in one write. fn must not block for long and must not keep the slice.
+	Subscribe(ctx context.Context, fn func([]Event)) error
 	// Since returns the logged events after offset whose channel is in channels, in
 	// order. ErrOffsetExpired when offset is older than the retained window.
 	Since(ctx context.Context, offset string, channels []string) ([]Event, error)

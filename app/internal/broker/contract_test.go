@@ -51,9 +51,9 @@ type collector struct {
 
 func newCollector() *collector { return &collector{ch: make(chan struct{}, 1)} }
 
-func (c *collector) add(ev Event) {
+func (c *collector) add(evs []Event) {
 	c.mu.Lock()
-	c.got = append(c.got, ev)
+	c.got = append(c.got, evs...)
 	c.mu.Unlock()
 	select {
 	case c.ch <- struct{}{}:

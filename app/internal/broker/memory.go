@@ -31,7 +31,7 @@ type Memory struct {
 // removal from subs happens asynchronously.
 type memorySub struct {
 	ctx context.Context
-	fn  func(Event)
+	fn  func([]Event)
 }
 
 type logEntry struct {
@@ -81,7 +81,7 @@ func (m *Memory) Publish(_ context.Context, ev Event, logged bool) (string, erro
 	}
 	for _, sub := range m.subs {
 		if sub.ctx.Err() == nil {
-			sub.fn(ev)
+			sub.fn([]Event{ev})
 		}
 	}
 	return ev.Offset, nil
@@ -99,7 +99,7 @@ func (m *Memory) trim(now time.Time) {
 }
 
 // Subscribe registers fn until ctx ends.
-func (m *Memory) Subscribe(ctx context.Context, fn func(Event)) error {
+func (m *Memory) Subscribe(ctx context.Context, fn func([]Event)) error {
 	m.mu.Lock()
 	id := m.nextID
 	m.nextID++

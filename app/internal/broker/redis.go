@@ -325,7 +325,7 @@ func (r *Redis) Since(ctx context.Context, offset string, channels []string) ([]
 // event published after Subscribe returns is delivered. The reader survives dropped
 // connections and Redis restarts: it retries with backoff and resumes after the last
 // entry it delivered, so logged events published meanwhile are not missed.
-func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
+func (r *Redis) Subscribe(ctx context.Context, fn func([]Event)) error {
 	if fn == nil {
 		return errors.New("broker: Subscribe needs a function")
 	}
@@ -388,20 +388,22 @@ func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
 // turns calling fn.
 type subscription struct {
 	r  *Redis
-	fn func(Event)
+	fn func([]Event)
 
 	deliverMu sync.Mutex
 	lastID    string   // stream id to read after
 	last      position // last log entry seen; zero before the first
 }
 
-func (s *subscription) deliver(ctx context.Context, ev Event) bool {
+func (s *subscription) deliver(ctx context.Context, evs []Event) bool {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	if ctx.Err() != nil {
 		return false
 	}
-	s.fn(ev)
+	if len(evs) > 0 {
+		s.fn(evs)
+	}
 	return true
 }
 
@@ -438,6 +440,7 @@ func (s *subscription) readLog(ctx context.Context) {
 			failures = 0
 		}
 		for _, stream := range res {
+			batch := make([]Event, 0, len(stream.Messages))
 			for _, m := range stream.Messages {
 				s.lastID = m.ID
 				ev, pos, err := decodeEntry(m)
@@ -446,9 +449,10 @@ func (s *subscription) readLog(ctx context.Context) {
 					continue
 				}
 				s.checkSequence(ctx, pos)
-				if !s.deliver(ctx, ev) {
-					return
-				}
+				batch = append(batch, ev)
+			}
+			if !s.deliver(ctx, batch) {
+				return
 			}
 		}
 	}
@@ -501,7 +505,7 @@ func (s *subscription) readLive(ctx context.Context, ps *redis.PubSub) {
 				continue
 			}
 			ev.Offset = ""
-			if !s.deliver(ctx, ev) {
+			if !s.deliver(ctx, []Event{ev}) {
 				return
 			}
 		}

@@ -264,8 +264,8 @@ func BenchmarkRedisFanOut(b *testing.B) {
 	target := int64(b.N)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := node.Subscribe(ctx, func(Event) {
-		if received.Add(1) == target {
+	if err := node.Subscribe(ctx, func(evs []Event) {
+		if n := received.Add(int64(len(evs))); n >= target && n-int64(len(evs)) < target {
 			close(done)
 		}
 	}); err != nil {

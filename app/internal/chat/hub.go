@@ -186,6 +186,21 @@ func (c *client) send(offset, packet string) error {
 	return c.sock.SendEncoded(packet)
 }
 
+// sendBatch queues packets to go out together (held, like send, while recovering).
+func (c *client) sendBatch(ps []heldPacket) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recovering {
+		c.held = append(c.held, ps...)
+		return nil
+	}
+	packets := make([]string, len(ps))
+	for i, p := range ps {
+		packets[i] = p.packet
+	}
+	return c.sock.SendEncodedBatch(packets)
+}
+
 type connectAuth struct {
 	Token  string `json:"token"`
 	PID    string `json:"pid"`
@@ -422,42 +437,87 @@ func encodeEvent(ev broker.Event) (string, error) {
 	return socketio.EncodeEvent(ev.Kind, ev.Data)
 }
 
-// deliver fans one bus event out to the local clients it concerns. It is called in
-// bus order and never blocks: a client whose queue is full is dropped.
-func (h *Hub) deliver(ev broker.Event) {
+// deliver fans bus events out to the local clients they concern. It is called in
+// bus order and never blocks: a client whose queue is full is dropped. Each client
+// gets its events of one call queued together, so they leave in one write: under
+// load a bus read brings many events, and a write per event per socket would cost
+// a system call each.
+func (h *Hub) deliver(evs []broker.Event) {
+	if len(evs) == 1 {
+		h.deliverOne(evs[0])
+		return
+	}
+	batches := map[*client][]heldPacket{}
+	var order []*client // clients in first-target order, for a stable send order
+	for _, ev := range evs {
+		packet, ok := h.prepare(ev)
+		if !ok {
+			continue
+		}
+		h.mu.RLock()
+		h.eachTarget(ev, func(c *client) {
+			b, seen := batches[c]
+			if !seen {
+				order = append(order, c)
+			}
+			batches[c] = append(b, heldPacket{ev.Offset, packet})
+		})
+		h.mu.RUnlock()
+	}
+	for _, c := range order {
+		b := batches[c]
+		h.countSend(c.sendBatch(b), len(b))
+	}
+}
+
+// deliverOne is deliver for a single event, without the grouping.
+func (h *Hub) deliverOne(ev broker.Event) {
+	packet, ok := h.prepare(ev)
+	if !ok {
+		return
+	}
+	h.mu.RLock()
+	var targets []*client
+	h.eachTarget(ev, func(c *client) { targets = append(targets, c) })
+	h.mu.RUnlock()
+	for _, c := range targets {
+		h.countSend(c.send(ev.Offset, packet), 1)
+	}
+}
+
+// prepare records a logged event's offset as the latest delivered (before its
+// targets are chosen, see Connect) and encodes it once for all its targets.
+func (h *Hub) prepare(ev broker.Event) (string, bool) {
 	if ev.Offset != "" {
 		h.busOffset.Store(&ev.Offset)
 	}
 	packet, err := encodeEvent(ev)
 	if err != nil {
 		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)
-		return
+		return "", false
 	}
-	h.mu.RLock()
-	var targets []*client
-	if ev.ChannelID == "" {
-		targets = make([]*client, 0, len(h.clients))
-		for c := range h.clients {
-			targets = append(targets, c)
-		}
-	} else {
-		m := h.members[ev.ChannelID]
-		targets = make([]*client, 0, len(m))
-		for c := range m {
-			targets = append(targets, c)
-		}
+	return packet, true
+}
+
+// eachTarget calls fn for every local client ev goes to. Callers hold h.mu (read).
+func (h *Hub) eachTarget(ev broker.Event, fn func(*client)) {
+	all := h.clients
+	if ev.ChannelID != "" {
+		all = h.members[ev.ChannelID]
 	}
-	h.mu.RUnlock()
-	for _, c := range targets {
+	for c := range all {
 		if ev.Kind == broker.KindTyping && c.user.ID == ev.Origin {
 			continue
 		}
-		if err := c.send(ev.Offset, packet); err != nil {
-			if errors.Is(err, engineio.ErrSlowConsumer) {
-				h.Metrics.SlowDropped.Inc()
-			}
-			continue
-		}
-		h.Metrics.Deliveries.Inc()
+		fn(c)
+	}
+}
+
+func (h *Hub) countSend(err error, packets int) {
+	switch {
+	case err == nil:
+		h.Metrics.Deliveries.Add(float64(packets))
+	case errors.Is(err, engineio.ErrSlowConsumer):
+		h.Metrics.SlowDropped.Inc()
 	}
 }

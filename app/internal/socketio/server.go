@@ -64,6 +64,10 @@ func (s *Socket) Emit(event string, args ...any) error {
 // SendEncoded sends a packet produced by EncodeEvent, so that a broadcast is encoded once.
 func (s *Socket) SendEncoded(packet string) error { return s.conn.Send(packet) }
 
+// SendEncodedBatch sends packets produced by EncodeEvent together: on a websocket
+// they leave in one write.
+func (s *Socket) SendEncodedBatch(packets []string) error { return s.conn.SendBatch(packets) }
+
 // Disconnect tells the client its session is over (it will not reconnect by itself)
 // and closes the connection.
 func (s *Socket) Disconnect() {
