@@ -17,6 +17,11 @@ import (
 type Config struct {
 	MaxBatch   int
 	MaxBackoff time.Duration
+	// Linger is how long the writer waits after a batch that was not full before it
+	// fetches again, so that a steady trickle is written in a few batches a second
+	// rather than a transaction (and a queue commit) per message. Zero writes at
+	// once: standalone acks wait for the store.
+	Linger time.Duration
 }
 
 // Writer is the batch writer; run it only on the elected leader.
@@ -32,6 +37,9 @@ type Writer struct {
 func NewWriter(cfg Config, q queue.Consumer, st store.Store, log *slog.Logger, m *metrics.Metrics) (*Writer, error) {
 	if cfg.MaxBatch < 1 {
 		return nil, errors.New("batch: MaxBatch must be positive")
+	}
+	if cfg.Linger < 0 {
+		return nil, errors.New("batch: Linger must not be negative")
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 2 * time.Second
@@ -55,6 +63,9 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		if err := w.store(ctx, b); err != nil {
 			return err
+		}
+		if w.cfg.Linger > 0 && len(b.Messages) < w.cfg.MaxBatch && !sleep(ctx, w.cfg.Linger) {
+			return nil
 		}
 	}
 }

@@ -116,4 +116,48 @@ func TestNewWriterRejectsABadBatchSize(t *testing.T) {
 	if _, err := NewWriter(Config{MaxBatch: 0}, queue.NewMemory(), &recordingStore{}, slog.Default(), metrics.New(func() float64 { return 0 })); err == nil {
 		t.Fatal("MaxBatch 0 was accepted")
 	}
+	if _, err := NewWriter(Config{MaxBatch: 1, Linger: -time.Second}, queue.NewMemory(), &recordingStore{}, slog.Default(), metrics.New(func() float64 { return 0 })); err == nil {
+		t.Fatal("a negative Linger was accepted")
+	}
+}
+
+// With a linger, what arrives while the writer waits after a small batch is written
+// as one batch instead of a write per message.
+func TestWriterLingersAfterASmallBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := &recordingStore{rows: map[string]int{}}
+	q := queue.NewMemory()
+	w, err := NewWriter(Config{MaxBatch: 100, Linger: 300 * time.Millisecond}, q, st,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(func() float64 { return 0 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	if err := q.Produce(ctx, model.Message{ID: "first", ChannelID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	// The writer now waits out the linger; these all arrive meanwhile.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.Produce(ctx, model.Message{ID: fmt.Sprintf("m%02d", i), ChannelID: "c"}); err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.rows) != 21 || st.writes != 2 {
+		t.Fatalf("%d messages in %d writes, want 21 in 2 (one, then the 20 that arrived during the linger)", len(st.rows), st.writes)
+	}
 }

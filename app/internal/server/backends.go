@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,7 +33,9 @@ type backends struct {
 	presence presence.Tracker
 	sessions sessions.Store
 	elector  leader.Elector
-	checks   map[string]health.Check
+	// batchLinger is the batch writer's Linger (see batch.Config).
+	batchLinger time.Duration
+	checks      map[string]health.Check
 	// collectors are the backends' figures for /metrics (pools, clients).
 	collectors []prometheus.Collector
 	closers    []func() error

@@ -26,7 +26,8 @@ const redisKeyPrefix = "quibly:"
 // openClustered connects Redis, Kafka and PostgreSQL. A dependency that cannot be
 // reached stops start-up with the variable to look at; nothing half-open is left.
 func openClustered(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *backends, err error) {
-	be := &backends{checks: map[string]health.Check{}}
+	// Kafka holds acked messages, so the store may trail by a few tens of ms.
+	be := &backends{checks: map[string]health.Check{}, batchLinger: 25 * time.Millisecond}
 	defer func() {
 		if err != nil {
 			be.close()

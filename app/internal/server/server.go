@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err := hub.Start(bg); err != nil {
 		return fmt.Errorf("subscribing to the fan-out bus: %w", err)
 	}
-	writer, err := batch.NewWriter(batch.Config{MaxBatch: 1000}, be.consumer, be.store, log, m)
+	writer, err := batch.NewWriter(batch.Config{MaxBatch: 1000, Linger: be.batchLinger}, be.consumer, be.store, log, m)
 	if err != nil {
 		return err
 	}
