@@ -164,7 +164,7 @@ type client struct {
 
 type heldPacket struct {
 	offset string
-	packet string
+	packet string // made by socketio.Prepare
 }
 
 func (c *client) channelList() []string {
@@ -175,7 +175,8 @@ func (c *client) channelList() []string {
 	return out
 }
 
-// send queues an encoded packet, holding it while a recovery replay is pending.
+// send queues a packet made by socketio.Prepare, holding it while a recovery replay
+// is pending.
 func (c *client) send(offset, packet string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,7 +184,7 @@ func (c *client) send(offset, packet string) error {
 		c.held = append(c.held, heldPacket{offset, packet})
 		return nil
 	}
-	return c.sock.SendEncoded(packet)
+	return c.sock.SendPrepared(packet)
 }
 
 // sendBatch queues packets to go out together (held, like send, while recovering).
@@ -198,7 +199,7 @@ func (c *client) sendBatch(ps []heldPacket) error {
 	for i, p := range ps {
 		packets[i] = p.packet
 	}
-	return c.sock.SendEncodedBatch(packets)
+	return c.sock.SendPrepared(packets...)
 }
 
 type connectAuth struct {
@@ -355,7 +356,7 @@ func (h *Hub) Connected(s *socketio.Socket) {
 		if _, dup := replayed[hp.offset]; dup && hp.offset != "" {
 			continue
 		}
-		_ = c.sock.SendEncoded(hp.packet)
+		_ = c.sock.SendPrepared(hp.packet)
 	}
 	c.recovering, c.held, c.replay = false, nil, nil
 }
@@ -486,7 +487,8 @@ func (h *Hub) deliverOne(ev broker.Event) {
 }
 
 // prepare records a logged event's offset as the latest delivered (before its
-// targets are chosen, see Connect) and encodes it once for all its targets.
+// targets are chosen, see Connect) and encodes it once, down to the Engine.IO
+// packet, for all its targets.
 func (h *Hub) prepare(ev broker.Event) (string, bool) {
 	if ev.Offset != "" {
 		h.busOffset.Store(&ev.Offset)
@@ -496,7 +498,7 @@ func (h *Hub) prepare(ev broker.Event) (string, bool) {
 		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)
 		return "", false
 	}
-	return packet, true
+	return socketio.Prepare(packet), true
 }
 
 // eachTarget calls fn for every local client ev goes to. Callers hold h.mu (read).

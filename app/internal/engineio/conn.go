@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,15 +94,13 @@ func (c *Conn) Closed() <-chan struct{} { return c.closed }
 // connection is dropped and ErrSlowConsumer returned.
 func (c *Conn) Send(data string) error { return c.sendPacket(string(Message) + data) }
 
-// SendBatch queues one message packet per data, all or none, so that they leave
+// MessagePacket encodes data as a message packet for SendPackets, so that a
+// broadcast is encoded once for all its connections.
+func MessagePacket(data string) string { return string(Message) + data }
+
+// SendPackets queues packets made by MessagePacket, all or none, so that they leave
 // together (in one write on a websocket). It never blocks, like Send.
-func (c *Conn) SendBatch(data []string) error {
-	ps := make([]string, len(data))
-	for i, d := range data {
-		ps[i] = string(Message) + d
-	}
-	return c.sendPacket(ps...)
-}
+func (c *Conn) SendPackets(packets ...string) error { return c.sendPacket(packets...) }
 
 func (c *Conn) sendPacket(ps ...string) error {
 	c.mu.Lock()
@@ -293,12 +292,25 @@ func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Du
 	}
 	out.hold()
 	for _, p := range packets {
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+		if err := writeText(ws, p); err != nil {
 			_ = out.release(timeout)
 			return err
 		}
 	}
 	return out.release(timeout)
+}
+
+// writeText writes p as one text frame without copying it into a []byte first.
+func writeText(ws *websocket.Conn, p string) error {
+	w, err := ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, p); err != nil {
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
 }
 
 // finishWS runs once the connection is closed: it writes what is queued and a close

@@ -68,8 +68,9 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
-		WriteBufferSize: 1024,
-		// Pooled write buffers: an idle connection holds none.
+		// Pooled write buffers: an idle connection holds none. 8 KB keeps a long chat
+		// message in one frame (a larger one is sent in fragments, as RFC 6455 allows).
+		WriteBufferSize: 8 << 10,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.originAllowed,
 	}

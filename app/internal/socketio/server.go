@@ -61,12 +61,16 @@ func (s *Socket) Emit(event string, args ...any) error {
 	return s.conn.Send(p)
 }
 
-// SendEncoded sends a packet produced by EncodeEvent, so that a broadcast is encoded once.
+// SendEncoded sends a packet produced by EncodeEvent.
 func (s *Socket) SendEncoded(packet string) error { return s.conn.Send(packet) }
 
-// SendEncodedBatch sends packets produced by EncodeEvent together: on a websocket
-// they leave in one write.
-func (s *Socket) SendEncodedBatch(packets []string) error { return s.conn.SendBatch(packets) }
+// Prepare turns a packet produced by EncodeEvent into what SendPrepared sends, so
+// that a broadcast is encoded once for all its sockets.
+func Prepare(packet string) string { return engineio.MessagePacket(packet) }
+
+// SendPrepared sends packets made by Prepare together: on a websocket they leave in
+// one write.
+func (s *Socket) SendPrepared(packets ...string) error { return s.conn.SendPackets(packets...) }
 
 // Disconnect tells the client its session is over (it will not reconnect by itself)
 // and closes the connection.
