@@ -67,7 +67,10 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		// Each socket keeps its read buffer for life, and clients send little (a chat
+		// message is a few hundred bytes, read in a couple of calls): 256 bytes, the
+		// size gorilla needs for a control frame rounded up.
+		ReadBufferSize: 256,
 		// Pooled write buffers: an idle connection holds none. 8 KB keeps a long chat
 		// message in one frame (a larger one is sent in fragments, as RFC 6455 allows).
 		WriteBufferSize: 8 << 10,
