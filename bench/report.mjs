@@ -35,6 +35,10 @@ const sh = (cmd) => {
   }
 };
 
+const cpuGroups = {
+  quibly: { nodes: ["quibly"], backing: ["java", "redis-server", "postgres"], lb_and_load: ["haproxy", "quiblyload"] },
+  peer: { nodes: ["node"], backing: ["redis-server"], lb_and_load: ["haproxy", "quiblyload"] },
+};
 const chat = (kind, target) => {
   const runs = read(`${kind}-${target}-`);
   return {
@@ -51,6 +55,14 @@ const chat = (kind, target) => {
     ack_errors: runs.reduce((s, r) => s + r.ack_errors + r.lost, 0),
     missing_deliveries: runs.reduce((s, r) => s + r.missing_deliveries, 0),
     disconnects: runs.reduce((s, r) => s + r.disconnects, 0),
+    // CPU milliseconds per 1,000 deliveries over the measured window, per group of
+    // programs (quiblyload -cpu): what a delivery costs, whatever else shares the cores.
+    cpu_ms_per_k_deliveries: Object.fromEntries(
+      Object.entries(cpuGroups[target]).map(([group, programs]) => [
+        group,
+        med(runs, (r) => (r.cpu_s && r.deliveries ? (programs.reduce((s, p) => s + (r.cpu_s[p] || 0), 0) * 1000) / (r.deliveries / 1000) : null)),
+      ]),
+    ),
   };
 };
 const memory = (target) => {
@@ -134,6 +146,10 @@ Shape: ${r.shape}. Figures are medians; the runs are in brackets.
 | … send→delivery p99 (ms) | ${cell(q.half.delivery_p99_ms, 2)} | ${cell(p.half.delivery_p99_ms, 2)} | | < 10 ms | ${yes(r.targets.delivery_p99_lt_10ms_at_half)} |
 | … send→ack p50 (ms) | ${cell(q.half.ack_p50_ms, 2)} | ${cell(p.half.ack_p50_ms, 2)} | | | |
 | … send→ack p99 (ms) (Quibly: after Kafka acks=all) | ${cell(q.half.ack_p99_ms, 2)} | ${cell(p.half.ack_p99_ms, 2)} | | < 20 ms | ${yes(r.targets.ack_p99_lt_20ms)} |
+| CPU per 1,000 deliveries at saturation (ms): the 3 nodes | ${cell(q.saturation.cpu_ms_per_k_deliveries.nodes, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.nodes, 1)} | ${n(ratio(q.saturation.cpu_ms_per_k_deliveries.nodes.median, p.saturation.cpu_ms_per_k_deliveries.nodes.median), 2)} | | |
+| … their backing services (Quibly: Kafka, Redis, PostgreSQL; peer: Redis) | ${cell(q.saturation.cpu_ms_per_k_deliveries.backing, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.backing, 1)} | | | |
+| … HAProxy and the load tool | ${cell(q.saturation.cpu_ms_per_k_deliveries.lb_and_load, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.lb_and_load, 1)} | | | |
+| CPU per 1,000 deliveries at half of saturation (ms): nodes / backing / HAProxy and load tool | ${n(q.half.cpu_ms_per_k_deliveries.nodes.median, 1)} / ${n(q.half.cpu_ms_per_k_deliveries.backing.median, 1)} / ${n(q.half.cpu_ms_per_k_deliveries.lb_and_load.median, 1)} | ${n(p.half.cpu_ms_per_k_deliveries.nodes.median, 1)} / ${n(p.half.cpu_ms_per_k_deliveries.backing.median, 1)} / ${n(p.half.cpu_ms_per_k_deliveries.lb_and_load.median, 1)} | | | |
 | light load (200 messages/s): send→ack p50 / p99 (ms) | ${n(q.light.ack_p50_ms.median, 2)} / ${cell(q.light.ack_p99_ms, 2)} | – | | | |
 | errors: failed or lost acks, missing deliveries, disconnects (all runs) | ${q.saturation.ack_errors + q.half.ack_errors + q.light.ack_errors}, ${q.saturation.missing_deliveries + q.half.missing_deliveries + q.light.missing_deliveries}, ${q.saturation.disconnects + q.half.disconnects + q.light.disconnects} | ${p.saturation.ack_errors + p.half.ack_errors}, ${p.saturation.missing_deliveries + p.half.missing_deliveries}, ${p.saturation.disconnects + p.half.disconnects} | | | |
 

@@ -45,6 +45,8 @@ OUT=${BENCH_OUT:-$ROOT/test-output/bench}
 ONLY=${BENCH_ONLY:-raw store fanout memory}
 part() { [[ " $ONLY " == *" $1 "* ]]; }
 DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
+# Programs whose CPU time each load run reports (per 1,000 deliveries in the report).
+CPU_PROGRAMS=quibly,node,java,redis-server,postgres,haproxy,quiblyload
 
 BDIR=$LOCAL/bench
 LOAD=$ROOT/app/bin/quiblyload
@@ -218,12 +220,32 @@ memory() {
     "$target" "$run" "$before" "$after" "$connected" $(((after - before) * 1024 / connected)) >"$OUT/memory-$target-$run.json"
 }
 
+# settle TARGET: before a load run, let the previous one's work finish, so that a run
+# does not pay for its predecessor: Quibly's batch writer must have stored everything
+# (queue lag 0 on every node), then both targets get a few quiet seconds.
+settle() {
+  local deadline=$((SECONDS + 120)) lag i
+  if [ "$1" = quibly ]; then
+    while :; do
+      lag=0
+      for i in 1 2 3; do
+        lag=$((lag + $(curl -sf -m 2 "http://$HOST:$((NODE_BASE + i))/metrics" | awk '/^quibly_queue_lag_messages /{printf "%d", $2}' || echo 0)))
+      done
+      [ "$lag" -eq 0 ] && break
+      [ $SECONDS -lt $deadline ] || { warn "the batch writer still lags $lag messages after 120 s; measuring anyway"; break; }
+      sleep 1
+    done
+  fi
+  sleep 3
+}
+
 # chat TARGET NAME RATE: one fan-out run through the load balancer.
 chat() {
   local target=$1 name=$2 rate=$3 conns=${4:-$SAT_CONNS} channels=${5:-$SAT_CHANNELS} senders=${6:-$SAT_SENDERS}
+  settle "$target"
   "$LOAD" -target "$target" -url "$(lb_url "$target")" -conns "$conns" -channels "$channels" -senders "$senders" \
     -window "$SAT_WINDOW" -rate "$rate" -duration "$DURATION" -warmup "$WARMUP" -users "$USERS" -source-ips 4 \
-    -label "$name" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
+    -label "$name" -cpu "$CPU_PROGRAMS" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
     || { cat "$BDIR/logs/$name.txt" >&2; die "load run $name failed"; }
   say "$name: $(grep -E '^throughput' "$BDIR/logs/$name.txt" | sed 's/  */ /g'); $(grep -E '^send→' "$BDIR/logs/$name.txt" | awk '{printf "%s p50 %s p99 %s; ", $1, $4, $6}')"
 }

@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.Idle, "idle", false, "connect and join only, then hold until SIGINT/SIGTERM (memory per connection)")
 	fs.StringVar(&c.ReadyFile, "ready-file", "", "idle: write this file once every connection is up")
 	fs.StringVar(&c.Label, "label", "", "free text copied into the result")
+	cpu := fs.String("cpu", "", "comma-separated process names (e.g. quibly,haproxy,java) whose CPU time in the measured window is reported")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	listen := fs.String("listen", "127.0.0.1:7990", "echo-server: listen address")
@@ -73,6 +74,9 @@ func run(ctx context.Context, args []string) error {
 	case "chat":
 		c.URLs = strings.Split(*urls, ",")
 		c.Target = *target
+		if *cpu != "" {
+			c.CPUPrograms = strings.Split(*cpu, ",")
+		}
 		var r *load.Result
 		r, err = load.Run(ctx, c)
 		if r != nil {

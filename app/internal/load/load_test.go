@@ -130,3 +130,49 @@ func TestEventName(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		comm  string
+		ticks int64
+		ok    bool
+	}{
+		{"1234 (quibly) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0", "quibly", 325, true},
+		{"99 (odd (name) x) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0", "odd (name) x", 10, true},
+		{"5 (short) S 1 2", "", 0, false},
+		{"garbage", "", 0, false},
+		{"7 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 3 0 0", "", 0, false},
+	} {
+		comm, ticks, ok := parseStat([]byte(tc.line))
+		if comm != tc.comm || ticks != tc.ticks || ok != tc.ok {
+			t.Errorf("parseStat(%q) = %q, %d, %v; want %q, %d, %v", tc.line, comm, ticks, ok, tc.comm, tc.ticks, tc.ok)
+		}
+	}
+}
+
+// The test binary itself burns CPU, and ProgramCPU must see it.
+func TestProgramCPUSeesThisProcess(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatalf("reading /proc/self/stat: %v", err)
+	}
+	self, _, ok := parseStat(b)
+	if !ok {
+		t.Fatalf("cannot parse /proc/self/stat: %q", b)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	got, err := ProgramCPU([]string{self, "no-such-program"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[self] < 0.2 {
+		t.Errorf("%s used %.2f s of CPU, want at least the 0.2 s just spent spinning", self, got[self])
+	}
+	if v, ok := got["no-such-program"]; !ok || v != 0 {
+		t.Errorf("an absent program should read 0, got %v (present %v)", v, ok)
+	}
+}

@@ -23,6 +23,18 @@ func PrintTable(w io.Writer, res *Result) {
 	fmt.Fprintf(tw, "sent / acked / ack errors / lost\t%d / %d / %d / %d\n", res.Sent, res.Acked, res.AckErrors, res.Lost)
 	fmt.Fprintf(tw, "deliveries (expected, missing)\t%d (%d, %d)\n", res.Deliveries, res.Expected, res.Missing)
 	fmt.Fprintf(tw, "throughput\tsends %.0f/s, acks %.0f/s, deliveries %.0f/s\n", res.SendsPerS, res.AcksPerS, res.DelivPerS)
+	if len(res.CPUSeconds) > 0 {
+		names := make([]string, 0, len(res.CPUSeconds))
+		for n := range res.CPUSeconds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		line := ""
+		for _, n := range names {
+			line += fmt.Sprintf("%s %.2f  ", n, res.CPUSeconds[n]/res.DurationS)
+		}
+		fmt.Fprintf(tw, "CPU in the window (cores)\t%s\n", line)
+	}
 	fmt.Fprintf(tw, "\n")
 	fmt.Fprintf(tw, "latency ms\tcount\tmean\tp50\tp90\tp99\tp99.9\tmax\n")
 	for _, l := range []struct {

@@ -43,7 +43,10 @@ type Config struct {
 	Idle      bool          // connect and join only, then hold until ctx ends
 	ReadyFile string        // idle: written (with the Result so far) once every connection is up
 	Label     string        // free text copied into the result
-	Progress  io.Writer     // one line a second; nil: silent
+	// CPUPrograms are process names (comm) whose CPU time over the measured window
+	// is reported, summed per name (Linux /proc).
+	CPUPrograms []string
+	Progress    io.Writer // one line a second; nil: silent
 }
 
 func (c *Config) defaults() error {
@@ -122,6 +125,8 @@ type Result struct {
 	Delivery    Latency          `json:"delivery_latency"`
 	Errors      map[string]int64 `json:"errors,omitempty"`
 	Disconnects int64            `json:"disconnects"`
+	// CPUSeconds is the CPU time each of Config.CPUPrograms used in the window.
+	CPUSeconds map[string]float64 `json:"cpu_s,omitempty"`
 }
 
 type runner struct {
@@ -214,11 +219,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stopProgress = r.progress(ctx, "run")
 	sleep(ctx, cfg.Warmup)
+	cpuFrom, err := programCPU(cfg.CPUPrograms)
+	if err != nil {
+		stopSending()
+		stopProgress()
+		return nil, err
+	}
 	from := time.Now()
 	r.measureFrom.Store(from.UnixNano())
 	sleep(ctx, cfg.Duration)
 	to := time.Now()
 	r.measureTo.Store(to.UnixNano())
+	cpuTo, err := programCPU(cfg.CPUPrograms)
+	if err != nil {
+		stopSending()
+		stopProgress()
+		return nil, err
+	}
+	for name, s := range cpuTo {
+		if res.CPUSeconds == nil {
+			res.CPUSeconds = map[string]float64{}
+		}
+		res.CPUSeconds[name] = s - cpuFrom[name]
+	}
 	stopSending()
 	wg.Wait()
 	// Let the last acks and deliveries of the window arrive.
