@@ -222,7 +222,7 @@ memory() {
 
 # settle TARGET: before a load run, let the previous one's work finish, so that a run
 # does not pay for its predecessor: Quibly's batch writer must have stored everything
-# (queue lag 0 on every node), then both targets get a few quiet seconds.
+# (queue lag 0 on every node) and the machine must be quiet.
 settle() {
   local deadline=$((SECONDS + 120)) lag i
   if [ "$1" = quibly ]; then
@@ -236,7 +236,22 @@ settle() {
       sleep 1
     done
   fi
-  sleep 3
+  # The peer keeps working through a backlog after an overloaded run; wait until the
+  # machine is quiet (under a quarter of its CPU busy over a second), at most 60 s.
+  deadline=$((SECONDS + 60))
+  until [ "$(cpu_busy_pct)" -lt 25 ]; do
+    [ $SECONDS -lt $deadline ] || { warn "the machine is still $(cpu_busy_pct)% busy after 60 s; measuring anyway"; break; }
+  done
+  sleep 2
+}
+
+# cpu_busy_pct: the share of all cores busy over the next second, from /proc/stat.
+cpu_busy_pct() {
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 0)}'
 }
 
 # chat TARGET NAME RATE: one fan-out run through the load balancer.
