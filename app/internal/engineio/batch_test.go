@@ -120,3 +120,25 @@ func TestBatchedFramesArriveAsSeparateMessages(t *testing.T) {
 		}
 	}
 }
+
+// A batch larger than the send queue is taken whole by a connection that is keeping
+// up; a connection whose backlog is already full is dropped.
+func TestSendQueueLimitCountsTheBacklog(t *testing.T) {
+	srv, err := NewServer(Config{PingInterval: time.Minute, PingTimeout: time.Minute, MaxPayload: 1 << 20, SendQueueSize: 3}, func(*Conn) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(srv, "id", "127.0.0.1:1", TransportPolling)
+	batch := []string{MessagePacket("1"), MessagePacket("2"), MessagePacket("3"), MessagePacket("4"), MessagePacket("5")}
+	if err := c.SendPackets(batch...); err != nil {
+		t.Fatalf("a batch of 5 on an empty queue of 3: %v", err)
+	}
+	if err := c.SendPackets(MessagePacket("6")); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("a send onto a full backlog: got %v, want ErrSlowConsumer", err)
+	}
+	select {
+	case <-c.Closed():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the slow connection was not closed")
+	}
+}

@@ -108,7 +108,10 @@ func (c *Conn) sendPacket(ps ...string) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(c.queue)+len(ps) > c.srv.cfg.SendQueueSize {
+	// A client is slow when its backlog is already full. A batch is taken whole on top
+	// of a shorter backlog: a bus read can bring more events for one socket than the
+	// queue holds, and that socket is not slow for it.
+	if len(c.queue) >= c.srv.cfg.SendQueueSize {
 		c.mu.Unlock()
 		// Closed from another goroutine: senders (a broadcast) may hold their own locks,
 		// which the close handlers need.
