@@ -220,9 +220,9 @@ memory() {
     "$target" "$run" "$before" "$after" "$connected" $(((after - before) * 1024 / connected)) >"$OUT/memory-$target-$run.json"
 }
 
-# settle TARGET: before a load run, let the previous one's work finish, so that a run
-# does not pay for its predecessor: Quibly's batch writer must have stored everything
-# (queue lag 0 on every node) and the machine must be quiet.
+# settle TARGET: before a measurement (TARGET quibly, peer or none), let earlier work
+# finish, so that a run does not pay for its predecessor: Quibly's batch writer must
+# have stored everything (queue lag 0 on every node) and the machine must be quiet.
 settle() {
   local deadline=$((SECONDS + 120)) lag i
   if [ "$1" = quibly ]; then
@@ -274,6 +274,7 @@ main() {
   local t0=$SECONDS r target half
   setup
   if part raw; then
+  settle none
   say "raw limits: Redis pub/sub and loopback websocket echo"
   spawn "$BDIR/run/echo.pid" "$BDIR/logs/echo.log" "$LOAD" -mode echo-server -listen "$HOST:$ECHO_PORT"
   STARTED+=("$BDIR/run/echo.pid")
@@ -286,6 +287,7 @@ main() {
   done
   fi
   if part store; then
+  settle none
   say "batch writer against raw COPY (PostgreSQL, fresh schema per run)"
   local db
   db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")

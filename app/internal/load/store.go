@@ -38,8 +38,8 @@ type StoreResult struct {
 }
 
 // StoreBench runs in a fresh schema that it drops afterwards, so the application's
-// data is never touched. The methods alternate (writer, copy, copy, writer) over two
-// halves so neither always meets the larger table.
+// data is never touched. The methods alternate over eight rounds so neither always
+// meets the larger table.
 func StoreBench(ctx context.Context, cfg StoreConfig) (*StoreResult, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("load: store needs -database-url")
@@ -94,19 +94,28 @@ func StoreBench(ctx context.Context, cfg StoreConfig) (*StoreResult, error) {
 		}
 		return time.Since(t0), nil
 	}
-	half := cfg.Rows / 2
+	// Eight rounds, each method in turn and the order flipped every round, so that a
+	// checkpoint or a neighbour's burst lands on both methods alike.
+	const rounds = 8
+	part := max(cfg.Rows/rounds, 1)
 	var wt, ct time.Duration
-	for _, step := range []struct {
-		f   func([]model.Message) (time.Duration, error)
-		acc *time.Duration
-	}{{writer, &wt}, {raw, &ct}, {raw, &ct}, {writer, &wt}} {
-		d, err := step.f(gen(half))
-		if err != nil {
-			return nil, fmt.Errorf("store bench: %w", err)
+	for i := range rounds {
+		steps := []struct {
+			f   func([]model.Message) (time.Duration, error)
+			acc *time.Duration
+		}{{writer, &wt}, {raw, &ct}}
+		if i%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
 		}
-		*step.acc += d
+		for _, step := range steps {
+			d, err := step.f(gen(part))
+			if err != nil {
+				return nil, fmt.Errorf("store bench: %w", err)
+			}
+			*step.acc += d
+		}
 	}
-	n := 2 * half
+	n := rounds * part
 	res := &StoreResult{Rows: n, Batch: cfg.Batch, WriterS: wt.Seconds(), CopyS: ct.Seconds(),
 		WriterRowsPerS: float64(n) / wt.Seconds(), CopyRowsPerS: float64(n) / ct.Seconds()}
 	res.Ratio = res.WriterRowsPerS / res.CopyRowsPerS
