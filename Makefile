@@ -83,7 +83,7 @@ test-infra: ## infra mock tests for every tier, then `make plan` for small, medi
 	  grep -E '^[0-9]+ resources in|TOTAL|^Breakdown|^Versus|^(Within|Differs)' $(TEST_OUT)/plan-$$s.txt; \
 	done
 
-bench: ## Quibly vs a Socket.IO 4 + Redis adapter cluster and the machine's limits (~15 min; docs/BENCHMARKS.md)
+bench: ## Quibly vs a Socket.IO 4 + Redis adapter cluster and the machine's limits (~12 min; docs/BENCHMARKS.md)
 	scripts/bench.sh
 
 fmt: ## format the Go code
