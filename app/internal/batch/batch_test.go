@@ -50,6 +50,19 @@ func (q *watchedQueue) Commit(ctx context.Context, b queue.Batch) error {
 	return q.Memory.Commit(ctx, b)
 }
 
+// runWriter starts a writer; stop ends it and done reports what Run returned.
+func runWriter(ctx context.Context, t *testing.T, cfg Config, q queue.Consumer, st store.Store) (stop func(), done <-chan error) {
+	t.Helper()
+	w, err := NewWriter(cfg, q, st, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(func() float64 { return 0 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	result := make(chan error, 1)
+	go func() { result <- w.Run(runCtx) }()
+	return cancel, result
+}
+
 func TestWriterStoresThenCommits(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -67,14 +80,7 @@ func TestWriterStoresThenCommits(t *testing.T) {
 			st := &recordingStore{rows: map[string]int{}}
 			st.failWrites.Store(tc.failWrites)
 			q := &watchedQueue{Memory: queue.NewMemory()}
-			w, err := NewWriter(Config{MaxBatch: tc.maxBatch, MaxBackoff: 20 * time.Millisecond}, q, st,
-				slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(func() float64 { return 0 }))
-			if err != nil {
-				t.Fatal(err)
-			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(runCtx) }()
+			stop, done := runWriter(ctx, t, Config{MaxBatch: tc.maxBatch, MaxBackoff: 20 * time.Millisecond}, q, st)
 
 			// Produce returns only once the message is stored and committed.
 			var wg sync.WaitGroup
@@ -128,14 +134,7 @@ func TestWriterLingersAfterASmallBatch(t *testing.T) {
 	defer cancel()
 	st := &recordingStore{rows: map[string]int{}}
 	q := queue.NewMemory()
-	w, err := NewWriter(Config{MaxBatch: 100, Linger: 300 * time.Millisecond}, q, st,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(func() float64 { return 0 }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
+	stop, done := runWriter(ctx, t, Config{MaxBatch: 100, Linger: 300 * time.Millisecond}, q, st)
 	if err := q.Produce(ctx, model.Message{ID: "first", ChannelID: "c"}); err != nil {
 		t.Fatal(err)
 	}
