@@ -89,7 +89,6 @@ func (b *batchConn) release(timeout time.Duration) error {
 // batchingWriter hands gorilla's upgrader a batchConn when it hijacks the connection.
 type batchingWriter struct {
 	http.ResponseWriter
-	conn *batchConn
 }
 
 func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -101,6 +100,5 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &batchConn{Conn: nc}
-	return w.conn, brw, nil
+	return &batchConn{Conn: nc}, brw, nil
 }
