@@ -16,6 +16,9 @@ import (
 // and in every proxy and client downstream, instead of one each.
 type batchConn struct {
 	net.Conn
+	// reader is the websocket's read buffer, made here so that the connection's reader
+	// can tell whether it holds data the kernel no longer reports as readable.
+	reader *bufio.Reader
 
 	mu      sync.Mutex
 	holding bool
@@ -100,5 +103,18 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &batchConn{Conn: nc}, brw, nil
+	if brw.Reader.Buffered() > 0 { // what gorilla checks; it only sees the reader below
+		_ = nc.Close()
+		return nil, nil, errors.New("engine.io: client sent data before the handshake completed")
+	}
+	bc := &batchConn{Conn: nc}
+	// gorilla reads through this reader when the upgrader's ReadBufferSize is 0 and the
+	// reader is larger than 256 bytes (room for a control frame).
+	bc.reader = bufio.NewReaderSize(bc, wsReadBufferSize)
+	return bc, bufio.NewReadWriter(bc.reader, brw.Writer), nil
 }
+
+// wsReadBufferSize is each socket's read buffer, kept for the socket's life. Clients
+// send little (a chat message is a few hundred bytes) and gorilla reads a payload
+// larger than the buffer straight into the message, so a small one costs few reads.
+const wsReadBufferSize = 320

@@ -1,10 +1,12 @@
 package engineio
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -57,6 +59,7 @@ type Conn struct {
 	wmu          sync.Mutex // held while writing frames to ws
 	dropping     atomic.Bool
 	timer        *time.Timer
+	unwatch      func() // ends the read poller's watch of ws
 
 	notify   chan struct{} // a packet was queued
 	pollWake chan struct{} // finish the pending poll now (upgrade)
@@ -190,7 +193,12 @@ func (c *Conn) close(reason string, notifyClient bool) {
 		if c.transport == TransportWebSocket {
 			ws = c.ws
 		}
+		unwatch := c.unwatch
+		c.unwatch = nil
 		c.mu.Unlock()
+		if unwatch != nil {
+			unwatch()
+		}
 		if ws != nil {
 			go c.finishWS(ws) // flushes (when closing) and closes the socket
 		}
@@ -338,27 +346,75 @@ func (c *Conn) finishWS(ws *websocket.Conn) {
 	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
 }
 
-// readLoop feeds websocket frames to handlePacket until the socket fails.
-func (c *Conn) readLoop(ws *websocket.Conn) {
-	for {
-		kind, data, err := ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.close(ReasonTooLarge, false)
-			} else {
-				c.close(ReasonTransportErr, false)
+// startReading feeds ws's frames to handlePacket until the socket fails. On Linux
+// the read poller runs the reader only while the socket has data; elsewhere, or
+// when the socket is not a plain TCP one, a goroutine reads.
+func (c *Conn) startReading(ws *websocket.Conn) {
+	if bc, ok := ws.NetConn().(*batchConn); ok && bc.reader != nil {
+		if sc, ok := bc.Conn.(syscall.Conn); ok {
+			if p, err := pollerForReads(); err == nil {
+				br := bc.reader
+				stop, err := p.watch(sc, br.Buffered() > 0, func() bool { return c.readBuffered(ws, br) })
+				if err == nil {
+					c.mu.Lock()
+					closed := c.isClosed()
+					if !closed {
+						c.unwatch = stop
+					}
+					c.mu.Unlock()
+					if closed {
+						stop()
+					}
+					return
+				}
+				c.srv.log.Warn("engine.io: read poller refused a socket; reading on a goroutine", "err", err)
 			}
-			return
 		}
-		if kind != websocket.TextMessage {
-			c.close(ReasonProtocolError, false)
-			return
-		}
-		p, err := DecodePacket(string(data))
-		if err != nil {
-			c.close(ReasonProtocolError, false)
-			return
-		}
-		c.handlePacket(p)
 	}
+	go c.readLoop(ws)
+}
+
+// readBuffered handles messages until none is left in br, which the kernel does not
+// see; it reports whether the connection is still open. A message that has not fully
+// arrived is waited for, as is the next message after a client's websocket ping
+// (browsers send none; Engine.IO pings are messages).
+func (c *Conn) readBuffered(ws *websocket.Conn, br *bufio.Reader) bool {
+	for {
+		if !c.readMessage(ws) {
+			return false
+		}
+		if br.Buffered() == 0 {
+			return true
+		}
+	}
+}
+
+func (c *Conn) readLoop(ws *websocket.Conn) {
+	for c.readMessage(ws) {
+	}
+}
+
+// readMessage reads one websocket message and handles its packet; it reports whether
+// the connection is still open.
+func (c *Conn) readMessage(ws *websocket.Conn) bool {
+	kind, data, err := ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.close(ReasonTooLarge, false)
+		} else {
+			c.close(ReasonTransportErr, false)
+		}
+		return false
+	}
+	if kind != websocket.TextMessage {
+		c.close(ReasonProtocolError, false)
+		return false
+	}
+	p, err := DecodePacket(string(data))
+	if err != nil {
+		c.close(ReasonProtocolError, false)
+		return false
+	}
+	c.handlePacket(p)
+	return !c.isClosed()
 }

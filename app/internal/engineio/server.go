@@ -67,10 +67,8 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}}
 	s.upgrader = websocket.Upgrader{
-		// Each socket keeps its read buffer for life, and clients send little (a chat
-		// message is a few hundred bytes, read in a couple of calls): 256 bytes, the
-		// size gorilla needs for a control frame rounded up.
-		ReadBufferSize: 256,
+		// 0: gorilla reads through the reader batchingWriter hands it (wsReadBufferSize).
+		ReadBufferSize: 0,
 		// Pooled write buffers: an idle connection holds none. 8 KB keeps a long chat
 		// message in one frame (a larger one is sent in fragments, as RFC 6455 allows).
 		WriteBufferSize: 8 << 10,
@@ -359,9 +357,9 @@ func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
 		go c.flushWS(flush)
 	}
 	c.startHeartbeat()
-	// Read on a goroutine of its own and return: the HTTP server then lets go of the
-	// hijacked connection's buffers, request and context (~10 KB an idle socket held).
-	go c.readLoop(ws)
+	// Return without reading here: the HTTP server then lets go of the hijacked
+	// connection's buffers, request and context (~10 KB an idle socket held).
+	c.startReading(ws)
 }
 
 // upgradeToWebSocket runs the probe exchange on a new websocket for a polling
@@ -439,7 +437,7 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 			if flush != nil {
 				go c.flushWS(flush)
 			}
-			go c.readLoop(ws) // see openWebSocket
+			c.startReading(ws) // see openWebSocket
 			return
 		case p.Type == Noop:
 		default:
