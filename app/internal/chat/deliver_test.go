@@ -15,9 +15,9 @@ import (
 func TestDeliverBatchGroupsEventsPerClient(t *testing.T) {
 	f := newSendFixture(t)
 	newClient := func(id string, channels ...string) *client {
-		c := &client{user: model.User{ID: id, Username: id}, channels: map[string]struct{}{}, recovering: true}
+		c := &client{user: model.User{ID: id, Username: id}, recovering: true}
 		for _, ch := range channels {
-			c.channels[ch] = struct{}{}
+			c.channels.add(ch)
 		}
 		f.hub.register(c)
 		return c

@@ -78,9 +78,8 @@ func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, ac
 	case EventLeave:
 		ack(h.leave(c, args))
 	case EventSend:
-		if c.sendSlots == nil {
-			ack(h.send(c, args))
-			return
+		if c.sendSlots == nil { // events of one socket are handled one at a time
+			c.sendSlots = make(chan struct{}, maxSendsInFlight)
 		}
 		// A send waits for Kafka's acks. Validation and the id happen here, in the
 		// connection's order (its messages get ids in the order it sent them); the rest
@@ -129,11 +128,11 @@ func (h *Hub) join(c *client, args []json.RawMessage) any {
 		return errorAck(apperr.From(err))
 	}
 	c.mu.Lock()
-	if _, already := c.channels[p.ChannelID]; !already && len(c.channels) >= h.cfg.MaxChannelsPerConn {
+	if !c.channels.has(p.ChannelID) && len(c.channels) >= h.cfg.MaxChannelsPerConn {
 		c.mu.Unlock()
 		return errorAck(apperr.New(apperr.Forbidden, "a connection may join at most %d channels", h.cfg.MaxChannelsPerConn))
 	}
-	c.channels[p.ChannelID] = struct{}{}
+	c.channels.add(p.ChannelID)
 	c.mu.Unlock()
 	h.mu.Lock()
 	h.joinLocked(c, p.ChannelID)
@@ -151,7 +150,7 @@ func (h *Hub) leave(c *client, args []json.RawMessage) any {
 		return errorAck(apperr.New(apperr.Invalid, "channelId is required"))
 	}
 	c.mu.Lock()
-	delete(c.channels, p.ChannelID)
+	c.channels.remove(p.ChannelID)
 	c.mu.Unlock()
 	h.mu.Lock()
 	h.leaveLocked(c, p.ChannelID)
@@ -165,14 +164,16 @@ func (h *Hub) leave(c *client, args []json.RawMessage) any {
 func (c *client) inChannel(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.channels[id]
-	return ok
+	return c.channels.has(id)
 }
 
 func (h *Hub) typing(c *client, args []json.RawMessage) {
 	var p channelPayload
 	if decodePayload(args, &p) != nil || !c.inChannel(p.ChannelID) {
 		return // typing has no ack; a bad one is simply not relayed
+	}
+	if c.typingLimit == nil {
+		c.typingLimit = rate.NewLimiter(rate.Every(typingEvery), typingBurst)
 	}
 	if !c.typingLimit.Allow() {
 		return

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,12 +151,13 @@ type client struct {
 	user model.User
 
 	mu          sync.Mutex
-	channels    map[string]struct{}
+	channels    channelSet
 	recovering  bool         // live events are held until the replay is sent
 	held        []heldPacket // events that arrived while recovering
 	replay      []broker.Event
-	typingLimit *rate.Limiter
-	// sendSlots bounds the sends of this connection in flight (nil: sends run inline).
+	typingLimit *rate.Limiter // made on the first typing event
+	// sendSlots bounds the sends of this connection in flight; made on its first send,
+	// so that a connection that only listens holds neither.
 	sendSlots chan struct{}
 	// since is the bus offset when this session began: a client that has received
 	// no logged event yet presents no offset, and recovers from here instead.
@@ -168,11 +170,25 @@ type heldPacket struct {
 }
 
 func (c *client) channelList() []string {
-	out := make([]string, 0, len(c.channels))
-	for id := range c.channels {
-		out = append(out, id)
+	return append([]string{}, c.channels...)
+}
+
+// channelSet holds the channels one connection joined. They are few (at most
+// MaxChannelsPerConn), so a slice: a map costs ten times the memory of one entry.
+type channelSet []string
+
+func (s channelSet) has(id string) bool { return slices.Contains(s, id) }
+
+func (s *channelSet) add(id string) {
+	if !s.has(id) {
+		*s = append(*s, id)
 	}
-	return out
+}
+
+func (s *channelSet) remove(id string) {
+	if i := slices.Index(*s, id); i >= 0 {
+		*s = slices.Delete(*s, i, i+1)
+	}
 }
 
 // send queues a packet made by socketio.Prepare, holding it while a recovery replay
@@ -229,9 +245,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	if err != nil {
 		return refuse(apperr.Unauthorized, "invalid or expired token")
 	}
-	c := &client{sock: s, user: user, channels: map[string]struct{}{},
-		typingLimit: rate.NewLimiter(rate.Every(typingEvery), typingBurst),
-		sendSlots:   make(chan struct{}, maxSendsInFlight)}
+	c := &client{sock: s, user: user}
 	s.Data = c
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
@@ -254,7 +268,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		// between can fall through the gap.
 		c.recovering = true
 		for _, ch := range sess.Channels {
-			c.channels[ch] = struct{}{}
+			c.channels.add(ch)
 		}
 		h.register(c)
 		events, err := h.Broker.Since(ctx, a.Offset, sess.Channels)
@@ -270,7 +284,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
 		h.unregister(c)
 		c.mu.Lock()
-		c.channels, c.recovering, c.held = map[string]struct{}{}, false, nil
+		c.channels, c.recovering, c.held = nil, false, nil
 		c.mu.Unlock()
 	} else if a.PID != "" {
 		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
@@ -294,7 +308,7 @@ func (h *Hub) register(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clients[c] = struct{}{}
-	for ch := range c.channels {
+	for _, ch := range c.channels {
 		h.joinLocked(c, ch)
 	}
 }
@@ -303,7 +317,7 @@ func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
-	for ch := range c.channels {
+	for _, ch := range c.channels {
 		h.leaveLocked(c, ch)
 	}
 }

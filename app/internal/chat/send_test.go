@@ -91,7 +91,7 @@ func newSendFixture(t *testing.T) *sendFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := &client{user: u, channels: map[string]struct{}{ch.ID: {}}}
+	alice := &client{user: u, channels: channelSet{ch.ID}}
 	return &sendFixture{hub: hub, q: q, st: st, alice: alice, chID: ch.ID}
 }
 

@@ -61,6 +61,7 @@ type Conn struct {
 	timer        *time.Timer
 	unwatch      func() // ends the read poller's watch of ws
 
+	// Long-polling only (nil on a session that opened as a websocket):
 	notify   chan struct{} // a packet was queued
 	pollWake chan struct{} // finish the pending poll now (upgrade)
 	closed   chan struct{}
@@ -68,12 +69,12 @@ type Conn struct {
 }
 
 func newConn(srv *Server, id, remote, transport string) *Conn {
-	return &Conn{
-		ID: id, RemoteAddr: remote, srv: srv, transport: transport,
-		notify:   make(chan struct{}, 1),
-		pollWake: make(chan struct{}, 1),
-		closed:   make(chan struct{}),
+	c := &Conn{ID: id, RemoteAddr: remote, srv: srv, transport: transport, closed: make(chan struct{})}
+	if transport == TransportPolling {
+		c.notify = make(chan struct{}, 1)
+		c.pollWake = make(chan struct{}, 1)
 	}
+	return c
 }
 
 // OnMessage sets the handler for message packets. It is called from one goroutine at a

@@ -47,6 +47,15 @@ type Socket struct {
 
 	conn      *engineio.Conn
 	connected atomic.Bool
+	// connectTimer ends a session that does not connect in time; it is let go once
+	// the socket connects, so that a connected socket holds no timer.
+	connectTimer atomic.Pointer[time.Timer]
+}
+
+func (s *Socket) stopConnectTimer() {
+	if t := s.connectTimer.Swap(nil); t != nil {
+		t.Stop()
+	}
 }
 
 // Conn returns the underlying Engine.IO connection.
@@ -118,14 +127,14 @@ func (srv *Server) Count() int {
 // OnConnection installs the packet handlers of a new Engine.IO connection.
 func (srv *Server) OnConnection(c *engineio.Conn) {
 	s := &Socket{conn: c}
-	timer := time.AfterFunc(srv.cfg.ConnectTimeout, func() {
+	s.connectTimer.Store(time.AfterFunc(srv.cfg.ConnectTimeout, func() {
 		if !s.connected.Load() {
 			c.Close()
 		}
-	})
+	}))
 	c.OnMessage(func(data string) { srv.onPacket(s, data) })
 	c.OnClose(func(reason string) {
-		timer.Stop()
+		s.stopConnectTimer()
 		if s.connected.CompareAndSwap(true, false) {
 			srv.mu.Lock()
 			delete(srv.sockets, s)
@@ -227,6 +236,7 @@ func (srv *Server) connect(s *Socket, p Packet) {
 	}
 	b, _ := json.Marshal(body)
 	s.connected.Store(true)
+	s.stopConnectTimer()
 	srv.mu.Lock()
 	srv.sockets[s] = struct{}{}
 	srv.mu.Unlock()
