@@ -97,6 +97,7 @@ type Hub struct {
 	// busOffset is the offset of the last logged bus event delivered here.
 	busOffset   atomic.Pointer[string]
 	fanoutRetry chan pendingFanout
+	online      onlineSnapshot
 }
 
 var _ socketio.Handler = (*Hub)(nil)
@@ -349,10 +350,10 @@ func (h *Hub) Connected(s *socketio.Socket) {
 	defer cancel()
 	h.userConnected(ctx, c)
 	h.saveSession(ctx, c, liveSessionTTL)
-	if online, err := h.Presence.Online(ctx); err == nil {
-		for _, u := range online {
-			_ = s.Emit("presence", presenceData(u, "online"))
-		}
+	if packets, err := h.onlinePackets(ctx); err == nil {
+		_ = s.SendPrepared(packets...)
+	} else {
+		h.Log.Warn("presence snapshot failed", "err", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -501,12 +502,13 @@ func (h *Hub) deliverOne(ev broker.Event) {
 }
 
 // prepare records a logged event's offset as the latest delivered (before its
-// targets are chosen, see Connect) and encodes it once, down to the Engine.IO
-// packet, for all its targets.
+// targets are chosen, see Connect), drops the online snapshot on a presence change,
+// and encodes the event once, down to the Engine.IO packet, for all its targets.
 func (h *Hub) prepare(ev broker.Event) (string, bool) {
 	if ev.Offset != "" {
 		h.busOffset.Store(&ev.Offset)
 	}
+	h.online.notePresence(ev)
 	packet, err := encodeEvent(ev)
 	if err != nil {
 		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)
