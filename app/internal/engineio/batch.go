@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -53,6 +54,26 @@ func (b *batchConn) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	return b.Conn.SetWriteDeadline(t)
+}
+
+// appendTextFrame adds p to the batch as one final, unmasked text frame (RFC 6455
+// 5.2; a server does not mask). gorilla's writers copy each payload into a buffer
+// of their own and allocate per frame; framing here copies it once, straight into
+// the batch. Call between hold and release; gorilla's own writes (control frames)
+// still interleave whole.
+func (b *batchConn) appendTextFrame(p string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	buf := *b.buf
+	switch n := len(p); {
+	case n <= 125:
+		buf = append(buf, 0x81, byte(n))
+	case n <= 0xFFFF:
+		buf = append(buf, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		buf = binary.BigEndian.AppendUint64(append(buf, 0x81, 127), uint64(n))
+	}
+	*b.buf = append(buf, p...)
 }
 
 // hold starts collecting writes.

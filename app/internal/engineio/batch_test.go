@@ -88,7 +88,8 @@ func TestBatchConnHoldsWritesUntilRelease(t *testing.T) {
 // Frames written in one batch still arrive as separate websocket messages, in order.
 func TestBatchedFramesArriveAsSeparateMessages(t *testing.T) {
 	upgrader := websocket.Upgrader{WriteBufferSize: 256}
-	packets := []string{"4first", "4" + strings.Repeat("x", 1000), "4third"} // the middle one outgrows gorilla's buffer
+	// Payload lengths in each of the three length encodings, and empty.
+	packets := []string{"4first", "4" + strings.Repeat("x", 1000), "4" + strings.Repeat("y", 70000), "", "4last"}
 	served := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)

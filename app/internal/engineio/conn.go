@@ -3,7 +3,6 @@ package engineio
 import (
 	"bufio"
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -304,25 +303,9 @@ func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Du
 	}
 	out.hold()
 	for _, p := range packets {
-		if err := writeText(ws, p); err != nil {
-			_ = out.release(timeout)
-			return err
-		}
+		out.appendTextFrame(p)
 	}
 	return out.release(timeout)
-}
-
-// writeText writes p as one text frame without copying it into a []byte first.
-func writeText(ws *websocket.Conn, p string) error {
-	w, err := ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, p); err != nil {
-		_ = w.Close()
-		return err
-	}
-	return w.Close()
 }
 
 // finishWS runs once the connection is closed: it writes what is queued and a close

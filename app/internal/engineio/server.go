@@ -69,9 +69,9 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	s.upgrader = websocket.Upgrader{
 		// 0: gorilla reads through the reader batchingWriter hands it (wsReadBufferSize).
 		ReadBufferSize: 0,
-		// Pooled write buffers: an idle connection holds none. 8 KB keeps a long chat
-		// message in one frame (a larger one is sent in fragments, as RFC 6455 allows).
-		WriteBufferSize: 8 << 10,
+		// Pooled write buffers: an idle connection holds none. gorilla writes only the
+		// open packet and control frames; batchConn frames the rest.
+		WriteBufferSize: 4 << 10,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.originAllowed,
 	}
