@@ -57,8 +57,8 @@ type Conn struct {
 	wsWriting    bool       // a flushWS goroutine is draining the queue onto ws
 	wmu          sync.Mutex // held while writing frames to ws
 	dropping     atomic.Bool
-	timer        *time.Timer
-	unwatch      func() // ends the read poller's watch of ws
+	beat         beatLink // in srv.beats; guarded by srv.beats.mu
+	unwatch      func()   // ends the read poller's watch of ws
 
 	// Long-polling only (nil on a session that opened as a websocket):
 	notify   chan struct{} // a packet was queued
@@ -185,9 +185,7 @@ func (c *Conn) close(reason string, notifyClient bool) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closing = notifyClient
-		if c.timer != nil {
-			c.timer.Stop()
-		}
+		c.srv.beats.cancel(c)
 		close(c.closed)
 		var ws *websocket.Conn
 		if c.transport == TransportWebSocket {
@@ -213,10 +211,13 @@ func (c *Conn) close(reason string, notifyClient bool) {
 func (c *Conn) startHeartbeat() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.timer = time.AfterFunc(c.srv.cfg.PingInterval, c.heartbeat)
+	if !c.isClosed() {
+		c.srv.beats.schedule(c, c.srv.cfg.PingInterval)
+	}
 }
 
 // heartbeat alternates between sending a ping and checking that its pong came back.
+// The wheel calls it for many connections in turn, so it never blocks.
 func (c *Conn) heartbeat() {
 	c.mu.Lock()
 	if c.isClosed() {
@@ -225,11 +226,11 @@ func (c *Conn) heartbeat() {
 	}
 	if c.awaitingPong {
 		c.mu.Unlock()
-		c.close(ReasonPingTimeout, false)
+		go c.close(ReasonPingTimeout, false) // the close handlers do I/O
 		return
 	}
 	c.awaitingPong = true
-	c.timer.Reset(c.srv.cfg.PingTimeout)
+	c.srv.beats.schedule(c, c.srv.cfg.PingTimeout)
 	c.mu.Unlock()
 	_ = c.sendPacket(string(Ping))
 }
@@ -239,7 +240,7 @@ func (c *Conn) gotPong() {
 	defer c.mu.Unlock()
 	if c.awaitingPong && !c.isClosed() {
 		c.awaitingPong = false
-		c.timer.Reset(c.srv.cfg.PingInterval)
+		c.srv.beats.schedule(c, c.srv.cfg.PingInterval)
 	}
 }
 

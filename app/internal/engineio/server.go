@@ -47,6 +47,7 @@ type Server struct {
 	log      *slog.Logger
 	onConn   func(*Conn)
 	upgrader websocket.Upgrader
+	beats    *heartbeatWheel
 
 	mu       sync.Mutex
 	conns    map[string]*Conn
@@ -65,7 +66,8 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{},
+		beats: newHeartbeatWheel(min(cfg.PingInterval, cfg.PingTimeout), max(cfg.PingInterval, cfg.PingTimeout))}
 	s.upgrader = websocket.Upgrader{
 		// 0: gorilla reads through the reader batchingWriter hands it (wsReadBufferSize).
 		ReadBufferSize: 0,

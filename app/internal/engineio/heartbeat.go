@@ -1,0 +1,111 @@
+package engineio
+
+import (
+	"sync"
+	"time"
+)
+
+// heartbeatWheel keeps every connection's next heartbeat (send a ping, or give up
+// waiting for its pong) in a ring of time slots turned by one ticker. A time.Timer
+// per connection held about 130 bytes and a runtime timer for life; a slot entry is
+// two pointers and an index. A heartbeat fires up to one tick late.
+type heartbeatWheel struct {
+	tick time.Duration
+
+	mu      sync.Mutex
+	slots   []*Conn // each slot's connections, linked through Conn.beat
+	pos     int     // the slot that fires next
+	count   int
+	running bool // the ticker goroutine runs while count > 0
+}
+
+// beatLink is a connection's place in the wheel; the zero value is "not scheduled".
+type beatLink struct {
+	prev, next *Conn
+	slot       int
+	scheduled  bool
+}
+
+// newHeartbeatWheel sizes the ring for delays up to maxDelay, with a tick of a
+// tenth of the shortest delay, between 10 ms and 1 s.
+func newHeartbeatWheel(minDelay, maxDelay time.Duration) *heartbeatWheel {
+	tick := min(max(minDelay/10, 10*time.Millisecond), time.Second)
+	return &heartbeatWheel{tick: tick, slots: make([]*Conn, int(maxDelay/tick)+2)}
+}
+
+// schedule (re)sets c's heartbeat to fire after d (d up to the wheel's maxDelay).
+func (w *heartbeatWheel) schedule(c *Conn, d time.Duration) {
+	// The next tick comes within one tick from now, so the slot ceil(d/tick) after
+	// it fires no earlier than d.
+	ticks := min(max(int((d+w.tick-1)/w.tick), 1), len(w.slots)-1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unlinkLocked(c)
+	slot := (w.pos + ticks) % len(w.slots)
+	c.beat = beatLink{next: w.slots[slot], slot: slot, scheduled: true}
+	if head := w.slots[slot]; head != nil {
+		head.beat.prev = c
+	}
+	w.slots[slot] = c
+	w.count++
+	if !w.running {
+		w.running = true
+		go w.turn()
+	}
+}
+
+// cancel removes c's heartbeat, if it has one.
+func (w *heartbeatWheel) cancel(c *Conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unlinkLocked(c)
+}
+
+func (w *heartbeatWheel) unlinkLocked(c *Conn) {
+	l := c.beat
+	if !l.scheduled {
+		return
+	}
+	if l.prev != nil {
+		l.prev.beat.next = l.next
+	} else {
+		w.slots[l.slot] = l.next
+	}
+	if l.next != nil {
+		l.next.beat.prev = l.prev
+	}
+	c.beat = beatLink{}
+	w.count--
+}
+
+// turn fires one slot per tick until the wheel is empty.
+func (w *heartbeatWheel) turn() {
+	t := time.NewTicker(w.tick)
+	defer t.Stop()
+	var due []*Conn
+	for range t.C {
+		w.mu.Lock()
+		for c := w.slots[w.pos]; c != nil; {
+			next := c.beat.next
+			c.beat = beatLink{}
+			due = append(due, c)
+			c = next
+		}
+		w.slots[w.pos] = nil
+		w.count -= len(due)
+		w.pos = (w.pos + 1) % len(w.slots)
+		idle := w.count == 0
+		if idle {
+			w.running = false
+		}
+		w.mu.Unlock()
+		for i, c := range due {
+			c.heartbeat() // reschedules c; never blocks
+			due[i] = nil
+		}
+		due = due[:0]
+		if idle {
+			return
+		}
+	}
+}
