@@ -138,4 +138,4 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // wsReadBufferSize is each socket's read buffer, kept for the socket's life. Clients
 // send little (a chat message is a few hundred bytes) and gorilla reads a payload
 // larger than the buffer straight into the message, so a small one costs few reads.
-const wsReadBufferSize = 320
+const wsReadBufferSize = 272 // gorilla needs more than 256; 272 is a 288-byte allocation
