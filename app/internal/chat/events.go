@@ -120,22 +120,26 @@ func (h *Hub) join(c *client, args []json.RawMessage) any {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
-	if _, err := h.Store.Channel(ctx, p.ChannelID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errorAck(apperr.New(apperr.NotFound, "no channel with id %q", truncate(p.ChannelID, 64)))
+	id, known := h.channels.lookup(p.ChannelID)
+	if !known {
+		if _, err := h.Store.Channel(ctx, p.ChannelID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return errorAck(apperr.New(apperr.NotFound, "no channel with id %q", truncate(p.ChannelID, 64)))
+			}
+			h.Log.Error("channel lookup failed", "err", err)
+			return errorAck(apperr.From(err))
 		}
-		h.Log.Error("channel lookup failed", "err", err)
-		return errorAck(apperr.From(err))
+		id = h.channels.add(p.ChannelID)
 	}
 	c.mu.Lock()
-	if !c.channels.has(p.ChannelID) && len(c.channels) >= h.cfg.MaxChannelsPerConn {
+	if !c.channels.has(id) && len(c.channels) >= h.cfg.MaxChannelsPerConn {
 		c.mu.Unlock()
 		return errorAck(apperr.New(apperr.Forbidden, "a connection may join at most %d channels", h.cfg.MaxChannelsPerConn))
 	}
-	c.channels.add(p.ChannelID)
+	c.channels.add(id)
 	c.mu.Unlock()
 	h.mu.Lock()
-	h.joinLocked(c, p.ChannelID)
+	h.joinLocked(c, id)
 	h.mu.Unlock()
 	h.saveSession(ctx, c, liveSessionTTL)
 	return map[string]bool{"ok": true}

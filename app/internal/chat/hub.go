@@ -98,6 +98,7 @@ type Hub struct {
 	busOffset   atomic.Pointer[string]
 	fanoutRetry chan pendingFanout
 	online      onlineSnapshot
+	channels    knownChannels
 }
 
 var _ socketio.Handler = (*Hub)(nil)
