@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -338,8 +337,7 @@ func (c *Conn) startReading(ws *websocket.Conn) {
 	if bc, ok := ws.NetConn().(*batchConn); ok && bc.reader != nil {
 		if sc, ok := bc.Conn.(syscall.Conn); ok {
 			if p, err := pollerForReads(); err == nil {
-				br := bc.reader
-				stop, err := p.watch(sc, br.Buffered() > 0, func() bool { return c.readBuffered(ws, br) })
+				stop, err := p.watch(sc, bc.reader.Buffered() > 0, c)
 				if err == nil {
 					c.mu.Lock()
 					closed := c.isClosed()
@@ -359,11 +357,24 @@ func (c *Conn) startReading(ws *websocket.Conn) {
 	go c.readLoop(ws)
 }
 
-// readBuffered handles messages until none is left in br, which the kernel does not
-// see; it reports whether the connection is still open. A message that has not fully
-// arrived is waited for, as is the next message after a client's websocket ping
-// (browsers send none; Engine.IO pings are messages).
-func (c *Conn) readBuffered(ws *websocket.Conn, br *bufio.Reader) bool {
+// reader is what the read poller runs when a socket has data.
+type reader interface {
+	// readReady reads what the socket has; it reports whether the socket is still open.
+	readReady() bool
+}
+
+var _ reader = (*Conn)(nil)
+
+// readReady handles messages until none is left in the websocket's read buffer,
+// which the kernel does not see; it reports whether the connection is still open. A
+// message that has not fully arrived is waited for, as is the next message after a
+// client's websocket ping (browsers send none; Engine.IO pings are messages). Only
+// startReading's websocket, on a batchConn, is read this way.
+func (c *Conn) readReady() bool {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	br := ws.NetConn().(*batchConn).reader
 	for {
 		if !c.readMessage(ws) {
 			return false

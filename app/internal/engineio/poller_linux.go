@@ -28,10 +28,9 @@ type readPoller struct {
 }
 
 type pollEntry struct {
-	id  uint64
-	raw syscall.RawConn
-	// serve reads what the socket has; it returns false when the socket is done.
-	serve func() bool
+	id     uint64
+	raw    syscall.RawConn
+	reader reader
 	// running orders one reader run before the next, for the Go memory model (the
 	// kernel's one-shot re-arm is an ordering Go cannot see).
 	running sync.Mutex
@@ -64,18 +63,18 @@ func newReadPoller() (*readPoller, error) {
 	return p, nil
 }
 
-// watch registers conn: serve runs whenever it has data to read, until serve returns
-// false or the returned stop is called. When buffered is true, data was already read
-// into a buffer the kernel does not know about, so serve runs once at once. Call stop
-// when the connection ends, before or after the socket is closed.
-func (p *readPoller) watch(conn syscall.Conn, buffered bool, serve func() bool) (stop func(), err error) {
+// watch registers conn: r.readReady runs whenever it has data to read, until it
+// returns false or the returned stop is called. When buffered is true, data was
+// already read into a buffer the kernel does not know about, so it runs once at
+// once. Call stop when the connection ends, before or after the socket is closed.
+func (p *readPoller) watch(conn syscall.Conn, buffered bool, r reader) (stop func(), err error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
 	p.nextID++
-	e := &pollEntry{id: p.nextID, raw: raw, serve: serve}
+	e := &pollEntry{id: p.nextID, raw: raw, reader: r}
 	p.entries[e.id] = e
 	p.mu.Unlock()
 	if buffered {
@@ -143,7 +142,7 @@ func (p *readPoller) wait() {
 // run serves one readiness event, then re-arms the socket (op) unless it is done.
 func (p *readPoller) run(e *pollEntry, op int) {
 	e.running.Lock()
-	more := e.serve()
+	more := e.reader.readReady()
 	e.running.Unlock()
 	if !more {
 		p.stop(e)

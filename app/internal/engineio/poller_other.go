@@ -15,6 +15,6 @@ func pollerForReads() (*readPoller, error) {
 	return nil, errors.New("engine.io: no read poller on this platform")
 }
 
-func (p *readPoller) watch(syscall.Conn, bool, func() bool) (func(), error) {
+func (p *readPoller) watch(syscall.Conn, bool, reader) (func(), error) {
 	return nil, errors.New("engine.io: no read poller on this platform")
 }
