@@ -48,8 +48,13 @@ func runQueueContract(t *testing.T, open func(t *testing.T) queueUnderTest) {
 func testMessage(channel string, seq int) model.Message {
 	return model.Message{ID: fmt.Sprintf("%s-%04d", channel, seq), ChannelID: channel, AuthorID: "u1",
 		Author: "alice", Text: fmt.Sprintf("hello %d", seq), Nonce: fmt.Sprintf("n-%s-%d", channel, seq),
-		CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, seq*1000, time.UTC)}
+		CreatedAt: testEpoch.Add(time.Duration(seq) * time.Microsecond)}
 }
+
+// testEpoch stamps test messages with the present: Kafka records carry the message
+// time, and the broker deletes records older than its retention (7 days locally) at
+// its next retention check, which once fell in the middle of a test.
+var testEpoch = time.Now().UTC().Truncate(time.Second)
 
 // produceAsync sends msgs in order, each after the previous returned, and reports
 // the first error on the returned channel.
