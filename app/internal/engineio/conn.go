@@ -310,7 +310,7 @@ func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Du
 
 // finishWS runs once the connection is closed: it writes what is queued and a close
 // packet when the server ends the session (so clients reconnect at once), then closes
-// the socket, which ends the read loop.
+// the socket, which ends any read in progress.
 func (c *Conn) finishWS(ws *websocket.Conn) {
 	c.wmu.Lock() // after any running flushWS
 	defer c.wmu.Unlock()
@@ -385,6 +385,7 @@ func (c *Conn) readReady() bool {
 	}
 }
 
+// readLoop reads on a goroutine of its own, where the read poller cannot.
 func (c *Conn) readLoop(ws *websocket.Conn) {
 	for c.readMessage(ws) {
 	}
