@@ -139,3 +139,7 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // send little (a chat message is a few hundred bytes) and gorilla reads a payload
 // larger than the buffer straight into the message, so a small one costs few reads.
 const wsReadBufferSize = 272 // gorilla needs more than 256; 272 is a 288-byte allocation
+
+// gorilla ignores a reader of 256 bytes or less and makes its own, which readReady
+// could not see into: refuse to compile then.
+const _ = uint(wsReadBufferSize - 257)
