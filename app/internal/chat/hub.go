@@ -365,7 +365,7 @@ func (h *Hub) Connected(s *socketio.Socket) {
 	for _, ev := range c.replay {
 		replayed[ev.Offset] = struct{}{}
 		if p, err := encodeEvent(ev); err == nil {
-			_ = c.sock.SendEncoded(p)
+			_ = c.sock.SendPrepared(socketio.Prepare(p))
 		}
 	}
 	for _, hp := range c.held {

@@ -61,18 +61,6 @@ func (s *Socket) stopConnectTimer() {
 // Conn returns the underlying Engine.IO connection.
 func (s *Socket) Conn() *engineio.Conn { return s.conn }
 
-// Emit sends an event without an ack.
-func (s *Socket) Emit(event string, args ...any) error {
-	p, err := EncodeEvent(event, args...)
-	if err != nil {
-		return err
-	}
-	return s.conn.Send(p)
-}
-
-// SendEncoded sends a packet produced by EncodeEvent.
-func (s *Socket) SendEncoded(packet string) error { return s.conn.Send(packet) }
-
 // Prepare turns a packet produced by EncodeEvent into what SendPrepared sends, so
 // that a broadcast is encoded once for all its sockets.
 func Prepare(packet string) string { return engineio.MessagePacket(packet) }
