@@ -193,25 +193,17 @@ func (s *channelSet) remove(id string) {
 	}
 }
 
-// send queues a packet made by socketio.Prepare, holding it while a recovery replay
-// is pending.
-func (c *client) send(offset, packet string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.recovering {
-		c.held = append(c.held, heldPacket{offset, packet})
-		return nil
-	}
-	return c.sock.SendPrepared(packet)
-}
-
-// sendBatch queues packets to go out together (held, like send, while recovering).
-func (c *client) sendBatch(ps []heldPacket) error {
+// send queues packets (made by socketio.Prepare) to go out together, holding them
+// while a recovery replay is pending.
+func (c *client) send(ps ...heldPacket) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.recovering {
 		c.held = append(c.held, ps...)
 		return nil
+	}
+	if len(ps) == 1 { // one event for this socket, the common case: no slice
+		return c.sock.SendPrepared(ps[0].packet)
 	}
 	packets := make([]string, len(ps))
 	for i, p := range ps {
@@ -483,7 +475,7 @@ func (h *Hub) deliver(evs []broker.Event) {
 	}
 	for _, c := range order {
 		b := batches[c]
-		h.countSend(c.sendBatch(b), len(b))
+		h.countSend(c.send(b...), len(b))
 	}
 }
 
@@ -498,7 +490,7 @@ func (h *Hub) deliverOne(ev broker.Event) {
 	h.eachTarget(ev, func(c *client) { targets = append(targets, c) })
 	h.mu.RUnlock()
 	for _, c := range targets {
-		h.countSend(c.send(ev.Offset, packet), 1)
+		h.countSend(c.send(heldPacket{ev.Offset, packet}), 1)
 	}
 }
 
