@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // batchConn is the net.Conn under a websocket. gorilla/websocket writes every frame
@@ -109,6 +111,9 @@ func (b *batchConn) release(timeout time.Duration) error {
 	_, err := b.Conn.Write(*buf)
 	return err
 }
+
+// batchConnOf returns the batchConn under ws: Server.upgrade puts every websocket on one.
+func batchConnOf(ws *websocket.Conn) *batchConn { return ws.NetConn().(*batchConn) }
 
 // batchingWriter hands gorilla's upgrader a batchConn when it hijacks the connection.
 type batchingWriter struct {

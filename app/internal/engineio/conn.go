@@ -288,19 +288,9 @@ func (c *Conn) flushWS(ws *websocket.Conn) {
 	}
 }
 
-// writeFrames writes one text frame per packet, in one write when the socket was
-// upgraded through a batchConn. Callers hold c.wmu.
+// writeFrames writes one text frame per packet, all in one write. Callers hold c.wmu.
 func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Duration) error {
-	out, batched := ws.NetConn().(*batchConn)
-	if !batched {
-		for _, p := range packets {
-			_ = ws.SetWriteDeadline(time.Now().Add(timeout))
-			if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	out := batchConnOf(ws)
 	out.hold()
 	for _, p := range packets {
 		out.appendTextFrame(p)
@@ -334,24 +324,23 @@ func (c *Conn) finishWS(ws *websocket.Conn) {
 // the read poller runs the reader only while the socket has data; elsewhere, or
 // when the socket is not a plain TCP one, a goroutine reads.
 func (c *Conn) startReading(ws *websocket.Conn) {
-	if bc, ok := ws.NetConn().(*batchConn); ok && bc.reader != nil {
-		if sc, ok := bc.Conn.(syscall.Conn); ok {
-			if p, err := pollerForReads(); err == nil {
-				stop, err := p.watch(sc, bc.reader.Buffered() > 0, c)
-				if err == nil {
-					c.mu.Lock()
-					closed := c.isClosed()
-					if !closed {
-						c.unwatch = stop
-					}
-					c.mu.Unlock()
-					if closed {
-						stop()
-					}
-					return
+	bc := batchConnOf(ws)
+	if sc, ok := bc.Conn.(syscall.Conn); ok {
+		if p, err := pollerForReads(); err == nil {
+			stop, err := p.watch(sc, bc.reader.Buffered() > 0, c)
+			if err == nil {
+				c.mu.Lock()
+				closed := c.isClosed()
+				if !closed {
+					c.unwatch = stop
 				}
-				c.srv.log.Warn("engine.io: read poller refused a socket; reading on a goroutine", "err", err)
+				c.mu.Unlock()
+				if closed {
+					stop()
+				}
+				return
 			}
+			c.srv.log.Warn("engine.io: read poller refused a socket; reading on a goroutine", "err", err)
 		}
 	}
 	go c.readLoop(ws)
@@ -368,13 +357,12 @@ var _ reader = (*Conn)(nil)
 // readReady handles messages until none is left in the websocket's read buffer,
 // which the kernel does not see; it reports whether the connection is still open. A
 // message that has not fully arrived is waited for, as is the next message after a
-// client's websocket ping (browsers send none; Engine.IO pings are messages). Only
-// startReading's websocket, on a batchConn, is read this way.
+// client's websocket ping (browsers send none; Engine.IO pings are messages).
 func (c *Conn) readReady() bool {
 	c.mu.Lock()
 	ws := c.ws
 	c.mu.Unlock()
-	br := ws.NetConn().(*batchConn).reader
+	br := batchConnOf(ws).reader
 	for {
 		if !c.readMessage(ws) {
 			return false

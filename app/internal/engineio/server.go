@@ -332,12 +332,23 @@ func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 	_, _ = io.WriteString(w, "ok")
 }
 
-func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
+// upgrade turns the request into a websocket on a batchConn, which every websocket
+// of a session is: its writes are batched (writeFrames) and its reads polled
+// (startReading). On failure the upgrader has answered the client.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	ws, err := s.upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(int64(s.cfg.MaxPayload))
+	return ws, nil
+}
+
+func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrade(w, r)
 	if err != nil {
 		return // the upgrader has answered the client
 	}
-	ws.SetReadLimit(int64(s.cfg.MaxPayload))
 	c := s.register(TransportWebSocket, r)
 	// The open packet goes first: nothing is queued until the session is registered
 	// with ws, and the writer then waits for wmu.
@@ -375,14 +386,13 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 	}
 	c.upgrading = true
 	c.mu.Unlock()
-	ws, err := s.upgrader.Upgrade(&batchingWriter{ResponseWriter: w}, r, nil)
+	ws, err := s.upgrade(w, r)
 	if err != nil {
 		c.mu.Lock()
 		c.upgrading = false
 		c.mu.Unlock()
 		return
 	}
-	ws.SetReadLimit(int64(s.cfg.MaxPayload))
 	fail := func() {
 		ws.Close()
 		c.mu.Lock()
