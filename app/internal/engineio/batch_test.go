@@ -12,7 +12,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/quibly/quibly/app/internal/testenv"
 )
+
+// waitFor polls ok until it holds, for at most 3 s.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	testenv.Eventually(t, 3*time.Second, what, ok)
+}
 
 // tcpPair returns the two ends of a loopback TCP connection.
 func tcpPair(t *testing.T) (server, client net.Conn) {

@@ -96,17 +96,6 @@ func pollerEntries(t *testing.T) int {
 	return len(p.entries)
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 	e := newEchoServer(t)
 	const n = 200

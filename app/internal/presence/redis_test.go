@@ -8,6 +8,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/redisx/redistest"
+	"github.com/quibly/quibly/app/internal/testenv"
 )
 
 func newRedisTracker(t *testing.T, c redis.UniversalClient, cfg RedisConfig) *Redis {
@@ -63,13 +64,7 @@ func crash(r *Redis) {
 // waitFor polls cond until it holds or the generous deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 15*time.Second, what, cond)
 }
 
 // TestRedisCrashedNodeGoesOffline: the users of a node that stops heartbeating count

@@ -1,4 +1,5 @@
-// Package testenv tells integration tests where the real services listen.
+// Package testenv tells integration tests where the real services listen, and
+// waits for what they do asynchronously.
 // `make services` starts them and the Makefile exports the variables below.
 // Without a variable a test skips, except under CI=true, where it fails: CI
 // must never pass by skipping what it was meant to prove.
@@ -7,6 +8,7 @@ package testenv
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // Variables naming the services, as the Makefile exports them.
@@ -35,4 +37,17 @@ func need(t testing.TB, name string) string {
 	}
 	t.Skipf("%s is not set; run `make services` and `make test` to run this test against the real service", name)
 	return ""
+}
+
+// Eventually polls cond until it holds, and fails the test when it still does not
+// after within.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
