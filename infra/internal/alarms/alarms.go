@@ -1,12 +1,15 @@
 // Package alarms turns the deployment guide's alerts into CloudWatch alarms that
-// notify one SNS topic: unhealthy targets, 5xx rate, Kafka consumer lag, database
-// connections near the limit, Redis memory and server CPU.
+// notify one SNS topic: unhealthy targets, 5xx rate, Kafka consumer lag, Kafka
+// disk, database connections near the limit, Redis memory and server CPU.
 package alarms
 
 import (
+	"encoding/json"
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sns"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -26,6 +29,7 @@ type AlarmsArgs struct {
 	Instances            []Instance
 	CacheNodeIDs         []string
 	KafkaClusterName     pulumi.StringInput
+	KafkaBrokers         int
 	KafkaTopic           string
 	KafkaConsumerGroup   string
 	DBDimension          pulumi.StringMap
@@ -35,6 +39,7 @@ type AlarmsArgs struct {
 	KafkaLag             float64
 	DBConnectionsPercent float64
 	RedisMemoryPercent   float64
+	KafkaDiskPercent     float64
 	Tags                 pulumi.StringMap
 }
 
@@ -43,7 +48,44 @@ type Alarms struct {
 	pulumi.ResourceState
 
 	TopicArn pulumi.StringOutput
+	KeyArn   pulumi.StringOutput
 	Count    int
+}
+
+// topicKeyPolicy keeps the account in charge of the key (without that statement
+// nobody could ever change or delete it) and lets CloudWatch alarms of this account
+// encrypt the messages they publish to the topic.
+func topicKeyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption) (string, error) {
+	id, err := aws.GetCallerIdentity(ctx, nil, parent)
+	if err != nil {
+		return "", fmt.Errorf("reading the account id: %w", err)
+	}
+	part, err := aws.GetPartition(ctx, nil, parent)
+	if err != nil {
+		return "", fmt.Errorf("reading the partition: %w", err)
+	}
+	type statement struct {
+		Sid       string
+		Effect    string
+		Principal map[string]string
+		Action    []string
+		Resource  string
+		Condition map[string]map[string]string `json:",omitempty"`
+	}
+	doc := struct {
+		Version   string
+		Statement []statement
+	}{"2012-10-17", []statement{
+		{Sid: "AccountAdministersTheKey", Effect: "Allow",
+			Principal: map[string]string{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", part.Partition, id.AccountId)},
+			Action:    []string{"kms:*"}, Resource: "*"},
+		{Sid: "CloudWatchAlarmsPublish", Effect: "Allow",
+			Principal: map[string]string{"Service": "cloudwatch.amazonaws.com"},
+			Action:    []string{"kms:Decrypt", "kms:GenerateDataKey*"}, Resource: "*",
+			Condition: map[string]map[string]string{"StringEquals": {"aws:SourceAccount": id.AccountId}}},
+	}}
+	b, err := json.Marshal(doc)
+	return string(b), err
 }
 
 // NewAlarms creates the topic, an optional e-mail subscription and the alarms.
@@ -54,8 +96,24 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 	}
 	parent := pulumi.Parent(a)
 
+	// CloudWatch cannot publish through the AWS-managed alias/aws/sns key (its policy
+	// cannot be changed), so the topic has a key whose policy lets CloudWatch use it.
+	policy, err := topicKeyPolicy(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
+	key, err := kms.NewKey(ctx, name, &kms.KeyArgs{
+		Description:          pulumi.Sprintf("Quibly %s: alarm notifications", args.Name),
+		EnableKeyRotation:    pulumi.Bool(true),
+		DeletionWindowInDays: pulumi.Int(7),
+		Policy:               pulumi.String(policy),
+		Tags:                 args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
 	topic, err := sns.NewTopic(ctx, name, &sns.TopicArgs{
-		Name: pulumi.Sprintf("%s-alarms", args.Name), KmsMasterKeyId: pulumi.String("alias/aws/sns"), Tags: args.Tags,
+		NamePrefix: pulumi.Sprintf("%s-alarms-", args.Name), KmsMasterKeyId: key.Arn, Tags: args.Tags,
 	}, parent)
 	if err != nil {
 		return nil, err
@@ -77,7 +135,9 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 		if al.TreatMissingData == nil {
 			al.TreatMissingData = pulumi.String("notBreaching")
 		}
-		_, err := cloudwatch.NewMetricAlarm(ctx, name+"-"+suffix, al, parent)
+		// PutMetricAlarm overwrites an alarm of the same name, so a create-first
+		// replacement would be deleted right after: replace delete-first.
+		_, err := cloudwatch.NewMetricAlarm(ctx, name+"-"+suffix, al, parent, pulumi.DeleteBeforeReplace(true))
 		a.Count++
 		return err
 	}
@@ -154,6 +214,25 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 		return nil, err
 	}
 
+	// MSK brokers are numbered from 1; a full disk stops the broker.
+	for broker := 1; broker <= args.KafkaBrokers; broker++ {
+		if err := alarm(fmt.Sprintf("kafka-disk-%d", broker), &cloudwatch.MetricAlarmArgs{
+			AlarmDescription: pulumi.Sprintf("Kafka broker %d data disk above %v%% (storage autoscaling could not keep up, or hit its ceiling)", broker, args.KafkaDiskPercent),
+			Namespace:        pulumi.String("AWS/Kafka"),
+			MetricName:       pulumi.String("KafkaDataLogsDiskUsed"),
+			Dimensions: pulumi.StringMap{
+				"Cluster Name": args.KafkaClusterName, "Broker ID": pulumi.String(fmt.Sprint(broker)),
+			},
+			Statistic:          pulumi.String("Maximum"),
+			Period:             pulumi.Int(300),
+			EvaluationPeriods:  pulumi.Int(2),
+			Threshold:          pulumi.Float64(args.KafkaDiskPercent),
+			ComparisonOperator: pulumi.String("GreaterThanThreshold"),
+		}); err != nil {
+			return nil, err
+		}
+	}
+
 	for _, node := range args.CacheNodeIDs {
 		if err := alarm("redis-memory-"+node, &cloudwatch.MetricAlarmArgs{
 			AlarmDescription:   pulumi.Sprintf("Redis node %s memory above %v%% (guide: Redis memory > 80%%)", node, args.RedisMemoryPercent),
@@ -187,6 +266,7 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 	}
 
 	a.TopicArn = topic.Arn
+	a.KeyArn = key.Arn
 	if err := ctx.RegisterResourceOutputs(a, pulumi.Map{
 		"topicArn": a.TopicArn, "alarms": pulumi.String(fmt.Sprint(a.Count)),
 	}); err != nil {

@@ -24,10 +24,8 @@ type CacheArgs struct {
 	SubnetIDs          pulumi.StringArrayInput
 	SecurityGroupID    pulumi.StringInput
 	AuthToken          pulumi.StringInput // secret
-	// PinAuthToken keeps a generated token from being replaced by a new candidate on each run.
-	PinAuthToken bool
-	KmsKeyArn    pulumi.StringInput
-	Tags         pulumi.StringMap
+	KmsKeyArn          pulumi.StringInput
+	Tags               pulumi.StringMap
 }
 
 // Cache exposes the endpoint the servers use and the node ids the alarms watch.
@@ -47,8 +45,7 @@ func NewCache(ctx *pulumi.Context, name string, args *CacheArgs, opts ...pulumi.
 	}
 	parent := pulumi.Parent(c)
 
-	subnets, err := elasticache.NewSubnetGroup(ctx, name, &elasticache.SubnetGroupArgs{
-		Name:        pulumi.String(args.ReplicationGroupID),
+	subnets, err := elasticache.NewSubnetGroup(ctx, args.ReplicationGroupID, &elasticache.SubnetGroupArgs{
 		Description: pulumi.String("Quibly Redis: private subnets"),
 		SubnetIds:   args.SubnetIDs,
 		Tags:        args.Tags,
@@ -86,11 +83,9 @@ func NewCache(ctx *pulumi.Context, name string, args *CacheArgs, opts ...pulumi.
 		rg.ClusterMode = pulumi.String("disabled")
 		rg.NumCacheClusters = pulumi.Int(1 + args.ReplicasPerShard)
 	}
-	pin := pulumi.IgnoreChanges(nil)
-	if args.PinAuthToken {
-		pin = pulumi.IgnoreChanges([]string{"authToken"}) // generated once, see package secrets
-	}
-	group, err := elasticache.NewReplicationGroup(ctx, name, rg, parent, pin)
+	// The id is fixed (the alarms name its nodes after it), so a replacement must
+	// delete first; Redis holds only state the servers rebuild (README, Operations).
+	group, err := elasticache.NewReplicationGroup(ctx, name, rg, parent, pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}

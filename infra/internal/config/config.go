@@ -24,9 +24,12 @@ var Keys = []string{"app", "network", "loadBalancer", "cache", "kafka", "databas
 
 // Config is everything the program needs, read once.
 type Config struct {
-	Project      string
-	Stack        string
-	Region       string
+	Project string
+	Stack   string
+	Region  string
+	// Production stacks keep their data when resources are replaced or the stack is
+	// destroyed, serve only HTTPS and must notify someone when an alarm fires.
+	Production   bool
 	App          App
 	Network      Network
 	LoadBalancer LoadBalancer
@@ -48,6 +51,9 @@ type Secrets struct {
 	KafkaPassword  string
 }
 
+// FlagKeys are the plain true/false settings a stack file must set.
+var FlagKeys = []string{"production"}
+
 // SecretKeys are the optional secret settings, by config key.
 var SecretKeys = []string{"jwtSecret", "redisAuthToken", "kafkaPassword"}
 
@@ -67,12 +73,21 @@ type Network struct {
 	CIDR        string `json:"cidr"`
 	AZCount     int    `json:"azCount"`
 	NATGateways int    `json:"natGateways"`
+	// InterfaceEndpoints puts SSM, Secrets Manager and KMS inside the VPC, so the
+	// servers reach them without the NAT (the S3 gateway endpoint is always there).
+	InterfaceEndpoints bool `json:"interfaceEndpoints"`
 }
 
 // LoadBalancer is the ALB in front of the fleet.
 type LoadBalancer struct {
 	// CertificateARN switches on HTTPS:443 and the HTTP→HTTPS redirect.
-	CertificateARN             string `json:"certificateArn"`
+	CertificateARN string `json:"certificateArn"`
+	// Domain is the name clients use. Without a CertificateARN the program asks ACM
+	// for a certificate for it, validated through HostedZoneID.
+	Domain string `json:"domain"`
+	// HostedZoneID is the Route 53 zone of Domain: it validates the certificate and
+	// gets an alias record pointing Domain at the ALB.
+	HostedZoneID               string `json:"hostedZoneId"`
 	IdleTimeoutSeconds         int    `json:"idleTimeoutSeconds"`
 	DeregistrationDelaySeconds int    `json:"deregistrationDelaySeconds"`
 	StickinessSeconds          int    `json:"stickinessSeconds"`
@@ -93,12 +108,14 @@ type Cache struct {
 
 // Kafka is the MSK cluster.
 type Kafka struct {
-	Version           string `json:"version"`
-	BrokerType        string `json:"brokerType"`
-	Brokers           int    `json:"brokers"`
-	VolumeGB          int    `json:"volumeGb"`
-	ReplicationFactor int    `json:"replicationFactor"`
-	MinInsyncReplicas int    `json:"minInsyncReplicas"`
+	Version    string `json:"version"`
+	BrokerType string `json:"brokerType"`
+	Brokers    int    `json:"brokers"`
+	VolumeGB   int    `json:"volumeGb"`
+	// MaxVolumeGB is how far storage autoscaling may grow each broker's volume.
+	MaxVolumeGB       int `json:"maxVolumeGb"`
+	ReplicationFactor int `json:"replicationFactor"`
+	MinInsyncReplicas int `json:"minInsyncReplicas"`
 	// Topic and ConsumerGroup name the batch writer's lag metric for the alarm.
 	Topic         string `json:"topic"`
 	ConsumerGroup string `json:"consumerGroup"`
@@ -146,6 +163,7 @@ type Alarms struct {
 	KafkaLag             float64 `json:"kafkaLag"`
 	DBConnectionsPercent float64 `json:"dbConnectionsPercent"`
 	RedisMemoryPercent   float64 `json:"redisMemoryPercent"`
+	KafkaDiskPercent     float64 `json:"kafkaDiskPercent"`
 }
 
 // Load reads the config of the running stack. It is the only place config is read.
@@ -158,6 +176,11 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		"kafka": &c.Kafka, "database": &c.Database, "fleet": &c.Fleet, "alarms": &c.Alarms,
 	}
 	var errs []error
+	if p, err := conf.TryBool("production"); err != nil {
+		errs = append(errs, fmt.Errorf("%s:production must be set to true or false (see environments/Pulumi.small.yaml)", Namespace))
+	} else {
+		c.Production = p
+	}
 	for _, key := range Keys {
 		raw, err := conf.Try(key)
 		if err != nil {
@@ -178,6 +201,12 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	// A preview (and `make plan`) may show the committed example values; an update may not.
+	if !ctx.DryRun() {
+		if err := c.NoExamples(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -192,7 +221,13 @@ func decodeStrict(raw string, into any) error {
 }
 
 var (
-	stackName   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	// Stack names end up in ALB, bucket, cache and database names: a letter first, no
+	// "--" (ElastiCache, RDS), no "-" at the end (ALB, RDS), and short enough that the
+	// artifact bucket prefix quibly-<stack>-artifacts- stays within S3's 37 characters.
+	stackName   = regexp.MustCompile(`^[a-z](-?[a-z0-9]){0,18}$`)
+	amiID       = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	domainName  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	zoneID      = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
 	ec2Type     = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	memoryLimit = regexp.MustCompile(`^[0-9]+[KMG]$`)
 	appVersion  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -206,7 +241,7 @@ func (c *Config) Validate() error {
 	}
 	// Names of the cache, MSK and DB derive from the stack, and those have length and charset limits.
 	if !stackName.MatchString(c.Stack) {
-		bad("stack", "%q must be lower-case letters, digits and '-', at most 20 characters", c.Stack)
+		bad("stack", "%q must start with a letter, hold lower-case letters, digits and single '-' between them, and be at most 19 characters", c.Stack)
 	}
 	if c.Region == "" {
 		bad("aws:region", "is required")
@@ -227,11 +262,14 @@ func (c *Config) Validate() error {
 	if p, err := netip.ParsePrefix(n.CIDR); err != nil || !p.Addr().Is4() || p.Bits() > 16 {
 		bad("quibly:network.cidr", "%q must be an IPv4 block of /16 or larger", n.CIDR)
 	}
-	if n.AZCount < 2 || n.AZCount > 6 {
-		bad("quibly:network.azCount", "%d must be 2 to 6 (the ALB and a Multi-AZ data tier need two)", n.AZCount)
+	if n.AZCount < 2 || n.AZCount > 3 {
+		bad("quibly:network.azCount", "%d must be 2 or 3 (the ALB and a Multi-AZ data tier need two; MSK spreads brokers over two or three)", n.AZCount)
 	}
 	if n.NATGateways < 1 || n.NATGateways > n.AZCount {
 		bad("quibly:network.natGateways", "%d must be 1 to azCount (%d)", n.NATGateways, n.AZCount)
+	}
+	if c.Production && n.NATGateways != n.AZCount {
+		bad("quibly:network.natGateways", "%d must equal azCount (%d) in production, so losing one AZ does not cut the others off from AWS APIs", n.NATGateways, n.AZCount)
 	}
 
 	l := c.LoadBalancer
@@ -252,6 +290,18 @@ func (c *Config) Validate() error {
 	}
 	if l.CertificateARN != "" && !strings.HasPrefix(l.CertificateARN, "arn:aws:acm:") {
 		bad("quibly:loadBalancer.certificateArn", "%q must be an ACM certificate ARN", l.CertificateARN)
+	}
+	if l.Domain != "" && !domainName.MatchString(l.Domain) {
+		bad("quibly:loadBalancer.domain", "%q is not a lower-case DNS name", l.Domain)
+	}
+	if l.HostedZoneID != "" && (!zoneID.MatchString(l.HostedZoneID) || l.Domain == "") {
+		bad("quibly:loadBalancer.hostedZoneId", "%q must be a Route 53 zone id (Z…) and needs loadBalancer.domain", l.HostedZoneID)
+	}
+	if l.Domain != "" && l.CertificateARN == "" && l.HostedZoneID == "" {
+		bad("quibly:loadBalancer.domain", "needs hostedZoneId (to validate the ACM certificate) or a certificateArn")
+	}
+	if c.Production && !c.HTTPS() {
+		bad("quibly:loadBalancer", "production serves sign-in and tokens over HTTPS only: set certificateArn, or domain and hostedZoneId")
 	}
 
 	k := c.Cache
@@ -283,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if m.VolumeGB < 1 || m.VolumeGB > 16384 {
 		bad("quibly:kafka.volumeGb", "%d must be 1 to 16384", m.VolumeGB)
+	}
+	if m.MaxVolumeGB <= m.VolumeGB || m.MaxVolumeGB > 16384 {
+		bad("quibly:kafka.maxVolumeGb", "%d must be above volumeGb (%d) and at most 16384, the ceiling of storage autoscaling", m.MaxVolumeGB, m.VolumeGB)
 	}
 	if m.ReplicationFactor < 1 || m.ReplicationFactor > m.Brokers {
 		bad("quibly:kafka.replicationFactor", "%d must be 1 to the broker count (%d)", m.ReplicationFactor, m.Brokers)
@@ -331,6 +384,9 @@ func (c *Config) Validate() error {
 	if d.Name == "" || d.Username == "" {
 		bad("quibly:database", "name and username are required")
 	}
+	if c.Production && !d.DeletionProtection {
+		bad("quibly:database.deletionProtection", "must be true in production")
+	}
 
 	f := c.Fleet
 	if !ec2Type.MatchString(f.InstanceType) {
@@ -342,8 +398,8 @@ func (c *Config) Validate() error {
 	if f.Instances < 2 || f.Instances > f.MaxInstances {
 		bad("quibly:fleet.instances", "%d must be 2 (a rolling deploy needs a second node) to maxInstances (%d)", f.Instances, f.MaxInstances)
 	}
-	if f.AMI == "" {
-		bad("quibly:fleet.ami", "is required (an AMI id or resolve:ssm:<parameter>)")
+	if !amiID.MatchString(f.AMI) && !strings.HasPrefix(f.AMI, "resolve:ssm:/") {
+		bad("quibly:fleet.ami", "%q must be an AMI id (ami-…) or resolve:ssm:/<public parameter>", f.AMI)
 	}
 	if f.Arch != "amd64" && f.Arch != "arm64" {
 		bad("quibly:fleet.arch", "%q must be amd64 or arm64", f.Arch)
@@ -357,7 +413,7 @@ func (c *Config) Validate() error {
 
 	al := c.Alarms
 	for name, v := range map[string]float64{"cpuPercent": al.CPUPercent, "http5xxPercent": al.HTTP5xxPercent,
-		"dbConnectionsPercent": al.DBConnectionsPercent, "redisMemoryPercent": al.RedisMemoryPercent} {
+		"dbConnectionsPercent": al.DBConnectionsPercent, "redisMemoryPercent": al.RedisMemoryPercent, "kafkaDiskPercent": al.KafkaDiskPercent} {
 		if v <= 0 || v > 100 {
 			bad("quibly:alarms."+name, "%v must be a percentage above 0", v)
 		}
@@ -368,6 +424,9 @@ func (c *Config) Validate() error {
 	if al.Email != "" && !strings.Contains(al.Email, "@") {
 		bad("quibly:alarms.email", "%q is not an e-mail address", al.Email)
 	}
+	if c.Production && al.Email == "" {
+		bad("quibly:alarms.email", "is required in production: alarms that notify nobody are not monitoring")
+	}
 	sec := c.Secrets
 	if sec.JWTSecret != "" && len(sec.JWTSecret) < 32 {
 		bad("quibly:jwtSecret", "must be at least 32 characters (the value is not shown)")
@@ -377,6 +436,34 @@ func (c *Config) Validate() error {
 	}
 	if p := sec.KafkaPassword; p != "" && len(p) < 16 {
 		bad("quibly:kafkaPassword", "must be at least 16 characters (the value is not shown)")
+	}
+	return errors.Join(errs...)
+}
+
+// HTTPS says the ALB gets a certificate (an ARN, or one requested for the domain).
+func (c *Config) HTTPS() bool {
+	return c.LoadBalancer.CertificateARN != "" || c.LoadBalancer.HostedZoneID != ""
+}
+
+// exampleDomains are the names RFC 2606 and RFC 6761 reserve for examples.
+var exampleDomains = []string{"example.com", "example.net", "example.org", ".example", ".test", ".invalid"}
+
+// NoExamples refuses the example values the committed production stack files carry
+// (so the offline plan shows a production stack whole) once they would be applied.
+func (c *Config) NoExamples() error {
+	var errs []error
+	example := func(key, v string) {
+		for _, d := range exampleDomains {
+			if v == strings.TrimPrefix(d, ".") || strings.HasSuffix(v, "."+strings.TrimPrefix(d, ".")) || strings.HasSuffix(v, "@"+strings.TrimPrefix(d, ".")) {
+				errs = append(errs, fmt.Errorf("%s is the example value %q: set your own before `pulumi up` (pulumi config set --path %s …)", key, v, key))
+				return
+			}
+		}
+	}
+	example("quibly:alarms.email", c.Alarms.Email)
+	example("quibly:loadBalancer.domain", c.LoadBalancer.Domain)
+	if strings.Contains(c.LoadBalancer.HostedZoneID, "EXAMPLE") {
+		errs = append(errs, fmt.Errorf("quibly:loadBalancer.hostedZoneId is the example value %q: set your zone before `pulumi up`", c.LoadBalancer.HostedZoneID))
 	}
 	return errors.Join(errs...)
 }

@@ -147,6 +147,11 @@ func Estimate(p *Prices, rec []mocks.Resource, auroraStorageGB int) ([]Line, err
 			add(r, fmt.Sprintf("ALB public IPv4 × %.0f", azs), Support, azs*p.Hourly["public-ipv4"]*h)
 		case "aws:ec2/natGateway:NatGateway":
 			add(r, "NAT gateway (data processing not included)", Support, p.Hourly["nat-gateway"]*h)
+		case "aws:ec2/vpcEndpoint:VpcEndpoint":
+			if mocks.Str(in, "vpcEndpointType") == "Interface" {
+				azs := float64(len(mocks.List(in, "subnetIds")))
+				add(r, fmt.Sprintf("VPC interface endpoint × %.0f AZs (data processing not included)", azs), Support, azs*p.Hourly["vpc-interface-endpoint-az"]*h)
+			}
 		case "aws:ec2/eip:Eip":
 			add(r, "public IPv4 (NAT)", Support, p.Hourly["public-ipv4"]*h)
 		case "aws:kms/key:Key":

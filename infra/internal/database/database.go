@@ -27,7 +27,10 @@ type DatabaseArgs struct {
 	SubnetIDs           pulumi.StringArrayInput
 	SecurityGroupID     pulumi.StringInput
 	KmsKeyArn           pulumi.StringInput
-	Tags                pulumi.StringMap
+	// Protect refuses to delete or replace the store; without it (throw-away stacks)
+	// a replacement of the fixed identifier deletes the old one first.
+	Protect bool
+	Tags    pulumi.StringMap
 }
 
 // Database exposes the writer endpoint, the managed-password secret and the
@@ -50,8 +53,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 	parent := pulumi.Parent(d)
 
-	subnets, err := rds.NewSubnetGroup(ctx, name, &rds.SubnetGroupArgs{
-		Name:      pulumi.String(args.Identifier),
+	subnets, err := rds.NewSubnetGroup(ctx, args.Identifier, &rds.SubnetGroupArgs{
 		SubnetIds: args.SubnetIDs,
 		Tags:      args.Tags,
 	}, parent)
@@ -61,6 +63,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	// Without deletion protection (throw-away stacks) a destroy skips the final snapshot.
 	skipFinal := !args.DeletionProtection
 	finalSnapshot := pulumi.Sprintf("%s-final", args.Identifier)
+	keep := []pulumi.ResourceOption{parent, pulumi.Protect(args.Protect), pulumi.DeleteBeforeReplace(!args.Protect)}
 
 	switch args.Engine {
 	case "aurora-postgresql":
@@ -82,7 +85,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
 			CopyTagsToSnapshot:       pulumi.Bool(true),
 			Tags:                     args.Tags,
-		}, parent)
+		}, keep...)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +99,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 				DbSubnetGroupName:  subnets.Name,
 				PubliclyAccessible: pulumi.Bool(false),
 				Tags:               args.Tags,
-			}, parent); err != nil {
+			}, keep...); err != nil {
 				return nil, err
 			}
 		}
@@ -129,7 +132,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			CopyTagsToSnapshot:       pulumi.Bool(true),
 			AutoMinorVersionUpgrade:  pulumi.Bool(true),
 			Tags:                     args.Tags,
-		}, parent)
+		}, keep...)
 		if err != nil {
 			return nil, err
 		}

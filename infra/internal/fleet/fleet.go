@@ -46,7 +46,10 @@ type FleetArgs struct {
 	AppSecretArn       pulumi.StringInput
 	KafkaSecretArn     pulumi.StringInput
 	DBSecretArn        pulumi.StringInput
-	Tags               pulumi.StringMap
+	// Protect keeps the bucket (and the releases a rollback needs); without it a
+	// destroy empties and deletes it.
+	Protect bool
+	Tags    pulumi.StringMap
 }
 
 // Server is one instance and its SERVER_ID.
@@ -63,10 +66,39 @@ type Fleet struct {
 	Servers          []Server
 	ArtifactBucket   pulumi.StringOutput
 	VersionParameter pulumi.StringOutput
+	// NodeVersionPrefix + SERVER_ID + "/app-version" is the parameter each node boots.
+	NodeVersionPrefix string
+	// AMI is the image id the servers were created from.
+	AMI string
 }
 
 // ServerID names the n-th server (1-based), as the app and the guide expect.
 func ServerID(n int) string { return fmt.Sprintf("server-%d", n) }
+
+// NodeVersionParameter is the SSM parameter naming the release one node runs. Each
+// node has its own, so a node that restarts while a deploy is under way runs what
+// it ran, not what the deploy has not yet checked on it.
+func NodeVersionParameter(name, serverID string) string {
+	return fmt.Sprintf("/%s/nodes/%s/app-version", name, serverID)
+}
+
+// ResolveAMI turns resolve:ssm:<parameter> into the image id it names today.
+// EC2 accepts the resolve: form, but the provider then describes the image by that
+// string and fails (InvalidAMIID.Malformed, terraform-provider-aws #43488).
+func ResolveAMI(ctx *pulumi.Context, ami string, opts ...pulumi.InvokeOption) (string, error) {
+	param, ok := strings.CutPrefix(ami, "resolve:ssm:")
+	if !ok {
+		return ami, nil
+	}
+	p, err := ssm.LookupParameter(ctx, &ssm.LookupParameterArgs{Name: param}, opts...)
+	if err != nil {
+		return "", fmt.Errorf("fleet.ami: reading %s: %w", param, err)
+	}
+	if !strings.HasPrefix(p.InsecureValue, "ami-") {
+		return "", fmt.Errorf("fleet.ami: %s holds %q, not an AMI id", param, p.InsecureValue)
+	}
+	return p.InsecureValue, nil
+}
 
 // NewFleet creates the artifact bucket, version parameter, instance role and the instances.
 func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.ResourceOption) (*Fleet, error) {
@@ -76,17 +108,34 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	}
 	parent := pulumi.Parent(f)
 
+	ami, err := ResolveAMI(ctx, args.AMI, parent)
+	if err != nil {
+		return nil, err
+	}
+	f.AMI = ami
+	f.NodeVersionPrefix = fmt.Sprintf("/%s/nodes/", args.Name)
+
 	bucket, err := s3.NewBucketV2(ctx, name+"-artifacts", &s3.BucketV2Args{
 		BucketPrefix: pulumi.Sprintf("%s-artifacts-", args.Name),
+		ForceDestroy: pulumi.Bool(!args.Protect),
 		Tags:         args.Tags,
+	}, parent, pulumi.Protect(args.Protect))
+	if err != nil {
+		return nil, err
+	}
+	block, err := s3.NewBucketPublicAccessBlock(ctx, name+"-artifacts", &s3.BucketPublicAccessBlockArgs{
+		Bucket: bucket.ID(), BlockPublicAcls: pulumi.Bool(true), BlockPublicPolicy: pulumi.Bool(true),
+		IgnorePublicAcls: pulumi.Bool(true), RestrictPublicBuckets: pulumi.Bool(true),
 	}, parent)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s3.NewBucketPublicAccessBlock(ctx, name+"-artifacts", &s3.BucketPublicAccessBlockArgs{
-		Bucket: bucket.ID(), BlockPublicAcls: pulumi.Bool(true), BlockPublicPolicy: pulumi.Bool(true),
-		IgnorePublicAcls: pulumi.Bool(true), RestrictPublicBuckets: pulumi.Bool(true),
-	}, parent); err != nil {
+	// After the public access block: S3 answers OperationAborted to a policy put that
+	// races it.
+	if _, err := s3.NewBucketPolicy(ctx, name+"-artifacts", &s3.BucketPolicyArgs{
+		Bucket: bucket.ID(),
+		Policy: bucket.Arn.ApplyT(tlsOnlyPolicy).(pulumi.StringOutput),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{block})); err != nil {
 		return nil, err
 	}
 	if _, err := s3.NewBucketServerSideEncryptionConfigurationV2(ctx, name+"-artifacts", &s3.BucketServerSideEncryptionConfigurationV2Args{
@@ -101,10 +150,28 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 		return nil, err
 	}
 	// Old releases stay downloadable for a rollback.
-	if _, err := s3.NewBucketVersioningV2(ctx, name+"-artifacts", &s3.BucketVersioningV2Args{
+	versioning, err := s3.NewBucketVersioningV2(ctx, name+"-artifacts", &s3.BucketVersioningV2Args{
 		Bucket:                  bucket.ID(),
 		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
-	}, parent); err != nil {
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	// Releases are kept by their own keys (quibly/<version>/); only overwritten or
+	// deleted copies expire, and abandoned uploads are cleaned up.
+	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, name+"-artifacts", &s3.BucketLifecycleConfigurationV2Args{
+		Bucket: bucket.ID(),
+		Rules: s3.BucketLifecycleConfigurationV2RuleArray{s3.BucketLifecycleConfigurationV2RuleArgs{
+			Id: pulumi.String("expire-old-copies"), Status: pulumi.String("Enabled"),
+			Filter: &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")},
+			NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{
+				NoncurrentDays: pulumi.Int(NoncurrentReleaseDays),
+			},
+			AbortIncompleteMultipartUpload: &s3.BucketLifecycleConfigurationV2RuleAbortIncompleteMultipartUploadArgs{
+				DaysAfterInitiation: pulumi.Int(7),
+			},
+		}},
+	}, parent, pulumi.DependsOn([]pulumi.Resource{versioning})); err != nil {
 		return nil, err
 	}
 
@@ -114,9 +181,9 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 		Name:        pulumi.Sprintf("/%s/app-version", args.Name),
 		Type:        pulumi.String("String"),
 		Value:       pulumi.String(args.AppVersion),
-		Description: pulumi.String("Quibly release the servers run; read by quibly-fetch at each start"),
+		Description: pulumi.String("Quibly release of the stack: what new servers start on; a deploy moves it once every node runs the release"),
 		Tags:        args.Tags,
-	}, parent)
+	}, parent, pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}
@@ -129,14 +196,18 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	if err != nil {
 		return nil, err
 	}
-	if _, err := iam.NewRolePolicyAttachment(ctx, name+"-ssm", &iam.RolePolicyAttachmentArgs{
-		Role: role.Name, PolicyArn: pulumi.String("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"),
+	// The SSM agent's own calls (registration, Run Command, Session Manager), not
+	// AmazonSSMManagedInstanceCore, which also lets a server read every parameter in
+	// the account.
+	if _, err := iam.NewRolePolicy(ctx, name+"-ssm-agent", &iam.RolePolicyArgs{
+		Role: role.Name, Policy: pulumi.String(agentPolicy()),
 	}, parent); err != nil {
 		return nil, err
 	}
 	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.KmsKeyArn, bucket.Arn, version.Arn).ApplyT(
 		func(v []any) (string, error) {
-			return serverPolicy(v[0].(string), v[1].(string), v[2].(string), v[3].(string), v[4].(string), v[5].(string))
+			nodes := strings.TrimSuffix(v[5].(string), "/app-version") + "/nodes/*"
+			return serverPolicy(v[0].(string), v[1].(string), v[2].(string), v[3].(string), v[4].(string), nodes)
 		}).(pulumi.StringOutput)
 	if _, err := iam.NewRolePolicy(ctx, name+"-runtime", &iam.RolePolicyArgs{Role: role.Name, Policy: policy}, parent); err != nil {
 		return nil, err
@@ -150,7 +221,18 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 
 	for i := 1; i <= args.Instances; i++ {
 		serverID := ServerID(i)
-		userData := pulumi.All(bucket.Bucket, version.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
+		// Created on the stack's release; from then on the rolling deploy moves it.
+		pin, err := ssm.NewParameter(ctx, fmt.Sprintf("%s-%s-app-version", name, serverID), &ssm.ParameterArgs{
+			Name:        pulumi.String(NodeVersionParameter(args.Name, serverID)),
+			Type:        pulumi.String("String"),
+			Value:       pulumi.String(args.AppVersion),
+			Description: pulumi.Sprintf("Quibly release %s runs; read by quibly-fetch at each start, moved by the rolling deploy", serverID),
+			Tags:        args.Tags,
+		}, parent, pulumi.IgnoreChanges([]string{"value"}), pulumi.DeleteBeforeReplace(true))
+		if err != nil {
+			return nil, err
+		}
+		userData := pulumi.All(bucket.Bucket, pin.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
 			args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn).ApplyT(func(v []any) (string, error) {
 			return UserData(BootSettings{
 				ServerID: serverID, Port: args.AppPort, Region: args.Region,
@@ -167,7 +249,7 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 			tags[k] = v
 		}
 		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, serverID), &ec2.InstanceArgs{
-			Ami:                      pulumi.String(args.AMI),
+			Ami:                      pulumi.String(ami),
 			InstanceType:             pulumi.String(args.InstanceType),
 			SubnetId:                 args.SubnetIDs[(i-1)%len(args.SubnetIDs)], // round-robin over AZs
 			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
@@ -185,9 +267,9 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 			Tags:       tags,
 			VolumeTags: tags,
 		}, parent,
-			// User data runs once at first boot and a resolve:ssm AMI resolves anew each
-			// read: neither may replace a running server. Releases go through the SSM
-			// version parameter and the rolling deploy.
+			// User data runs once at first boot, and a resolve:ssm AMI names a newer image
+			// whenever AWS publishes one: neither may replace a running server. Releases
+			// go through the node's version parameter and the rolling deploy.
 			pulumi.IgnoreChanges([]string{"userData", "ami"}))
 		if err != nil {
 			return nil, err
@@ -216,8 +298,40 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 
 const assumeEC2 = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
+// NoncurrentReleaseDays is how long an overwritten or deleted release object stays
+// recoverable in the artifact bucket.
+const NoncurrentReleaseDays = 90
+
+// tlsOnlyPolicy refuses every request to the bucket that does not use TLS.
+func tlsOnlyPolicy(bucketArn string) (string, error) {
+	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{{
+		"Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+		"Resource":  []string{bucketArn, bucketArn + "/*"},
+		"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
+	}}})
+	return string(b), err
+}
+
+// AgentActions are what the SSM agent calls for itself. None of them accepts a
+// resource narrower than "*", and none reads parameters, secrets or objects.
+var AgentActions = []string{
+	"ssm:UpdateInstanceInformation", "ssm:ListInstanceAssociations", "ssm:DescribeAssociation",
+	"ssm:GetDocument", "ssm:DescribeDocument", "ssm:UpdateInstanceAssociationStatus",
+	"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+	"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+	"ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+	"ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+}
+
+func agentPolicy() string {
+	b, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{{
+		"Sid": "SSMAgent", "Effect": "Allow", "Action": AgentActions, "Resource": "*",
+	}}})
+	return string(b)
+}
+
 // serverPolicy lets a server read exactly its three secrets, the version
-// parameter and the release objects, and nothing else.
+// parameters of the nodes and the release objects, and nothing else.
 func serverPolicy(appSecret, kafkaSecret, dbSecret, key, bucketArn, paramArn string) (string, error) {
 	type stmt struct {
 		Sid      string

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/appautoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/msk"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -19,14 +20,21 @@ type KafkaArgs struct {
 	BrokerType        string
 	Brokers           int
 	VolumeGB          int
+	MaxVolumeGB       int
 	ReplicationFactor int
 	MinInsyncReplicas int
 	SubnetIDs         pulumi.StringArrayInput
 	SecurityGroupID   pulumi.StringInput
 	KmsKeyArn         pulumi.StringInput
 	ScramSecretArn    pulumi.StringInput
-	Tags              pulumi.StringMap
+	// Protect refuses to delete or replace the cluster, which holds acked messages
+	// the batch writer has not stored yet.
+	Protect bool
+	Tags    pulumi.StringMap
 }
+
+// StorageTargetPercent is the disk use at which MSK storage autoscaling grows the brokers' volumes.
+const StorageTargetPercent = 60
 
 // Kafka exposes the SASL/SCRAM bootstrap list and the cluster name the alarms watch.
 type Kafka struct {
@@ -59,8 +67,9 @@ func NewKafka(ctx *pulumi.Context, name string, args *KafkaArgs, opts ...pulumi.
 	}
 	parent := pulumi.Parent(k)
 
-	conf, err := msk.NewConfiguration(ctx, name, &msk.ConfigurationArgs{
-		Name:             pulumi.String(args.ClusterName),
+	// Auto-named (a suffix per generation), so a new configuration can exist beside
+	// the one the cluster still uses.
+	conf, err := msk.NewConfiguration(ctx, args.ClusterName, &msk.ConfigurationArgs{
 		KafkaVersions:    pulumi.StringArray{pulumi.String(args.Version)},
 		ServerProperties: pulumi.String(ServerProperties(args)),
 		Description:      pulumi.String("Quibly brokers"),
@@ -69,8 +78,7 @@ func NewKafka(ctx *pulumi.Context, name string, args *KafkaArgs, opts ...pulumi.
 		return nil, err
 	}
 
-	cluster, err := msk.NewCluster(ctx, name, &msk.ClusterArgs{
-		ClusterName:         pulumi.String(args.ClusterName),
+	cluster, err := msk.NewCluster(ctx, args.ClusterName, &msk.ClusterArgs{
 		KafkaVersion:        pulumi.String(args.Version),
 		NumberOfBrokerNodes: pulumi.Int(args.Brokers),
 		BrokerNodeGroupInfo: &msk.ClusterBrokerNodeGroupInfoArgs{
@@ -94,8 +102,38 @@ func NewKafka(ctx *pulumi.Context, name string, args *KafkaArgs, opts ...pulumi.
 		},
 		ConfigurationInfo: &msk.ClusterConfigurationInfoArgs{Arn: conf.Arn, Revision: conf.LatestRevision},
 		Tags:              args.Tags,
+	}, parent, pulumi.Protect(args.Protect),
+		// Storage autoscaling grows the volumes; the program must not shrink them back.
+		pulumi.IgnoreChanges([]string{"brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize"}))
+	if err != nil {
+		return nil, err
+	}
+
+	// MSK storage autoscaling: Application Auto Scaling grows every broker's volume
+	// when disk use passes the target (it never shrinks one).
+	target, err := appautoscaling.NewTarget(ctx, name+"-storage", &appautoscaling.TargetArgs{
+		ServiceNamespace:  pulumi.String("kafka"),
+		ScalableDimension: pulumi.String("kafka:broker-storage:VolumeSize"),
+		ResourceId:        cluster.Arn,
+		MinCapacity:       pulumi.Int(1),
+		MaxCapacity:       pulumi.Int(args.MaxVolumeGB),
 	}, parent)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := appautoscaling.NewPolicy(ctx, name+"-storage", &appautoscaling.PolicyArgs{
+		PolicyType:        pulumi.String("TargetTrackingScaling"),
+		ServiceNamespace:  target.ServiceNamespace,
+		ScalableDimension: target.ScalableDimension,
+		ResourceId:        target.ResourceId,
+		TargetTrackingScalingPolicyConfiguration: &appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs{
+			PredefinedMetricSpecification: &appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs{
+				PredefinedMetricType: pulumi.String("KafkaBrokerStorageUtilization"),
+			},
+			TargetValue:    pulumi.Float64(StorageTargetPercent),
+			DisableScaleIn: pulumi.Bool(true),
+		},
+	}, parent); err != nil {
 		return nil, err
 	}
 

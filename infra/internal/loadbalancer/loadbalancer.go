@@ -4,30 +4,36 @@
 package loadbalancer
 
 import (
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // Health check settings, from the deployment guide.
 const (
-	HealthPath               = "/health"
-	HealthIntervalSeconds    = 30
-	HealthTimeoutSeconds     = 5
-	HealthyThreshold         = 2
-	UnhealthyThreshold       = 3
-	StickinessType           = "lb_cookie"
-	modernTLSPolicy          = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-	targetGroupNameMaxLength = 32
+	HealthPath            = "/health"
+	HealthIntervalSeconds = 30
+	HealthTimeoutSeconds  = 5
+	HealthyThreshold      = 2
+	UnhealthyThreshold    = 3
+	StickinessType        = "lb_cookie"
+	modernTLSPolicy       = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 )
 
 // LoadBalancerArgs configures the ALB.
 type LoadBalancerArgs struct {
-	Name                       string
-	VpcID                      pulumi.StringInput
-	SubnetIDs                  pulumi.StringArrayInput
-	SecurityGroupID            pulumi.StringInput
-	AppPort                    int
-	CertificateARN             string
+	Name            string
+	VpcID           pulumi.StringInput
+	SubnetIDs       pulumi.StringArrayInput
+	SecurityGroupID pulumi.StringInput
+	AppPort         int
+	// CertificateARN is an existing ACM certificate; without one, a certificate for
+	// Domain is requested and validated through HostedZoneID.
+	CertificateARN string
+	Domain         string
+	// HostedZoneID, when set, also gets an alias record Domain → ALB.
+	HostedZoneID               string
 	IdleTimeoutSeconds         int
 	DeregistrationDelaySeconds int
 	StickinessSeconds          int
@@ -54,8 +60,10 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 	}
 	parent := pulumi.Parent(l)
 
-	alb, err := lb.NewLoadBalancer(ctx, name, &lb.LoadBalancerArgs{
-		Name:                     pulumi.String(truncate(args.Name, targetGroupNameMaxLength)),
+	// The ALB and the target group are auto-named (quibly-<stack>-<suffix>): a
+	// replacement is created beside the old one under a new name, never refused
+	// because the old name is taken.
+	alb, err := lb.NewLoadBalancer(ctx, args.Name, &lb.LoadBalancerArgs{
 		LoadBalancerType:         pulumi.String("application"),
 		Internal:                 pulumi.Bool(false),
 		Subnets:                  args.SubnetIDs,
@@ -70,8 +78,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return nil, err
 	}
 
-	tg, err := lb.NewTargetGroup(ctx, name, &lb.TargetGroupArgs{
-		Name:       pulumi.String(truncate(args.Name, targetGroupNameMaxLength)),
+	tg, err := lb.NewTargetGroup(ctx, args.Name, &lb.TargetGroupArgs{
 		VpcId:      args.VpcID,
 		TargetType: pulumi.String("instance"),
 		Protocol:   pulumi.String("HTTP"),
@@ -102,7 +109,12 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 
 	forward := lb.ListenerDefaultActionArray{lb.ListenerDefaultActionArgs{Type: pulumi.String("forward"), TargetGroupArn: tg.Arn}}
 	httpActions := forward
-	if args.CertificateARN != "" {
+	certificate, err := l.certificate(ctx, name, args)
+	if err != nil {
+		return nil, err
+	}
+	https := certificate != nil
+	if https {
 		httpActions = lb.ListenerDefaultActionArray{lb.ListenerDefaultActionArgs{
 			Type: pulumi.String("redirect"),
 			Redirect: &lb.ListenerDefaultActionRedirectArgs{
@@ -113,7 +125,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 			LoadBalancerArn: alb.Arn,
 			Port:            pulumi.Int(443),
 			Protocol:        pulumi.String("HTTPS"),
-			CertificateArn:  pulumi.String(args.CertificateARN),
+			CertificateArn:  certificate,
 			SslPolicy:       pulumi.String(modernTLSPolicy),
 			DefaultActions:  forward,
 			Tags:            args.Tags,
@@ -131,12 +143,26 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return nil, err
 	}
 
-	scheme := "http"
-	if args.CertificateARN != "" {
-		scheme = "https"
-	}
 	l.DNSName = alb.DnsName
-	l.URL = pulumi.Sprintf("%s://%s", scheme, alb.DnsName)
+	l.URL = pulumi.Sprintf("http://%s", alb.DnsName)
+	if https {
+		l.URL = pulumi.Sprintf("https://%s", alb.DnsName)
+	}
+	if args.HostedZoneID != "" {
+		if _, err := route53.NewRecord(ctx, name+"-alias", &route53.RecordArgs{
+			ZoneId: pulumi.String(args.HostedZoneID), Name: pulumi.String(args.Domain), Type: pulumi.String("A"),
+			Aliases: route53.RecordAliasArray{route53.RecordAliasArgs{
+				Name: alb.DnsName, ZoneId: alb.ZoneId, EvaluateTargetHealth: pulumi.Bool(true),
+			}},
+			// Deleting the old record of a create-first replacement would delete the new one (same name and type).
+		}, parent, pulumi.DeleteBeforeReplace(true)); err != nil {
+			return nil, err
+		}
+	}
+	if args.Domain != "" && https {
+		// The certificate names the domain, not the ALB's own DNS name.
+		l.URL = pulumi.Sprintf("https://%s", args.Domain).ToStringOutput()
+	}
 	l.TargetGroupArn = tg.Arn
 	l.ArnSuffix = alb.ArnSuffix
 	l.TargetGroupSuffix = tg.ArnSuffix
@@ -148,9 +174,42 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 	return l, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// certificate is the ARN the HTTPS listener uses: the configured one, or one ACM
+// issues for the domain once the validation record in the hosted zone resolves.
+// Nil means no HTTPS.
+func (l *LoadBalancer) certificate(ctx *pulumi.Context, name string, args *LoadBalancerArgs) (pulumi.StringInput, error) {
+	if args.CertificateARN != "" {
+		return pulumi.String(args.CertificateARN), nil
 	}
-	return s
+	if args.Domain == "" || args.HostedZoneID == "" {
+		return nil, nil
+	}
+	parent := pulumi.Parent(l)
+	cert, err := acm.NewCertificate(ctx, name, &acm.CertificateArgs{
+		DomainName: pulumi.String(args.Domain), ValidationMethod: pulumi.String("DNS"), Tags: args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	// One domain, so one validation option.
+	option := cert.DomainValidationOptions.Index(pulumi.Int(0))
+	record, err := route53.NewRecord(ctx, name+"-validation", &route53.RecordArgs{
+		ZoneId:         pulumi.String(args.HostedZoneID),
+		Name:           option.ResourceRecordName().Elem(),
+		Type:           option.ResourceRecordType().Elem(),
+		Records:        pulumi.StringArray{option.ResourceRecordValue().Elem()},
+		Ttl:            pulumi.Int(60),
+		AllowOverwrite: pulumi.Bool(true),
+	}, parent, pulumi.DeleteBeforeReplace(true))
+	if err != nil {
+		return nil, err
+	}
+	// The listener waits for this: ACM refuses to attach a certificate still pending validation.
+	valid, err := acm.NewCertificateValidation(ctx, name, &acm.CertificateValidationArgs{
+		CertificateArn: cert.Arn, ValidationRecordFqdns: pulumi.StringArray{record.Fqdn},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	return valid.CertificateArn, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,15 +24,23 @@ import (
 // Project is the Pulumi project name (Pulumi.yaml).
 const Project = "quibly"
 
-// Resource is one registered resource as the engine saw it.
+// Resource is one registered resource as the engine saw it: its inputs and the
+// resource options that change what the engine does with it.
 type Resource struct {
-	Type          string
-	Name          string
-	URN           string
-	Parent        string
-	Custom        bool
-	IgnoreChanges []string
-	Inputs        resource.PropertyMap
+	Type                string
+	Name                string
+	URN                 string
+	Parent              string
+	Custom              bool
+	IgnoreChanges       []string
+	Protect             bool
+	RetainOnDelete      bool
+	DeleteBeforeReplace bool
+	// DependsOn are the URNs of the resources named in pulumi.DependsOn.
+	DependsOn []string
+	Inputs    resource.PropertyMap
+	// Outputs are what the mock answered, as the engine would keep them in state.
+	Outputs resource.PropertyMap
 }
 
 // Recorder is a pulumi.MockResourceMonitor that keeps what was registered.
@@ -39,6 +48,25 @@ type Recorder struct {
 	mu        sync.Mutex
 	Resources []Resource
 	Region    string
+	// Prior is the state of an earlier run (Recorder.State), so a second run sees
+	// what the engine would: a pulumi:index:Stash answers with the value it first stored.
+	Prior map[string]resource.PropertyMap
+}
+
+// key names a resource across runs, as its URN does.
+func key(typ, name string) string { return typ + "::" + name }
+
+// State is what this run leaves in the engine's state, for the next run's Prior.
+func (r *Recorder) State() map[string]resource.PropertyMap {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]resource.PropertyMap{}
+	for _, res := range r.Resources {
+		if res.Custom {
+			out[key(res.Type, res.Name)] = res.Outputs
+		}
+	}
+	return out
 }
 
 // NewResource records the resource and answers with its inputs plus computed outputs.
@@ -48,30 +76,51 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	if rpc != nil {
 		res.Parent = rpc.GetParent()
 		res.IgnoreChanges = rpc.GetIgnoreChanges()
+		res.Protect = rpc.GetProtect()
+		res.RetainOnDelete = rpc.GetRetainOnDelete()
+		res.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		res.DependsOn = rpc.GetDependencies()
 		res.URN = rpc.GetParent() + "$" + args.TypeToken + "::" + args.Name
 	}
+	id, outs := args.Name, resource.PropertyMap{}
+	if args.Custom {
+		id, outs = r.outputs(args)
+	}
+	res.Outputs = outs
 	r.mu.Lock()
 	r.Resources = append(r.Resources, res)
 	r.mu.Unlock()
-	if !args.Custom {
-		return args.Name, resource.PropertyMap{}, nil
-	}
-	id, outs := r.outputs(args)
 	return id, outs, nil
 }
 
-// Call answers the invokes the program makes.
+// Call answers the invokes the program makes as AWS would, so a lookup the
+// program forgot, or a filter it left out, shows in what it builds.
 func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	switch args.Token {
 	case "aws:index/getAvailabilityZones:getAvailabilityZones":
-		var names []string
-		for _, s := range []string{"a", "b", "c", "d", "e", "f"} {
-			names = append(names, r.region()+s)
+		return availabilityZones(r.region(), args.Args)
+	case "aws:ssm/getParameter:getParameter":
+		name := args.Args["name"].StringValue()
+		if !strings.HasPrefix(name, "/aws/service/ami-") {
+			return nil, fmt.Errorf("mock: ParameterNotFound: %s", name)
 		}
-		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": names, "id": r.region()}), nil
+		return resource.NewPropertyMapFromMap(map[string]any{"name": name, "type": "String", "id": name,
+			"value": AMI, "insecureValue": AMI, "version": 1,
+			"arn": fmt.Sprintf("arn:aws:ssm:%s::parameter%s", r.region(), name)}), nil
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.NewPropertyMapFromMap(map[string]any{"accountId": Account, "id": Account,
+			"arn": "arn:aws:iam::" + Account + ":user/deployer", "userId": "AIDAEXAMPLE"}), nil
+	case "aws:index/getPartition:getPartition":
+		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}
 	return nil, fmt.Errorf("mock: no answer for invoke %s", args.Token)
 }
+
+// Account is the account id the mock answers with; AMI the image a public SSM parameter resolves to.
+const (
+	Account = "123456789012"
+	AMI     = "ami-0abcdef1234567890"
+)
 
 func (r *Recorder) region() string {
 	if r.Region == "" {
@@ -83,22 +132,49 @@ func (r *Recorder) region() string {
 func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.PropertyMap) {
 	in := args.Inputs
 	outs := in.Copy()
+	// str reads what the resource will hold: its inputs and what was set below.
 	str := func(k string) string {
-		if v, ok := in[resource.PropertyKey(k)]; ok && v.IsString() {
+		if v, ok := outs[resource.PropertyKey(k)]; ok && v.IsString() {
 			return v.StringValue()
 		}
 		return ""
 	}
 	set := func(k string, v any) { outs[resource.PropertyKey(k)] = resource.NewPropertyValue(v) }
-	region, acct := r.region(), "123456789012"
+	region, acct := r.region(), Account
 	id := args.Name + "-id"
 	service := strings.SplitN(strings.TrimPrefix(args.TypeToken, "aws:"), "/", 2)[0]
 	set("arn", fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, region, acct, args.Name))
 
+	// Pulumi auto-names a resource whose name the program leaves out: the logical
+	// name and a random suffix (here a fixed one), or the prefix and a suffix.
+	autoname := func(k string) {
+		if str(k) == "" {
+			if p := str(k + "Prefix"); p != "" {
+				set(k, p+"20261202")
+			} else {
+				set(k, args.Name+"-1a2b3c4")
+			}
+		}
+	}
 	switch args.TypeToken {
+	case "aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:msk/configuration:Configuration",
+		"aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup", "aws:sns/topic:Topic",
+		"aws:secretsmanager/secret:Secret":
+		autoname("name")
+	case "aws:msk/cluster:Cluster":
+		autoname("clusterName")
+	}
+	switch args.TypeToken {
+	case "pulumi:index:Stash":
+		// The engine keeps the first value a stash was given and answers with it ever after.
+		outs["output"] = in["input"]
+		if prior, ok := r.Prior[key(args.TypeToken, args.Name)]; ok {
+			outs["output"] = prior["output"]
+		}
 	case "aws:lb/loadBalancer:LoadBalancer":
 		set("dnsName", fmt.Sprintf("%s-1234567890.%s.elb.amazonaws.com", str("name"), region))
 		set("arnSuffix", "app/"+str("name")+"/0123456789abcdef")
+		set("zoneId", "Z35SXDOTRQ7X7K")
 	case "aws:lb/targetGroup:TargetGroup":
 		set("arnSuffix", "targetgroup/"+str("name")+"/0123456789abcdef")
 	case "aws:elasticache/replicationGroup:ReplicationGroup":
@@ -132,6 +208,15 @@ func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.Prope
 		set("arn", "arn:aws:s3:::"+str("bucketPrefix")+"20261128")
 	case "aws:secretsmanager/secret:Secret":
 		set("arn", fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-AbCdEf", region, acct, str("name")))
+	case "aws:acm/certificate:Certificate":
+		set("domainValidationOptions", []any{map[string]any{"domainName": str("domainName"),
+			"resourceRecordName": "_0123abcd." + str("domainName") + ".", "resourceRecordType": "CNAME",
+			"resourceRecordValue": "_4567efgh.acm-validations.aws."}})
+		set("arn", fmt.Sprintf("arn:aws:acm:%s:%s:certificate/%s", region, acct, args.Name))
+	case "aws:acm/certificateValidation:CertificateValidation":
+		set("certificateArn", str("certificateArn"))
+	case "aws:route53/record:Record":
+		set("fqdn", strings.TrimSuffix(str("name"), "."))
 	case "aws:kms/key:Key":
 		set("keyId", "0000-"+args.Name)
 	case "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile":
@@ -165,8 +250,13 @@ func StackFile(dir, stack string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stack %q: %w", stack, err)
 	}
+	// The CLI writes its own keys beside config once a stack has secrets
+	// (`pulumi config set --secret`); they must not make the file unreadable.
 	var file struct {
-		Config map[string]any `yaml:"config"`
+		Config          map[string]any `yaml:"config"`
+		EncryptionSalt  string         `yaml:"encryptionsalt"`
+		SecretsProvider string         `yaml:"secretsprovider"`
+		EncryptedKey    string         `yaml:"encryptedkey"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
 	dec.KnownFields(true)
@@ -174,7 +264,7 @@ func StackFile(dir, stack string) (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	known := map[string]bool{"aws:region": true}
-	for _, k := range append(append([]string{}, config.Keys...), config.SecretKeys...) {
+	for _, k := range slices.Concat(config.Keys, config.FlagKeys, config.SecretKeys) {
 		known[config.Namespace+":"+k] = true
 	}
 	out := map[string]string{}
@@ -205,10 +295,17 @@ func StackFile(dir, stack string) (map[string]string, error) {
 	return out, nil
 }
 
-// Run executes body under mocks with a stack's config and returns the record.
+// Run executes body under mocks with a stack's config, as `pulumi preview` would
+// (a dry run), and returns the record.
 func Run(stack string, cfg map[string]string, body pulumi.RunFunc) (*Recorder, error) {
-	rec := &Recorder{Region: cfg["aws:region"]}
-	withConfig := func(info *pulumi.RunInfo) { info.Config = cfg }
+	return RunWith(&Recorder{}, true, stack, cfg, body)
+}
+
+// RunWith executes body under mocks into rec: as a preview when dryRun, else as the
+// update of `pulumi up`. rec.Prior, if set, is the state an earlier run left.
+func RunWith(rec *Recorder, dryRun bool, stack string, cfg map[string]string, body pulumi.RunFunc) (*Recorder, error) {
+	rec.Region = cfg["aws:region"]
+	withConfig := func(info *pulumi.RunInfo) { info.Config = cfg; info.DryRun = dryRun }
 	err := pulumi.RunErr(body, pulumi.WithMocks(Project, stack, rec), withConfig)
 	return rec, err
 }

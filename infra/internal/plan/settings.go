@@ -31,7 +31,17 @@ func Settings(r mocks.Resource) string {
 	case "aws:ec2/vpc:Vpc":
 		return "cidr " + s("cidrBlock")
 	case "aws:ec2/subnet:Subnet":
-		return fmt.Sprintf("%s in %s", s("cidrBlock"), s("availabilityZone"))
+		return fmt.Sprintf("%s in %s", s("cidrBlock"), s("availabilityZoneId"))
+	case "aws:ec2/vpcEndpoint:VpcEndpoint":
+		return fmt.Sprintf("%s %s", s("vpcEndpointType"), s("serviceName"))
+	case "pulumi:index:Stash":
+		return "generated once, kept in state: " + secret("input")
+	case "aws:appautoscaling/target:Target":
+		return fmt.Sprintf("%s %.0f–%.0f", s("scalableDimension"), n("minCapacity"), n("maxCapacity"))
+	case "aws:acm/certificate:Certificate":
+		return s("domainName") + ", DNS validation"
+	case "aws:route53/record:Record":
+		return s("type") + " " + s("name")
 	case "aws:ec2/routeTable:RouteTable":
 		routes := mocks.List(in, "routes")
 		var out []string
@@ -94,15 +104,15 @@ func Settings(r mocks.Resource) string {
 	case "aws:rds/clusterInstance:ClusterInstance":
 		return fmt.Sprintf("%s, public %v", s("instanceClass"), b("publiclyAccessible"))
 	case "aws:ec2/instance:Instance":
-		return fmt.Sprintf("%s %s, %.0f GB gp3 encrypted %v, public IP %v, IMDSv2 %s, ignoreChanges %v",
-			s("tags", "ServerId"), s("instanceType"), n("rootBlockDevice", "volumeSize"), b("rootBlockDevice", "encrypted"),
+		return fmt.Sprintf("%s %s %s, %.0f GB gp3 encrypted %v, public IP %v, IMDSv2 %s, ignoreChanges %v",
+			s("tags", "ServerId"), s("instanceType"), s("ami"), n("rootBlockDevice", "volumeSize"), b("rootBlockDevice", "encrypted"),
 			b("associatePublicIpAddress"), s("metadataOptions", "httpTokens"), r.IgnoreChanges)
 	case "aws:ssm/parameter:Parameter":
 		return fmt.Sprintf("%s = %s", s("name"), s("value"))
 	case "aws:secretsmanager/secret:Secret":
-		return s("name") + ", customer KMS key"
+		return s("namePrefix") + "…, customer KMS key"
 	case "aws:secretsmanager/secretVersion:SecretVersion":
-		return "value " + secret("secretString") + " (generated once, ignoreChanges)"
+		return "value " + secret("secretString")
 	case "aws:cloudwatch/metricAlarm:MetricAlarm":
 		metric := s("metricName")
 		if metric == "" {
@@ -112,9 +122,9 @@ func Settings(r mocks.Resource) string {
 	case "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
 		return s("policyArn")
 	case "aws:kms/key:Key":
-		return fmt.Sprintf("rotation %v", b("enableKeyRotation"))
+		return fmt.Sprintf("rotation %v, protected %v", b("enableKeyRotation"), r.Protect)
 	case "aws:s3/bucketV2:BucketV2":
-		return "prefix " + s("bucketPrefix")
+		return fmt.Sprintf("prefix %s, protected %v, force destroy %v", s("bucketPrefix"), r.Protect, b("forceDestroy"))
 	}
 	return ""
 }

@@ -34,8 +34,13 @@ type Outputs struct {
 	KafkaSecretArn   pulumi.StringOutput
 	DBSecretArn      pulumi.StringOutput
 	AlarmTopicArn    pulumi.StringOutput
-	RedisAuthToken   pulumi.StringOutput // secret
-	KafkaPassword    pulumi.StringOutput // secret
+	// NodeVersionPrefix + SERVER_ID + "/app-version" is each node's version parameter.
+	NodeVersionPrefix string
+	AppPort           int
+	AppArch           string
+	AMI               string
+	// RedisAuthToken is the token the cache was created with (secret; not exported).
+	RedisAuthToken pulumi.StringOutput
 }
 
 // Run is the Pulumi program: read the config once, build, export.
@@ -60,8 +65,12 @@ func Run(ctx *pulumi.Context) error {
 	ctx.Export("kafkaSecretArn", out.KafkaSecretArn)
 	ctx.Export("databaseSecretArn", out.DBSecretArn)
 	ctx.Export("alarmTopicArn", out.AlarmTopicArn)
-	ctx.Export("redisAuthToken", pulumi.ToSecret(out.RedisAuthToken))
-	ctx.Export("kafkaPassword", pulumi.ToSecret(out.KafkaPassword))
+	// What the operations scripts need besides the above; no secret is exported (the
+	// servers read theirs from Secrets Manager).
+	ctx.Export("nodeVersionParameterPrefix", pulumi.String(out.NodeVersionPrefix))
+	ctx.Export("appPort", pulumi.Int(out.AppPort))
+	ctx.Export("appArch", pulumi.String(out.AppArch))
+	ctx.Export("ami", pulumi.String(out.AMI))
 	return nil
 }
 
@@ -69,17 +78,19 @@ func Run(ctx *pulumi.Context) error {
 func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	name := cfg.Name()
 	tags := pulumi.StringMap{"Project": pulumi.String(cfg.Project), "Stack": pulumi.String(cfg.Stack), "ManagedBy": pulumi.String("pulumi")}
-	// Data stores that would lose messages are protected outside throw-away stacks.
-	protect := cfg.Database.DeletionProtection
+	// What holds messages or decrypts them is protected in production: Pulumi refuses
+	// to delete or replace it, and the key outlives a destroy.
+	protect := cfg.Production
 
 	net, err := network.NewNetwork(ctx, "network", &network.NetworkArgs{
-		CIDR: cfg.Network.CIDR, AZCount: cfg.Network.AZCount, NATGateways: cfg.Network.NATGateways, Tags: tags,
+		CIDR: cfg.Network.CIDR, AZCount: cfg.Network.AZCount, NATGateways: cfg.Network.NATGateways,
+		InterfaceEndpoints: cfg.Network.InterfaceEndpoints, Region: cfg.Region, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
 	}
 	fw, err := firewall.NewFirewall(ctx, "firewall", &firewall.FirewallArgs{
-		VpcID: net.VpcID, AppPort: cfg.App.Port, HTTPS: cfg.LoadBalancer.CertificateARN != "", Tags: tags,
+		VpcID: net.VpcID, AppPort: cfg.App.Port, HTTPS: cfg.HTTPS(), Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -89,7 +100,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		recovery = 0 // a throw-away stack can be destroyed and re-created under the same names
 	}
 	sec, err := secrets.NewSecrets(ctx, "secrets", &secrets.SecretsArgs{
-		Name: name, KafkaUsername: KafkaUsername, RecoveryWindowDays: recovery, Tags: tags,
+		Name: name, KafkaUsername: KafkaUsername, RecoveryWindowDays: recovery, Protect: protect, Tags: tags,
 		JWTSecret: cfg.Secrets.JWTSecret, RedisAuthToken: cfg.Secrets.RedisAuthToken, KafkaPassword: cfg.Secrets.KafkaPassword,
 	})
 	if err != nil {
@@ -98,6 +109,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	alb, err := loadbalancer.NewLoadBalancer(ctx, "loadbalancer", &loadbalancer.LoadBalancerArgs{
 		Name: name, VpcID: net.VpcID, SubnetIDs: net.PublicSubnetIDs, SecurityGroupID: fw.AlbSG,
 		AppPort: cfg.App.Port, CertificateARN: cfg.LoadBalancer.CertificateARN,
+		Domain: cfg.LoadBalancer.Domain, HostedZoneID: cfg.LoadBalancer.HostedZoneID,
 		IdleTimeoutSeconds: cfg.LoadBalancer.IdleTimeoutSeconds, DeregistrationDelaySeconds: cfg.LoadBalancer.DeregistrationDelaySeconds,
 		StickinessSeconds: cfg.LoadBalancer.StickinessSeconds, DeletionProtection: protect, Tags: tags,
 	})
@@ -108,14 +120,14 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		ReplicationGroupID: name, NodeType: cfg.Cache.NodeType, EngineVersion: cfg.Cache.EngineVersion,
 		ClusterMode: cfg.Cache.ClusterMode, Shards: cfg.Cache.Shards, ReplicasPerShard: cfg.Cache.ReplicasPerShard,
 		Port: firewall.RedisPort, SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.CacheSG,
-		AuthToken: sec.RedisAuthToken, PinAuthToken: sec.RedisTokenGenerated, KmsKeyArn: sec.KeyArn, Tags: tags,
+		AuthToken: sec.RedisAuthToken, KmsKeyArn: sec.KeyArn, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
 	}
 	mq, err := kafka.NewKafka(ctx, "kafka", &kafka.KafkaArgs{
 		ClusterName: name, Version: cfg.Kafka.Version, BrokerType: cfg.Kafka.BrokerType, Brokers: cfg.Kafka.Brokers,
-		VolumeGB: cfg.Kafka.VolumeGB, ReplicationFactor: cfg.Kafka.ReplicationFactor, MinInsyncReplicas: cfg.Kafka.MinInsyncReplicas,
+		VolumeGB: cfg.Kafka.VolumeGB, MaxVolumeGB: cfg.Kafka.MaxVolumeGB, Protect: protect, ReplicationFactor: cfg.Kafka.ReplicationFactor, MinInsyncReplicas: cfg.Kafka.MinInsyncReplicas,
 		SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.KafkaSG, KmsKeyArn: sec.KeyArn, ScramSecretArn: sec.KafkaSecretArn, Tags: tags,
 	})
 	if err != nil {
@@ -126,7 +138,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		InstanceClass: cfg.Database.InstanceClass, Instances: cfg.Database.Instances, MultiAZ: cfg.Database.MultiAZ,
 		StorageGB: cfg.Database.StorageGB, BackupRetentionDays: cfg.Database.BackupRetentionDays,
 		DeletionProtection: cfg.Database.DeletionProtection, DBName: cfg.Database.Name, Username: cfg.Database.Username,
-		SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.DBSG, KmsKeyArn: sec.KeyArn, Tags: tags,
+		SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.DBSG, KmsKeyArn: sec.KeyArn, Protect: protect, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -148,7 +160,8 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		// The app creates its topic at start (brokers never auto-create) with this replication.
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		DBHost: db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
-		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, Tags: tags,
+		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn,
+		Protect: protect, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -162,11 +175,12 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	}
 	al, err := alarms.NewAlarms(ctx, "alarms", &alarms.AlarmsArgs{
 		Name: name, Email: cfg.Alarms.Email, LoadBalancerSuffix: alb.ArnSuffix, TargetGroupSuffix: alb.TargetGroupSuffix,
-		Instances: watched, CacheNodeIDs: redis.NodeIDs, KafkaClusterName: mq.ClusterName,
+		Instances: watched, CacheNodeIDs: redis.NodeIDs, KafkaClusterName: mq.ClusterName, KafkaBrokers: cfg.Kafka.Brokers,
 		KafkaTopic: cfg.Kafka.Topic, KafkaConsumerGroup: cfg.Kafka.ConsumerGroup,
 		DBDimension: db.MetricDimension, DBMaxConnections: cfg.Database.MaxConnections,
 		CPUPercent: cfg.Alarms.CPUPercent, HTTP5xxPercent: cfg.Alarms.HTTP5xxPercent, KafkaLag: cfg.Alarms.KafkaLag,
-		DBConnectionsPercent: cfg.Alarms.DBConnectionsPercent, RedisMemoryPercent: cfg.Alarms.RedisMemoryPercent, Tags: tags,
+		DBConnectionsPercent: cfg.Alarms.DBConnectionsPercent, RedisMemoryPercent: cfg.Alarms.RedisMemoryPercent,
+		KafkaDiskPercent: cfg.Alarms.KafkaDiskPercent, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -177,6 +191,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		RedisEndpoint: redis.Endpoint, KafkaBrokers: mq.Brokers, DatabaseHost: db.Host,
 		ArtifactBucket: servers.ArtifactBucket, VersionParameter: servers.VersionParameter,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn,
-		AlarmTopicArn: al.TopicArn, RedisAuthToken: sec.RedisAuthToken, KafkaPassword: sec.KafkaPassword,
+		AlarmTopicArn: al.TopicArn, NodeVersionPrefix: servers.NodeVersionPrefix, AppPort: cfg.App.Port,
+		AppArch: cfg.Fleet.Arch, AMI: servers.AMI, RedisAuthToken: sec.RedisAuthToken,
 	}, nil
 }

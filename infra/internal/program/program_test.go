@@ -1,11 +1,14 @@
 package program_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +35,7 @@ type tier struct {
 	cacheFailover  bool
 	brokers        int
 	brokerType     string
+	https          bool
 	dbEngine       string
 	dbClass        string
 	dbProtected    bool
@@ -46,10 +50,10 @@ var tiers = []tier{
 		brokers: 2, brokerType: "kafka.t3.small", dbEngine: "postgres", dbClass: "db.t3.small", minAZs: 2,
 		replication: 2, minInsync: 1},
 	{stack: "medium", servers: 3, serverType: "t3.medium", cacheNode: "cache.r6g.large", cacheShards: 1, cacheNodes: 2, cacheFailover: true,
-		brokers: 3, brokerType: "kafka.m5.large", dbEngine: "postgres", dbClass: "db.r6g.large", dbProtected: true, minAZs: 3,
+		brokers: 3, brokerType: "kafka.m5.large", https: true, dbEngine: "postgres", dbClass: "db.r6g.large", dbProtected: true, minAZs: 3,
 		replication: 3, minInsync: 2},
 	{stack: "large", servers: 10, serverType: "c6i.xlarge", cacheNode: "cache.r6g.xlarge", cacheCluster: true, cacheShards: 3, cacheNodes: 6, cacheFailover: true,
-		brokers: 3, brokerType: "kafka.m5.2xlarge", dbEngine: "aurora-postgresql", dbClass: "db.r6g.2xlarge", dbProtected: true, minAZs: 3,
+		brokers: 3, brokerType: "kafka.m5.2xlarge", https: true, dbEngine: "aurora-postgresql", dbClass: "db.r6g.2xlarge", dbProtected: true, minAZs: 3,
 		replication: 3, minInsync: 2},
 }
 
@@ -162,8 +166,8 @@ func TestTiers(t *testing.T) {
 				if v := rg.Inputs["authToken"]; !v.ContainsSecrets() || mocks.Str(rg.Inputs, "authToken") == "" {
 					t.Error("Redis auth token must be set and secret")
 				}
-				if !contains(rg.IgnoreChanges, "authToken") {
-					t.Error("the generated auth token must be pinned with ignoreChanges")
+				if contains(rg.IgnoreChanges, "authToken") {
+					t.Error("the auth token must come from state (a stash), not be hidden from diffs by ignoreChanges")
 				}
 			})
 
@@ -204,7 +208,7 @@ func TestTiers(t *testing.T) {
 				secret := rec.ByType("aws:secretsmanager/secret:Secret")
 				var scram *mocks.Resource
 				for i := range secret {
-					if strings.HasPrefix(str(secret[i], "name"), "AmazonMSK_") {
+					if strings.HasPrefix(mocks.Str(secret[i].Outputs, "name"), "AmazonMSK_") {
 						scram = &secret[i]
 					}
 				}
@@ -267,7 +271,7 @@ func TestTiers(t *testing.T) {
 				azs := map[string]bool{}
 				var public, private int
 				for _, s := range rec.ByType("aws:ec2/subnet:Subnet") {
-					azs[str(s, "availabilityZone")] = true
+					azs[str(s, "availabilityZoneId")] = true
 					if strings.Contains(s.Name, "-public-") {
 						public++
 					} else if strings.Contains(s.Name, "-private-") {
@@ -308,6 +312,9 @@ func TestTiers(t *testing.T) {
 				}
 				for i := 1; i <= tc.servers; i++ {
 					expect[fmt.Sprintf("cpu-server-%d", i)] = 70
+				}
+				for i := 1; i <= tc.brokers; i++ {
+					expect[fmt.Sprintf("kafka-disk-%d", i)] = cfg.Alarms.KafkaDiskPercent
 				}
 				redis := 0
 				for name, a := range alarms {
@@ -379,7 +386,11 @@ func TestLoadBalancer(t *testing.T) {
 				t.Error("ALB must be internet-facing")
 			}
 			listeners := rec.ByType("aws:lb/listener:Listener")
-			if len(listeners) != 1 || num(listeners[0], "port") != 80 {
+			if tc.https {
+				if len(listeners) != 2 {
+					t.Fatalf("with a certificate: HTTP:80 (redirect) and HTTPS:443, got %d listeners", len(listeners))
+				}
+			} else if len(listeners) != 1 || num(listeners[0], "port") != 80 {
 				t.Fatalf("without a certificate: one HTTP:80 listener, got %d", len(listeners))
 			}
 		})
@@ -419,50 +430,63 @@ func TestHTTPS(t *testing.T) {
 
 // TestSecurityGroups checks the whole graph: internet → ALB → app → data stores.
 func TestSecurityGroups(t *testing.T) {
-	type edge struct{ kind, group, peer string }
-	want := map[edge]float64{
-		{"ingress", "alb", "0.0.0.0/0"}: 80,
-		{"egress", "alb", "app"}:        5000,
-		{"ingress", "app", "alb"}:       5000,
-		{"egress", "app", "cache"}:      6379,
-		{"egress", "app", "kafka"}:      9096,
-		{"egress", "app", "db"}:         5432,
-		{"egress", "app", "0.0.0.0/0"}:  443, // AWS APIs through the NAT
-		{"ingress", "cache", "app"}:     6379,
-		{"ingress", "kafka", "app"}:     9096,
-		{"ingress", "db", "app"}:        5432,
+	type edge struct {
+		kind, group, peer string
+		port              float64
+	}
+	base := []edge{
+		{"ingress", "alb", "0.0.0.0/0", 80},
+		{"egress", "alb", "app", 5000},
+		{"ingress", "app", "alb", 5000},
+		{"egress", "app", "cache", 6379},
+		{"egress", "app", "kafka", 9096},
+		{"egress", "app", "db", 5432},
+		{"egress", "app", "0.0.0.0/0", 443}, // AWS APIs through the NAT or the VPC endpoints
+		{"ingress", "cache", "app", 6379},
+		{"ingress", "kafka", "app", 9096},
+		{"ingress", "db", "app", 5432},
 	}
 	group := func(id string) string { return strings.TrimSuffix(strings.TrimPrefix(id, "firewall-"), "-id") }
 	for _, tc := range tiers {
 		t.Run(tc.stack, func(t *testing.T) {
 			rec := record(t, tc.stack)
+			want := map[edge]bool{}
+			for _, e := range base {
+				want[e] = true
+			}
+			if tc.https {
+				want[edge{"ingress", "alb", "0.0.0.0/0", 443}] = true
+			}
+			if cfg := loadConfig(t, tc.stack); cfg.Network.InterfaceEndpoints {
+				want[edge{"ingress", "network-endpoints", cfg.Network.CIDR, 443}] = true
+			}
 			for _, sg := range rec.ByType("aws:ec2/securityGroup:SecurityGroup") {
 				if len(mocks.List(sg.Inputs, "ingress")) > 0 || len(mocks.List(sg.Inputs, "egress")) > 0 {
 					t.Errorf("%s has inline rules; all rules must be in the firewall graph", sg.Name)
 				}
 			}
-			got := map[edge]float64{}
+			got := map[edge]bool{}
 			for _, r := range rec.ByType("aws:ec2/securityGroupRule:SecurityGroupRule") {
 				peer := group(str(r, "sourceSecurityGroupId"))
 				if cidrs := list(r, "cidrBlocks"); len(cidrs) > 0 {
 					peer = strings.Join(cidrs, ",")
 				}
-				e := edge{str(r, "type"), group(str(r, "securityGroupId")), peer}
+				e := edge{str(r, "type"), group(str(r, "securityGroupId")), peer, num(r, "fromPort")}
 				if num(r, "fromPort") != num(r, "toPort") || str(r, "protocol") != "tcp" {
 					t.Errorf("%s opens a range or non-TCP: %v-%v/%s", r.Name, num(r, "fromPort"), num(r, "toPort"), str(r, "protocol"))
 				}
-				if strings.Contains(peer, "0.0.0.0/0") && !(e.kind == "ingress" && e.group == "alb") && e != (edge{"egress", "app", "0.0.0.0/0"}) {
+				if strings.Contains(peer, "0.0.0.0/0") && !(e.kind == "ingress" && e.group == "alb") && e != (edge{"egress", "app", "0.0.0.0/0", 443}) {
 					t.Errorf("%s opens %s to the world", r.Name, e.group)
 				}
-				got[e] = num(r, "fromPort")
+				got[e] = true
 			}
-			for e, port := range want {
-				if got[e] != port {
-					t.Errorf("rule %v: port %v, want %v", e, got[e], port)
+			for e := range want {
+				if !got[e] {
+					t.Errorf("missing rule %v", e)
 				}
 			}
 			for e := range got {
-				if _, ok := want[e]; !ok {
+				if !want[e] {
 					t.Errorf("unexpected rule %v", e)
 				}
 			}
@@ -500,7 +524,8 @@ func TestServers(t *testing.T) {
 				for _, want := range []string{
 					"PORT=5000", "REDIS_STRING=", "REDIS_PORT_NO=6379", "REDIS_TLS=true", "KAFKA_BROKERS=b-1.", "KAFKA_TLS=true",
 					"FRONTEND_URL=http", "DB_HOST=", "MemoryMax=1G", "Restart=on-failure", "ExecStartPre=+/usr/local/bin/quibly-fetch",
-					"APP_SECRET_ARN='arn:aws:secretsmanager:", "DB_SECRET_ARN='arn:aws:secretsmanager:", "VERSION_PARAMETER='/quibly-" + tc.stack + "/app-version'",
+					"APP_SECRET_ARN='arn:aws:secretsmanager:", "DB_SECRET_ARN='arn:aws:secretsmanager:",
+					"VERSION_PARAMETER='/quibly-" + tc.stack + "/nodes/" + m[1] + "/app-version'", "sslmode=verify-full",
 				} {
 					if !strings.Contains(ud, want) {
 						t.Errorf("%s: user data lacks %q", in.Name, want)
@@ -541,9 +566,18 @@ func TestServers(t *testing.T) {
 					t.Errorf("no server-%d", i)
 				}
 			}
-			ver := one(t, rec, "aws:ssm/parameter:Parameter")
-			if str(ver, "value") != loadConfig(t, tc.stack).App.Version {
-				t.Errorf("version parameter = %q", str(ver, "value"))
+			params := rec.ByType("aws:ssm/parameter:Parameter")
+			if len(params) != 1+tc.servers {
+				t.Errorf("version parameters = %d, want the stack's and one per server (%d)", len(params), 1+tc.servers)
+			}
+			for _, p := range params {
+				if str(p, "value") != loadConfig(t, tc.stack).App.Version {
+					t.Errorf("version parameter %s = %q", str(p, "name"), str(p, "value"))
+				}
+				node := strings.Contains(str(p, "name"), "/nodes/")
+				if node != contains(p.IgnoreChanges, "value") {
+					t.Errorf("%s: ignoreChanges %v; a node's pin belongs to the rolling deploy once created, the stack's to the program", str(p, "name"), p.IgnoreChanges)
+				}
 			}
 		})
 	}
@@ -552,18 +586,31 @@ func TestServers(t *testing.T) {
 // TestServerRole checks the instance role reaches only its own secrets.
 func TestServerRole(t *testing.T) {
 	rec := record(t, "medium")
-	attach := one(t, rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-	if str(attach, "policyArn") != "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" {
-		t.Errorf("managed policy %s, want only SSM core", str(attach, "policyArn"))
+	if n := len(rec.ByType("aws:iam/rolePolicyAttachment:RolePolicyAttachment")); n != 0 {
+		t.Errorf("%d managed policies attached; the servers' rights are the two inline policies only", n)
 	}
-	policy := str(one(t, rec, "aws:iam/rolePolicy:RolePolicy"), "policy")
+	policies := map[string]string{}
+	for _, p := range rec.ByType("aws:iam/rolePolicy:RolePolicy") {
+		policies[p.Name] = str(p, "policy")
+	}
+	policy := policies["fleet-runtime"]
 	if strings.Contains(policy, `"*"`) || strings.Contains(policy, `:*"`) {
 		t.Errorf("runtime policy has a wildcard resource: %s", policy)
 	}
-	for _, want := range []string{"secretsmanager:GetSecretValue", "secret:rds!db-", "AmazonMSK_", "/app-version", "/quibly/*", "kms:Decrypt"} {
+	for _, want := range []string{"secretsmanager:GetSecretValue", "secret:rds!db-", "AmazonMSK_", "/quibly-medium/nodes/*", "/quibly/*", "kms:Decrypt"} {
 		if !strings.Contains(policy, want) {
 			t.Errorf("runtime policy lacks %q: %s", want, policy)
 		}
+	}
+	agent := policies["fleet-ssm-agent"]
+	for _, action := range regexp.MustCompile(`"([a-z0-9]+:[A-Za-z*]+)"`).FindAllStringSubmatch(agent, -1) {
+		if !strings.HasPrefix(action[1], "ssm:") && !strings.HasPrefix(action[1], "ssmmessages:") && !strings.HasPrefix(action[1], "ec2messages:") ||
+			strings.Contains(action[1], "Parameter") || strings.Contains(action[1], "*") {
+			t.Errorf("agent policy grants %s: only the agent's own calls, no parameter reads, no wildcards", action[1])
+		}
+	}
+	if len(policies) != 2 || agent == "" {
+		t.Errorf("role policies = %v, want fleet-runtime and fleet-ssm-agent", slices.Sorted(maps.Keys(policies)))
 	}
 }
 
@@ -609,6 +656,13 @@ func TestBadConfig(t *testing.T) {
 		{"one server", "quibly:fleet", `"instances":3`, `"instances":1`, "fleet.instances"},
 		{"short backups", "quibly:database", `"backupRetentionDays":14`, `"backupRetentionDays":1`, "backupRetentionDays"},
 		{"other kafka version", "quibly:kafka", `"version":"3.9.x"`, `"version":"3.6.0"`, "3.9.x"},
+		{"more AZs than MSK spreads over", "quibly:network", `"azCount":3`, `"azCount":4`, "network.azCount"},
+		{"one NAT for three AZs in production", "quibly:network", `"natGateways":3`, `"natGateways":1`, "natGateways"},
+		{"production over plain HTTP", "quibly:loadBalancer", `"hostedZoneId":"Z0EXAMPLE0000000000"`, `"hostedZoneId":""`, "production serves sign-in and tokens over HTTPS"},
+		{"production without alarm subscription", "quibly:alarms", `"email":"oncall@example.com"`, `"email":""`, "quibly:alarms.email"},
+		{"production without deletion protection", "quibly:database", `"deletionProtection":true`, `"deletionProtection":false`, "deletionProtection"},
+		{"autoscaling ceiling under the volume", "quibly:kafka", `"maxVolumeGb":2000`, `"maxVolumeGb":100`, "maxVolumeGb"},
+		{"AMI that is neither id nor SSM", "quibly:fleet", `"ami":"resolve:ssm:`, `"ami":"latest-al2023`, "fleet.ami"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -623,6 +677,14 @@ func TestBadConfig(t *testing.T) {
 			_, err = mocks.Run("medium", cfg, program.Run)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	for _, stack := range []string{"a--b", "ab-", "9ab", "abcdefghijklmnopqrst", "Prod"} {
+		t.Run("stack name "+stack, func(t *testing.T) {
+			_, err := mocks.Run(stack, mustStackFile(t, "small"), program.Run)
+			if err == nil || !strings.Contains(err.Error(), "stack:") {
+				t.Errorf("stack %q: error = %v, want the stack name refused", stack, err)
 			}
 		})
 	}
@@ -824,5 +886,134 @@ func TestOperatorSecrets(t *testing.T) {
 	cfg["quibly:jwtSecret"] = "short"
 	if _, err := mocks.Run("small", cfg, program.Run); err == nil || !strings.Contains(err.Error(), "quibly:jwtSecret") || strings.Contains(err.Error(), "short") {
 		t.Errorf("error = %v, want one naming quibly:jwtSecret without its value", err)
+	}
+}
+
+// TestGeneratedSecretsStable runs the program twice, the second time on the state
+// the first left, as two `pulumi up`s would: every generated secret, and the token
+// the cache was created with, must come out the same.
+func TestGeneratedSecretsStable(t *testing.T) {
+	cfg, err := mocks.StackFile(envDir, "medium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := func(rec *mocks.Recorder) map[string]string {
+		out := map[string]string{}
+		for _, v := range rec.ByType("aws:secretsmanager/secretVersion:SecretVersion") {
+			out[v.Name] = str(v, "secretString")
+			if contains(v.IgnoreChanges, "secretString") {
+				t.Errorf("%s: pinned by ignoreChanges, so the state and the outputs drift from the secret", v.Name)
+			}
+		}
+		out["authToken"] = str(one(t, rec, "aws:elasticache/replicationGroup:ReplicationGroup"), "authToken")
+		return out
+	}
+	first, err := mocks.RunWith(&mocks.Recorder{}, false, "medium", cfgWithoutExamples(cfg), program.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := mocks.RunWith(&mocks.Recorder{Prior: first.State()}, false, "medium", cfgWithoutExamples(cfg), program.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := values(first), values(second)
+	if len(a) != 3 {
+		t.Fatalf("want the app and Kafka secrets and the auth token, got %v", slices.Sorted(maps.Keys(a)))
+	}
+	for k, v := range a {
+		if v == "" || b[k] != v {
+			t.Errorf("%s changed between two runs of the program (or is empty)", k)
+		}
+	}
+	var app struct{ REDIS_PASSWORD string }
+	if err := json.Unmarshal([]byte(a["secrets-app"]), &app); err != nil || app.REDIS_PASSWORD != a["authToken"] {
+		t.Errorf("the app secret's REDIS_PASSWORD is not the token the cache was created with")
+	}
+}
+
+// cfgWithoutExamples replaces the committed example values, as an operator must
+// before `pulumi up`.
+func cfgWithoutExamples(cfg map[string]string) map[string]string {
+	out := maps.Clone(cfg)
+	r := strings.NewReplacer("oncall@example.com", "oncall@quibly.dev", "chat.example.com", "chat.quibly.dev", "Z0EXAMPLE0000000000", "Z0123456789ABCDEFGHIJ")
+	for k, v := range out {
+		out[k] = r.Replace(v)
+	}
+	return out
+}
+
+// TestUpdateRefusesExamples: the committed production stacks carry example values
+// that `make plan` (a preview) shows and `pulumi up` (an update) refuses.
+func TestUpdateRefusesExamples(t *testing.T) {
+	for _, stack := range []string{"medium", "large"} {
+		cfg, err := mocks.StackFile(envDir, stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mocks.RunWith(&mocks.Recorder{}, true, stack, cfg, program.Run); err != nil {
+			t.Errorf("%s: the preview must show the example stack: %v", stack, err)
+		}
+		rec, err := mocks.RunWith(&mocks.Recorder{}, false, stack, cfg, program.Run)
+		for _, key := range []string{"quibly:alarms.email", "quibly:loadBalancer.domain", "quibly:loadBalancer.hostedZoneId"} {
+			if err == nil || !strings.Contains(err.Error(), key) {
+				t.Errorf("%s: update error = %v, want one naming %s", stack, err, key)
+			}
+		}
+		if n := len(rec.Resources); n != 0 {
+			t.Errorf("%s: %d resources registered before the refusal; an update must stop before creating anything", stack, n)
+		}
+		if _, err := mocks.RunWith(&mocks.Recorder{}, false, stack, cfgWithoutExamples(cfg), program.Run); err != nil {
+			t.Errorf("%s with real values: %v", stack, err)
+		}
+	}
+	if _, err := mocks.RunWith(&mocks.Recorder{}, false, "small", mustStackFile(t, "small"), program.Run); err != nil {
+		t.Errorf("small holds no example values, its update must run: %v", err)
+	}
+}
+
+func mustStackFile(t *testing.T, stack string) map[string]string {
+	t.Helper()
+	cfg, err := mocks.StackFile(envDir, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestZonesByID: whatever names the account gives its zones, the program picks
+// regular zones by id and skips the one MSK refuses.
+func TestZonesByID(t *testing.T) {
+	rec := record(t, "medium")
+	var got []string
+	for _, s := range rec.ByType("aws:ec2/subnet:Subnet") {
+		if strings.Contains(s.Name, "-private-") {
+			got = append(got, str(s, "availabilityZoneId"))
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"use1-az1", "use1-az2", "use1-az4"}; !slices.Equal(got, want) {
+		t.Errorf("private subnets in %v, want %v (lowest ids; not use1-az3, not the Local Zone)", got, want)
+	}
+}
+
+// TestStackFileWithCLIKeys: once `pulumi config set --secret` ran, the CLI adds
+// encryptionsalt (or secretsprovider and encryptedkey) to the stack file.
+func TestStackFileWithCLIKeys(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(envDir, "Pulumi.small.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSalt := "encryptionsalt: v1:AbCdEfGh0123=:v1:IjKlMnOp4567:QrStUvWx89==\n" + string(src) +
+		"  quibly:jwtSecret:\n    secure: v1:AAAABBBBCCCC:DDDDEEEEFFFF\n"
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.small.yaml"), []byte(withSalt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mocks.StackFile(dir, "small")
+	if err != nil {
+		t.Fatalf("a stack file with encryptionsalt: %v", err)
+	}
+	if _, ok := cfg["quibly:jwtSecret"]; ok {
+		t.Error("an encrypted secret must be left to the engine, not passed as its ciphertext")
 	}
 }

@@ -1,8 +1,10 @@
 // Package secrets owns the customer KMS key and the secrets Quibly generates:
 // the JWT key and Redis auth token (one app secret) and the MSK SCRAM login.
-// Values come from the stack's secret config or are generated once; they are
-// stored only as Pulumi secrets and in Secrets Manager, and read by the servers
-// at start; they never appear in user data.
+// Values come from the stack's secret config or are generated once and kept in a
+// pulumi:index:Stash, so every later run of the program (and the ElastiCache
+// group, and the stack's state) sees the value the first `up` stored. They live
+// only as Pulumi secrets and in Secrets Manager, are read by the servers at
+// start, and never appear in user data.
 package secrets
 
 import (
@@ -25,7 +27,10 @@ type SecretsArgs struct {
 	RecoveryWindowDays int
 	// Operator-set values (from `pulumi config set --secret`); empty ones are generated.
 	JWTSecret, RedisAuthToken, KafkaPassword string
-	Tags                                     pulumi.StringMap
+	// Protect keeps the key through replacements and past a destroy: snapshots and
+	// backups encrypted with it stay readable.
+	Protect bool
+	Tags    pulumi.StringMap
 }
 
 // Secrets exposes the key, the secret ARNs and, as Pulumi secrets, the values the
@@ -38,27 +43,31 @@ type Secrets struct {
 	KafkaSecretArn pulumi.StringOutput
 	RedisAuthToken pulumi.StringOutput // secret
 	KafkaPassword  pulumi.StringOutput // secret
-	// RedisTokenGenerated says the token must be pinned where it is used too.
-	RedisTokenGenerated bool
 }
 
-// pinned keeps a generated value: the first `up` stores it, later runs (which
-// generate new candidates) leave it alone. Operator-set values are not pinned, so
-// changing them in the stack config rotates them.
-func pinned(generated bool) pulumi.ResourceOption {
-	if generated {
-		return pulumi.IgnoreChanges([]string{"secretString"})
-	}
-	return pulumi.IgnoreChanges(nil)
-}
-
-// valueOr returns the operator's value, or a generated one and true.
-func valueOr(set string, bytes int) (string, bool, error) {
+// value is the operator's value when set (changing it in the stack config rotates
+// it), else a generated one kept in a stash: each run offers a fresh candidate, and
+// the engine answers with the one the first `up` stored.
+func value(ctx *pulumi.Context, name, set string, bytes int, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	if set != "" {
-		return set, false, nil
+		return pulumi.ToSecret(pulumi.String(set)).(pulumi.StringOutput), nil
 	}
-	v, err := randomHex(bytes)
-	return v, true, err
+	candidate, err := randomHex(bytes)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	stash, err := pulumi.NewStash(ctx, name, &pulumi.StashArgs{Input: pulumi.ToSecret(pulumi.String(candidate))},
+		parent, pulumi.AdditionalSecretOutputs([]string{"input", "output"}))
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	return pulumi.ToSecret(stash.Output.ApplyT(func(v any) (string, error) {
+		s, ok := v.(string)
+		if !ok {
+			return "", fmt.Errorf("stash %s holds %T, not a string", name, v)
+		}
+		return s, nil
+	})).(pulumi.StringOutput), nil
 }
 
 // NewSecrets creates the key and the two secrets.
@@ -76,31 +85,31 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		EnableKeyRotation:    pulumi.Bool(true),
 		DeletionWindowInDays: pulumi.Int(30),
 		Tags:                 args.Tags,
-	}, parent)
+	}, parent, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
 	if err != nil {
 		return nil, err
 	}
 	if _, err := kms.NewAlias(ctx, name, &kms.AliasArgs{
 		Name: pulumi.Sprintf("alias/%s", args.Name), TargetKeyId: key.KeyId,
-	}, parent); err != nil {
+	}, parent, pulumi.DeleteBeforeReplace(true)); err != nil {
 		return nil, err
 	}
 
-	jwt, jwtGen, err := valueOr(args.JWTSecret, 32)
+	jwt, err := value(ctx, name+"-jwt", args.JWTSecret, 32, parent)
 	if err != nil {
 		return nil, err
 	}
-	redisToken, redisGen, err := valueOr(args.RedisAuthToken, 32) // hex: ElastiCache tokens forbid some punctuation
+	redisToken, err := value(ctx, name+"-redis-token", args.RedisAuthToken, 32, parent) // hex: ElastiCache tokens forbid some punctuation
 	if err != nil {
 		return nil, err
 	}
-	kafkaPassword, kafkaGen, err := valueOr(args.KafkaPassword, 24)
+	kafkaPassword, err := value(ctx, name+"-kafka-password", args.KafkaPassword, 24, parent)
 	if err != nil {
 		return nil, err
 	}
 
 	appSecret, err := secretsmanager.NewSecret(ctx, name+"-app", &secretsmanager.SecretArgs{
-		Name:                 pulumi.Sprintf("%s/app", args.Name),
+		NamePrefix:           pulumi.Sprintf("%s/app-", args.Name),
 		Description:          pulumi.String("Quibly server secrets: JWT_SECRET, REDIS_PASSWORD"),
 		KmsKeyId:             key.Arn,
 		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
@@ -109,20 +118,18 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	if err != nil {
 		return nil, err
 	}
-	appJSON, err := json.Marshal(map[string]string{"JWT_SECRET": jwt, "REDIS_PASSWORD": redisToken})
-	if err != nil {
-		return nil, err
-	}
 	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-app", &secretsmanager.SecretVersionArgs{
 		SecretId:     appSecret.ID(),
-		SecretString: pulumi.ToSecret(pulumi.String(string(appJSON))).(pulumi.StringOutput),
-	}, parent, pinned(jwtGen || redisGen)); err != nil {
+		SecretString: jsonOf(map[string]pulumi.StringOutput{"JWT_SECRET": jwt, "REDIS_PASSWORD": redisToken}),
+	}, parent); err != nil {
 		return nil, err
 	}
 
-	// MSK only accepts SCRAM secrets whose name starts with AmazonMSK_.
+	// MSK only accepts SCRAM secrets whose name starts with AmazonMSK_. A prefix, not a
+	// fixed name: a deleted secret keeps its name for the recovery window, so a
+	// replacement under the same name would fail.
 	kafkaSecret, err := secretsmanager.NewSecret(ctx, name+"-kafka", &secretsmanager.SecretArgs{
-		Name:                 pulumi.Sprintf("AmazonMSK_%s", args.Name),
+		NamePrefix:           pulumi.Sprintf("AmazonMSK_%s-", args.Name),
 		Description:          pulumi.String("Quibly MSK SASL/SCRAM login"),
 		KmsKeyId:             key.Arn,
 		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
@@ -131,29 +138,36 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	if err != nil {
 		return nil, err
 	}
-	kafkaJSON, err := json.Marshal(map[string]string{"username": args.KafkaUsername, "password": kafkaPassword})
-	if err != nil {
-		return nil, err
-	}
 	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-kafka", &secretsmanager.SecretVersionArgs{
 		SecretId:     kafkaSecret.ID(),
-		SecretString: pulumi.ToSecret(pulumi.String(string(kafkaJSON))).(pulumi.StringOutput),
-	}, parent, pinned(kafkaGen)); err != nil {
+		SecretString: jsonOf(map[string]pulumi.StringOutput{"username": pulumi.String(args.KafkaUsername).ToStringOutput(), "password": kafkaPassword}),
+	}, parent); err != nil {
 		return nil, err
 	}
 
 	s.KeyArn = key.Arn
 	s.AppSecretArn = appSecret.Arn
 	s.KafkaSecretArn = kafkaSecret.Arn
-	s.RedisAuthToken = pulumi.ToSecret(pulumi.String(redisToken)).(pulumi.StringOutput)
-	s.KafkaPassword = pulumi.ToSecret(pulumi.String(kafkaPassword)).(pulumi.StringOutput)
-	s.RedisTokenGenerated = redisGen
+	s.RedisAuthToken = redisToken
+	s.KafkaPassword = kafkaPassword
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{
 		"keyArn": s.KeyArn, "appSecretArn": s.AppSecretArn, "kafkaSecretArn": s.KafkaSecretArn,
 	}); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// jsonOf renders a secret's JSON document from its (secret) fields.
+func jsonOf(fields map[string]pulumi.StringOutput) pulumi.StringOutput {
+	m := pulumi.StringMap{}
+	for k, v := range fields {
+		m[k] = v
+	}
+	return pulumi.ToSecret(m.ToStringMapOutput().ApplyT(func(v map[string]string) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	})).(pulumi.StringOutput)
 }
 
 func randomHex(n int) (string, error) {

@@ -1,0 +1,419 @@
+package program_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/quibly/quibly/infra/internal/config"
+	"github.com/quibly/quibly/infra/internal/fleet"
+	"github.com/quibly/quibly/infra/internal/mocks"
+	"github.com/quibly/quibly/infra/internal/network"
+)
+
+// awsRule is one thing AWS or the provider insists on (or a real `up` would get
+// wrong without an error), checked over a tier's whole resource graph. The mocks
+// accept any combination of properties, so these rules are what stands in for
+// AWS saying no.
+type awsRule struct {
+	id     string
+	source string // the doc page or upstream issue the rule comes from
+	check  func(g graph) []string
+}
+
+// graph is one planned tier: its config and what the program registered.
+type graph struct {
+	cfg *config.Config
+	rec *mocks.Recorder
+}
+
+func (g graph) all(typ string) []mocks.Resource { return g.rec.ByType(typ) }
+
+// byOutput finds the resource of typ whose output key holds value.
+func (g graph) byOutput(typ, key, value string) (mocks.Resource, bool) {
+	for _, r := range g.all(typ) {
+		if mocks.Str(r.Outputs, key) == value {
+			return r, true
+		}
+	}
+	return mocks.Resource{}, false
+}
+
+var awsRules = []awsRule{
+	{"ec2-ami-is-an-image-id",
+		"terraform-provider-aws #43488: a resolve:ssm: AMI with root_block_device fails DescribeImages with InvalidAMIID.Malformed",
+		func(g graph) (bad []string) {
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if !regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`).MatchString(str(in, "ami")) {
+					bad = append(bad, fmt.Sprintf("%s: ami %q is not an image id", in.Name, str(in, "ami")))
+				}
+				if !contains(in.IgnoreChanges, "ami") {
+					bad = append(bad, in.Name+": a newer image must not replace a running server (ignoreChanges ami)")
+				}
+			}
+			return bad
+		}},
+	{"subnets-by-zone-id",
+		"AWS RAM docs, AZ IDs: zone names map to different zones in each account; MSK API BrokerNodeGroupInfo.ClientSubnets: not in use1-az3",
+		func(g graph) (bad []string) {
+			regular := map[string]bool{}
+			for _, z := range mocks.Zones {
+				regular[z.ID] = z.Type == "availability-zone" && z.OptInStatus == "opt-in-not-required"
+			}
+			for _, s := range g.all("aws:ec2/subnet:Subnet") {
+				id := str(s, "availabilityZoneId")
+				switch {
+				case str(s, "availabilityZone") != "" || id == "":
+					bad = append(bad, s.Name+": placed by zone name, not zone id")
+				case slices.Contains(network.UnsupportedZoneIDs, id):
+					bad = append(bad, fmt.Sprintf("%s: in %s, which MSK refuses", s.Name, id))
+				case !regular[id]:
+					bad = append(bad, fmt.Sprintf("%s: in %s, a Local Zone or an opt-in zone", s.Name, id))
+				}
+			}
+			return bad
+		}},
+	{"msk-brokers-spread-over-client-subnets",
+		"Amazon MSK developer guide, Create a cluster: 2 or 3 client subnets in distinct AZs; the broker count is a multiple of them",
+		func(g graph) (bad []string) {
+			c := g.all("aws:msk/cluster:Cluster")[0]
+			subnets := list(c, "brokerNodeGroupInfo", "clientSubnets")
+			zones := map[string]bool{}
+			for _, id := range subnets {
+				for _, s := range g.all("aws:ec2/subnet:Subnet") {
+					if s.Name+"-id" == id {
+						zones[str(s, "availabilityZoneId")] = true
+					}
+				}
+			}
+			if n := len(subnets); n < 2 || n > 3 || len(zones) != n || int(num(c, "numberOfBrokerNodes"))%n != 0 {
+				bad = append(bad, fmt.Sprintf("%d brokers over %d client subnets in %d zones", int(num(c, "numberOfBrokerNodes")), n, len(zones)))
+			}
+			return bad
+		}},
+	{"msk-scram-secret",
+		"Amazon MSK developer guide, SASL/SCRAM: the secret's name starts with AmazonMSK_ and it is encrypted with a customer managed key",
+		func(g graph) (bad []string) {
+			for _, s := range g.all("aws:secretsmanager/secret:Secret") {
+				if strings.HasPrefix(mocks.Str(s.Outputs, "name"), "AmazonMSK_") {
+					if str(s, "kmsKeyId") == "" || strings.Contains(str(s, "kmsKeyId"), "alias/aws/") {
+						bad = append(bad, s.Name+": under an AWS-managed key")
+					}
+					return bad
+				}
+			}
+			return []string{"no AmazonMSK_ secret"}
+		}},
+	{"msk-storage-autoscaling",
+		"Amazon MSK developer guide, Automatic scaling: an Application Auto Scaling target kafka:broker-storage:VolumeSize with a target-tracking policy",
+		func(g graph) (bad []string) {
+			targets := g.all("aws:appautoscaling/target:Target")
+			if len(targets) != 1 || str(targets[0], "scalableDimension") != "kafka:broker-storage:VolumeSize" ||
+				num(targets[0], "maxCapacity") != float64(g.cfg.Kafka.MaxVolumeGB) {
+				return []string{fmt.Sprintf("want one kafka:broker-storage:VolumeSize target up to %d GB", g.cfg.Kafka.MaxVolumeGB)}
+			}
+			policies := g.all("aws:appautoscaling/policy:Policy")
+			if len(policies) != 1 || str(policies[0], "targetTrackingScalingPolicyConfiguration", "predefinedMetricSpecification", "predefinedMetricType") != "KafkaBrokerStorageUtilization" ||
+				!flag(policies[0], "targetTrackingScalingPolicyConfiguration", "disableScaleIn") {
+				bad = append(bad, "want a KafkaBrokerStorageUtilization target-tracking policy that never scales in (MSK cannot shrink volumes)")
+			}
+			c := g.all("aws:msk/cluster:Cluster")[0]
+			if !contains(c.IgnoreChanges, "brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize") {
+				bad = append(bad, "the program would set an autoscaled volume back to volumeGb (ignoreChanges volumeSize)")
+			}
+			return bad
+		}},
+	{"sns-topic-key-usable-by-cloudwatch",
+		"Amazon SNS developer guide, Key management: CloudWatch needs kms:GenerateDataKey* and kms:Decrypt on a customer managed key; alias/aws/sns cannot grant them",
+		func(g graph) (bad []string) {
+			for _, topic := range g.all("aws:sns/topic:Topic") {
+				keyArn := str(topic, "kmsMasterKeyId")
+				key, ok := g.byOutput("aws:kms/key:Key", "arn", keyArn)
+				if !ok {
+					bad = append(bad, fmt.Sprintf("%s: encrypted with %q, not a key of this stack", topic.Name, keyArn))
+					continue
+				}
+				var policy struct{ Statement []map[string]any }
+				if err := json.Unmarshal([]byte(str(key, "policy")), &policy); err != nil {
+					bad = append(bad, key.Name+": key policy is not JSON")
+					continue
+				}
+				cloudwatch, admin := false, false
+				for _, st := range policy.Statement {
+					principal, _ := json.Marshal(st["Principal"])
+					actions, _ := json.Marshal(st["Action"])
+					if strings.Contains(string(principal), "cloudwatch.amazonaws.com") &&
+						strings.Contains(string(actions), "kms:GenerateDataKey*") && strings.Contains(string(actions), "kms:Decrypt") {
+						cloudwatch = true
+					}
+					if strings.Contains(string(principal), ":root") && strings.Contains(string(actions), "kms:*") {
+						admin = true
+					}
+				}
+				if !cloudwatch || !admin {
+					bad = append(bad, fmt.Sprintf("%s: policy lets CloudWatch use it %v, keeps the account in charge %v", key.Name, cloudwatch, admin))
+				}
+			}
+			return bad
+		}},
+	{"production-alarms-reach-someone",
+		"the deployment guide's alerts are for people; an SNS topic without a subscription delivers nothing",
+		func(g graph) []string {
+			if g.cfg.Production && len(g.all("aws:sns/topicSubscription:TopicSubscription")) == 0 {
+				return []string{"production stack without an alarm subscription"}
+			}
+			return nil
+		}},
+	{"production-https-only",
+		"Elastic Load Balancing user guide, HTTPS listeners and redirect actions",
+		func(g graph) (bad []string) {
+			if !g.cfg.Production {
+				return nil
+			}
+			byPort := map[float64]mocks.Resource{}
+			for _, l := range g.all("aws:lb/listener:Listener") {
+				byPort[num(l, "port")] = l
+			}
+			https, ok := byPort[443]
+			if !ok || str(https, "protocol") != "HTTPS" || str(https, "certificateArn") == "" {
+				bad = append(bad, "no HTTPS:443 listener with a certificate")
+			}
+			acts := mocks.List(byPort[80].Inputs, "defaultActions")
+			if len(acts) != 1 || mocks.Str(acts[0].ObjectValue(), "type") != "redirect" {
+				bad = append(bad, "HTTP:80 does not redirect to HTTPS")
+			}
+			return bad
+		}},
+	{"acm-certificate-validated-before-use",
+		"ACM user guide, DNS validation: a listener refuses a certificate that is still pending validation",
+		func(g graph) (bad []string) {
+			for _, l := range g.all("aws:lb/listener:Listener") {
+				arn := str(l, "certificateArn")
+				if arn == "" || arn == g.cfg.LoadBalancer.CertificateARN {
+					continue
+				}
+				if _, ok := g.byOutput("aws:acm/certificateValidation:CertificateValidation", "certificateArn", arn); !ok {
+					bad = append(bad, l.Name+": uses a requested certificate without waiting for its validation")
+				}
+			}
+			return bad
+		}},
+	{"production-data-protected",
+		"Pulumi docs, resource options protect and retainOnDelete",
+		func(g graph) (bad []string) {
+			for _, typ := range []string{"aws:rds/instance:Instance", "aws:rds/cluster:Cluster", "aws:rds/clusterInstance:ClusterInstance",
+				"aws:msk/cluster:Cluster", "aws:kms/key:Key", "aws:s3/bucketV2:BucketV2"} {
+				for _, r := range g.all(typ) {
+					if typ == "aws:kms/key:Key" && r.Name != "secrets" {
+						continue // the alarm topic's key protects nothing that outlives the topic
+					}
+					if r.Protect != g.cfg.Production {
+						bad = append(bad, fmt.Sprintf("%s: protect %v in a stack with production %v", r.Name, r.Protect, g.cfg.Production))
+					}
+					if typ == "aws:kms/key:Key" && r.RetainOnDelete != g.cfg.Production {
+						bad = append(bad, r.Name+": the key must outlive a destroy in production (snapshots are encrypted with it)")
+					}
+				}
+			}
+			return bad
+		}},
+	{"fixed-names-replace-delete-first",
+		"Pulumi docs, deleteBeforeReplace and auto-naming: a replacement created before the old resource is deleted cannot take a name that is still in use",
+		func(g graph) (bad []string) {
+			fixed := []string{"name", "identifier", "clusterIdentifier", "replicationGroupId", "clusterName"}
+			for _, r := range g.rec.Resources {
+				if !r.Custom || r.Type == "pulumi:index:Stash" {
+					continue
+				}
+				for _, k := range fixed {
+					if str(r, k) != "" && !r.DeleteBeforeReplace && !r.Protect {
+						bad = append(bad, fmt.Sprintf("%s (%s): fixed %s %q, replaced create-first", r.Name, r.Type, k, str(r, k)))
+					}
+				}
+			}
+			return bad
+		}},
+	{"name-lengths",
+		"ELB API CreateLoadBalancer/CreateTargetGroup: name ≤ 32; S3 provider docs: bucket_prefix ≤ 37; ElastiCache: replication group id ≤ 40, no '--', no trailing '-'",
+		func(g graph) (bad []string) {
+			for _, r := range g.all("aws:s3/bucketV2:BucketV2") {
+				if p := str(r, "bucketPrefix"); len(p) > 37 {
+					bad = append(bad, fmt.Sprintf("bucket prefix %q is %d characters", p, len(p)))
+				}
+			}
+			for _, r := range g.all("aws:elasticache/replicationGroup:ReplicationGroup") {
+				id := str(r, "replicationGroupId")
+				if len(id) > 40 || strings.Contains(id, "--") || strings.HasSuffix(id, "-") {
+					bad = append(bad, fmt.Sprintf("replication group id %q", id))
+				}
+			}
+			for _, typ := range []string{"aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"} {
+				for _, r := range g.all(typ) {
+					if n := mocks.Str(r.Outputs, "name"); len(n) > 32 {
+						bad = append(bad, fmt.Sprintf("%s name %q is %d characters", r.Name, n, len(n)))
+					}
+				}
+			}
+			return bad
+		}},
+	{"no-account-wide-ssm-read",
+		"AWS managed policy AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on every parameter",
+		func(g graph) (bad []string) {
+			for _, a := range g.all("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+				bad = append(bad, "managed policy attached: "+str(a, "policyArn"))
+			}
+			for _, p := range g.all("aws:iam/rolePolicy:RolePolicy") {
+				if regexp.MustCompile(`ssm:GetParameters?"[^]]*\]\s*,\s*"Resource":\s*"\*"`).MatchString(str(p, "policy")) {
+					bad = append(bad, p.Name+": reads every parameter")
+				}
+			}
+			return bad
+		}},
+	{"artifact-bucket-tls-only-and-tidy",
+		"Amazon S3 user guide, enforcing TLS with aws:SecureTransport; lifecycle of noncurrent versions; S3 API OperationAborted when a bucket policy races the public access block",
+		func(g graph) (bad []string) {
+			b := g.all("aws:s3/bucketV2:BucketV2")[0]
+			if flag(b, "forceDestroy") == g.cfg.Production {
+				bad = append(bad, fmt.Sprintf("forceDestroy %v in a stack with production %v", flag(b, "forceDestroy"), g.cfg.Production))
+			}
+			policies := g.all("aws:s3/bucketPolicy:BucketPolicy")
+			if len(policies) != 1 || !strings.Contains(str(policies[0], "policy"), `"aws:SecureTransport":"false"`) ||
+				!strings.Contains(str(policies[0], "policy"), `"Deny"`) {
+				return append(bad, "no bucket policy denying requests without TLS")
+			}
+			block := g.all("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+			if len(block) != 1 || !slices.ContainsFunc(policies[0].DependsOn, func(u string) bool { return strings.HasSuffix(u, "::"+block[0].Name) }) {
+				bad = append(bad, "the bucket policy does not wait for the public access block")
+			}
+			if lc := g.all("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"); len(lc) != 1 {
+				bad = append(bad, "no lifecycle for noncurrent versions")
+			}
+			return bad
+		}},
+	{"private-subnets-reach-aws-apis",
+		"Amazon VPC docs, NAT gateway per AZ for zone independence; gateway endpoint for S3; interface endpoints for SSM, Secrets Manager and KMS",
+		func(g graph) (bad []string) {
+			nats := len(g.all("aws:ec2/natGateway:NatGateway"))
+			if g.cfg.Production && nats != g.cfg.Network.AZCount {
+				bad = append(bad, fmt.Sprintf("%d NAT gateways for %d AZs in production", nats, g.cfg.Network.AZCount))
+			}
+			services := map[string]string{}
+			for _, e := range g.all("aws:ec2/vpcEndpoint:VpcEndpoint") {
+				svc := str(e, "serviceName")
+				services[svc[strings.LastIndex(svc, ".")+1:]] = str(e, "vpcEndpointType")
+				if str(e, "vpcEndpointType") == "Interface" && (!flag(e, "privateDnsEnabled") || len(list(e, "subnetIds")) != g.cfg.Network.AZCount) {
+					bad = append(bad, svc+": needs private DNS and a subnet in every AZ")
+				}
+			}
+			if services["s3"] != "Gateway" {
+				bad = append(bad, "no S3 gateway endpoint")
+			}
+			if g.cfg.Network.InterfaceEndpoints {
+				for _, svc := range network.InterfaceEndpointServices {
+					if services[svc] != "Interface" {
+						bad = append(bad, "no interface endpoint for "+svc)
+					}
+				}
+			}
+			return bad
+		}},
+	{"each-node-pins-its-version",
+		"rolling deploy: a node that reboots mid-deploy must run what it ran (README, Operations)",
+		func(g graph) (bad []string) {
+			params := map[string]mocks.Resource{}
+			for _, p := range g.all("aws:ssm/parameter:Parameter") {
+				params[str(p, "name")] = p
+			}
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				id := str(in, "tags", "ServerId")
+				want := fleet.NodeVersionParameter(g.cfg.Name(), id)
+				if !strings.Contains(str(in, "userData"), "VERSION_PARAMETER='"+want+"'") {
+					bad = append(bad, in.Name+": does not boot from its own version parameter "+want)
+				}
+				if p, ok := params[want]; !ok || !contains(p.IgnoreChanges, "value") {
+					bad = append(bad, want+": missing, or `pulumi up` would move it behind the deploy's back")
+				}
+			}
+			return bad
+		}},
+	{"database-certificate-verified",
+		"Amazon RDS user guide, Using SSL/TLS: verify-full with the RDS CA bundle checks the certificate and the host name",
+		func(g graph) (bad []string) {
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				ud := str(in, "userData")
+				if !strings.Contains(ud, "sslmode=verify-full") || !strings.Contains(ud, fleet.RDSCABundle) {
+					bad = append(bad, in.Name+": connects to PostgreSQL without verifying its certificate")
+				}
+			}
+			return bad
+		}},
+	{"user-data-under-16-kb",
+		"Amazon EC2 user guide, instance user data: 16 KB before base64 encoding",
+		func(g graph) (bad []string) {
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if n := len(str(in, "userData")); n > 16*1024 {
+					bad = append(bad, fmt.Sprintf("%s: %d bytes", in.Name, n))
+				}
+			}
+			return bad
+		}},
+	{"drain-fits-deregistration-and-systemd",
+		"ELB target group deregistration_delay; systemd TimeoutStopSec: the app's drain must finish inside both",
+		func(g graph) (bad []string) {
+			tg := g.all("aws:lb/targetGroup:TargetGroup")[0]
+			drain := g.cfg.LoadBalancer.DrainSeconds
+			if int(num(tg, "deregistrationDelay")) < drain {
+				bad = append(bad, fmt.Sprintf("deregistration delay %v s < drain %d s", num(tg, "deregistrationDelay"), drain))
+			}
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				m := regexp.MustCompile(`TimeoutStopSec=(\d+)`).FindStringSubmatch(str(in, "userData"))
+				if m == nil {
+					bad = append(bad, in.Name+": no TimeoutStopSec")
+				} else if stop, _ := strconv.Atoi(m[1]); stop <= drain {
+					bad = append(bad, fmt.Sprintf("%s: systemd kills the server after %d s, before its %d s drain ends", in.Name, stop, drain))
+				}
+			}
+			return bad
+		}},
+	{"alb-idle-timeout-above-ping",
+		"ELB idle_timeout closes a WebSocket that sends nothing for that long; Engine.IO pings every pingInterval",
+		func(g graph) []string {
+			alb := g.all("aws:lb/loadBalancer:LoadBalancer")[0]
+			if int(num(alb, "idleTimeout")) <= g.cfg.LoadBalancer.PingIntervalSeconds {
+				return []string{fmt.Sprintf("idle timeout %v s ≤ ping interval %d s", num(alb, "idleTimeout"), g.cfg.LoadBalancer.PingIntervalSeconds)}
+			}
+			return nil
+		}},
+	{"kafka-disk-alarm-per-broker",
+		"Amazon MSK monitoring: KafkaDataLogsDiskUsed per broker; a full disk stops the broker",
+		func(g graph) (bad []string) {
+			seen := 0
+			for _, a := range g.all("aws:cloudwatch/metricAlarm:MetricAlarm") {
+				if str(a, "metricName") == "KafkaDataLogsDiskUsed" && str(a, "dimensions", "Broker ID") != "" {
+					seen++
+				}
+			}
+			if seen != g.cfg.Kafka.Brokers {
+				bad = append(bad, fmt.Sprintf("%d disk alarms for %d brokers", seen, g.cfg.Kafka.Brokers))
+			}
+			return bad
+		}},
+}
+
+// TestAWSRules checks every rule over every committed tier.
+func TestAWSRules(t *testing.T) {
+	for _, tc := range tiers {
+		g := graph{cfg: loadConfig(t, tc.stack), rec: record(t, tc.stack)}
+		for _, r := range awsRules {
+			t.Run(tc.stack+"/"+r.id, func(t *testing.T) {
+				for _, v := range r.check(g) {
+					t.Errorf("%s (%s)", v, r.source)
+				}
+			})
+		}
+	}
+}
