@@ -16,7 +16,8 @@
 #   lb_state NODE                    the load balancer's word for NODE (for the report)
 #   version_available VERSION        the release exists
 #   versions_get                     "CURRENT PREVIOUS" as recorded by deploys
-#   versions_set CURRENT PREVIOUS    record them
+#   versions_set CURRENT PREVIOUS    record them (at the start of a deploy: PREVIOUS is its rollback target)
+#   versions_done VERSION            every node runs VERSION: make it what new nodes start on
 #   node_stop NODE                   stop NODE (after lb_drain), for a scale-down
 #   scale_apply N                    set the node count to N and apply it
 #   database_url                     the PostgreSQL URL for backup and restore

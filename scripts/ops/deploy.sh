@@ -103,5 +103,6 @@ for n in "${NODES[@]}"; do
 done
 
 [ -z "$ROLLBACK" ] || step "record: running $VERSION" versions_set "$VERSION" "$PREVIOUS"
+step "every node runs $VERSION: new nodes start on it" versions_done "$VERSION"
 say "$what of $ENV_NAME to $VERSION done in $(elapsed "$T0"):"
 report

@@ -147,18 +147,27 @@ describe('operations', () => {
     assert.equal(d.code, 0, d.out);
     const cmds = d.out.split('\n').filter((l) => l.trim().startsWith('$')).map((l) => l.trim().replace(/\\/g, ''));
     const idx = (re, from = 0) => cmds.findIndex((c, i) => i >= from && re.test(c));
-    // Recorded first (rollback target), then node after node, each out, restarted, back.
-    assert.ok(idx(/ssm put-parameter --name \/quibly-small\/app-version-previous .*--value 0\.1\.0/) >= 0, d.out);
-    assert.ok(idx(/pulumi -C \S+\/infra config set --path quibly:app.version 0.2.0 --stack small/) >= 0, d.out);
-    let at = 0;
-    for (const id of ['i-0aaaaaaaaaaaaaaa1', 'i-0bbbbbbbbbbbbbbb2']) {
-      for (const re of [`elbv2 deregister-targets .*Id=${id},Port=5000`, `elbv2 wait target-deregistered .*Id=${id},Port=5000`,
-        `ssm send-command --instance-ids ${id} .*systemctl restart quibly.service`, `elbv2 register-targets .*Id=${id},Port=5000`]) {
+    // The rollback target recorded first; then node after node: out, its own version
+    // parameter moved, restarted, back (port from the stack outputs); the stack's version
+    // moves only after the last node.
+    let at = idx(/ssm put-parameter --name \/quibly-small\/app-version-previous .*--value 0\.1\.0/);
+    assert.ok(at >= 0, d.out);
+    assert.equal(idx(/--name \/quibly-small\/app-version --/), idx(/--name \/quibly-small\/app-version --/, at), 'the stack version moved before the nodes');
+    for (const [n, id] of [[1, 'i-0aaaaaaaaaaaaaaa1'], [2, 'i-0bbbbbbbbbbbbbbb2']]) {
+      for (const re of [`elbv2 deregister-targets .*Id=${id},Port=5080`, `elbv2 wait target-deregistered .*Id=${id},Port=5080`,
+        `ssm put-parameter --name /quibly-small/nodes/server-${n}/app-version .*--value 0.2.0`,
+        `ssm send-command --instance-ids ${id} .*systemctl restart quibly.service`, `elbv2 register-targets .*Id=${id},Port=5080`]) {
         const i = idx(new RegExp(re), at);
         assert.ok(i >= at, `dry run lacks, in order: ${re}\n${cmds.join('\n')}`);
         at = i + 1;
       }
     }
+    for (const re of [/ssm put-parameter --name \/quibly-small\/app-version --.*--value 0\.2\.0/, /pulumi -C \S+\/infra config set --path quibly:app.version 0.2.0 --stack small/]) {
+      const i = idx(re, at);
+      assert.ok(i >= at, `dry run lacks, after the last node: ${re}\n${cmds.join('\n')}`);
+      at = i + 1;
+    }
+    assert.ok(!/--show-secrets|secretsmanager/.test(d.out), 'a deploy reads no secret');
     const s = await sh('scripts/ops/scale.sh', ['small', '3', '--dry-run'], env);
     assert.equal(s.code, 0, s.out);
     assert.match(s.out, /pulumi -C \S+\/infra config set --path quibly:fleet.instances 3 --stack small/);

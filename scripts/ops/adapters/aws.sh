@@ -1,14 +1,20 @@
 # Adapter for an AWS stack (ENV = the Pulumi stack name, see ../common.sh): the stack
-# outputs name the instances (SERVER_ID -> instance id), the ALB, the artifact bucket and
-# the SSM version parameter; the AWS CLI does the rest. Nodes are private (no SSH): the
-# restart and the /health probe go through SSM Run Command.
+# outputs name the instances (SERVER_ID -> instance id), the ALB, the artifact bucket,
+# the app's port and architecture and the SSM version parameters; the AWS CLI does the
+# rest. Nodes are private (no SSH): the restart and the /health probe go through SSM Run
+# Command. Each node boots the release its own parameter names
+# (<nodeVersionParameterPrefix><SERVER_ID>/app-version); a deploy moves a node's parameter
+# right before restarting that node, and the stack's parameter (what new nodes start on)
+# once every node runs the release.
 #
 # QUIBLY_STACK_OUTPUTS=FILE reads the outputs from FILE (`pulumi stack output --json`)
-# instead of asking Pulumi: what the dry-run test uses, with no CLI and no account.
+# instead of asking Pulumi: what the tests use, with no CLI and no account.
+# QUIBLY_SSM_RUN=PROGRAM runs `PROGRAM INSTANCE_ID COMMAND` instead of SSM Run Command:
+# the tests' stand-in for an instance, as the local AWS API accepts a command but runs
+# nothing. AWS_ENDPOINT_URL (the AWS CLI's own setting) points the CLI at that API.
 # shellcheck shell=bash
 
 PULUMI=${PULUMI:-pulumi}
-APP_PORT=${QUIBLY_APP_PORT:-5000}
 
 adapter_init() {
   command -v jq >/dev/null || apt_install jq
@@ -16,7 +22,7 @@ adapter_init() {
     STACK_JSON=$(cat "$QUIBLY_STACK_OUTPUTS") || die "cannot read $QUIBLY_STACK_OUTPUTS"
   else
     command -v "$PULUMI" >/dev/null || die "the Pulumi CLI is not installed (README, Infrastructure)"
-    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json --show-secrets) \
+    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json) \
       || die "cannot read the outputs of stack $OPS_ENV (pulumi -C infra stack output --stack $OPS_ENV)"
   fi
   if [ -z "$DRY_RUN" ]; then
@@ -26,10 +32,17 @@ adapter_init() {
     export AWS_REGION
   fi
   VERSION_PARAM=$(out appVersionParameter)
+  NODE_PARAM_PREFIX=$(out nodeVersionParameterPrefix)
   BUCKET=$(out artifactBucket)
-  ARCH=${QUIBLY_ARCH:-amd64}
-  [ -n "$VERSION_PARAM" ] && [ -n "$BUCKET" ] || die "stack $OPS_ENV has no appVersionParameter/artifactBucket output"
+  APP_PORT=$(out appPort)
+  ARCH=$(out appArch)
+  local k
+  for k in VERSION_PARAM NODE_PARAM_PREFIX BUCKET APP_PORT ARCH; do
+    [ -n "${!k}" ] || die "stack $OPS_ENV lacks an output this script needs ($k): run \`make up ENV=$OPS_ENV\` with this checkout's infra/ first"
+  done
 }
+
+node_param() { echo "${NODE_PARAM_PREFIX}$1/app-version"; }
 
 out() { jq -r --arg k "$1" '.[$k] // empty' <<<"$STACK_JSON"; }
 instance_of() { jq -r --arg n "$1" '.instances[$n] // empty' <<<"$STACK_JSON"; }
@@ -59,6 +72,10 @@ ssm_run() {
       --parameters "commands=[\"$2\"]"
     return 0
   fi
+  if [ -n "${QUIBLY_SSM_RUN:-}" ]; then
+    "$QUIBLY_SSM_RUN" "$inst" "$2"
+    return
+  fi
   id=$(aws ssm send-command --instance-ids "$inst" --document-name AWS-RunShellScript \
     --comment "quibly ops $OPS_ENV" --parameters "$(jq -cn --arg c "$2" '{commands: [$c]}')" \
     --query Command.CommandId --output text) || return 1
@@ -78,10 +95,11 @@ lb_drain() {
   sh_cmd aws elbv2 wait target-deregistered --target-group-arn "$(target_group)" --targets "$(target "$1")"
 }
 
-# quibly-fetch (ExecStartPre of quibly.service) puts the version named by the SSM
-# parameter in place, so setting the parameter first and restarting is the switch.
+# quibly-fetch (ExecStartPre of quibly.service) puts the version named by the node's own
+# parameter in place, so moving that parameter and restarting is the switch; no other
+# node's parameter moves, so a node that reboots meanwhile keeps what it ran.
 node_run_version() {
-  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM" --type String --overwrite --value "$2" >/dev/null
+  sh_cmd aws ssm put-parameter --name "$(node_param "$1")" --type String --overwrite --value "$2" >/dev/null
   ssm_run "$1" "systemctl restart quibly.service && readlink /opt/quibly/current" >&2
 }
 
@@ -104,7 +122,9 @@ version_available() {
   aws s3api head-object --bucket "$BUCKET" --key "quibly/$1/quibly-linux-$ARCH" >/dev/null 2>&1
 }
 
-# Recorded next to the version parameter, so any operator's rollback finds it.
+# The stack's parameter is the version every node was last deployed to (and new nodes
+# start on); the one beside it, the version before. Kept in SSM, so any operator's
+# rollback finds them.
 versions_get() {
   if [ -n "$DRY_RUN" ]; then echo "${QUIBLY_DRY_RUN_VERSIONS:-- -}"; return; fi
   local cur prev
@@ -113,9 +133,14 @@ versions_get() {
   echo "$cur $prev"
 }
 
+# At the start of a deploy only the rollback target is recorded: the stack's version
+# moves in versions_done, once every node runs the new one.
 versions_set() {
-  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM" --type String --overwrite --value "$1" >/dev/null
   sh_cmd aws ssm put-parameter --name "$VERSION_PARAM-previous" --type String --overwrite --value "$2" >/dev/null
+}
+
+versions_done() {
+  sh_cmd aws ssm put-parameter --name "$VERSION_PARAM" --type String --overwrite --value "$1" >/dev/null
   # The stack's own record, so the next `pulumi up` does not set the parameter back.
   sh_cmd "$PULUMI" -C "$ROOT/infra" config set --path quibly:app.version "$1" --stack "$OPS_ENV"
 }
@@ -127,7 +152,7 @@ scale_apply() {
   sh_cmd "$PULUMI" -C "$ROOT/infra" config set --path quibly:fleet.instances "$1" --stack "$OPS_ENV"
   sh_cmd "$PULUMI" -C "$ROOT/infra" up --stack "$OPS_ENV" --yes --skip-preview
   if [ -z "$DRY_RUN" ]; then
-    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json --show-secrets)
+    STACK_JSON=$("$PULUMI" -C "$ROOT/infra" stack output --stack "$OPS_ENV" --json)
   fi
 }
 

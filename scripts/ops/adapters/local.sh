@@ -62,6 +62,9 @@ versions_set() {
   echo "$2" >"$OPS_STATE/previous"
 }
 
+# Each local node's version is its own already (cluster.sh's run/server-N.version).
+versions_done() { :; }
+
 node_stop() { sh_cmd "$CLUSTER" node-stop "$(node_num "$1")" >&2; }
 
 # New nodes start on the version the cluster runs; cluster.sh removes nodes above N

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A local AWS API for the tests of what servers and scripts call on AWS at run time:
+# moto's server (SSM, S3, Secrets Manager, KMS, ELBv2, EC2, RDS; no MSK) on 127.0.0.1,
+# and the AWS CLI, both from PyPI in a virtualenv under $LOCAL/aws.
+#
+#   scripts/aws-local.sh up       install what is missing, start moto, wait until it answers
+#   scripts/aws-local.sh down     stop it (its state is in memory: gone with it)
+#   scripts/aws-local.sh status   exit 0 when it answers
+#   scripts/aws-local.sh env      print the export lines the tests read: eval "$(scripts/aws-local.sh env)"
+#
+#   QUIBLY_AWS_PORT=15000  moto's port
+#   The versions are pinned below; moto accepts any credentials (the env line sets dummy ones).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+HOST=127.0.0.1
+PORT=${QUIBLY_AWS_PORT:-15000}
+MOTO_VERSION=5.2.5
+AWSCLI_VERSION=1.46.3
+DIR=$LOCAL/aws
+VENV=$DIR/venv
+PID=$DIR/moto.pid
+LOG=$DIR/moto.log
+
+usage() { usage_text; }
+
+answers() { curl -fsS -m 2 -o /dev/null "http://$HOST:$PORT/moto-api/" 2>/dev/null; }
+
+install() {
+  if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/aws" ] &&
+    [ "$(cat "$VENV/.versions" 2>/dev/null)" = "$MOTO_VERSION $AWSCLI_VERSION" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 is needed for moto and the AWS CLI"
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  say "installing moto $MOTO_VERSION and the AWS CLI $AWSCLI_VERSION into $VENV (about a minute, once)"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" || die "could not create a virtualenv in $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION" \
+    || die "pip could not install moto[server]==$MOTO_VERSION and awscli==$AWSCLI_VERSION"
+  echo "$MOTO_VERSION $AWSCLI_VERSION" >"$VENV/.versions"
+}
+
+up() {
+  mkdir -p "$DIR"
+  install
+  if answers; then say "moto already answers on $HOST:$PORT"; return 0; fi
+  port_open "$HOST" "$PORT" && die "moto: port $PORT is taken by something else (see: ss -ltnp 'sport = :$PORT')"
+  say "starting moto $MOTO_VERSION on $HOST:$PORT (log: $LOG)"
+  spawn "$PID" "$LOG" "$VENV/bin/moto_server" -H "$HOST" -p "$PORT"
+  wait_for "moto ($HOST:$PORT)" 60 answers || { tail -n 20 "$LOG" >&2; die "moto did not answer on $HOST:$PORT within 60s; see $LOG"; }
+}
+
+down() { stop_pidfile moto "$PID" moto_server 10; }
+
+print_env() {
+  cat <<EOF
+export QUIBLY_TEST_AWS_ENDPOINT=http://$HOST:$PORT
+export QUIBLY_TEST_AWS_CLI=$VENV/bin/aws
+EOF
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) if answers; then echo "moto  up    $HOST:$PORT"; else echo "moto  down  $HOST:$PORT"; exit 1; fi ;;
+  env) print_env ;;
+  -h | --help | help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
