@@ -57,7 +57,16 @@ cluster-down: ## stop the cluster's nodes (they drain) and HAProxy; services kee
 # Infrastructure (infra/): ENV names the stack, configured in environments/Pulumi.$(ENV).yaml.
 ENV    ?= small
 PULUMI ?= pulumi
-.PHONY: plan preview up test-infra
+.PHONY: plan preview up test-infra aws-local aws-local-down
+# The local AWS API (moto) the boot-script and ops-adapter tests run against.
+AWS_ENV = eval "$$(scripts/aws-local.sh env)"
+
+aws-local: ## install and start moto, a local AWS API, on 127.0.0.1:15000 (idempotent)
+	scripts/aws-local.sh up
+
+aws-local-down: ## stop moto
+	scripts/aws-local.sh down
+
 need-pulumi = command -v $(PULUMI) >/dev/null 2>&1 || { echo "make $@: the Pulumi CLI is not installed (see README, Infrastructure); 'make plan ENV=$(ENV)' works offline" >&2; exit 1; }
 
 plan: ## offline plan of stack ENV (default small): every resource and a monthly cost estimate, under Pulumi mocks
@@ -73,9 +82,9 @@ up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentia
 	$(PULUMI) -C infra stack select --create $(ENV)
 	$(PULUMI) -C infra up --stack $(ENV)
 
-test-infra: ## infra mock tests for every tier, then `make plan` for small, medium and large
+test-infra: aws-local ## infra: AWS's rules over every tier's mocked graph, boot scripts and ops against moto, `make plan` ×3
 	go vet ./infra/...
-	go test -count=1 ./infra/...
+	$(AWS_ENV) && go test -count=1 ./infra/...
 	mkdir -p $(TEST_OUT)
 	@for s in small medium large; do \
 	  $(MAKE) --no-print-directory plan ENV=$$s > $(TEST_OUT)/plan-$$s.txt || { cat $(TEST_OUT)/plan-$$s.txt; exit 1; }; \

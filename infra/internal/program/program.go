@@ -53,25 +53,33 @@ func Run(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx.Export("url", out.URL)
-	ctx.Export("albDnsName", out.ALBDNSName)
-	ctx.Export("instances", out.Instances)
-	ctx.Export("redisEndpoint", out.RedisEndpoint)
-	ctx.Export("kafkaBrokers", out.KafkaBrokers)
-	ctx.Export("databaseHost", out.DatabaseHost)
-	ctx.Export("artifactBucket", out.ArtifactBucket)
-	ctx.Export("appVersionParameter", out.VersionParameter)
-	ctx.Export("appSecretArn", out.AppSecretArn)
-	ctx.Export("kafkaSecretArn", out.KafkaSecretArn)
-	ctx.Export("databaseSecretArn", out.DBSecretArn)
-	ctx.Export("alarmTopicArn", out.AlarmTopicArn)
-	// What the operations scripts need besides the above; no secret is exported (the
-	// servers read theirs from Secrets Manager).
-	ctx.Export("nodeVersionParameterPrefix", pulumi.String(out.NodeVersionPrefix))
-	ctx.Export("appPort", pulumi.Int(out.AppPort))
-	ctx.Export("appArch", pulumi.String(out.AppArch))
-	ctx.Export("ami", pulumi.String(out.AMI))
+	for k, v := range Exports(out) {
+		ctx.Export(k, v)
+	}
 	return nil
+}
+
+// Exports are the stack outputs: what operators and scripts/ops/adapters/aws.sh read.
+// No secret is among them (the servers read theirs from Secrets Manager).
+func Exports(out *Outputs) map[string]pulumi.Input {
+	return map[string]pulumi.Input{
+		"url":                        out.URL,
+		"albDnsName":                 out.ALBDNSName,
+		"instances":                  out.Instances,
+		"redisEndpoint":              out.RedisEndpoint,
+		"kafkaBrokers":               out.KafkaBrokers,
+		"databaseHost":               out.DatabaseHost,
+		"artifactBucket":             out.ArtifactBucket,
+		"appVersionParameter":        out.VersionParameter,
+		"appSecretArn":               out.AppSecretArn,
+		"kafkaSecretArn":             out.KafkaSecretArn,
+		"databaseSecretArn":          out.DBSecretArn,
+		"alarmTopicArn":              out.AlarmTopicArn,
+		"nodeVersionParameterPrefix": pulumi.String(out.NodeVersionPrefix),
+		"appPort":                    pulumi.Int(out.AppPort),
+		"appArch":                    pulumi.String(out.AppArch),
+		"ami":                        pulumi.String(out.AMI),
+	}
 }
 
 // Deploy builds every component from a validated config.

@@ -47,16 +47,16 @@ node_param() { echo "${NODE_PARAM_PREFIX}$1/app-version"; }
 out() { jq -r --arg k "$1" '.[$k] // empty' <<<"$STACK_JSON"; }
 instance_of() { jq -r --arg n "$1" '.instances[$n] // empty' <<<"$STACK_JSON"; }
 
-# The ALB's target group, found from the ALB's DNS name (the stack exports no ARN).
+# The ALB's target group into TG_ARN, found once from the ALB's DNS name (the stack
+# exports no ARN). Called outside $(...), so the lookup is kept for the next call.
 target_group() {
-  if [ -n "$DRY_RUN" ]; then echo '$TARGET_GROUP_ARN'; return; fi
-  if [ -z "${TG_ARN:-}" ]; then
-    local lb
-    lb=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$(out albDnsName)'].LoadBalancerArn" --output text)
-    TG_ARN=$(aws elbv2 describe-target-groups --load-balancer-arn "$lb" --query 'TargetGroups[0].TargetGroupArn' --output text)
-    [ -n "$TG_ARN" ] && [ "$TG_ARN" != None ] || die "no target group behind ALB $(out albDnsName)"
-  fi
-  echo "$TG_ARN"
+  [ -z "${TG_ARN:-}" ] || return 0
+  if [ -n "$DRY_RUN" ]; then TG_ARN='$TARGET_GROUP_ARN'; return 0; fi
+  local lb
+  lb=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$(out albDnsName)'].LoadBalancerArn" --output text)
+  [ -n "$lb" ] && [ "$lb" != None ] || die "no load balancer named $(out albDnsName) in $AWS_REGION"
+  TG_ARN=$(aws elbv2 describe-target-groups --load-balancer-arn "$lb" --query 'TargetGroups[0].TargetGroupArn' --output text)
+  [ -n "$TG_ARN" ] && [ "$TG_ARN" != None ] || die "no target group behind ALB $(out albDnsName)"
 }
 
 target() { echo "Id=$(instance_of "$1"),Port=$APP_PORT"; }
@@ -91,8 +91,9 @@ node_version() {
 # Deregistration stops new requests at once; the target group's deregistration delay
 # lets the node's connections finish; the wait returns when it is out.
 lb_drain() {
-  sh_cmd aws elbv2 deregister-targets --target-group-arn "$(target_group)" --targets "$(target "$1")"
-  sh_cmd aws elbv2 wait target-deregistered --target-group-arn "$(target_group)" --targets "$(target "$1")"
+  target_group
+  sh_cmd aws elbv2 deregister-targets --target-group-arn "$TG_ARN" --targets "$(target "$1")"
+  sh_cmd aws elbv2 wait target-deregistered --target-group-arn "$TG_ARN" --targets "$(target "$1")"
 }
 
 # quibly-fetch (ExecStartPre of quibly.service) puts the version named by the node's own
@@ -108,11 +109,15 @@ node_health() {
   ssm_run "$1" "curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:$APP_PORT/health || true" | tr -d '\r\n'
 }
 
-lb_ready() { sh_cmd aws elbv2 register-targets --target-group-arn "$(target_group)" --targets "$(target "$1")"; }
+lb_ready() {
+  target_group
+  sh_cmd aws elbv2 register-targets --target-group-arn "$TG_ARN" --targets "$(target "$1")"
+}
 
 lb_state() {
   [ -n "$DRY_RUN" ] && { echo '?'; return; }
-  aws elbv2 describe-target-health --target-group-arn "$(target_group)" --targets "$(target "$1")" \
+  target_group
+  aws elbv2 describe-target-health --target-group-arn "$TG_ARN" --targets "$(target "$1")" \
     --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text
 }
 lb_healthy() { [ "$(lb_state "$1")" = healthy ]; }
