@@ -142,11 +142,18 @@ EOF
     say "creating role $PG_USER and database $PG_DB"
     pg_as "$bin/postgres" --single -D "$PG_DATA" postgres >"$PG_DIR/bootstrap.log" 2>&1 <<EOF \
       || die "PostgreSQL: creating the role and database failed; see $PG_DIR/bootstrap.log"
-CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+CREATE ROLE $PG_USER LOGIN CREATEDB CREATEROLE PASSWORD '$PG_PASSWORD';
 CREATE DATABASE $PG_DB OWNER $PG_USER;
 EOF
     grep -q ERROR "$PG_DIR/bootstrap.log" && die "PostgreSQL: creating the role and database failed; see $PG_DIR/bootstrap.log"
-    pg_as touch "$PG_DATA/.quibly-bootstrapped"
+    pg_as touch "$PG_DATA/.quibly-bootstrapped" "$PG_DATA/.quibly-createrole"
+  fi
+  if [ ! -e "$PG_DATA/.quibly-createrole" ]; then
+    # Like RDS's master user, the test login creates the app's role (store.SetupRole).
+    say "letting role $PG_USER create roles"
+    echo "ALTER ROLE $PG_USER CREATEROLE;" | pg_as "$bin/postgres" --single -D "$PG_DATA" postgres >"$PG_DIR/createrole.log" 2>&1 \
+      && ! grep -q ERROR "$PG_DIR/createrole.log" || die "PostgreSQL: ALTER ROLE $PG_USER CREATEROLE failed; see $PG_DIR/createrole.log"
+    pg_as touch "$PG_DATA/.quibly-createrole"
   fi
   port_open "$HOST" "$PG_PORT" && die "PostgreSQL: port $PG_PORT is taken by something that does not accept the $PG_USER login (see: ss -ltnp 'sport = :$PG_PORT')"
   say "starting PostgreSQL on $HOST:$PG_PORT (log: $PG_LOG)"

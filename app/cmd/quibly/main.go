@@ -18,16 +18,24 @@ import (
 
 func main() {
 	envFile := flag.String("env-file", ".env", "optional file of KEY=value settings; the environment wins")
+	setupDB := flag.Bool("setup-db", false, "create or update the app's database role (DATABASE_SECRET_ARN) as the administrator (DATABASE_ADMIN_SECRET_ARN), then exit")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *envFile); err != nil {
+	if err := run(ctx, *envFile, *setupDB); err != nil {
 		fmt.Fprintln(os.Stderr, "quibly:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, envFile string) error {
+func run(ctx context.Context, envFile string, setupDB bool) error {
+	if setupDB {
+		cfg, err := config.Read(envFile)
+		if err != nil {
+			return err
+		}
+		return server.SetupDatabase(ctx, cfg)
+	}
 	cfg, err := config.Load(envFile)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -32,15 +33,22 @@ type Config struct {
 	DataDir  string `mapstructure:"DATA_DIR"`
 	LogLevel string `mapstructure:"LOG_LEVEL"`
 
-	DatabaseURL   string `mapstructure:"DATABASE_URL"`
-	RedisString   string `mapstructure:"REDIS_STRING"`
-	RedisPort     int    `mapstructure:"REDIS_PORT_NO"`
-	RedisPassword string `mapstructure:"REDIS_PASSWORD"`
-	RedisTLS      bool   `mapstructure:"REDIS_TLS"`
-	KafkaBrokers  string `mapstructure:"KAFKA_BROKERS"`
-	KafkaUsername string `mapstructure:"KAFKA_USERNAME"`
-	KafkaPassword string `mapstructure:"KAFKA_PASSWORD"`
-	KafkaTLS      bool   `mapstructure:"KAFKA_TLS"`
+	DatabaseURL string `mapstructure:"DATABASE_URL"`
+	// DatabaseSecretARN names a Secrets Manager secret ({"username", "password"}) that
+	// gives the login of each new database connection in place of DATABASE_URL's, so a
+	// rotated password reaches a running server.
+	DatabaseSecretARN string `mapstructure:"DATABASE_SECRET_ARN"`
+	// DatabaseAdminSecretARN names the secret of the database's master user, read only
+	// by `quibly -setup-db` to create the app's role (never by the server).
+	DatabaseAdminSecretARN string `mapstructure:"DATABASE_ADMIN_SECRET_ARN"`
+	RedisString            string `mapstructure:"REDIS_STRING"`
+	RedisPort              int    `mapstructure:"REDIS_PORT_NO"`
+	RedisPassword          string `mapstructure:"REDIS_PASSWORD"`
+	RedisTLS               bool   `mapstructure:"REDIS_TLS"`
+	KafkaBrokers           string `mapstructure:"KAFKA_BROKERS"`
+	KafkaUsername          string `mapstructure:"KAFKA_USERNAME"`
+	KafkaPassword          string `mapstructure:"KAFKA_PASSWORD"`
+	KafkaTLS               bool   `mapstructure:"KAFKA_TLS"`
 	// RedisCluster talks the Redis cluster protocol (ElastiCache cluster mode).
 	RedisCluster bool `mapstructure:"REDIS_CLUSTER"`
 	// The topic is created at start when missing (brokers don't auto-create).
@@ -97,8 +105,17 @@ var defaults = map[string]any{
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not
-// exist). Environment variables win over the file.
+// exist), and validates the result. Environment variables win over the file.
 func Load(envFile string) (Config, error) {
+	cfg, err := Read(envFile)
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Read is Load without the validation, for a command that needs only some settings.
+func Read(envFile string) (Config, error) {
 	v := viper.New()
 	for k, d := range defaults {
 		v.SetDefault(k, d)
@@ -129,8 +146,11 @@ func Load(envFile string) (Config, error) {
 		}
 		cfg.ServerID = host
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
+
+// secretID is what Secrets Manager accepts as a SecretId: an ARN or a name.
+var secretID = regexp.MustCompile(`^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:)?[A-Za-z0-9/_+=.@!-]{1,512}$`)
 
 // Mode reports standalone or clustered from which backends are configured.
 func (c Config) Mode() Mode {
@@ -187,6 +207,12 @@ func (c Config) Validate() error {
 		}
 		if c.JWTSecret == "" {
 			bad("JWT_SECRET", "is required in clustered mode (every node must sign tokens with the same secret)")
+		}
+		if c.DatabaseSecretARN != "" && !secretID.MatchString(c.DatabaseSecretARN) {
+			bad("DATABASE_SECRET_ARN", "must be a Secrets Manager secret ARN or name, got %q", c.DatabaseSecretARN)
+		}
+		if c.DatabaseAdminSecretARN != "" && !secretID.MatchString(c.DatabaseAdminSecretARN) {
+			bad("DATABASE_ADMIN_SECRET_ARN", "must be a Secrets Manager secret ARN or name, got %q", c.DatabaseAdminSecretARN)
 		}
 		if (c.KafkaUsername == "") != (c.KafkaPassword == "") {
 			bad("KAFKA_USERNAME", "and KAFKA_PASSWORD must be set together")

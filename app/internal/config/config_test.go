@@ -38,6 +38,17 @@ func TestLoad(t *testing.T) {
 		{name: "bad frontend url", env: map[string]string{"FRONTEND_URL": "app.example.com"}, wantErr: "FRONTEND_URL"},
 		{name: "SASL needs both halves", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret, "KAFKA_USERNAME": "u"},
 			wantErr: "KAFKA_USERNAME"},
+		{name: "database secret by ARN", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://app@db/quibly", "JWT_SECRET": secret,
+			"DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:quibly-small/db-app-20261203-AbCdEf"},
+			check: func(t *testing.T, c Config) {
+				if !strings.HasSuffix(c.DatabaseSecretARN, "AbCdEf") {
+					t.Fatalf("DATABASE_SECRET_ARN = %q", c.DatabaseSecretARN)
+				}
+			}},
+		{name: "database secret that is no secret id", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret,
+			"DATABASE_SECRET_ARN": "arn:aws:s3:::bucket/key with space"}, wantErr: "DATABASE_SECRET_ARN"},
+		{name: "admin secret that is no secret id", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret,
+			"DATABASE_ADMIN_SECRET_ARN": "$(id)"}, wantErr: "DATABASE_ADMIN_SECRET_ARN"},
 		{name: "shutdown above 30s", env: map[string]string{"SHUTDOWN_TIMEOUT": "45s"}, wantErr: "SHUTDOWN_TIMEOUT"},
 		{name: "kafka topic with a slash", env: map[string]string{"KAFKA_TOPIC": "a/b"}, wantErr: "KAFKA_TOPIC"},
 		{name: "zero partitions", env: map[string]string{"KAFKA_PARTITIONS": "0"}, wantErr: "KAFKA_PARTITIONS"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/config"
+	"github.com/quibly/quibly/app/internal/dbauth"
 	"github.com/quibly/quibly/app/internal/health"
 	"github.com/quibly/quibly/app/internal/leader"
 	"github.com/quibly/quibly/app/internal/presence"
@@ -36,7 +37,13 @@ func openClustered(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
-	st, err := store.NewPostgres(startCtx, store.PostgresConfig{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns)})
+	pgCfg := store.PostgresConfig{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns)}
+	if cfg.DatabaseSecretARN != "" {
+		if pgCfg.Credentials, err = dbauth.NewSecretsManager(startCtx, dbauth.SecretsManagerConfig{SecretID: cfg.DatabaseSecretARN}); err != nil {
+			return nil, fmt.Errorf("DATABASE_SECRET_ARN: %w", err)
+		}
+	}
+	st, err := store.NewPostgres(startCtx, pgCfg)
 	if err != nil {
 		return nil, err // names DATABASE_URL, password redacted
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/quibly/quibly/app/internal/dbauth"
 	"github.com/quibly/quibly/app/internal/model"
 )
 
@@ -28,6 +29,11 @@ type PostgresConfig struct {
 	// Schema, when set, holds every table (it becomes the search_path and is created
 	// when missing). Empty uses the server's default search_path. Tests use one per run.
 	Schema string
+	// Credentials, when set, give the user and password of each new connection (in
+	// place of the URL's), so a rotated password reaches the pool (DATABASE_SECRET_ARN).
+	Credentials dbauth.Source
+	// MaxConnLifetime closes connections older than this. 0 keeps pgxpool's hour.
+	MaxConnLifetime time.Duration
 }
 
 // defaultPGConnectTimeout is long enough for a database that is still starting, short
@@ -49,7 +55,7 @@ const pgMigrateTimeout = 5 * time.Minute
 
 // Postgres is the clustered Store on a pgx connection pool.
 type Postgres struct {
-	pool *pgxpool.Pool
+	pool *pgPool
 }
 
 var _ Store = (*Postgres)(nil)
@@ -81,6 +87,12 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 		timeout = defaultPGConnectTimeout
 	}
 	pcfg.ConnConfig.ConnectTimeout = timeout
+	if cfg.MaxConnLifetime > 0 {
+		pcfg.MaxConnLifetime = cfg.MaxConnLifetime
+	}
+	if cfg.Credentials != nil {
+		useCredentials(pcfg, cfg.Credentials)
+	}
 	secret := pcfg.ConnConfig.Password
 	if cfg.Schema != "" {
 		// Runtime parameters are sent with every new connection of the pool.
@@ -90,10 +102,11 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = "quibly"
 	}
 
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pgxPool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: DATABASE_URL %s: %s", shown, scrub(err, secret))
 	}
+	pool := &pgPool{Pool: pgxPool, creds: cfg.Credentials}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
