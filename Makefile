@@ -26,9 +26,9 @@ test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip wi
 	go vet ./app/...
 	go test -count=1 ./app/...
 
-test-go: services ## Go unit and integration tests against real Redis, Kafka and PostgreSQL
+test-go: services aws-local ## Go unit and integration tests against real Redis, Kafka, PostgreSQL and a local AWS API
 	go vet ./app/...
-	$(SERVICES_ENV) && go test -count=1 ./app/...
+	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 ./app/...
 
 e2e-deps:
 	scripts/e2e-deps.sh
@@ -82,9 +82,9 @@ up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentia
 	$(PULUMI) -C infra stack select --create $(ENV)
 	$(PULUMI) -C infra up --stack $(ENV)
 
-test-infra: aws-local ## infra: AWS's rules over every tier's mocked graph, boot scripts and ops against moto, `make plan` ×3
+test-infra: services aws-local ## infra: AWS's rules over every tier's graph, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
 	go vet ./infra/...
-	$(AWS_ENV) && go test -count=1 ./infra/...
+	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 ./infra/...
 	mkdir -p $(TEST_OUT)
 	@for s in small medium large; do \
 	  $(MAKE) --no-print-directory plan ENV=$$s > $(TEST_OUT)/plan-$$s.txt || { cat $(TEST_OUT)/plan-$$s.txt; exit 1; }; \
@@ -103,7 +103,7 @@ clean: ## remove build output, test output and local state
 
 # Operations (scripts/ops/): ENV=local is the local cluster, any other ENV the Pulumi stack
 # of that name on AWS. DRY_RUN=1 prints the steps (and, for AWS, the commands) only.
-.PHONY: release deploy rollback scale backup restore test-ops
+.PHONY: release deploy rollback scale backup restore rotate-db-password test-ops
 OPS_DRY = $(if $(DRY_RUN),--dry-run)
 # An operation never falls back to the default stack: ENV must be said.
 need-env = test "$(origin ENV)" != file || { echo "make $@: say which ENV (local, or a stack: small, medium, large)" >&2; exit 1; }
@@ -134,6 +134,10 @@ restore: ## restore FILE into database DB of ENV's server and check the row coun
 	@$(need-env)
 	@test -n "$(FILE)" -a -n "$(DB)" || { echo "usage: make restore ENV=local FILE=... DB=..." >&2; exit 1; }
 	scripts/ops/backup.sh restore $(ENV) $(FILE) $(DB) $(OPS_DRY)
+
+rotate-db-password: ## AWS: a new password for the servers' database role, picked up with no restart
+	@$(need-env)
+	scripts/ops/rotate-db-password.sh $(ENV) $(OPS_DRY)
 
 # Starts the cluster itself: in `make test` the `cluster` prerequisite already ran for
 # test-cluster, which stopped it.

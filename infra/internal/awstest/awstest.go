@@ -89,6 +89,21 @@ func (a *API) CLI(args ...string) string {
 	return out
 }
 
+// DatabaseURL is the local PostgreSQL of scripts/services.sh (QUIBLY_TEST_DATABASE_URL),
+// with the same rule: a skip without it, a failure under CI=true.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("QUIBLY_TEST_DATABASE_URL")
+	if u == "" {
+		const how = "QUIBLY_TEST_DATABASE_URL is unset: run scripts/services.sh up and eval \"$(scripts/services.sh env)\" (make test-infra does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(how)
+		}
+		t.Skip(how)
+	}
+	return u
+}
+
 // Name returns a fresh name with prefix: the local API's state is shared by every
 // test that runs against it, so each test's resources are its own.
 func Name(prefix string) string {
@@ -116,18 +131,21 @@ func Heredoc(script, marker string) (string, error) {
 // test runs them as the instance would: QUIBLY_ETC and QUIBLY_HOME point into it.
 type Node struct {
 	Etc, Home string
-	// Fetch and Run are quibly-fetch and quibly-run, exactly as the user data writes them.
-	Fetch, Run string
+	// Fetch, DBSetup and Run are quibly-fetch, quibly-db-setup and quibly-run, exactly
+	// as the user data writes them.
+	Fetch, DBSetup, Run string
 }
 
 // UnpackBoot writes the files userData installs on an instance under dir.
 func UnpackBoot(userData, dir string) (Node, error) {
 	n := Node{Etc: filepath.Join(dir, "etc"), Home: filepath.Join(dir, "opt"),
-		Fetch: filepath.Join(dir, "bin", "quibly-fetch"), Run: filepath.Join(dir, "bin", "quibly-run")}
+		Fetch: filepath.Join(dir, "bin", "quibly-fetch"), DBSetup: filepath.Join(dir, "bin", "quibly-db-setup"),
+		Run: filepath.Join(dir, "bin", "quibly-run")}
 	files := []struct{ path, marker string }{
 		{filepath.Join(n.Etc, "boot.env"), "QUIBLY_BOOT_ENV"},
 		{filepath.Join(n.Etc, "quibly.env"), "QUIBLY_ENV"},
 		{n.Fetch, "QUIBLY_FETCH"},
+		{n.DBSetup, "QUIBLY_DB_SETUP"},
 		{n.Run, "QUIBLY_RUN"},
 	}
 	for _, f := range files {

@@ -16,6 +16,12 @@ import (
 	pconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 )
 
+var printableASCII = regexp.MustCompile(`^[!-~]{16,}$`)
+
+// DBAppUsername is the database role the servers log in as; the master user (the
+// stack's database.username) only creates it (quibly -setup-db).
+const DBAppUsername = "quibly_app"
+
 // Namespace is the project's config namespace (`quibly:<key>` in a stack file).
 const Namespace = "quibly"
 
@@ -49,6 +55,9 @@ type Secrets struct {
 	JWTSecret      string
 	RedisAuthToken string
 	KafkaPassword  string
+	// DBAppPassword is the servers' database password (scripts/ops/rotate-db-password.sh
+	// sets it); empty: generated once.
+	DBAppPassword string
 }
 
 // FlagKeys are the plain true/false settings a stack file must set.
@@ -192,7 +201,7 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		}
 	}
 	for key, into := range map[string]*string{"jwtSecret": &c.Secrets.JWTSecret,
-		"redisAuthToken": &c.Secrets.RedisAuthToken, "kafkaPassword": &c.Secrets.KafkaPassword} {
+		"redisAuthToken": &c.Secrets.RedisAuthToken, "kafkaPassword": &c.Secrets.KafkaPassword, "dbAppPassword": &c.Secrets.DBAppPassword} {
 		*into = conf.Get(key) // plaintext stays in memory; components wrap it as a Pulumi secret
 	}
 	if len(errs) > 0 {
@@ -384,6 +393,9 @@ func (c *Config) Validate() error {
 	if d.Name == "" || d.Username == "" {
 		bad("quibly:database", "name and username are required")
 	}
+	if d.Username == DBAppUsername {
+		bad("quibly:database.username", "%q is the servers' own role; the master user needs another name", d.Username)
+	}
 	if c.Production && !d.DeletionProtection {
 		bad("quibly:database.deletionProtection", "must be true in production")
 	}
@@ -433,6 +445,9 @@ func (c *Config) Validate() error {
 	}
 	if t := sec.RedisAuthToken; t != "" && (len(t) < 16 || len(t) > 128 || strings.ContainsAny(t, "@\"/ ")) {
 		bad("quibly:redisAuthToken", "must be 16 to 128 characters without @, \", / or spaces, as ElastiCache requires (the value is not shown)")
+	}
+	if p := sec.DBAppPassword; p != "" && !printableASCII.MatchString(p) {
+		bad("quibly:dbAppPassword", "must be 16 or more printable ASCII characters, as PostgreSQL's SCRAM takes them unchanged (the value is not shown)")
 	}
 	if p := sec.KafkaPassword; p != "" && len(p) < 16 {
 		bad("quibly:kafkaPassword", "must be at least 16 characters (the value is not shown)")

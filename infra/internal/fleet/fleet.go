@@ -45,7 +45,8 @@ type FleetArgs struct {
 	DBName             string
 	AppSecretArn       pulumi.StringInput
 	KafkaSecretArn     pulumi.StringInput
-	DBSecretArn        pulumi.StringInput
+	DBSecretArn        pulumi.StringInput // the master user's: only quibly -setup-db reads it
+	DBAppSecretArn     pulumi.StringInput // the servers' own login
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -204,10 +205,10 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	}, parent); err != nil {
 		return nil, err
 	}
-	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.KmsKeyArn, bucket.Arn, version.Arn).ApplyT(
+	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn, args.KmsKeyArn, bucket.Arn, version.Arn).ApplyT(
 		func(v []any) (string, error) {
-			nodes := strings.TrimSuffix(v[5].(string), "/app-version") + "/nodes/*"
-			return serverPolicy(v[0].(string), v[1].(string), v[2].(string), v[3].(string), v[4].(string), nodes)
+			nodes := strings.TrimSuffix(v[6].(string), "/app-version") + "/nodes/*"
+			return serverPolicy([]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)}, v[4].(string), v[5].(string), nodes)
 		}).(pulumi.StringOutput)
 	if _, err := iam.NewRolePolicy(ctx, name+"-runtime", &iam.RolePolicyArgs{Role: role.Name, Policy: policy}, parent); err != nil {
 		return nil, err
@@ -233,14 +234,14 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 			return nil, err
 		}
 		userData := pulumi.All(bucket.Bucket, pin.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
-			args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn).ApplyT(func(v []any) (string, error) {
+			args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn).ApplyT(func(v []any) (string, error) {
 			return UserData(BootSettings{
 				ServerID: serverID, Port: args.AppPort, Region: args.Region,
 				ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
 				MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
 				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
 				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
-				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string),
+				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
 			})
 		}).(pulumi.StringOutput)
 
@@ -330,9 +331,9 @@ func agentPolicy() string {
 	return string(b)
 }
 
-// serverPolicy lets a server read exactly its three secrets, the version
-// parameters of the nodes and the release objects, and nothing else.
-func serverPolicy(appSecret, kafkaSecret, dbSecret, key, bucketArn, paramArn string) (string, error) {
+// serverPolicy lets a server read exactly its secrets, the version parameters of the
+// nodes and the release objects, and nothing else.
+func serverPolicy(secrets []string, key, bucketArn, paramArn string) (string, error) {
 	type stmt struct {
 		Sid      string
 		Effect   string
@@ -343,7 +344,7 @@ func serverPolicy(appSecret, kafkaSecret, dbSecret, key, bucketArn, paramArn str
 		Version   string
 		Statement []stmt
 	}{"2012-10-17", []stmt{
-		{"ReadSecrets", "Allow", []string{"secretsmanager:GetSecretValue"}, []string{appSecret, kafkaSecret, dbSecret}},
+		{"ReadSecrets", "Allow", []string{"secretsmanager:GetSecretValue"}, secrets},
 		{"DecryptSecretsAndReleases", "Allow", []string{"kms:Decrypt"}, []string{key}},
 		{"ReadVersion", "Allow", []string{"ssm:GetParameter"}, []string{paramArn}},
 		{"ReadReleases", "Allow", []string{"s3:GetObject"}, []string{strings.TrimSuffix(bucketArn, "/") + "/quibly/*"}},

@@ -63,6 +63,8 @@ type opsStack struct {
 	tg      string
 	outputs map[string]any
 	ids     map[string]string // SERVER_ID -> instance id
+	// dbAppSecret is the servers' database login secret.
+	dbAppSecret string
 }
 
 const opsPort = 5080
@@ -117,28 +119,39 @@ func newOpsStack(t *testing.T, api *awstest.API, servers int) *opsStack {
 		s.ssm(server, "systemctl restart quibly.service") // first boot
 		cli("elbv2", "register-targets", "--target-group-arn", s.tg, "--targets", fmt.Sprintf("Id=%s,Port=%d", id, opsPort))
 	}
+	s.dbAppSecret = cli("secretsmanager", "create-secret", "--name", s.name+"/db-app",
+		"--secret-string", `{"username":"quibly_app","password":"first-password"}`, "--query", "ARN", "--output", "text")
 	instances := map[string]string{}
 	maps.Copy(instances, s.ids)
 	s.outputs = map[string]any{
 		"url": "http://" + lb[1], "albDnsName": lb[1], "instances": instances,
 		"redisEndpoint": "r", "kafkaBrokers": "b-1:9096", "databaseHost": "d",
 		"artifactBucket": bucket, "appVersionParameter": s.stackParam(),
-		"appSecretArn": "arn:a", "kafkaSecretArn": "arn:k", "databaseSecretArn": "arn:d", "alarmTopicArn": "arn:s",
+		"appSecretArn": "arn:a", "kafkaSecretArn": "arn:k", "databaseSecretArn": "arn:d", "databaseAppSecretArn": s.dbAppSecret, "alarmTopicArn": "arn:s",
 		"nodeVersionParameterPrefix": "/" + s.name + "/nodes/", "appPort": opsPort, "appArch": "arm64", "ami": "ami-0abcdef1234567890",
+	}
+	if got, want := slices.Sorted(maps.Keys(s.outputs)), slices.Sorted(maps.Keys(program.Exports(&program.Outputs{}))); !slices.Equal(got, want) {
+		t.Fatalf("the test's stack outputs %v are not the program's %v", got, want)
 	}
 	s.writeOutputs("outputs.json", s.outputs)
 	return s
 }
 
 // ssmStandIn runs a command sent to instance $1 as that instance would: /opt/quibly is
-// its unpacked home, `systemctl restart` runs its real quibly-fetch, and its /health
-// answers what the release it runs says (nothing when stopped).
+// its unpacked home and /usr/local/bin its unpacked boot scripts, `systemctl restart`
+// runs its real quibly-fetch, and its /health answers what the release it runs says
+// (nothing when stopped). With the file fail-db-setup present, quibly-db-setup fails
+// as it would if the database refused the master user.
 const ssmStandIn = `#!/bin/bash
 set -uo pipefail
 node=$OPS_TEST_DIR/nodes/$1
 [ -d "$node" ] || { echo "InvalidInstanceId: $1" >&2; exit 1; }
 export QUIBLY_ETC=$node/etc QUIBLY_HOME=$node/opt
 printf '%s\t%s\n' "$1" "$2" >>"$OPS_TEST_DIR/ssm.log"
+if [[ $2 == *quibly-db-setup* && -e $OPS_TEST_DIR/fail-db-setup ]]; then
+  echo "quibly: store: connecting as the administrator: FATAL: password authentication failed" >&2
+  exit 1
+fi
 systemctl() {
   case "$*" in
     "restart quibly.service") rm -f "$node/running"; bash "$node/bin/quibly-fetch" >&2 && touch "$node/running" ;;
@@ -151,15 +164,18 @@ curl() {
   [ -e "$node/running" ] || { printf 000; return 7; }
   sed -n 's/^# health=//p' "$QUIBLY_HOME/current/quibly" | tr -d '\n'
 }
-eval "${2//\/opt\/quibly/$QUIBLY_HOME}"
+cmd=${2//\/opt\/quibly/$QUIBLY_HOME}
+eval "${cmd//\/usr\/local\/bin\//$node/bin/}"
 `
 
-// pulumiStandIn records its arguments; `stack output` answers what the stack would
-// after the recorded change (outputs-after.json).
+// pulumiStandIn records its arguments, and what `config set` reads from stdin;
+// `stack output` answers what the stack would after the recorded change
+// (outputs-after.json).
 const pulumiStandIn = `#!/bin/bash
 printf '%s\n' "$*" >>"$OPS_TEST_DIR/pulumi.log"
 case "$*" in
   *"stack output"*) cat "$OPS_TEST_DIR/outputs-after.json" ;;
+  *"config set --secret"*) cat >"$OPS_TEST_DIR/pulumi-stdin" ;;
 esac
 `
 
@@ -335,6 +351,59 @@ func TestOpsAdapterAgainstAWSAPI(t *testing.T) {
 	}
 	if !strings.Contains(out, "scaled "+s.name+" to 2 nodes") {
 		t.Errorf("scale output does not report the result:\n%s", out)
+	}
+}
+
+// The servers' database password rotation: the secret takes a new password and the
+// first node runs quibly-db-setup; when that fails, the old password goes back. The
+// password never shows in the output or a command line.
+func TestOpsRotateDBPasswordAgainstAWSAPI(t *testing.T) {
+	api := awstest.New(t)
+	s := newOpsStack(t, api, 2)
+	login := func() (user, password string) {
+		var v struct{ Username, Password string }
+		if err := json.Unmarshal([]byte(api.CLI("secretsmanager", "get-secret-value", "--secret-id", s.dbAppSecret,
+			"--query", "SecretString", "--output", "text")), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Username, v.Password
+	}
+
+	s.writeFile("fail-db-setup", "")
+	out, err := s.ops("rotate-db-password.sh")
+	if err == nil || !strings.Contains(out, "password is unchanged") {
+		t.Fatalf("rotation whose quibly-db-setup fails: err=%v, want it to say the password is unchanged:\n%s", err, out)
+	}
+	if user, pw := login(); user != "quibly_app" || pw != "first-password" {
+		t.Fatalf("after a failed rotation the secret holds %s/%s, want the old login back", user, pw)
+	}
+	if strings.Contains(s.pulumiLog(), "dbAppPassword") {
+		t.Fatalf("a failed rotation recorded a password in the stack's config:\n%s", s.pulumiLog())
+	}
+
+	if err := os.Remove(filepath.Join(s.dir, "fail-db-setup")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.ops("rotate-db-password.sh")
+	if err != nil {
+		t.Fatalf("rotation: %v\n%s", err, out)
+	}
+	user, pw := login()
+	if user != "quibly_app" || !regexp.MustCompile(`^[0-9a-f]{48}$`).MatchString(pw) {
+		t.Fatalf("after the rotation the secret holds user %q and a password of %d characters; want quibly_app and 48 hex digits", user, len(pw))
+	}
+	if setups := strings.Count(readFile(t, filepath.Join(s.dir, "ssm.log")), s.ids["server-1"]+"\t/usr/local/bin/quibly-db-setup"); setups != 2 {
+		t.Errorf("quibly-db-setup ran %d times on server-1, want once per rotation (2)", setups)
+	}
+	if !strings.Contains(s.pulumiLog(), "config set --secret quibly:dbAppPassword --stack "+s.name) ||
+		readFile(t, filepath.Join(s.dir, "pulumi-stdin")) != pw {
+		t.Errorf("the new password was not recorded in the stack's config through stdin; pulumi was called with:\n%s", s.pulumiLog())
+	}
+	if strings.Contains(out, pw) || strings.Contains(s.pulumiLog(), pw) || strings.Contains(readFile(t, filepath.Join(s.dir, "ssm.log")), pw) {
+		t.Error("the new password shows in the output or a command line")
+	}
+	if entries, _ := filepath.Glob("/tmp/tmp.*/password"); len(entries) > 0 {
+		t.Errorf("password files left behind: %v", entries)
 	}
 }
 

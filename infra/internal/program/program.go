@@ -33,6 +33,7 @@ type Outputs struct {
 	AppSecretArn     pulumi.StringOutput
 	KafkaSecretArn   pulumi.StringOutput
 	DBSecretArn      pulumi.StringOutput
+	DBAppSecretArn   pulumi.StringOutput
 	AlarmTopicArn    pulumi.StringOutput
 	// NodeVersionPrefix + SERVER_ID + "/app-version" is each node's version parameter.
 	NodeVersionPrefix string
@@ -74,6 +75,7 @@ func Exports(out *Outputs) map[string]pulumi.Input {
 		"appSecretArn":               out.AppSecretArn,
 		"kafkaSecretArn":             out.KafkaSecretArn,
 		"databaseSecretArn":          out.DBSecretArn,
+		"databaseAppSecretArn":       out.DBAppSecretArn,
 		"alarmTopicArn":              out.AlarmTopicArn,
 		"nodeVersionParameterPrefix": pulumi.String(out.NodeVersionPrefix),
 		"appPort":                    pulumi.Int(out.AppPort),
@@ -108,8 +110,9 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		recovery = 0 // a throw-away stack can be destroyed and re-created under the same names
 	}
 	sec, err := secrets.NewSecrets(ctx, "secrets", &secrets.SecretsArgs{
-		Name: name, KafkaUsername: KafkaUsername, RecoveryWindowDays: recovery, Protect: protect, Tags: tags,
+		Name: name, KafkaUsername: KafkaUsername, DBAppUsername: config.DBAppUsername, RecoveryWindowDays: recovery, Protect: protect, Tags: tags,
 		JWTSecret: cfg.Secrets.JWTSecret, RedisAuthToken: cfg.Secrets.RedisAuthToken, KafkaPassword: cfg.Secrets.KafkaPassword,
+		DBAppPassword: cfg.Secrets.DBAppPassword,
 	})
 	if err != nil {
 		return nil, err
@@ -168,7 +171,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		// The app creates its topic at start (brokers never auto-create) with this replication.
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		DBHost: db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
-		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn,
+		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,
 		Protect: protect, Tags: tags,
 	})
 	if err != nil {
@@ -198,7 +201,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		URL: alb.URL, ALBDNSName: alb.DNSName, Instances: instances,
 		RedisEndpoint: redis.Endpoint, KafkaBrokers: mq.Brokers, DatabaseHost: db.Host,
 		ArtifactBucket: servers.ArtifactBucket, VersionParameter: servers.VersionParameter,
-		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn,
+		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,
 		AlarmTopicArn: al.TopicArn, NodeVersionPrefix: servers.NodeVersionPrefix, AppPort: cfg.App.Port,
 		AppArch: cfg.Fleet.Arch, AMI: servers.AMI, RedisAuthToken: sec.RedisAuthToken,
 	}, nil

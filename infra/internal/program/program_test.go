@@ -523,8 +523,9 @@ func TestServers(t *testing.T) {
 				}
 				for _, want := range []string{
 					"PORT=5000", "REDIS_STRING=", "REDIS_PORT_NO=6379", "REDIS_TLS=true", "KAFKA_BROKERS=b-1.", "KAFKA_TLS=true",
-					"FRONTEND_URL=http", "DB_HOST=", "MemoryMax=1G", "Restart=on-failure", "ExecStartPre=+/usr/local/bin/quibly-fetch",
-					"APP_SECRET_ARN='arn:aws:secretsmanager:", "DB_SECRET_ARN='arn:aws:secretsmanager:",
+					"FRONTEND_URL=http", "MemoryMax=1G", "Restart=on-failure", "ExecStartPre=+/usr/local/bin/quibly-fetch",
+					"ExecStartPre=/usr/local/bin/quibly-db-setup", "DATABASE_URL=\"postgresql://",
+					"APP_SECRET_ARN='arn:aws:secretsmanager:", "DB_SECRET_ARN='arn:aws:secretsmanager:", "DB_APP_SECRET_ARN='arn:aws:secretsmanager:",
 					"VERSION_PARAMETER='/quibly-" + tc.stack + "/nodes/" + m[1] + "/app-version'", "sslmode=verify-full",
 				} {
 					if !strings.Contains(ud, want) {
@@ -547,7 +548,7 @@ func TestServers(t *testing.T) {
 						t.Errorf("%s: a secret value is in user data", in.Name)
 					}
 				}
-				if regexp.MustCompile(`(?m)^(JWT_SECRET|REDIS_PASSWORD|KAFKA_PASSWORD|DATABASE_URL)=`).MatchString(ud) {
+				if regexp.MustCompile(`(?m)^(JWT_SECRET|REDIS_PASSWORD|KAFKA_PASSWORD)=|^DATABASE_URL=.*@`).MatchString(ud) {
 					t.Errorf("%s: user data sets a secret variable", in.Name)
 				}
 				if !contains(in.IgnoreChanges, "userData") {
@@ -662,6 +663,7 @@ func TestBadConfig(t *testing.T) {
 		{"production without alarm subscription", "quibly:alarms", `"email":"oncall@example.com"`, `"email":""`, "quibly:alarms.email"},
 		{"production without deletion protection", "quibly:database", `"deletionProtection":true`, `"deletionProtection":false`, "deletionProtection"},
 		{"autoscaling ceiling under the volume", "quibly:kafka", `"maxVolumeGb":2000`, `"maxVolumeGb":100`, "maxVolumeGb"},
+		{"master user named as the servers' role", "quibly:database", `"username":"quibly"`, `"username":"quibly_app"`, "database.username"},
 		{"AMI that is neither id nor SSM", "quibly:fleet", `"ami":"resolve:ssm:`, `"ami":"latest-al2023`, "fleet.ami"},
 	}
 	for _, tc := range cases {
@@ -853,6 +855,7 @@ func TestOperatorSecrets(t *testing.T) {
 		c["quibly:jwtSecret"] = jwt
 		c["quibly:redisAuthToken"] = "operator-redis-token-0123456789"
 		c["quibly:kafkaPassword"] = "operator-kafka-password"
+		c["quibly:dbAppPassword"] = "operator-db-app-password-0123"
 	})
 	rg := one(t, rec, "aws:elasticache/replicationGroup:ReplicationGroup")
 	if str(rg, "authToken") != "operator-redis-token-0123456789" || !rg.Inputs["authToken"].ContainsSecrets() {
@@ -873,6 +876,11 @@ func TestOperatorSecrets(t *testing.T) {
 	if !found {
 		t.Error("operator's JWT secret not stored")
 	}
+	var login struct{ Username, Password string }
+	if err := json.Unmarshal([]byte(dbAppLogin(t, rec)), &login); err != nil ||
+		login.Username != config.DBAppUsername || login.Password != "operator-db-app-password-0123" {
+		t.Errorf("the servers' database login = %q (%v), want %s with the operator's password", login.Username, err, config.DBAppUsername)
+	}
 	for _, in := range rec.ByType("aws:ec2/instance:Instance") {
 		if strings.Contains(str(in, "userData"), jwt) {
 			t.Error("JWT secret in user data")
@@ -883,10 +891,24 @@ func TestOperatorSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg["quibly:jwtSecret"] = "short"
-	if _, err := mocks.Run("small", cfg, program.Run); err == nil || !strings.Contains(err.Error(), "quibly:jwtSecret") || strings.Contains(err.Error(), "short") {
-		t.Errorf("error = %v, want one naming quibly:jwtSecret without its value", err)
+	for key, bad := range map[string]string{"quibly:jwtSecret": "short", "quibly:dbAppPassword": "pässwort-of-twenty-chars"} {
+		c := maps.Clone(cfg)
+		c[key] = bad
+		if _, err := mocks.Run("small", c, program.Run); err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), bad) {
+			t.Errorf("%s: error = %v, want one naming it without its value", key, err)
+		}
 	}
+}
+
+func dbAppLogin(t *testing.T, rec *mocks.Recorder) string {
+	t.Helper()
+	for _, v := range rec.ByType("aws:secretsmanager/secretVersion:SecretVersion") {
+		if v.Name == "secrets-db-app" {
+			return str(v, "secretString")
+		}
+	}
+	t.Fatal("no secrets-db-app secret version")
+	return ""
 }
 
 // TestGeneratedSecretsStable runs the program twice, the second time on the state
@@ -917,8 +939,8 @@ func TestGeneratedSecretsStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := values(first), values(second)
-	if len(a) != 3 {
-		t.Fatalf("want the app and Kafka secrets and the auth token, got %v", slices.Sorted(maps.Keys(a)))
+	if len(a) != 4 {
+		t.Fatalf("want the app, Kafka and database login secrets and the auth token, got %v", slices.Sorted(maps.Keys(a)))
 	}
 	for k, v := range a {
 		if v == "" || b[k] != v {

@@ -351,6 +351,45 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"servers-log-in-as-their-own-role",
+		"Amazon RDS user guide, Secrets Manager password management: the master user's secret is rotated (every 7 days by default); a server holding the password it read at start loses its database then",
+		func(g graph) (bad []string) {
+			versions := g.all("aws:secretsmanager/secretVersion:SecretVersion")
+			var appLogin struct{ Username, Password string }
+			for _, v := range versions {
+				if strings.HasSuffix(v.Name, "-db-app") {
+					_ = json.Unmarshal([]byte(str(v, "secretString")), &appLogin)
+				}
+			}
+			if appLogin.Username == "" || appLogin.Username == g.cfg.Database.Username || appLogin.Password == "" {
+				bad = append(bad, fmt.Sprintf("no servers' login secret apart from the master user %q (got user %q)", g.cfg.Database.Username, appLogin.Username))
+			}
+			policies := ""
+			for _, p := range g.all("aws:iam/rolePolicy:RolePolicy") {
+				policies += str(p, "policy")
+			}
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				ud := str(in, "userData")
+				m := regexp.MustCompile(`(?m)^DB_APP_SECRET_ARN='([^']+)'$`).FindStringSubmatch(ud)
+				if m == nil {
+					bad = append(bad, in.Name+": user data names no servers' login secret")
+					continue
+				}
+				if sec, ok := g.byOutput("aws:secretsmanager/secret:Secret", "arn", m[1]); !ok || !strings.HasSuffix(sec.Name, "-db-app") {
+					bad = append(bad, fmt.Sprintf("%s: DB_APP_SECRET_ARN %s is not the servers' login secret", in.Name, m[1]))
+				}
+				if !strings.Contains(ud, "export AWS_REGION DATABASE_URL DATABASE_SECRET_ARN=$DB_APP_SECRET_ARN\n") {
+					bad = append(bad, in.Name+": quibly-run does not give the server its own login's secret")
+				}
+				if url := regexp.MustCompile(`(?m)^DATABASE_URL="([^"]*)"$`).FindStringSubmatch(ud); url == nil || strings.Contains(url[1], "@") {
+					bad = append(bad, in.Name+": DATABASE_URL is missing or carries a login")
+				}
+				if !strings.Contains(policies, m[1]) {
+					bad = append(bad, in.Name+": the instance role cannot read "+m[1])
+				}
+			}
+			return bad
+		}},
 	{"user-data-under-16-kb",
 		"Amazon EC2 user guide, instance user data: 16 KB before base64 encoding",
 		func(g graph) (bad []string) {

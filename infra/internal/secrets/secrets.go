@@ -1,5 +1,6 @@
 // Package secrets owns the customer KMS key and the secrets Quibly generates:
-// the JWT key and Redis auth token (one app secret) and the MSK SCRAM login.
+// the JWT key and Redis auth token (one app secret), the MSK SCRAM login and the
+// app's own database login (the servers never use the database's master user).
 // Values come from the stack's secret config or are generated once and kept in a
 // pulumi:index:Stash, so every later run of the program (and the ElastiCache
 // group, and the stack's state) sees the value the first `up` stored. They live
@@ -23,10 +24,12 @@ type SecretsArgs struct {
 	// Name prefixes every secret (quibly-<stack>).
 	Name          string
 	KafkaUsername string
+	// DBAppUsername is the database role the servers log in as (not the master user).
+	DBAppUsername string
 	// RecoveryWindowDays is how long a deleted secret can be restored (0 deletes at once).
 	RecoveryWindowDays int
 	// Operator-set values (from `pulumi config set --secret`); empty ones are generated.
-	JWTSecret, RedisAuthToken, KafkaPassword string
+	JWTSecret, RedisAuthToken, KafkaPassword, DBAppPassword string
 	// Protect keeps the key through replacements and past a destroy: snapshots and
 	// backups encrypted with it stay readable.
 	Protect bool
@@ -41,6 +44,10 @@ type Secrets struct {
 	KeyArn         pulumi.StringOutput
 	AppSecretArn   pulumi.StringOutput
 	KafkaSecretArn pulumi.StringOutput
+	// DBAppSecretArn holds the servers' database login; `quibly -setup-db` gives the
+	// role this password before each start, and the servers read it for each new
+	// connection, so a new value plus one run of quibly-db-setup rotates it.
+	DBAppSecretArn pulumi.StringOutput
 	RedisAuthToken pulumi.StringOutput // secret
 	KafkaPassword  pulumi.StringOutput // secret
 }
@@ -145,13 +152,35 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		return nil, err
 	}
 
+	dbAppPassword, err := value(ctx, name+"-db-app-password", args.DBAppPassword, 24, parent) // hex: PostgreSQL's SCRAM takes it unchanged
+	if err != nil {
+		return nil, err
+	}
+	dbAppSecret, err := secretsmanager.NewSecret(ctx, name+"-db-app", &secretsmanager.SecretArgs{
+		NamePrefix:           pulumi.Sprintf("%s/db-app-", args.Name),
+		Description:          pulumi.String("Quibly servers' database login (not the master user)"),
+		KmsKeyId:             key.Arn,
+		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
+		Tags:                 args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-db-app", &secretsmanager.SecretVersionArgs{
+		SecretId:     dbAppSecret.ID(),
+		SecretString: jsonOf(map[string]pulumi.StringOutput{"username": pulumi.String(args.DBAppUsername).ToStringOutput(), "password": dbAppPassword}),
+	}, parent); err != nil {
+		return nil, err
+	}
+
 	s.KeyArn = key.Arn
 	s.AppSecretArn = appSecret.Arn
 	s.KafkaSecretArn = kafkaSecret.Arn
+	s.DBAppSecretArn = dbAppSecret.Arn
 	s.RedisAuthToken = redisToken
 	s.KafkaPassword = kafkaPassword
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{
-		"keyArn": s.KeyArn, "appSecretArn": s.AppSecretArn, "kafkaSecretArn": s.KafkaSecretArn,
+		"keyArn": s.KeyArn, "appSecretArn": s.AppSecretArn, "kafkaSecretArn": s.KafkaSecretArn, "dbAppSecretArn": s.DBAppSecretArn,
 	}); err != nil {
 		return nil, err
 	}

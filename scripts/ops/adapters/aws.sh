@@ -65,7 +65,7 @@ list_nodes() { jq -r '.instances | keys[]' <<<"$STACK_JSON" | sort -t- -k2 -n; }
 
 # ssm_run NODE SCRIPT runs SCRIPT on NODE as root through SSM and prints its output.
 ssm_run() {
-  local inst id
+  local inst id inv
   inst=$(instance_of "$1")
   if [ -n "$DRY_RUN" ]; then
     sh_cmd aws ssm send-command --instance-ids "$inst" --document-name AWS-RunShellScript \
@@ -79,8 +79,14 @@ ssm_run() {
   id=$(aws ssm send-command --instance-ids "$inst" --document-name AWS-RunShellScript \
     --comment "quibly ops $OPS_ENV" --parameters "$(jq -cn --arg c "$2" '{commands: [$c]}')" \
     --query Command.CommandId --output text) || return 1
+  # The waiter fails on a failed command as on a timeout; the invocation tells which.
   aws ssm wait command-executed --command-id "$id" --instance-id "$inst" 2>/dev/null || true
-  aws ssm get-command-invocation --command-id "$id" --instance-id "$inst" --query StandardOutputContent --output text
+  inv=$(aws ssm get-command-invocation --command-id "$id" --instance-id "$inst" --output json) || return 1
+  jq -r .StandardOutputContent <<<"$inv"
+  [ "$(jq -r .Status <<<"$inv")" = Success ] || {
+    printf '%s: the command ended %s: %s\n' "$1" "$(jq -r .Status <<<"$inv")" "$(jq -r .StandardErrorContent <<<"$inv")" >&2
+    return 1
+  }
 }
 
 node_version() {
@@ -161,13 +167,56 @@ scale_apply() {
   fi
 }
 
+# db_password_rotate (rotate-db-password.sh): a new password in the servers' login
+# secret, the role changed to it by quibly-db-setup on the first node, then recorded in
+# the stack's config. The password goes through files and stdin only: never an argument
+# (process list) and never a printed command.
+db_password_rotate() {
+  local secret node old user tmp
+  secret=$(out databaseAppSecretArn)
+  [ -n "$secret" ] || die "stack $OPS_ENV lacks the output databaseAppSecretArn: run \`make up ENV=$OPS_ENV\` with this checkout's infra/ first"
+  node=$(list_nodes | head -n 1)
+  [ -n "$node" ] || die "$OPS_ENV has no nodes to run quibly-db-setup on"
+  tmp=$(mktemp -d) # 0700: only this user reads the password files
+  # shellcheck disable=SC2064 # $tmp is meant to be expanded now
+  trap "rm -rf '$tmp'" EXIT
+  if [ -n "$DRY_RUN" ]; then
+    user='$USER'
+  else
+    old=$(aws secretsmanager get-secret-value --secret-id "$secret" --query SecretString --output text) \
+      || die "cannot read the secret $secret"
+    user=$(jq -er .username <<<"$old") || die "the secret $secret holds no username"
+    printf '%s' "$old" >"$tmp/old.json"
+  fi
+  head -c 24 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$tmp/password"
+  jq -cn --arg u "$user" --rawfile p "$tmp/password" '{username: $u, password: $p}' >"$tmp/new.json"
+  step "new password into the secret" \
+    sh_cmd aws secretsmanager put-secret-value --secret-id "$secret" --secret-string "file://$tmp/new.json" >/dev/null \
+    || die "could not write the secret $secret; nothing changed"
+  if ! step "$node: quibly-db-setup (the role takes the secret's password)" ssm_run "$node" /usr/local/bin/quibly-db-setup >&2; then
+    warn "the role kept its password: putting the old one back into the secret"
+    aws secretsmanager put-secret-value --secret-id "$secret" --secret-string "file://$tmp/old.json" >/dev/null \
+      || die "could not put the old password back into $secret: servers' new connections fail until quibly-db-setup runs (or the secret's previous version is made current)"
+    die "quibly-db-setup failed on $node (see above); the password is unchanged"
+  fi
+  step "record it in the stack's config (quibly:dbAppPassword, encrypted)" \
+    sh_cmd "$PULUMI" -C "$ROOT/infra" config set --secret quibly:dbAppPassword --stack "$OPS_ENV" <"$tmp/password" \
+    || die "the password is rotated but not in the stack's config: the next \`pulumi up\` would put the old one back; run: pulumi -C infra config set --secret quibly:dbAppPassword --stack $OPS_ENV (value from: aws secretsmanager get-secret-value --secret-id $secret)"
+}
+
 # RDS is private: run backup/restore from a host inside the VPC (an instance through
-# SSM Session Manager). The master password is in the databaseSecretArn secret.
+# SSM Session Manager), as the master user (databaseSecretArn), verifying the server's
+# certificate against RDS's authorities as the servers do.
 database_url() {
-  local secret user pass name
+  local secret user pass name ca=$LOCAL/rds-ca.pem
   secret=$(aws secretsmanager get-secret-value --secret-id "$(out databaseSecretArn)" --query SecretString --output text)
   user=$(jq -r .username <<<"$secret")
   pass=$(jq -r '.password | @uri' <<<"$secret")
   name=$("$PULUMI" -C "$ROOT/infra" config get --path quibly:database.name --stack "$OPS_ENV" 2>/dev/null || echo quibly)
-  echo "postgresql://$user:$pass@$(out databaseHost):5432/$name?sslmode=require"
+  if [ ! -s "$ca" ]; then
+    mkdir -p "$LOCAL"
+    curl -fsS --retry 3 -o "$ca.part" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem && mv "$ca.part" "$ca" \
+      || die "cannot download RDS's certificate authorities (truststore.pki.rds.amazonaws.com)"
+  fi
+  echo "postgresql://$user:$pass@$(out databaseHost):5432/$name?sslmode=verify-full&sslrootcert=$ca"
 }
