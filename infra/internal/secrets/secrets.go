@@ -115,68 +115,55 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		return nil, err
 	}
 
-	appSecret, err := secretsmanager.NewSecret(ctx, name+"-app", &secretsmanager.SecretArgs{
-		NamePrefix:           pulumi.Sprintf("%s/app-", args.Name),
-		Description:          pulumi.String("Quibly server secrets: JWT_SECRET, REDIS_PASSWORD"),
-		KmsKeyId:             key.Arn,
-		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
-		Tags:                 args.Tags,
-	}, parent)
+	secret := func(suffix string, namePrefix pulumi.StringInput, description string, fields map[string]pulumi.StringOutput) (pulumi.StringOutput, error) {
+		sec, err := secretsmanager.NewSecret(ctx, name+"-"+suffix, &secretsmanager.SecretArgs{
+			NamePrefix:           namePrefix,
+			Description:          pulumi.String(description),
+			KmsKeyId:             key.Arn,
+			RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
+			Tags:                 args.Tags,
+		}, parent)
+		if err != nil {
+			return pulumi.StringOutput{}, err
+		}
+		if _, err := secretsmanager.NewSecretVersion(ctx, name+"-"+suffix, &secretsmanager.SecretVersionArgs{
+			SecretId: sec.ID(), SecretString: jsonOf(fields),
+		}, parent); err != nil {
+			return pulumi.StringOutput{}, err
+		}
+		return sec.Arn, nil
+	}
+	login := func(user string, password pulumi.StringOutput) map[string]pulumi.StringOutput {
+		return map[string]pulumi.StringOutput{"username": pulumi.String(user).ToStringOutput(), "password": password}
+	}
+
+	appSecret, err := secret("app", pulumi.Sprintf("%s/app-", args.Name), "Quibly server secrets: JWT_SECRET, REDIS_PASSWORD",
+		map[string]pulumi.StringOutput{"JWT_SECRET": jwt, "REDIS_PASSWORD": redisToken})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-app", &secretsmanager.SecretVersionArgs{
-		SecretId:     appSecret.ID(),
-		SecretString: jsonOf(map[string]pulumi.StringOutput{"JWT_SECRET": jwt, "REDIS_PASSWORD": redisToken}),
-	}, parent); err != nil {
-		return nil, err
-	}
-
 	// MSK only accepts SCRAM secrets whose name starts with AmazonMSK_. A prefix, not a
 	// fixed name: a deleted secret keeps its name for the recovery window, so a
 	// replacement under the same name would fail.
-	kafkaSecret, err := secretsmanager.NewSecret(ctx, name+"-kafka", &secretsmanager.SecretArgs{
-		NamePrefix:           pulumi.Sprintf("AmazonMSK_%s-", args.Name),
-		Description:          pulumi.String("Quibly MSK SASL/SCRAM login"),
-		KmsKeyId:             key.Arn,
-		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
-		Tags:                 args.Tags,
-	}, parent)
+	kafkaSecret, err := secret("kafka", pulumi.Sprintf("AmazonMSK_%s-", args.Name), "Quibly MSK SASL/SCRAM login",
+		login(args.KafkaUsername, kafkaPassword))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-kafka", &secretsmanager.SecretVersionArgs{
-		SecretId:     kafkaSecret.ID(),
-		SecretString: jsonOf(map[string]pulumi.StringOutput{"username": pulumi.String(args.KafkaUsername).ToStringOutput(), "password": kafkaPassword}),
-	}, parent); err != nil {
-		return nil, err
-	}
-
 	dbAppPassword, err := value(ctx, name+"-db-app-password", args.DBAppPassword, 24, parent) // hex: PostgreSQL's SCRAM takes it unchanged
 	if err != nil {
 		return nil, err
 	}
-	dbAppSecret, err := secretsmanager.NewSecret(ctx, name+"-db-app", &secretsmanager.SecretArgs{
-		NamePrefix:           pulumi.Sprintf("%s/db-app-", args.Name),
-		Description:          pulumi.String("Quibly servers' database login (not the master user)"),
-		KmsKeyId:             key.Arn,
-		RecoveryWindowInDays: pulumi.Int(args.RecoveryWindowDays),
-		Tags:                 args.Tags,
-	}, parent)
+	dbAppSecret, err := secret("db-app", pulumi.Sprintf("%s/db-app-", args.Name), "Quibly servers' database login (not the master user)",
+		login(args.DBAppUsername, dbAppPassword))
 	if err != nil {
-		return nil, err
-	}
-	if _, err := secretsmanager.NewSecretVersion(ctx, name+"-db-app", &secretsmanager.SecretVersionArgs{
-		SecretId:     dbAppSecret.ID(),
-		SecretString: jsonOf(map[string]pulumi.StringOutput{"username": pulumi.String(args.DBAppUsername).ToStringOutput(), "password": dbAppPassword}),
-	}, parent); err != nil {
 		return nil, err
 	}
 
 	s.KeyArn = key.Arn
-	s.AppSecretArn = appSecret.Arn
-	s.KafkaSecretArn = kafkaSecret.Arn
-	s.DBAppSecretArn = dbAppSecret.Arn
+	s.AppSecretArn = appSecret
+	s.KafkaSecretArn = kafkaSecret
+	s.DBAppSecretArn = dbAppSecret
 	s.RedisAuthToken = redisToken
 	s.KafkaPassword = kafkaPassword
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{
