@@ -55,7 +55,14 @@ type Config struct {
 	KafkaTopic             string `mapstructure:"KAFKA_TOPIC"`
 	KafkaPartitions        int    `mapstructure:"KAFKA_PARTITIONS"`
 	KafkaReplicationFactor int    `mapstructure:"KAFKA_REPLICATION_FACTOR"`
-	DBMaxConns             int    `mapstructure:"DB_MAX_CONNS"`
+	// KafkaMinInsyncReplicas is the topic's min.insync.replicas when it is created: how
+	// many replicas must have a message before it is acked (capped at the replication
+	// the topic gets).
+	KafkaMinInsyncReplicas int `mapstructure:"KAFKA_MIN_INSYNC_REPLICAS"`
+	// KafkaGroupID is the batch writer's consumer group: its committed offsets are
+	// what the store holds.
+	KafkaGroupID string `mapstructure:"KAFKA_GROUP_ID"`
+	DBMaxConns   int    `mapstructure:"DB_MAX_CONNS"`
 	// LeaderLease is how long a dead batch-writer leader blocks a successor.
 	LeaderLease time.Duration `mapstructure:"LEADER_LEASE"`
 
@@ -89,19 +96,21 @@ var defaults = map[string]any{
 	"KAFKA_TOPIC":      "quibly.messages",
 	"KAFKA_PARTITIONS": 12,
 	// Capped at start by the brokers present; 3 with min.insync.replicas 2 on MSK.
-	"KAFKA_REPLICATION_FACTOR": 3,
-	"DB_MAX_CONNS":             20,
-	"LEADER_LEASE":             "10s",
-	"MAX_MESSAGE_CHARS":        4000,
-	"MAX_PAYLOAD_BYTES":        1_000_000,
-	"MESSAGE_RATE":             10.0,
-	"MESSAGE_BURST":            20,
-	"SEND_QUEUE_SIZE":          256,
-	"PING_INTERVAL":            "25s",
-	"PING_TIMEOUT":             "20s",
-	"RECOVERY_WINDOW":          "2m",
-	"SHUTDOWN_TIMEOUT":         "25s",
-	"PPROF_ADDR":               "",
+	"KAFKA_REPLICATION_FACTOR":  3,
+	"KAFKA_MIN_INSYNC_REPLICAS": 2,
+	"KAFKA_GROUP_ID":            "quibly-batch-writer",
+	"DB_MAX_CONNS":              20,
+	"LEADER_LEASE":              "10s",
+	"MAX_MESSAGE_CHARS":         4000,
+	"MAX_PAYLOAD_BYTES":         1_000_000,
+	"MESSAGE_RATE":              10.0,
+	"MESSAGE_BURST":             20,
+	"SEND_QUEUE_SIZE":           256,
+	"PING_INTERVAL":             "25s",
+	"PING_TIMEOUT":              "20s",
+	"RECOVERY_WINDOW":           "2m",
+	"SHUTDOWN_TIMEOUT":          "25s",
+	"PPROF_ADDR":                "",
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not
@@ -229,6 +238,12 @@ func (c Config) Validate() error {
 	}
 	if c.KafkaReplicationFactor < 1 {
 		bad("KAFKA_REPLICATION_FACTOR", "must be at least 1, got %d", c.KafkaReplicationFactor)
+	}
+	if c.KafkaMinInsyncReplicas < 1 {
+		bad("KAFKA_MIN_INSYNC_REPLICAS", "must be at least 1, got %d", c.KafkaMinInsyncReplicas)
+	}
+	if c.KafkaGroupID == "" || strings.ContainsAny(c.KafkaGroupID, " /\\,") {
+		bad("KAFKA_GROUP_ID", "must be a consumer group name without spaces, slashes or commas, got %q", c.KafkaGroupID)
 	}
 	if c.DBMaxConns < 2 {
 		bad("DB_MAX_CONNS", "must be at least 2, got %d", c.DBMaxConns)

@@ -53,10 +53,13 @@ func TestLoad(t *testing.T) {
 		{name: "kafka topic with a slash", env: map[string]string{"KAFKA_TOPIC": "a/b"}, wantErr: "KAFKA_TOPIC"},
 		{name: "zero partitions", env: map[string]string{"KAFKA_PARTITIONS": "0"}, wantErr: "KAFKA_PARTITIONS"},
 		{name: "zero replication", env: map[string]string{"KAFKA_REPLICATION_FACTOR": "0"}, wantErr: "KAFKA_REPLICATION_FACTOR"},
+		{name: "zero in-sync replicas", env: map[string]string{"KAFKA_MIN_INSYNC_REPLICAS": "0"}, wantErr: "KAFKA_MIN_INSYNC_REPLICAS"},
+		{name: "consumer group with a space", env: map[string]string{"KAFKA_GROUP_ID": "batch writer"}, wantErr: "KAFKA_GROUP_ID"},
 		{name: "one DB connection", env: map[string]string{"DB_MAX_CONNS": "1"}, wantErr: "DB_MAX_CONNS"},
 		{name: "bad lease", env: map[string]string{"LEADER_LEASE": "0s"}, wantErr: "LEADER_LEASE"},
 		{name: "clustered tuning defaults", check: func(t *testing.T, c Config) {
-			if c.KafkaTopic != "quibly.messages" || c.KafkaPartitions != 12 || c.KafkaReplicationFactor != 3 || c.LeaderLease.Seconds() != 10 {
+			if c.KafkaTopic != "quibly.messages" || c.KafkaPartitions != 12 || c.KafkaReplicationFactor != 3 || c.LeaderLease.Seconds() != 10 ||
+				c.KafkaMinInsyncReplicas != 2 || c.KafkaGroupID != "quibly-batch-writer" {
 				t.Fatalf("unexpected clustered defaults: %+v", c)
 			}
 		}},

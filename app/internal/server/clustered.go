@@ -83,7 +83,7 @@ func openClustered(ctx context.Context, cfg config.Config, log *slog.Logger) (_ 
 	be.elector = el
 
 	kcfg := queue.KafkaConfig{Brokers: cfg.Brokers(), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
-		ReplicationFactor: cfg.KafkaReplicationFactor, MinInSyncReplicas: 2, Username: cfg.KafkaUsername,
+		ReplicationFactor: cfg.KafkaReplicationFactor, MinInSyncReplicas: cfg.KafkaMinInsyncReplicas, GroupID: cfg.KafkaGroupID, Username: cfg.KafkaUsername,
 		Password: cfg.KafkaPassword, ClientID: "quibly-" + cfg.ServerID,
 		// SCRAM only ever travels over TLS (as MSK requires); KAFKA_TLS alone turns on TLS without SASL.
 		TLS: cfg.KafkaTLS || cfg.KafkaUsername != ""}

@@ -18,35 +18,39 @@ import (
 
 // FleetArgs configures the instances and what they connect to.
 type FleetArgs struct {
-	Name               string // quibly-<stack>: prefixes names and the SSM parameter path
-	Region             string
-	Instances          int
-	InstanceType       string
-	AMI                string
-	Arch               string
-	VolumeGB           int
-	MemoryMax          string
-	AppVersion         string
-	AppPort            int
-	StopTimeoutSeconds int
-	FrontendURL        pulumi.StringInput
-	SubnetIDs          pulumi.StringArray
-	SecurityGroupID    pulumi.StringInput
-	TargetGroupArn     pulumi.StringInput
-	KmsKeyArn          pulumi.StringInput
-	RedisHost          pulumi.StringInput
-	RedisPort          int
-	RedisCluster       bool
-	KafkaBrokers       pulumi.StringInput
-	KafkaTopic         string
-	KafkaReplication   int
-	DBHost             pulumi.StringInput
-	DBPort             int
-	DBName             string
-	AppSecretArn       pulumi.StringInput
-	KafkaSecretArn     pulumi.StringInput
-	DBSecretArn        pulumi.StringInput // the master user's: only quibly -setup-db reads it
-	DBAppSecretArn     pulumi.StringInput // the servers' own login
+	Name                string // quibly-<stack>: prefixes names and the SSM parameter path
+	Region              string
+	Instances           int
+	InstanceType        string
+	AMI                 string
+	Arch                string
+	VolumeGB            int
+	MemoryMax           string
+	AppVersion          string
+	AppPort             int
+	StopTimeoutSeconds  int
+	FrontendURL         pulumi.StringInput
+	SubnetIDs           pulumi.StringArray
+	SecurityGroupID     pulumi.StringInput
+	TargetGroupArn      pulumi.StringInput
+	KmsKeyArn           pulumi.StringInput
+	RedisHost           pulumi.StringInput
+	RedisPort           int
+	RedisCluster        bool
+	KafkaBrokers        pulumi.StringInput
+	KafkaTopic          string
+	KafkaReplication    int
+	KafkaMinInsync      int
+	KafkaGroupID        string
+	PingIntervalSeconds int
+	DrainSeconds        int
+	DBHost              pulumi.StringInput
+	DBPort              int
+	DBName              string
+	AppSecretArn        pulumi.StringInput
+	KafkaSecretArn      pulumi.StringInput
+	DBSecretArn         pulumi.StringInput // the master user's: only quibly -setup-db reads it
+	DBAppSecretArn      pulumi.StringInput // the servers' own login
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -240,7 +244,9 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 				ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
 				MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
 				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
-				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
+				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
+				KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
+				PingIntervalSeconds: args.PingIntervalSeconds, DrainSeconds: args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
 				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
 			})
 		}).(pulumi.StringOutput)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"strconv"
 	"text/template"
 )
 
@@ -27,6 +28,12 @@ type BootSettings struct {
 	KafkaBrokers       string
 	KafkaTopic         string
 	KafkaReplication   int
+	KafkaMinInsync     int
+	KafkaGroupID       string
+	// PingIntervalSeconds and DrainSeconds are the app's Engine.IO ping interval and
+	// longest SIGTERM drain, which the load balancer's timeouts are sized for.
+	PingIntervalSeconds int
+	DrainSeconds        int
 	DBHost             string
 	DBPort             int
 	DBName             string
@@ -46,7 +53,7 @@ func (b BootSettings) Validate() error {
 	for name, v := range map[string]string{
 		"ServerID": b.ServerID, "Region": b.Region, "ArtifactBucket": b.ArtifactBucket, "Arch": b.Arch,
 		"VersionParameter": b.VersionParameter, "MemoryMax": b.MemoryMax, "FrontendURL": b.FrontendURL,
-		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "DBHost": b.DBHost, "DBName": b.DBName,
+		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "KafkaGroupID": b.KafkaGroupID, "DBHost": b.DBHost, "DBName": b.DBName,
 		"AppSecretArn": b.AppSecretArn, "KafkaSecretArn": b.KafkaSecretArn, "DBSecretArn": b.DBSecretArn, "DBAppSecretArn": b.DBAppSecretArn,
 	} {
 		if !safe.MatchString(v) {
@@ -54,6 +61,32 @@ func (b BootSettings) Validate() error {
 		}
 	}
 	return nil
+}
+
+// EnvVar is one line of the server's environment file.
+type EnvVar struct{ Name, Value string }
+
+// ServerEnv is the server's environment file (/etc/quibly/quibly.env): every app
+// setting the stack declares, under the name the app reads (README, Configuration).
+// None is secret; quibly-run adds the secrets.
+func (b BootSettings) ServerEnv() []EnvVar {
+	return []EnvVar{
+		{"SERVER_ID", b.ServerID},
+		{"PORT", strconv.Itoa(b.Port)},
+		{"FRONTEND_URL", b.FrontendURL},
+		{"REDIS_STRING", b.RedisHost},
+		{"REDIS_PORT_NO", strconv.Itoa(b.RedisPort)},
+		{"REDIS_TLS", "true"},
+		{"REDIS_CLUSTER", strconv.FormatBool(b.RedisCluster)},
+		{"KAFKA_BROKERS", b.KafkaBrokers},
+		{"KAFKA_TLS", "true"},
+		{"KAFKA_TOPIC", b.KafkaTopic},
+		{"KAFKA_REPLICATION_FACTOR", strconv.Itoa(b.KafkaReplication)},
+		{"KAFKA_MIN_INSYNC_REPLICAS", strconv.Itoa(b.KafkaMinInsync)},
+		{"KAFKA_GROUP_ID", b.KafkaGroupID},
+		{"PING_INTERVAL", fmt.Sprintf("%ds", b.PingIntervalSeconds)},
+		{"SHUTDOWN_TIMEOUT", fmt.Sprintf("%ds", b.DrainSeconds)},
+	}
 }
 
 // RDSCABundle is where RDS's certificate authorities come from: the server verifies
@@ -69,7 +102,8 @@ func UserData(b BootSettings) (string, error) {
 	if err := bootScript.Execute(&out, struct {
 		BootSettings
 		RDSCABundle string
-	}{b, RDSCABundle}); err != nil {
+		Env         []EnvVar
+	}{b, RDSCABundle, b.ServerEnv()}); err != nil {
 		return "", err
 	}
 	return out.String(), nil
@@ -109,18 +143,8 @@ DATABASE_URL="postgresql://{{.DBHost}}:{{.DBPort}}/{{.DBName}}?sslmode=verify-fu
 QUIBLY_BOOT_ENV
 
 cat > /etc/quibly/quibly.env <<'QUIBLY_ENV'
-SERVER_ID={{.ServerID}}
-PORT={{.Port}}
-FRONTEND_URL={{.FrontendURL}}
-REDIS_STRING={{.RedisHost}}
-REDIS_PORT_NO={{.RedisPort}}
-REDIS_TLS=true
-REDIS_CLUSTER={{.RedisCluster}}
-KAFKA_BROKERS={{.KafkaBrokers}}
-KAFKA_TLS=true
-KAFKA_TOPIC={{.KafkaTopic}}
-KAFKA_REPLICATION_FACTOR={{.KafkaReplication}}
-QUIBLY_ENV
+{{range .Env}}{{.Name}}={{.Value}}
+{{end}}QUIBLY_ENV
 
 # The database's certificate is verified against RDS's authorities (sslmode=verify-full).
 curl -fsS --retry 5 --retry-connrefused -o /etc/quibly/rds-ca.pem.part '{{.RDSCABundle}}'

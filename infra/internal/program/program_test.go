@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/quibly/quibly/infra/internal/awstest"
 	"github.com/quibly/quibly/infra/internal/config"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/program"
@@ -1037,5 +1039,69 @@ func TestStackFileWithCLIKeys(t *testing.T) {
 	}
 	if _, ok := cfg["quibly:jwtSecret"]; ok {
 		t.Error("an encrypted secret must be left to the engine, not passed as its ciphertext")
+	}
+}
+
+// appConfigKeys are the variables the server reads: the mapstructure tags of its config.
+func appConfigKeys(t *testing.T) []string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot, "app/internal/config/config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, m := range regexp.MustCompile("mapstructure:\"([A-Z0-9_]+)\"").FindAllStringSubmatch(string(src), -1) {
+		keys = append(keys, m[1])
+	}
+	if len(keys) < 20 {
+		t.Fatalf("found %d config keys in the app's config; the pattern no longer matches", len(keys))
+	}
+	return keys
+}
+
+// Every app setting a stack file declares reaches every server's environment, under a
+// name the app reads: the env file decoded from each tier's user data says what the
+// stack file says, and holds nothing the app would ignore.
+func TestServerEnvMatchesStack(t *testing.T) {
+	appKeys := appConfigKeys(t)
+	for _, stack := range []string{"small", "medium", "large"} {
+		t.Run(stack, func(t *testing.T) {
+			cfg := loadConfig(t, stack)
+			want := map[string]string{
+				"PORT":                      strconv.Itoa(cfg.App.Port),
+				"REDIS_PORT_NO":             "6379",
+				"REDIS_TLS":                 "true",
+				"REDIS_CLUSTER":             strconv.FormatBool(cfg.Cache.ClusterMode),
+				"KAFKA_TLS":                 "true",
+				"KAFKA_TOPIC":               cfg.Kafka.Topic,
+				"KAFKA_REPLICATION_FACTOR":  strconv.Itoa(cfg.Kafka.ReplicationFactor),
+				"KAFKA_MIN_INSYNC_REPLICAS": strconv.Itoa(cfg.Kafka.MinInsyncReplicas),
+				"KAFKA_GROUP_ID":            cfg.Kafka.ConsumerGroup,
+				"PING_INTERVAL":             fmt.Sprintf("%ds", cfg.LoadBalancer.PingIntervalSeconds),
+				"SHUTDOWN_TIMEOUT":          fmt.Sprintf("%ds", cfg.LoadBalancer.DrainSeconds),
+			}
+			for _, in := range record(t, stack).ByType("aws:ec2/instance:Instance") {
+				body, err := awstest.Heredoc(str(in, "userData"), "QUIBLY_ENV")
+				if err != nil {
+					t.Fatalf("%s: %v", in.Name, err)
+				}
+				env := map[string]string{}
+				for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+					k, v, ok := strings.Cut(line, "=")
+					if !ok || env[k] != "" {
+						t.Fatalf("%s: env file line %q is not a new KEY=value", in.Name, line)
+					}
+					env[k] = v
+					if !slices.Contains(appKeys, k) {
+						t.Errorf("%s: the env file sets %s, which the app does not read", in.Name, k)
+					}
+				}
+				for k, v := range want {
+					if env[k] != v {
+						t.Errorf("%s: %s=%q, the stack file says %q", in.Name, k, env[k], v)
+					}
+				}
+			}
+		})
 	}
 }
