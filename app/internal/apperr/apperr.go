@@ -7,7 +7,7 @@ import (
 	"net/http"
 )
 
-// Stable error codes (DESIGN.md).
+// Stable error codes (docs/REFERENCE.md, Errors).
 const (
 	Unauthorized = "unauthorized"
 	Forbidden    = "forbidden"

@@ -117,3 +117,17 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The reference's configuration table names every variable the server reads.
+func TestReferenceListsEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := string(doc)[strings.Index(string(doc), "## Configuration"):]
+	for _, k := range keys() {
+		if !strings.Contains(table, "`"+k+"`") {
+			t.Errorf("docs/REFERENCE.md, Configuration, does not list %s", k)
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/quibly/quibly/app/internal/store"
 )
 
-// Input limits (DESIGN.md, HTTP API).
+// Input limits (docs/REFERENCE.md, HTTP API).
 const (
 	minPasswordBytes = 8
 	maxPasswordBytes = 128
