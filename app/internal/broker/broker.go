@@ -30,8 +30,29 @@ type Event struct {
 	Offset string `json:"-"`
 }
 
+// Slot is a message's place in its channel's order, handed out by Reserve: its id
+// (a UUIDv7; a channel's ids only grow) and time (ms since the epoch, the id's).
+type Slot struct {
+	ChannelID string
+	ID        string
+	TS        int64
+}
+
 // Broker delivers events to every node's subscriber in one global order.
+//
+// A channel's messages go through Reserve and Commit, so that every subscriber, and
+// the recovery log, get them in id order: Commit holds a message back until every
+// message of its channel reserved before it has been committed or given up. A slot
+// neither committed nor cancelled (its node died, or its send failed and was never
+// retried) is given up after the hold time; committed later, its message is
+// delivered at once, out of order, and Commit says it was late.
 type Broker interface {
+	// Reserve hands out the next slot of channel.
+	Reserve(ctx context.Context, channelID string) (Slot, error)
+	// Commit logs and delivers ev, the message holding s, in its channel's id order.
+	Commit(ctx context.Context, s Slot, ev Event) (late bool, err error)
+	// Cancel gives s up: later messages of its channel stop waiting for it.
+	Cancel(ctx context.Context, s Slot) error
 	// Publish delivers ev to all subscribers. When logged is true the event is also
 	// appended to the recovery log and gets an Offset; the returned offset is that.
 	Publish(ctx context.Context, ev Event, logged bool) (string, error)

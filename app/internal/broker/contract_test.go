@@ -2,13 +2,17 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // backend is one broker deployment under test: two nodes on the same bus (the same
@@ -17,6 +21,7 @@ import (
 type backend struct {
 	a, b    Broker
 	window  time.Duration
+	hold    time.Duration // the brokers' Hold
 	advance func(time.Duration)
 }
 
@@ -31,6 +36,9 @@ func runBrokerContract(t *testing.T, newBackend func(t *testing.T) backend) {
 		{"one order across nodes", contractOneOrder},
 		{"subscription ends with its context", contractSubscriptionEnds},
 		{"closed broker refuses to publish", contractClosed},
+		{"reserved messages arrive in id order", contractReservedInOrder},
+		{"a slot never settled is given up", contractSlotGivenUp},
+		{"concurrent senders on two nodes: one ascending order", contractConcurrentReserved},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })
 	}
@@ -256,5 +264,155 @@ func contractClosed(t *testing.T, be backend) {
 	}
 	if err := be.b.Ping(testCtx(t)); err != nil && be.b != be.a {
 		t.Fatalf("the other node is still up: %v", err)
+	}
+}
+
+func reserve(t *testing.T, b Broker, channel string) Slot {
+	t.Helper()
+	s, err := b.Reserve(testCtx(t), channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func commit(t *testing.T, b Broker, s Slot) bool {
+	t.Helper()
+	late, err := b.Commit(testCtx(t), s, msg(s.ChannelID, `"`+s.ID+`"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return late
+}
+
+// idsOf is the slot ids the events carry (the tests put each event's id in its data).
+func idsOf(evs []Event) []string {
+	var out []string
+	for _, e := range evs {
+		var id string
+		_ = json.Unmarshal(e.Data, &id)
+		out = append(out, id)
+	}
+	return out
+}
+
+func contractReservedInOrder(t *testing.T, be backend) {
+	ctx := testCtx(t)
+	sub := newCollector()
+	if err := be.a.Subscribe(ctx, sub.add); err != nil {
+		t.Fatal(err)
+	}
+	// Ids grow per channel and are UUIDv7s whose time is the slot's.
+	s1, s2, s3, s4 := reserve(t, be.a, "a"), reserve(t, be.b, "a"), reserve(t, be.a, "a"), reserve(t, be.b, "a")
+	other := reserve(t, be.a, "b")
+	for i, s := range []Slot{s1, s2, s3, s4} {
+		u, err := uuid.Parse(s.ID)
+		if err != nil || u.Version() != 7 || u.String() != s.ID {
+			t.Fatalf("slot %d id %q is not a canonical UUIDv7", i, s.ID)
+		}
+		if ms := int64(binary.BigEndian.Uint64(u[0:8]) >> 16); ms != s.TS {
+			t.Fatalf("slot %d: id time %d, TS %d", i, ms, s.TS)
+		}
+		if i > 0 && s.ID <= []Slot{s1, s2, s3, s4}[i-1].ID {
+			t.Fatalf("slot ids do not grow: %v", []Slot{s1, s2, s3, s4})
+		}
+	}
+	// Committed out of order, delivered in order; another channel is not held back.
+	if commit(t, be.b, s3) || commit(t, be.a, s2) {
+		t.Fatal("a commit within the hold reported late")
+	}
+	commit(t, be.a, other)
+	if got := sub.wait(t, 1); len(got) != 1 || idsOf(got)[0] != other.ID {
+		t.Fatalf("with the head of channel a open, the subscriber saw %v, want only channel b's message", idsOf(got))
+	}
+	commit(t, be.b, s1)
+	got := sub.wait(t, 4)
+	if want := []string{other.ID, s1.ID, s2.ID, s3.ID}; !slices.Equal(idsOf(got), want) {
+		t.Fatalf("delivered %v, want %v", idsOf(got), want)
+	}
+	// A cancelled head lets the ones behind it through.
+	s5 := reserve(t, be.a, "a")
+	commit(t, be.a, s5)
+	if err := be.b.Cancel(ctx, s4); err != nil {
+		t.Fatal(err)
+	}
+	got = sub.wait(t, 5)
+	if idsOf(got)[4] != s5.ID {
+		t.Fatalf("after cancelling %s, delivered %v", s4.ID, idsOf(got))
+	}
+	evs, err := be.a.Since(ctx, got[0].Offset, []string{"a"})
+	if err != nil || !slices.Equal(idsOf(evs), []string{s1.ID, s2.ID, s3.ID, s5.ID}) {
+		t.Fatalf("the log replays %v (%v), want the delivery order", idsOf(evs), err)
+	}
+}
+
+func contractSlotGivenUp(t *testing.T, be backend) {
+	ctx := testCtx(t)
+	sub := newCollector()
+	if err := be.a.Subscribe(ctx, sub.add); err != nil {
+		t.Fatal(err)
+	}
+	dead, next := reserve(t, be.a, "a"), reserve(t, be.b, "a") // dead's node never settles it
+	commit(t, be.b, next)
+	time.Sleep(be.hold / 4)
+	if got := sub.events(); len(got) != 0 {
+		t.Fatalf("delivered %v while an earlier slot was held", idsOf(got))
+	}
+	be.advance(be.hold)
+	if got := sub.wait(t, 1); idsOf(got)[0] != next.ID {
+		t.Fatalf("after the hold, delivered %v, want %s", idsOf(got), next.ID)
+	}
+	if !commit(t, be.a, dead) {
+		t.Fatal("a commit after its slot was given up did not report late")
+	}
+	if got := sub.wait(t, 2); idsOf(got)[1] != dead.ID {
+		t.Fatalf("a late commit was not delivered: %v", idsOf(got))
+	}
+}
+
+// Two nodes, four senders each committing after a random delay (as Kafka acks come
+// back): both subscribers see every message once, in one order, ascending by id.
+func contractConcurrentReserved(t *testing.T, be backend) {
+	ctx := testCtx(t)
+	subA, subB := newCollector(), newCollector()
+	if err := be.a.Subscribe(ctx, subA.add); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.b.Subscribe(ctx, subB.add); err != nil {
+		t.Fatal(err)
+	}
+	const senders, each = 8, 40
+	var wg sync.WaitGroup
+	for n := range senders {
+		node := []Broker{be.a, be.b}[n%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var inflight sync.WaitGroup
+			for range each {
+				s, err := node.Reserve(ctx, "a")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+					if _, err := node.Commit(ctx, s, msg("a", `"`+s.ID+`"`)); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			inflight.Wait()
+		}()
+	}
+	wg.Wait()
+	a, b := idsOf(subA.wait(t, senders*each)), idsOf(subB.wait(t, senders*each))
+	if !slices.Equal(a, b) {
+		t.Fatal("the two subscribers saw different orders")
+	}
+	if !slices.IsSorted(a) || len(slices.Compact(slices.Clone(a))) != senders*each {
+		t.Fatalf("delivery is not strictly ascending by id: %v", a)
 	}
 }

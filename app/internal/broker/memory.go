@@ -19,12 +19,25 @@ type Memory struct {
 	// epoch prefixes offsets so that an offset from before a restart never matches.
 	epoch string
 
+	hold time.Duration
+
 	mu     sync.Mutex
 	seq    uint64
 	log    []logEntry // ascending offsets
 	subs   map[int]memorySub
 	nextID int
 	closed bool
+	// Per channel: the last id's clock and the slots not yet delivered, ascending.
+	clocks  map[string]clock
+	pending map[string][]*memSlot
+	timers  map[string]*time.Timer // a release when a channel's head slot is given up
+}
+
+// memSlot is a reserved slot; ev is set once committed.
+type memSlot struct {
+	id       string
+	deadline time.Time
+	ev       *Event
 }
 
 // memorySub is one Subscribe call; its ctx is checked on delivery because the
@@ -43,6 +56,8 @@ type logEntry struct {
 // MemoryConfig sets how long logged events stay replayable.
 type MemoryConfig struct {
 	Window time.Duration
+	// Hold is how long a reserved slot holds back later messages (DefaultHold when 0).
+	Hold time.Duration
 }
 
 // NewMemory returns an in-process broker.
@@ -50,8 +65,110 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Window <= 0 {
 		return nil, errors.New("broker: recovery window must be positive")
 	}
+	if cfg.Hold < 0 {
+		return nil, errors.New("broker: hold must not be negative")
+	}
+	if cfg.Hold == 0 {
+		cfg.Hold = DefaultHold
+	}
 	epoch := strconv.FormatInt(time.Now().UnixNano(), 36)
-	return &Memory{window: cfg.Window, now: time.Now, epoch: epoch, subs: map[int]memorySub{}}, nil
+	return &Memory{window: cfg.Window, hold: cfg.Hold, now: time.Now, epoch: epoch, subs: map[int]memorySub{},
+		clocks: map[string]clock{}, pending: map[string][]*memSlot{}, timers: map[string]*time.Timer{}}, nil
+}
+
+// Reserve implements Broker.
+func (m *Memory) Reserve(_ context.Context, channelID string) (Slot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Slot{}, errors.New("broker: closed")
+	}
+	now := m.now()
+	c := m.clocks[channelID].next(now.UnixMilli())
+	m.clocks[channelID] = c
+	sl := &memSlot{id: slotID(c), deadline: now.Add(m.hold)}
+	m.pending[channelID] = append(m.pending[channelID], sl)
+	return Slot{ChannelID: channelID, ID: sl.id, TS: c.ms}, nil
+}
+
+// Commit implements Broker.
+func (m *Memory) Commit(_ context.Context, s Slot, ev Event) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, errors.New("broker: closed")
+	}
+	ev.ChannelID = s.ChannelID
+	if sl := m.slot(s); sl != nil {
+		sl.ev = &ev
+		m.releaseLocked(s.ChannelID)
+		return false, nil
+	}
+	m.publishLocked(ev, true) // given up already: deliver now, out of order
+	return true, nil
+}
+
+// Cancel implements Broker.
+func (m *Memory) Cancel(_ context.Context, s Slot) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.pending[s.ChannelID]
+	for i, sl := range q {
+		if sl.id == s.ID {
+			m.pending[s.ChannelID] = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	m.releaseLocked(s.ChannelID)
+	return nil
+}
+
+func (m *Memory) slot(s Slot) *memSlot {
+	for _, sl := range m.pending[s.ChannelID] {
+		if sl.id == s.ID {
+			return sl
+		}
+	}
+	return nil
+}
+
+// releaseLocked delivers the channel's committed slots from the head, dropping heads
+// past their deadline, and arms a timer for a head still waiting. Callers hold m.mu.
+func (m *Memory) releaseLocked(channelID string) {
+	q := m.pending[channelID]
+	now := m.now()
+	for len(q) > 0 {
+		head := q[0]
+		switch {
+		case head.ev != nil:
+			m.publishLocked(*head.ev, true)
+		case !now.Before(head.deadline): // given up
+		default:
+			m.pending[channelID] = q
+			m.armLocked(channelID, head.deadline.Sub(now))
+			return
+		}
+		q = q[1:]
+	}
+	delete(m.pending, channelID)
+	if t := m.timers[channelID]; t != nil {
+		t.Stop()
+		delete(m.timers, channelID)
+	}
+}
+
+func (m *Memory) armLocked(channelID string, after time.Duration) {
+	if t := m.timers[channelID]; t != nil {
+		t.Stop()
+	}
+	m.timers[channelID] = time.AfterFunc(after+time.Millisecond, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.timers, channelID)
+		if !m.closed {
+			m.releaseLocked(channelID)
+		}
+	})
 }
 
 func (m *Memory) formatOffset(seq uint64) string { return m.epoch + "-" + strconv.FormatUint(seq, 10) }
@@ -72,6 +189,10 @@ func (m *Memory) Publish(_ context.Context, ev Event, logged bool) (string, erro
 	if m.closed {
 		return "", errors.New("broker: closed")
 	}
+	return m.publishLocked(ev, logged), nil
+}
+
+func (m *Memory) publishLocked(ev Event, logged bool) string {
 	if logged {
 		m.seq++
 		ev.Offset = m.formatOffset(m.seq)
@@ -84,7 +205,7 @@ func (m *Memory) Publish(_ context.Context, ev Event, logged bool) (string, erro
 			sub.fn([]Event{ev})
 		}
 	}
-	return ev.Offset, nil
+	return ev.Offset
 }
 
 // trim drops entries older than the window. Callers hold m.mu.
@@ -154,5 +275,8 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
+	for _, t := range m.timers {
+		t.Stop()
+	}
 	return nil
 }

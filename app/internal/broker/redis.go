@@ -39,6 +39,11 @@ type RedisConfig struct {
 	BlockTime time.Duration
 	// OpTimeout bounds each non-blocking call the broker makes on its own (default 5 s).
 	OpTimeout time.Duration
+	// Hold is how long a reserved slot holds back the later messages of its channel
+	// (DefaultHold when 0). Every subscribed node gives up expired slots about four
+	// times per Hold, so a node that died holding one delays its channel by at most
+	// about 1.25 × Hold.
+	Hold time.Duration
 	// Log receives reconnects and log losses; slog.Default when nil.
 	Log *slog.Logger
 }
@@ -62,6 +67,8 @@ type Redis struct {
 	log    *slog.Logger
 
 	streamKey, epochKey, seqKey, pubsubChannel string
+	// pendingKey is the set of channels with slots not yet delivered.
+	pendingKey string
 
 	mu     sync.Mutex
 	closed bool
@@ -93,8 +100,11 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
 	if cfg.OpTimeout == 0 {
 		cfg.OpTimeout = 5 * time.Second
 	}
-	if cfg.MaxLogLength < 0 || cfg.ReadBatch < 0 || cfg.BlockTime < 0 || cfg.OpTimeout < 0 {
-		return nil, errors.New("broker: MaxLogLength, ReadBatch, BlockTime and OpTimeout must not be negative")
+	if cfg.Hold == 0 {
+		cfg.Hold = DefaultHold
+	}
+	if cfg.MaxLogLength < 0 || cfg.ReadBatch < 0 || cfg.BlockTime < 0 || cfg.OpTimeout < 0 || cfg.Hold < 0 {
+		return nil, errors.New("broker: MaxLogLength, ReadBatch, BlockTime, OpTimeout and Hold must not be negative")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -105,6 +115,7 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
 		epochKey:      redisx.Key(cfg.KeyPrefix, "bus", "epoch"),
 		seqKey:        redisx.Key(cfg.KeyPrefix, "bus", "seq"),
 		pubsubChannel: redisx.Key(cfg.KeyPrefix, "bus", "live"),
+		pendingKey:    redisx.Key(cfg.KeyPrefix, "bus", "pending"),
 		subs:          map[int]context.CancelFunc{},
 	}, nil
 }
@@ -118,24 +129,99 @@ const (
 	fieldSeq   = "n"
 )
 
-// publishScript appends one event and trims the log, creating the epoch when the log
-// is new (or was lost). It returns {epoch, id, seq}.
-// KEYS: stream, epoch, seq. ARGV: event json, candidate epoch, max length, window ms.
-var publishScript = redis.NewScript(`
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('SET', KEYS[2], epoch)
-  redis.call('SET', KEYS[3], 0)
+// appendLua appends one event to the log and trims it, creating the epoch when the
+// log is new (or was lost); it returns {epoch, id, seq}. It expects the keys stream,
+// epoch, seq in KEYS[1..3] and reads max length and window (ms) from its arguments.
+const appendLua = `
+local function append(event, candidate, maxlen, window)
+  local epoch = redis.call('GET', KEYS[2])
+  if not epoch then
+    epoch = candidate
+    redis.call('SET', KEYS[2], epoch)
+    redis.call('SET', KEYS[3], 0)
+  end
+  local n = redis.call('INCR', KEYS[3])
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', event, 'p', epoch, 'n', n)
+  local ms = tonumber(string.match(id, '^(%d+)-'))
+  local cut = ms - tonumber(window)
+  if cut > 0 then
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(cut))
+  end
+  return {epoch, id, tostring(n)}
 end
-local n = redis.call('INCR', KEYS[3])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1], 'p', epoch, 'n', n)
-local ms = tonumber(string.match(id, '^(%d+)-'))
-local cut = ms - tonumber(ARGV[4])
-if cut > 0 then
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(cut))
+local function nowms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-return {epoch, id, tostring(n)}
+`
+
+// publishScript appends one event. KEYS: stream, epoch, seq.
+// ARGV: event json, candidate epoch, max length, window ms.
+var publishScript = redis.NewScript(appendLua + `
+return append(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+`)
+
+// reserveScript hands out a channel's next slot: the id's time is Redis' clock, so
+// the ids of every node share one clock. It returns {id, ms}.
+// KEYS: stream, epoch, seq, clock, slots (zset), state (hash), pending set.
+// ARGV: channel, random tail of the id ("xxxx-xxxxxxxxxxxx", variant set), hold ms.
+var reserveScript = redis.NewScript(appendLua + `
+local now = nowms()
+local last = redis.call('HMGET', KEYS[4], 'ms', 'seq')
+local ms, seq = now, 0
+local lms = tonumber(last[1])
+if lms and now <= lms then
+  ms, seq = lms, tonumber(last[2]) + 1
+  if seq >= 4096 then ms, seq = lms + 1, 0 end
+end
+redis.call('HSET', KEYS[4], 'ms', ms, 'seq', seq)
+redis.call('PEXPIRE', KEYS[4], 86400000)
+local id = string.format('%08x-%04x-7%03x-', math.floor(ms / 65536), ms % 65536, seq) .. ARGV[2]
+redis.call('ZADD', KEYS[5], 0, id)
+redis.call('HSET', KEYS[6], id, 'd' .. (now + tonumber(ARGV[3])))
+redis.call('SADD', KEYS[7], ARGV[1])
+return {id, tostring(ms)}
+`)
+
+// releaseScript settles one slot (commit: its event; cancel: none), then appends the
+// channel's committed slots from the head in id order, dropping heads past their
+// deadline, until it meets one still waiting. A commit of a slot no longer held is
+// appended at once and reported late (1). With an empty slot id it only releases
+// (the sweep of given-up slots).
+// KEYS: stream, epoch, seq, slots (zset), state (hash), pending set.
+// ARGV: channel, slot id, event json (” to cancel), candidate epoch, max length, window ms.
+var releaseScript = redis.NewScript(appendLua + `
+local late = 0
+if ARGV[2] ~= '' then
+  if redis.call('ZSCORE', KEYS[4], ARGV[2]) then
+    if ARGV[3] ~= '' then
+      redis.call('HSET', KEYS[5], ARGV[2], 'e' .. ARGV[3])
+    else
+      redis.call('ZREM', KEYS[4], ARGV[2])
+      redis.call('HDEL', KEYS[5], ARGV[2])
+    end
+  elseif ARGV[3] ~= '' then
+    append(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+    late = 1
+  end
+end
+local now = nowms()
+while true do
+  local head = redis.call('ZRANGE', KEYS[4], 0, 0)
+  if #head == 0 then
+    redis.call('SREM', KEYS[6], ARGV[1])
+    break
+  end
+  local state = redis.call('HGET', KEYS[5], head[1])
+  if state and string.sub(state, 1, 1) == 'e' then
+    append(string.sub(state, 2), ARGV[4], ARGV[5], ARGV[6])
+  elseif state and tonumber(string.sub(state, 2)) > now then
+    break
+  end
+  redis.call('ZREM', KEYS[4], head[1])
+  redis.call('HDEL', KEYS[5], head[1])
+end
+return late
 `)
 
 // rotateScript replaces the epoch if it still is the one the caller saw, so that
@@ -185,6 +271,100 @@ func (r *Redis) Publish(ctx context.Context, ev Event, logged bool) (string, err
 		return "", fmt.Errorf("broker: publish script returned sequence %q", res[2])
 	}
 	return position{epoch: res[0], seq: seq, id: res[1]}.offset(), nil
+}
+
+// channelKeys are a channel's order keys: its clock, its slots (ids in order) and
+// their state ("d<deadline ms>" while reserved, "e<event>" once committed).
+func (r *Redis) channelKeys(channelID string) (clock, slots, state string) {
+	return redisx.Key(r.cfg.KeyPrefix, "bus", "clock:"+channelID),
+		redisx.Key(r.cfg.KeyPrefix, "bus", "slots:"+channelID),
+		redisx.Key(r.cfg.KeyPrefix, "bus", "slot-state:"+channelID)
+}
+
+// Reserve implements Broker: one script call.
+func (r *Redis) Reserve(ctx context.Context, channelID string) (Slot, error) {
+	if r.isClosed() {
+		return Slot{}, errors.New("broker: closed")
+	}
+	clockKey, slots, state := r.channelKeys(channelID)
+	tail := slotID(clock{})[19:] // the variant and random part of a fresh UUIDv7
+	res, err := reserveScript.Run(ctx, r.client, []string{r.streamKey, r.epochKey, r.seqKey, clockKey, slots, state, r.pendingKey},
+		channelID, tail, r.cfg.Hold.Milliseconds()).StringSlice()
+	if err != nil {
+		return Slot{}, fmt.Errorf("broker: reserving a message slot: %w", err)
+	}
+	if len(res) != 2 {
+		return Slot{}, fmt.Errorf("broker: reserve script returned %d values", len(res))
+	}
+	ms, err := strconv.ParseInt(res[1], 10, 64)
+	if err != nil {
+		return Slot{}, fmt.Errorf("broker: reserve script returned time %q", res[1])
+	}
+	return Slot{ChannelID: channelID, ID: res[0], TS: ms}, nil
+}
+
+// Commit implements Broker: one script call.
+func (r *Redis) Commit(ctx context.Context, s Slot, ev Event) (bool, error) {
+	if r.isClosed() {
+		return false, errors.New("broker: closed")
+	}
+	ev.ChannelID, ev.Offset = s.ChannelID, ""
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("broker: encoding event: %w", err)
+	}
+	late, err := r.release(ctx, s.ChannelID, s.ID, string(payload))
+	if err != nil {
+		return false, fmt.Errorf("broker: committing message %s: %w", s.ID, err)
+	}
+	return late, nil
+}
+
+// Cancel implements Broker: one script call.
+func (r *Redis) Cancel(ctx context.Context, s Slot) error {
+	if _, err := r.release(ctx, s.ChannelID, s.ID, ""); err != nil {
+		return fmt.Errorf("broker: cancelling message slot %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+func (r *Redis) release(ctx context.Context, channelID, slotID, payload string) (bool, error) {
+	_, slots, state := r.channelKeys(channelID)
+	late, err := releaseScript.Run(ctx, r.client, []string{r.streamKey, r.epochKey, r.seqKey, slots, state, r.pendingKey},
+		channelID, slotID, payload, newEpoch(), r.cfg.MaxLogLength, r.cfg.Window.Milliseconds()).Int()
+	return late == 1, err
+}
+
+// sweep gives up the expired slots of every channel that has slots, so that the
+// messages behind a slot whose node died are delivered.
+func (r *Redis) sweep(ctx context.Context) error {
+	channels, err := r.client.SMembers(ctx, r.pendingKey).Result()
+	if err != nil {
+		return err
+	}
+	for _, ch := range channels {
+		if _, err := r.release(ctx, ch, "", ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Redis) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(max(r.cfg.Hold/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			opCtx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+			if err := r.sweep(opCtx); err != nil && ctx.Err() == nil {
+				r.log.Warn("broker: giving up expired message slots failed; retrying", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // position is where an entry sits in the log; its offset form is "epoch:seq:id".
@@ -370,12 +550,16 @@ func (r *Redis) Subscribe(ctx context.Context, fn func([]Event)) error {
 		unregister()
 		return fmt.Errorf("broker: subscribing to live events: %w", err)
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
 		defer unregister()
 		defer stop()
 		s.readLog(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.sweepLoop(ctx)
 	}()
 	go func() {
 		defer r.wg.Done()

@@ -30,11 +30,11 @@ func TestRedisContract(t *testing.T) {
 	runBrokerContract(t, func(t *testing.T) backend {
 		c1, prefix := redistest.Client(t)
 		c2 := redistest.NewClient(t, "")
-		const window = 300 * time.Millisecond
-		cfg := RedisConfig{KeyPrefix: prefix, Window: window, BlockTime: 200 * time.Millisecond}
+		const window, hold = 300 * time.Millisecond, 400 * time.Millisecond
+		cfg := RedisConfig{KeyPrefix: prefix, Window: window, BlockTime: 200 * time.Millisecond, Hold: hold}
 		return backend{
 			a: newRedisBroker(t, c1, cfg), b: newRedisBroker(t, c2, cfg),
-			window: window, advance: time.Sleep,
+			window: window, hold: hold, advance: time.Sleep,
 		}
 	})
 }
