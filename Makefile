@@ -37,9 +37,15 @@ test-e2e: build e2e-deps ## protocol, restart and browser tests with the real so
 	mkdir -p $(TEST_OUT)
 	cd app/test/e2e && node --test --test-concurrency=1 protocol.test.mjs restart.test.mjs browser.test.mjs
 
-test-cluster: build e2e-deps cluster ## 3 nodes behind HAProxy: cross-node, stickiness, leader and failure tests
+# The ordering tests pipeline 200 sends per client: past the default rate limit and
+# send queue. Nodes the tests restart get the same settings.
+CLUSTER_TEST_ENV = MESSAGE_RATE=2000 MESSAGE_BURST=1000 SEND_QUEUE_SIZE=4096
+
+test-cluster: build e2e-deps services ## 3 nodes behind HAProxy: cross-node order, stickiness, leader and failure tests
 	mkdir -p $(TEST_OUT)
-	$(SERVICES_ENV) && cd app/test/e2e && node --test --test-concurrency=1 cluster.test.mjs; \
+	QUIBLY_SKIP_BUILD=1 scripts/cluster.sh down
+	export QUIBLY_CLUSTER_ENV="$(CLUSTER_TEST_ENV)" QUIBLY_SKIP_BUILD=1 && scripts/cluster.sh up && \
+	  $(SERVICES_ENV) && cd app/test/e2e && node --test --test-concurrency=1 cluster.test.mjs; \
 	  rc=$$?; cd $(CURDIR) && QUIBLY_SKIP_BUILD=1 scripts/cluster.sh down; exit $$rc
 
 services: ## install and start Redis, PostgreSQL and Kafka on 127.0.0.1 (idempotent)

@@ -189,7 +189,7 @@ return {id, tostring(ms)}
 // appended at once and reported late (1). With an empty slot id it only releases
 // (the sweep of given-up slots).
 // KEYS: stream, epoch, seq, slots (zset), state (hash), pending set.
-// ARGV: channel, slot id, event json (” to cancel), candidate epoch, max length, window ms.
+// ARGV: channel, slot id, event json (empty to cancel), candidate epoch, max length, window ms.
 var releaseScript = redis.NewScript(appendLua + `
 local late = 0
 if ARGV[2] ~= '' then

@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
 	"github.com/quibly/quibly/app/internal/apperr"
@@ -197,11 +196,13 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 	return h.completeSend(c, ps)
 }
 
-// pendingSend is a validated send with its id, between beginSend and completeSend.
+// pendingSend is a validated send with its place in the channel, between beginSend
+// and completeSend.
 type pendingSend struct {
 	start time.Time
 	p     sendPayload
 	msg   model.Message
+	slot  broker.Slot
 }
 
 func (h *Hub) sendDone(start time.Time, result string) {
@@ -209,10 +210,11 @@ func (h *Hub) sendDone(start time.Time, result string) {
 	h.Metrics.SendAckSeconds.Observe(time.Since(start).Seconds())
 }
 
-// beginSend validates a send, claims its nonce and assigns its id and time. It runs
-// in the connection's event order, so one connection's messages get ids in the order
-// it sent them. It returns either a pendingSend (h.inflight counts it until
-// completeSend) or the ack to answer at once.
+// beginSend validates a send, claims its nonce and reserves its place (id and time)
+// in the channel's order. It runs in the connection's event order, so one
+// connection's messages get ids, and are delivered, in the order it sent them. It
+// returns either a pendingSend (h.inflight counts it until completeSend) or the ack
+// to answer at once.
 func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	start := time.Now()
 	fail := func(e *apperr.Error) (*pendingSend, any) {
@@ -266,17 +268,26 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 		}
 	}
 
-	msg := model.Message{ID: attempt.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
-		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(attempt.TS).UTC()}
-	if msg.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fail(apperr.New(apperr.Unavailable, "could not assign a message id, retry"))
+	// A retry after a failed attempt keeps that attempt's slot (the attempt may have
+	// reached the queue after all, and the store then keeps one message); the slot
+	// stays reserved for it until the broker's hold runs out.
+	slot := broker.Slot{ChannelID: p.ChannelID, ID: attempt.ID, TS: attempt.TS}
+	if slot.ID == "" {
+		var err error
+		if slot, err = h.Broker.Reserve(ctx, p.ChannelID); err != nil {
+			h.Log.Warn("reserving a message slot failed", "err", err)
+			if p.Nonce != "" {
+				if err := h.Sessions.ReleaseNonce(ctx, c.user.ID, p.Nonce, sessions.Ack{}, h.cfg.NonceTTL); err != nil {
+					h.Log.Warn("releasing the nonce failed; its claim expires on its own", "err", err)
+				}
+			}
+			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
 		}
-		msg.ID, msg.CreatedAt = id.String(), time.Now().UTC()
 	}
+	msg := model.Message{ID: slot.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
+		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC()}
 	h.inflight.Add(1)
-	return &pendingSend{start: start, p: p, msg: msg}, nil
+	return &pendingSend{start: start, p: p, msg: msg, slot: slot}, nil
 }
 
 // completeSend makes a begun send durable (Kafka), fans it out and returns its ack.
@@ -294,7 +305,12 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	defer cancel()
 	if err := h.Queue.Produce(ctx, msg); err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
-		if p.Nonce != "" {
+		if p.Nonce == "" {
+			// Nothing can retry into this slot: the channel need not wait for it.
+			if err := h.Broker.Cancel(ctx, ps.slot); err != nil {
+				h.Log.Warn("cancelling the message slot failed; it is given up after the hold", "err", err)
+			}
+		} else {
 			rctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 			failed := sessions.Ack{ID: msg.ID, TS: msg.CreatedAt.UnixMilli()}
 			if err := h.Sessions.ReleaseNonce(rctx, c.user.ID, p.Nonce, failed, h.cfg.NonceTTL); err != nil {
@@ -308,12 +324,17 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	data, _ := json.Marshal(wire)
 	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}
 	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
-	if _, err := h.Broker.Publish(ctx, ev, true); err != nil {
+	late, err := h.Broker.Commit(ctx, ps.slot, ev)
+	if late {
+		h.Metrics.FanoutLate.Inc()
+		h.Log.Warn("a message was committed after its slot was given up: delivered out of order", "id", msg.ID)
+	}
+	if err != nil {
 		// The message is durable, so the ack is true; the fan-out is retried in the
 		// background until the bus is back (members get it live, late, in id order).
 		h.Metrics.FanoutErrors.Inc()
 		h.Log.Warn("fan-out failed for a stored message; retrying in the background", "id", msg.ID, "err", err)
-		h.queueFanout(pendingFanout{ev: ev, userID: c.user.ID, nonce: p.Nonce, ack: ack, since: time.Now()})
+		h.queueFanout(pendingFanout{slot: ps.slot, ev: ev, userID: c.user.ID, nonce: p.Nonce, ack: ack, since: time.Now()})
 		return map[string]any{"id": wire.ID, "ts": wire.TS}
 	}
 	if p.Nonce != "" {

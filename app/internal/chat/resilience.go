@@ -28,6 +28,7 @@ type Sweeper interface {
 
 // pendingFanout is an acked message whose publish failed.
 type pendingFanout struct {
+	slot   broker.Slot
 	ev     broker.Event
 	userID string
 	nonce  string
@@ -112,7 +113,10 @@ func (h *Hub) republish(ctx context.Context) {
 		backoff := 50 * time.Millisecond
 		for {
 			pctx, cancel := context.WithTimeout(ctx, h.cfg.SendTimeout)
-			_, err := h.Broker.Publish(pctx, p.ev, true)
+			late, err := h.Broker.Commit(pctx, p.slot, p.ev)
+			if late {
+				h.Metrics.FanoutLate.Inc()
+			}
 			if err == nil && p.nonce != "" {
 				err = h.Sessions.CompleteNonce(pctx, p.userID, p.nonce, p.ack, h.cfg.NonceTTL)
 			}

@@ -23,6 +23,7 @@ type Metrics struct {
 	BatchSeconds   prometheus.Histogram
 	BatchErrors    prometheus.Counter
 	FanoutErrors   prometheus.Counter
+	FanoutLate     prometheus.Counter
 	IsLeader       prometheus.Gauge
 }
 
@@ -49,10 +50,12 @@ func New(queueLag func() float64) *Metrics {
 			Help: "Time to write one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		BatchErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_batch_errors_total", Help: "Failed batch writes (retried)."}),
 		FanoutErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_fanout_errors_total", Help: "Stored messages whose live fan-out failed."}),
-		IsLeader:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
+		FanoutLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_fanout_late_total",
+			Help: "Messages committed after their slot was given up, so delivered out of id order."}),
+		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
 	}
 	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
-		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.IsLeader,
+		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.IsLeader,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "quibly_queue_lag_messages",
 			Help: "Messages accepted but not yet stored (Kafka consumer lag when clustered)."}, queueLag))
 	return m

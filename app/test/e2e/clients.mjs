@@ -5,6 +5,7 @@
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
+import assert from 'node:assert/strict';
 import { register, uniqueName, sleep } from './harness.mjs';
 
 export { randomUUID };
@@ -214,4 +215,55 @@ export async function stopServer(srv, ms = 35000) {
   await Promise.race([srv.exited, killer]);
   clearTimeout(t);
   return srv.exited;
+}
+
+/** A channel's whole history, oldest first, paged through 100 at a time. */
+export async function fullHistory(url, token, chId) {
+  const out = [];
+  let before = '';
+  for (;;) {
+    const q = new URLSearchParams({ limit: '100', ...(before ? { before } : {}) });
+    const r = await fetch(`${url}/api/channels/${encodeURIComponent(chId)}/messages?${q}`, { headers: authHeaders(token) });
+    const body = await r.json();
+    if (r.status !== 200) throw new Error(`history ${chId}: ${r.status} ${JSON.stringify(body)}`);
+    out.push(...body.messages);
+    if (!body.nextBefore) return out.reverse();
+    before = body.nextBefore;
+  }
+}
+
+/**
+ * Pipelines `count` message:send emits (all issued before any ack) and resolves with
+ * the acks in send order. Texts are `${tag}-${i}`.
+ */
+export function pipeline(socket, chId, tag, count, ms = 60000) {
+  return Promise.all(Array.from({ length: count }, (_, i) =>
+    ack(socket, 'message:send', { channelId: chId, text: `${tag}-${i}`, nonce: randomUUID() }, ms)));
+}
+
+/**
+ * The ordering contract (docs/REFERENCE.md, Delivery and order), checked on what
+ * receivers got in arrival order: each sees strictly ascending ids with no duplicate,
+ * every receiver the same sequence, every sender's messages in its send order, and
+ * history the very same sequence.
+ */
+export function assertOneOrder({ received, senders, history: hist }) {
+  const lower = (ms) => ms.map((m) => m.id.toLowerCase());
+  const first = lower(received[0]);
+  received.forEach((got, r) => {
+    const ids = lower(got);
+    for (let i = 1; i < ids.length; i += 1) {
+      if (!(ids[i - 1] < ids[i])) {
+        throw new assert.AssertionError({ message: `receiver ${r}: message ${i} (${ids[i]}) does not follow ${ids[i - 1]} in id order` });
+      }
+    }
+    assert.deepEqual(ids, first, `receiver ${r} saw another sequence than receiver 0`);
+  });
+  for (const { tag, acks } of senders) {
+    const texts = received[0].filter((m) => m.text.startsWith(`${tag}-`)).map((m) => m.text);
+    assert.deepEqual(texts, acks.map((_, i) => `${tag}-${i}`), `${tag}'s messages are not in its send order`);
+    assert.deepEqual(received[0].filter((m) => m.text.startsWith(`${tag}-`)).map((m) => m.id.toLowerCase()),
+      acks.map((a) => a.id.toLowerCase()), `${tag}'s acked ids differ from the delivered ones`);
+  }
+  assert.deepEqual(lower(hist), first, 'history is another sequence than live delivery');
 }

@@ -14,7 +14,9 @@ import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT_DIR, sleep } from './harness.mjs';
-import { connect, makeSocket, ack, closeAll, newUser, createChannel, waitFor, randomUUID, once } from './clients.mjs';
+import {
+  connect, makeSocket, ack, closeAll, newUser, createChannel, waitFor, randomUUID, once, fullHistory, pipeline, assertOneOrder,
+} from './clients.mjs';
 import { LB, pin, underLoad, ROOT, LOCAL, LEASE_MS, health, leaders } from './load.mjs';
 
 const RR = process.env.QUIBLY_LB_RR_URL || 'http://127.0.0.1:8081';
@@ -56,34 +58,43 @@ describe('cluster', () => {
     await waitFor(async () => (await leaders()).length === 1, LEASE_MS + 5000, 'exactly one leader');
   });
 
-  test('clients pinned to different nodes see each other\'s messages in id order', async () => {
-    const people = await Promise.all([1, 2, 3].map((n) => newUser(LB, `x${n}`)));
-    const ch = await createChannel(LB, people[0].token, `cross-${randomUUID().slice(0, 8)}`);
-    const socks = await Promise.all(people.map((p, i) => connect(LB, p.token, { ...pin(i + 1), transports: ['websocket'] })));
-    const got = socks.map((s) => { const l = []; s.on('message', (m) => l.push(m)); return l; });
+  // Two senders on two nodes pipeline 200 sends each; a receiver on every node.
+  async function orderedBurst({ during } = {}) {
+    const people = await Promise.all([1, 2, 3].map((n) => newUser(LB, `o${n}`)));
+    const ch = await createChannel(LB, people[0].token, `order-${randomUUID().slice(0, 8)}`);
+    const socks = await Promise.all(people.map((p, i) => connect(LB, p.token,
+      { ...pin(i + 1), transports: ['websocket'], reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 1000 })));
+    const received = socks.map((s) => { const l = []; s.on('message', (m) => { if (m.channelId === ch.id) l.push(m); }); return l; });
     for (const s of socks) assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
-    const sent = [];
-    await Promise.all(socks.map(async (s, i) => {
-      for (let k = 0; k < 10; k += 1) {
-        const res = await ack(s, 'message:send', { channelId: ch.id, text: `from ${i + 1}: ${k}`, nonce: randomUUID() });
-        assert.ok(res.id, JSON.stringify(res));
-        sent.push(res.id);
-      }
-    }));
-    await waitFor(() => got.every((l) => l.length >= 30), 10000, 'all 30 messages at every client');
-    // The three clients really are on three nodes.
+    // The receivers really are on three nodes.
     const onNode = await Promise.all([1, 2, 3].map((n) => fetch(`${LB}/health`, { headers: pin(n).extraHeaders }).then((r) => r.json())));
     assert.deepEqual(onNode.map((h) => h.serverId), ['server-1', 'server-2', 'server-3']);
-    for (const l of got) {
-      assert.deepEqual(l.map((m) => m.id).sort(), [...sent].sort());
-      // Each sender's messages arrive in the order it sent them, and ids order them.
-      for (let i = 1; i <= 3; i += 1) {
-        const mine = l.filter((m) => m.text.startsWith(`from ${i}:`));
-        assert.deepEqual(mine.map((m) => m.text), Array.from({ length: 10 }, (_, k) => `from ${i}: ${k}`));
-        assert.deepEqual(mine.map((m) => m.id), mine.map((m) => m.id).slice().sort());
-      }
-    }
+    const bursts = Promise.all([pipeline(socks[0], ch.id, 'A', 200), pipeline(socks[2], ch.id, 'C', 200)]);
+    const note = during ? await during(received) : undefined;
+    const [acksA, acksC] = await bursts;
+    [...acksA, ...acksC].forEach((r, i) => assert.ok(r.id, `send #${i}: ${JSON.stringify(r)}`));
+    await waitFor(() => received.every((l) => l.length >= 400), 60000, 'every receiver to get all 400 messages', 100);
+    await sleep(500); // catch duplicates
+    assertOneOrder({ received, senders: [{ tag: 'A', acks: acksA }, { tag: 'C', acks: acksC }],
+      history: await waitFor(async () => { const h = await fullHistory(LB, people[0].token, ch.id); return h.length >= 400 && h; },
+        30000, 'the batch writer to store all 400', 250) });
     socks.forEach((s) => s.disconnect());
+    return { recovered: socks[1].recovered, note };
+  }
+
+  test('two senders on two nodes pipelining 200 each: every node\'s receiver gets one ascending order, as history', { timeout: 120000 }, async () => {
+    await orderedBurst();
+  });
+
+  test('SIGKILL of a receiver\'s node mid-burst: it recovers elsewhere, still ascending, no gap, no duplicate', { timeout: 180000 }, async () => {
+    const { recovered } = await orderedBurst({
+      during: async (received) => {
+        await waitFor(() => received[1].length >= 50, 30000, 'server-2\'s receiver to be mid-burst');
+        process.kill(nodePid(2), 'SIGKILL');
+      },
+    });
+    assert.equal(recovered, true, 'the receiver on the killed node was not recovered by another node');
+    await script('cluster.sh', 'up');
   });
 
   test('long-polling works through the sticky balancer and breaks without stickiness', async () => {

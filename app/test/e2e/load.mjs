@@ -88,9 +88,12 @@ export class Chatter {
     } catch { /* the next reconnect tries again */ }
   }
 
+  // Retries with the same nonce for up to 30 s, as a client should: a send that was in
+  // flight on a node that died is refused as in progress until that node's claim on
+  // its nonce expires (3 × the 5 s send timeout), and its ack wait alone takes 10 s.
   async sendOne(i) {
     const nonce = randomUUID();
-    for (let attempt = 0; attempt < 20 && this.running; attempt += 1) {
+    for (const giveUpAt = Date.now() + 30000; Date.now() < giveUpAt && this.running;) {
       if (!this.socket.connected) { await sleep(100); continue; }
       let res;
       try {

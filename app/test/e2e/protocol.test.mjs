@@ -8,6 +8,7 @@ import { startServer, channelId } from './harness.mjs';
 import {
   waitFor, once, connect, connectError, makeSocket, ack, ackArgs, closeAll, newUser, createChannel, history,
   UUID_V7, uuidV7Time, sortIds, rawEngine, rawSocketIo, stopServer, randomUUID, sleep,
+  fullHistory, pipeline, assertOneOrder,
 } from './clients.mjs';
 
 const T = { timeout: 30000 };
@@ -231,6 +232,8 @@ describe('events and acks', () => {
 });
 
 describe('messages', () => {
+  // Two hundred pipelined sends need more than the default rate limit and send queue.
+  const ordered = useServer('ordered', { MESSAGE_RATE: '10000', MESSAGE_BURST: '1000', SEND_QUEUE_SIZE: '4096' });
   const ctx = useServer('e2e-messages');
 
   it("the 'message' event payload is {id,channelId,authorId,author,text,ts,nonce}", T, async () => {
@@ -253,54 +256,19 @@ describe('messages', () => {
     assertFields(atA, expected, 'message at A');
   });
 
-  it('two clients sending 20 messages each concurrently: both receive all 40, consistently ordered by id', T, async () => {
-    const a = await newUser(ctx.url);
-    const b = await newUser(ctx.url);
-    const sa = await connect(ctx.url, a.token);
-    const sb = await connect(ctx.url, b.token);
-    const gen = await channelId(ctx.url, a.token);
-    const mine = (m) => m.authorId === a.user.id || m.authorId === b.user.id;
-    const gotA = inbox(sa, gen);
-    const gotB = inbox(sb, gen);
-    await join(sa, gen);
-    await join(sb, gen);
-
-    const textsA = Array.from({ length: 20 }, (_, i) => `A-${i}`);
-    const textsB = Array.from({ length: 20 }, (_, i) => `B-${i}`);
-    // All 40 emits are issued before any ack comes back: array order is each sender's send order.
-    const pa = textsA.map((t) => send(sa, gen, t, randomUUID(), 15000));
-    const pb = textsB.map((t) => send(sb, gen, t, randomUUID(), 15000));
-    const [acksA, acksB] = await Promise.all([Promise.all(pa), Promise.all(pb)]);
-    acksA.forEach((r, i) => assertSent(r, `A send #${i}`));
-    acksB.forEach((r, i) => assertSent(r, `B send #${i}`));
-
-    const idsA = acksA.map((r) => r.id.toLowerCase());
-    const idsB = acksB.map((r) => r.id.toLowerCase());
-    const all = new Set([...idsA, ...idsB]);
-    assert.equal(all.size, 40, 'acked ids are not unique');
-
-    await waitFor(() => gotA.filter(mine).length >= 40 && gotB.filter(mine).length >= 40, 10000, 'both clients to receive 40 messages');
+  it('two senders pipelining 200 sends each: three receivers get one ascending order, the senders\' own in send order, as history', { timeout: 90000 }, async () => {
+    const [a, b, c] = await Promise.all([newUser(ordered.url), newUser(ordered.url), newUser(ordered.url)]);
+    const ch = await createChannel(ordered.url, a.token, `order-${randomUUID().slice(0, 8)}`);
+    const socks = await Promise.all([a, b, c].map((u) => connect(ordered.url, u.token)));
+    const received = socks.map((s) => inbox(s, ch.id));
+    for (const s of socks) await join(s, ch.id);
+    // Every emit of both senders is issued before any ack comes back.
+    const [acksA, acksB] = await Promise.all([pipeline(socks[0], ch.id, 'A', 200), pipeline(socks[1], ch.id, 'B', 200)]);
+    [...acksA, ...acksB].forEach((r, i) => assertSent(r, `send #${i}`));
+    await waitFor(() => received.every((l) => l.length >= 400), 30000, 'every receiver to get all 400 messages');
     await sleep(300); // catch duplicates
-    const recvA = gotA.filter(mine).map((m) => m.id.toLowerCase());
-    const recvB = gotB.filter(mine).map((m) => m.id.toLowerCase());
-    assert.equal(recvA.length, 40, `A received ${recvA.length} (duplicates?)`);
-    assert.equal(recvB.length, 40, `B received ${recvB.length} (duplicates?)`);
-    assert.deepEqual(sortIds(recvA), sortIds(all), 'A received a different id set');
-    assert.deepEqual(sortIds(recvB), sortIds(all), 'B received a different id set');
-
-    // The id order agrees with each sender's own send order.
-    assert.deepEqual(sortIds(idsA), idsA, `A's ids are not in A's send order: ${idsA.join(' ')}`);
-    assert.deepEqual(sortIds(idsB), idsB, `B's ids are not in B's send order: ${idsB.join(' ')}`);
-    // Sorted by id, both clients see the same sequence, with the right texts.
-    const byIdA = new Map(gotA.filter(mine).map((m) => [m.id.toLowerCase(), m]));
-    const byIdB = new Map(gotB.filter(mine).map((m) => [m.id.toLowerCase(), m]));
-    const seqA = sortIds(recvA).map((id) => byIdA.get(id).text);
-    const seqB = sortIds(recvB).map((id) => byIdB.get(id).text);
-    assert.deepEqual(seqA, seqB);
-    assert.deepEqual(seqA.filter((t) => t.startsWith('A-')), textsA);
-    assert.deepEqual(seqA.filter((t) => t.startsWith('B-')), textsB);
-    idsA.forEach((id, i) => assert.equal(byIdB.get(id).text, textsA[i]));
-    idsB.forEach((id, i) => assert.equal(byIdA.get(id).text, textsB[i]));
+    assertOneOrder({ received, senders: [{ tag: 'A', acks: acksA }, { tag: 'B', acks: acksB }],
+      history: await fullHistory(ordered.url, a.token, ch.id) });
   });
 
   it('a retried send with the same nonce returns the same id and is stored once', T, async () => {
