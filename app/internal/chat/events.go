@@ -306,10 +306,13 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	if err := h.Queue.Produce(ctx, msg); err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
 		if p.Nonce == "" {
-			// Nothing can retry into this slot: the channel need not wait for it.
-			if err := h.Broker.Cancel(ctx, ps.slot); err != nil {
+			// Nothing can retry into this slot: the channel need not wait for it. The
+			// send's own context may be spent by the failed produce.
+			cctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+			if err := h.Broker.Cancel(cctx, ps.slot); err != nil {
 				h.Log.Warn("cancelling the message slot failed; it is given up after the hold", "err", err)
 			}
+			cancel()
 		} else {
 			rctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 			failed := sessions.Ack{ID: msg.ID, TS: msg.CreatedAt.UnixMilli()}

@@ -151,3 +151,33 @@ func TestSendRetriesKeepOneID(t *testing.T) {
 		})
 	}
 }
+
+// A send without a nonce that the queue refused gives its place up at once: the next
+// message of the channel is delivered without waiting out the broker's hold.
+func TestFailedSendWithoutNonceDoesNotHoldTheChannel(t *testing.T) {
+	f := newSendFixture(t)
+	delivered := make(chan broker.Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.hub.Broker.Subscribe(ctx, func(evs []broker.Event) {
+		for _, ev := range evs {
+			delivered <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.q.refuse.Store(1)
+	if code := errorCode(f.send(t, "lost", "")); code != "unavailable" {
+		t.Fatalf("a refused send answered %q, want unavailable", code)
+	}
+	ack := f.send(t, "next", "")
+	select {
+	case ev := <-delivered:
+		var m struct{ ID string }
+		if err := json.Unmarshal(ev.Data, &m); err != nil || m.ID != ack["id"] {
+			t.Fatalf("delivered %s, want the acked %v", ev.Data, ack["id"])
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the next message waited for the refused send's place (the broker's hold is 10 s)")
+	}
+}
