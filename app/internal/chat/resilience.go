@@ -26,7 +26,7 @@ type Sweeper interface {
 	Sweep(ctx context.Context) ([]model.User, error)
 }
 
-// pendingFanout is an acked message whose publish failed.
+// pendingFanout is an acked message whose commit to the bus failed.
 type pendingFanout struct {
 	slot   broker.Slot
 	ev     broker.Event
