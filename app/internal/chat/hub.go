@@ -247,7 +247,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	var sess sessions.Session
 	restoring := false
 	if a.PID != "" {
-		got, ok, err := h.Sessions.Take(ctx, a.PID)
+		got, ok, err := h.Sessions.Take(ctx, a.PID, user.ID)
 		if err != nil {
 			h.Log.Warn("session lookup failed", "err", err)
 		}
@@ -255,7 +255,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 		if a.Offset == "" {
 			a.Offset = got.Since
 		}
-		restoring = ok && got.UserID == user.ID && a.Offset != ""
+		restoring = ok && a.Offset != ""
 	}
 	if restoring {
 		// Join first, holding live events, then read the log: nothing published in

@@ -18,21 +18,30 @@ func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
 		if err := s.Save(ctx, "pid1", want, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := s.Take(ctx, "pid1")
+		got, ok, err := s.Take(ctx, "pid1", "u1")
 		if err != nil || !ok || got.SID != want.SID || got.UserID != want.UserID || len(got.Channels) != 2 {
 			t.Fatalf("got %+v %v %v", got, ok, err)
 		}
-		if _, ok, _ := s.Take(ctx, "pid1"); ok {
+		if _, ok, _ := s.Take(ctx, "pid1", "u1"); ok {
 			t.Fatal("a session must be taken once")
 		}
 	})
+	t.Run("another user's pid neither recovers nor wipes the session", func(t *testing.T) {
+		_ = s.Save(ctx, "pid5", Session{SID: "s5", UserID: "owner"}, time.Minute)
+		if _, ok, err := s.Take(ctx, "pid5", "intruder"); ok || err != nil {
+			t.Fatalf("another user took the session: %v %v", ok, err)
+		}
+		if got, ok, err := s.Take(ctx, "pid5", "owner"); !ok || err != nil || got.SID != "s5" {
+			t.Fatalf("after another user's attempt, the owner got %+v %v %v; want the session intact", got, ok, err)
+		}
+	})
 	t.Run("unknown and expired sessions", func(t *testing.T) {
-		if _, ok, err := s.Take(ctx, "nope"); ok || err != nil {
+		if _, ok, err := s.Take(ctx, "nope", "u"); ok || err != nil {
 			t.Fatalf("unknown pid: %v %v", ok, err)
 		}
 		_ = s.Save(ctx, "pid2", Session{SID: "x"}, 200*time.Millisecond)
 		advance(500 * time.Millisecond)
-		if _, ok, _ := s.Take(ctx, "pid2"); ok {
+		if _, ok, _ := s.Take(ctx, "pid2", ""); ok {
 			t.Fatal("expired session was returned")
 		}
 	})
@@ -102,7 +111,7 @@ func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, ok, err := s.Take(ctx, "pid3"); ok && err == nil {
+				if _, ok, err := s.Take(ctx, "pid3", "u3"); ok && err == nil {
 					wins.Add(1)
 				}
 			}()
@@ -142,7 +151,7 @@ func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
 		}
 		want := Session{SID: "sid-\u00e9", UserID: "user:with:colons", Channels: channels}
 		_ = s.Save(ctx, "pid4", want, time.Minute)
-		got, ok, err := s.Take(ctx, "pid4")
+		got, ok, err := s.Take(ctx, "pid4", "user:with:colons")
 		if err != nil || !ok || got.SID != want.SID || got.UserID != want.UserID || fmt.Sprint(got.Channels) != fmt.Sprint(channels) {
 			t.Fatalf("got %+v %v %v", got, ok, err)
 		}

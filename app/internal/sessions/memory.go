@@ -55,14 +55,18 @@ func (m *Memory) Save(_ context.Context, pid string, s Session, ttl time.Duratio
 	return nil
 }
 
-func (m *Memory) Take(_ context.Context, pid string) (Session, bool, error) {
+func (m *Memory) Take(_ context.Context, pid, userID string) (Session, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.sessions[pid]
-	delete(m.sessions, pid)
 	if !ok || m.now().After(e.exp) {
+		delete(m.sessions, pid)
 		return Session{}, false, nil
 	}
+	if e.v.UserID != userID {
+		return Session{}, false, nil
+	}
+	delete(m.sessions, pid)
 	return e.v, true, nil
 }
 

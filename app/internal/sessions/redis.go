@@ -66,9 +66,21 @@ func (r *Redis) Save(ctx context.Context, pid string, s Session, ttl time.Durati
 	return nil
 }
 
-// Take is GETDEL: of several nodes racing for one pid, exactly one gets the session.
-func (r *Redis) Take(ctx context.Context, pid string) (Session, bool, error) {
-	raw, err := r.client.GetDel(ctx, r.sessionKey(pid)).Bytes()
+// takeScript returns and deletes a session only when its owner asks: of several nodes
+// racing for one pid, exactly one gets it, and another user's pid is left alone.
+// KEYS: session. ARGV: user id. Returns the session, or nil.
+var takeScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local ok, s = pcall(cjson.decode, v)
+if not ok or s.userId ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return v
+`)
+
+// Take implements Store: one script call.
+func (r *Redis) Take(ctx context.Context, pid, userID string) (Session, bool, error) {
+	raw, err := takeScript.Run(ctx, r.client, []string{r.sessionKey(pid)}, userID).Text()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, false, nil
 	}
@@ -76,7 +88,7 @@ func (r *Redis) Take(ctx context.Context, pid string) (Session, bool, error) {
 		return Session{}, false, fmt.Errorf("sessions: taking session: %w", err)
 	}
 	var s Session
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		return Session{}, false, fmt.Errorf("sessions: stored session is not valid: %w", err)
 	}
 	return s, true, nil

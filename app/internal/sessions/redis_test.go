@@ -44,7 +44,7 @@ func TestRedisErrorsAreReported(t *testing.T) {
 	s, _ := NewRedis(RedisConfig{KeyPrefix: "x:"}, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, ok, err := s.Take(ctx, "p"); err == nil || ok {
+	if _, ok, err := s.Take(ctx, "p", "u"); err == nil || ok {
 		t.Fatalf("Take without Redis: %v %v", ok, err)
 	}
 	if _, _, err := s.ClaimNonce(ctx, "u", "n", time.Minute); err == nil {

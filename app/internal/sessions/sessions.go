@@ -32,8 +32,10 @@ type Ack struct {
 type Store interface {
 	// Save keeps a disconnected session recoverable for ttl.
 	Save(ctx context.Context, pid string, s Session, ttl time.Duration) error
-	// Take returns and forgets a session; ok is false when it is unknown or expired.
-	Take(ctx context.Context, pid string) (s Session, ok bool, err error)
+	// Take returns and forgets the session pid when it belongs to userID; ok is false
+	// when it is unknown, expired or another user's, and then it is left as it was
+	// (presenting someone else's pid must not wipe their recovery).
+	Take(ctx context.Context, pid, userID string) (s Session, ok bool, err error)
 	// ClaimNonce reserves (userID, nonce) for a new send. When the nonce was used
 	// already it returns the earlier ack with claimed false, or ErrInFlight while
 	// that earlier send is unfinished.
