@@ -3,8 +3,6 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -55,33 +53,32 @@ func NewAuth(cfg Config) (*Auth, error) {
 	return &Auth{secret: append([]byte(nil), cfg.Secret...), ttl: ttl, now: time.Now}, nil
 }
 
-// bcryptMaxLen is the longest input bcrypt accepts.
-const bcryptMaxLen = 72
-
-// bcryptInput maps a password to what bcrypt sees. bcrypt rejects inputs over 72
-// bytes, yet users may choose longer passphrases; those are pre-hashed with SHA-256
-// (44 base64 bytes) so every byte still counts. Shorter passwords go in unchanged, so
-// the stored hashes stay plain bcrypt.
-func bcryptInput(pw string) []byte {
-	if len(pw) <= bcryptMaxLen {
-		return []byte(pw)
-	}
-	sum := sha256.Sum256([]byte(pw))
-	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
-}
+// MaxPasswordBytes is the longest password: bcrypt takes at most 72 bytes. Longer
+// ones are refused rather than pre-hashed: an unsalted pre-hash let the pre-hash
+// itself log in as well as the password.
+const MaxPasswordBytes = 72
 
 // HashPassword returns the bcrypt hash (default cost) of pw.
 func HashPassword(pw string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword(bcryptInput(pw), bcrypt.DefaultCost)
+	if len(pw) > MaxPasswordBytes {
+		return "", fmt.Errorf("auth: hash password: longer than %d bytes", MaxPasswordBytes)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		return "", fmt.Errorf("auth: hash password: %w", err)
 	}
 	return string(h), nil
 }
 
-// CheckPassword reports whether pw matches hash. A malformed hash never matches.
+// CheckPassword reports whether pw matches hash. A malformed hash never matches. A
+// password over MaxPasswordBytes never matches either, at the same cost as one that
+// is checked, so the answer's timing says nothing about the account.
 func CheckPassword(hash, pw string) bool {
-	return bcrypt.CompareHashAndPassword([]byte(hash), bcryptInput(pw)) == nil
+	if len(pw) > MaxPasswordBytes {
+		_ = bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw[:MaxPasswordBytes]))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
 }
 
 // claims is the token body: sub = user id, name = username, iat, exp.

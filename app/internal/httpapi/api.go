@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultMaxBodyBytes applies when Config.MaxBodyBytes is not positive. The largest
-// legitimate body is a 128-byte password plus a username.
+// legitimate body is a 72-byte password plus a username.
 const DefaultMaxBodyBytes = 16 << 10
 
 // Config configures the API.
@@ -35,6 +35,8 @@ type API struct {
 	// dummyHash is checked against when a login names an unknown user, so the
 	// response time does not reveal which usernames exist.
 	dummyHash func() string
+	// checkPassword is auth.CheckPassword; tests count its calls.
+	checkPassword func(hash, pw string) bool
 }
 
 // New returns an API over st and au; both are required. A nil log discards.
@@ -46,10 +48,11 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &API{
-		maxBody: cfg.MaxBodyBytes,
-		st:      st,
-		au:      au,
-		log:     log,
+		maxBody:       cfg.MaxBodyBytes,
+		st:            st,
+		au:            au,
+		log:           log,
+		checkPassword: auth.CheckPassword,
 		dummyHash: sync.OnceValue(func() string {
 			h, _ := auth.HashPassword("quibly-timing-equaliser") // only ever compared against
 			return h

@@ -18,7 +18,7 @@ import (
 // Input limits (docs/REFERENCE.md, HTTP API).
 const (
 	minPasswordBytes = 8
-	maxPasswordBytes = 128
+	maxPasswordBytes = auth.MaxPasswordBytes
 	defaultPageSize  = 50
 	maxPageSize      = 100
 )
@@ -77,13 +77,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, hash, err := a.st.UserByName(r.Context(), req.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		auth.CheckPassword(a.dummyHash(), req.Password) // same cost as a real check
+		a.checkPassword(a.dummyHash(), req.Password) // same cost as a real check
 		return badLogin
 	}
 	if err != nil {
 		return err
 	}
-	if len(req.Password) > maxPasswordBytes || !auth.CheckPassword(hash, req.Password) {
+	// Every path costs one bcrypt check, whatever the password's length.
+	if !a.checkPassword(hash, req.Password) {
 		return badLogin
 	}
 	return a.writeToken(w, http.StatusOK, u)

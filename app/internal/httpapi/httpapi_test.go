@@ -192,7 +192,7 @@ func TestRoutes(t *testing.T) {
 	}{
 		// register
 		{"register ok", "POST", "/api/auth/register", "", cred("bob_1.x-y", "password8"), 201, ""},
-		{"register 128-byte password", "POST", "/api/auth/register", "", cred("carol", strings.Repeat("p", 128)), 201, ""},
+		{"register 72-byte password", "POST", "/api/auth/register", "", cred("carol", strings.Repeat("p", 72)), 201, ""},
 		{"register 32-char username", "POST", "/api/auth/register", "", cred(strings.Repeat("d", 32), "password8"), 201, ""},
 		{"register taken", "POST", "/api/auth/register", "", cred("alice", "password8"), 409, apperr.Conflict},
 		{"register taken other case", "POST", "/api/auth/register", "", cred("ALICE", "password8"), 409, apperr.Conflict},
@@ -202,7 +202,7 @@ func TestRoutes(t *testing.T) {
 		{"register username with @", "POST", "/api/auth/register", "", cred("al@ice", "password8"), 400, apperr.Invalid},
 		{"register username non-ascii", "POST", "/api/auth/register", "", cred("ålice", "password8"), 400, apperr.Invalid},
 		{"register password too short", "POST", "/api/auth/register", "", cred("frank", "1234567"), 400, apperr.Invalid},
-		{"register password too long", "POST", "/api/auth/register", "", cred("frank", strings.Repeat("p", 129)), 400, apperr.Invalid},
+		{"register password too long for bcrypt", "POST", "/api/auth/register", "", cred("frank", strings.Repeat("p", 73)), 400, apperr.Invalid},
 		{"register missing fields", "POST", "/api/auth/register", "", `{}`, 400, apperr.Invalid},
 		{"register null body", "POST", "/api/auth/register", "", `null`, 400, apperr.Invalid},
 		{"register empty body", "POST", "/api/auth/register", "", ``, 400, apperr.Invalid},
@@ -217,7 +217,7 @@ func TestRoutes(t *testing.T) {
 		// login
 		{"login ok", "POST", "/api/auth/login", "", cred("alice", alicePassword), 200, ""},
 		{"login other case", "POST", "/api/auth/login", "", cred("Alice", alicePassword), 200, ""},
-		{"login long password", "POST", "/api/auth/login", "", cred("carol", strings.Repeat("p", 128)), 200, ""},
+		{"login long password", "POST", "/api/auth/login", "", cred("carol", strings.Repeat("p", 72)), 200, ""},
 		{"login wrong password", "POST", "/api/auth/login", "", cred("alice", "wrong-password"), 401, apperr.Unauthorized},
 		{"login unknown user", "POST", "/api/auth/login", "", cred("nobody", alicePassword), 401, apperr.Unauthorized},
 		{"login password over limit", "POST", "/api/auth/login", "", cred("alice", strings.Repeat("p", 200)), 401, apperr.Unauthorized},
@@ -525,5 +525,49 @@ func TestNewDefaults(t *testing.T) {
 	a := New(Config{}, nil, nil, nil)
 	if a.maxBody != DefaultMaxBodyBytes || a.log == nil {
 		t.Errorf("defaults not applied: maxBody=%d log=%v", a.maxBody, a.log)
+	}
+}
+
+// Every login path, known user or not, short or over-long password, costs exactly one
+// bcrypt check, so its timing tells nothing about the account.
+func TestLoginCostsOneCheckOnEveryPath(t *testing.T) {
+	st, err := store.NewSQLite(context.Background(), store.SQLiteConfig{Path: filepath.Join(t.TempDir(), "q.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	au, err := auth.NewAuth(auth.Config{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := auth.HashPassword(alicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateUser(context.Background(), "alice", hash); err != nil {
+		t.Fatal(err)
+	}
+	a := New(Config{}, st, au, nil)
+	var checks int
+	a.checkPassword = func(hash, pw string) bool { checks++; return auth.CheckPassword(hash, pw) }
+	mux := http.NewServeMux()
+	a.Register(mux)
+	for _, tc := range []struct {
+		name, user, password string
+		status               int
+	}{
+		{"right password", "alice", alicePassword, http.StatusOK},
+		{"wrong password", "alice", "wrong-password", http.StatusUnauthorized},
+		{"over-long password, known user", "alice", strings.Repeat("p", 200), http.StatusUnauthorized},
+		{"over-long password, unknown user", "nobody", strings.Repeat("p", 200), http.StatusUnauthorized},
+		{"unknown user", "nobody", alicePassword, http.StatusUnauthorized},
+	} {
+		checks = 0
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/api/auth/login", strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, tc.user, tc.password)))
+		mux.ServeHTTP(rec, req)
+		if rec.Code != tc.status || checks != 1 {
+			t.Errorf("%s: status %d after %d bcrypt checks, want %d after exactly 1", tc.name, rec.Code, checks, tc.status)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func NewSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
 		// The driver splits its DSN at the first '?', so such a path cannot be expressed.
 		return nil, fmt.Errorf("store: sqlite path %q must not contain '?' or '#'", p)
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil { // it holds the password hashes
 		return nil, fmt.Errorf("store: create directory for %s: %w", p, err)
 	}
 	// Create the file ourselves so it is private: it holds password hashes.
