@@ -5,10 +5,13 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/quibly/quibly/app/internal/metrics"
+	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/queue"
 	"github.com/quibly/quibly/app/internal/store"
 )
@@ -31,6 +34,21 @@ type Writer struct {
 	st      store.Store
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	// failingSince is when the batch in hand first failed (Unix ns); 0 while writes succeed.
+	failingSince atomic.Int64
+}
+
+// StallAfter is how long a batch may keep failing before Healthy says so.
+const StallAfter = 30 * time.Second
+
+// Healthy reports an error while the writer has been failing to store a batch for
+// longer than StallAfter (nothing is stored meanwhile, and in standalone mode no send
+// is acked): /health shows it on the database.
+func (w *Writer) Healthy() error {
+	if since := w.failingSince.Load(); since != 0 && time.Since(time.Unix(0, since)) > StallAfter {
+		return fmt.Errorf("batch writer: no batch stored for %s", time.Since(time.Unix(0, since)).Round(time.Second))
+	}
+	return nil
 }
 
 // NewWriter returns a writer reading q into st.
@@ -71,20 +89,27 @@ func (w *Writer) Run(ctx context.Context) error {
 }
 
 // store writes one batch, retrying with backoff: nothing is committed to the queue
-// (and so nothing acked, in standalone mode) until the store has it.
+// (and so nothing acked, in standalone mode) until the store has it. Messages the
+// store refuses for good are found, parked and counted, and the rest is stored:
+// one poison message never holds up the others.
 func (w *Writer) store(ctx context.Context, b queue.Batch) error {
 	backoff := 50 * time.Millisecond
+	defer w.failingSince.Store(0)
 	for {
 		start := time.Now()
 		// The write is not cancelled by ctx: a drain must finish what it fetched.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := w.st.WriteMessages(wctx, b.Messages)
+		rejected, err := w.write(wctx, b.Messages)
+		if err == nil && len(rejected) > 0 {
+			err = w.park(wctx, rejected)
+		}
 		cancel()
 		if err == nil {
 			w.metrics.BatchSize.Observe(float64(len(b.Messages)))
 			w.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
 			return w.q.Commit(context.WithoutCancel(ctx), b)
 		}
+		w.failingSince.CompareAndSwap(0, start.UnixNano())
 		w.metrics.BatchErrors.Inc()
 		w.log.Error("batch write failed, retrying", "messages", len(b.Messages), "err", err, "retry_in", backoff)
 		if !sleep(ctx, backoff) {
@@ -92,6 +117,51 @@ func (w *Writer) store(ctx context.Context, b queue.Batch) error {
 		}
 		backoff = min(backoff*2, w.cfg.MaxBackoff)
 	}
+}
+
+// rejection is a message the store refused for good, and why.
+type rejection struct {
+	msg    model.Message
+	reason string
+}
+
+// write stores msgs. When the store refuses the batch for good, it halves it until
+// the refused messages stand alone, so every other one is stored; those are returned.
+// Any other error ends the write (the caller retries it all; writes are idempotent).
+func (w *Writer) write(ctx context.Context, msgs []model.Message) ([]rejection, error) {
+	_, err := w.st.WriteMessages(ctx, msgs)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, store.ErrRejected):
+		return nil, err
+	case len(msgs) == 1:
+		return []rejection{{msgs[0], err.Error()}}, nil
+	}
+	half := len(msgs) / 2
+	first, err := w.write(ctx, msgs[:half])
+	if err != nil {
+		return nil, err
+	}
+	second, err := w.write(ctx, msgs[half:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, second...), nil
+}
+
+// park keeps the refused messages apart, counts them and says which they are (never
+// their text).
+func (w *Writer) park(ctx context.Context, rejected []rejection) error {
+	for _, r := range rejected {
+		if err := w.st.RejectMessages(ctx, []model.Message{r.msg}, r.reason); err != nil {
+			return err
+		}
+		w.metrics.MessagesRejected.Inc()
+		w.log.Error("the store refused a message for good; parked in rejected_messages",
+			"id", r.msg.ID, "channel", r.msg.ChannelID, "author", r.msg.AuthorID, "reason", r.reason)
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

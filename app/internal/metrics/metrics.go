@@ -24,7 +24,9 @@ type Metrics struct {
 	BatchErrors    prometheus.Counter
 	FanoutErrors   prometheus.Counter
 	FanoutLate     prometheus.Counter
-	IsLeader       prometheus.Gauge
+	// MessagesRejected counts messages the store refused for good (parked).
+	MessagesRejected prometheus.Counter
+	IsLeader         prometheus.Gauge
 }
 
 // New registers Quibly's collectors plus the Go and process collectors. queueLag
@@ -52,10 +54,12 @@ func New(queueLag func() float64) *Metrics {
 		FanoutErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_fanout_errors_total", Help: "Stored messages whose live fan-out failed."}),
 		FanoutLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_fanout_late_total",
 			Help: "Messages committed after their slot was given up, so delivered out of id order."}),
+		MessagesRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_messages_rejected_total",
+			Help: "Messages the store refused for good (their author or channel is gone), parked in rejected_messages."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
 	}
 	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
-		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.IsLeader,
+		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.MessagesRejected, m.IsLeader,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "quibly_queue_lag_messages",
 			Help: "Messages accepted but not yet stored (Kafka consumer lag when clustered)."}, queueLag))
 	return m

@@ -69,8 +69,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
+	writer, err := batch.NewWriter(batch.Config{MaxBatch: 1000, Linger: be.batchLinger}, be.consumer, be.store, log, m)
+	if err != nil {
+		return err
+	}
 	checks := be.checks
 	checks["socketio"] = func(context.Context) error { return nil }
+	// A store that answers but refuses every batch is not serving either.
+	if ping := checks["database"]; ping != nil {
+		checks["database"] = func(ctx context.Context) error {
+			if err := writer.Healthy(); err != nil {
+				return err
+			}
+			return ping(ctx)
+		}
+	}
 	hl := health.New(health.Config{ServerID: cfg.ServerID, Mode: string(cfg.Mode()), Checks: checks, IsLeader: be.elector.IsLeader})
 
 	mux := http.NewServeMux()
@@ -91,10 +104,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	defer stopBG()
 	if err := hub.Start(bg); err != nil {
 		return fmt.Errorf("subscribing to the fan-out bus: %w", err)
-	}
-	writer, err := batch.NewWriter(batch.Config{MaxBatch: 1000, Linger: be.batchLinger}, be.consumer, be.store, log, m)
-	if err != nil {
-		return err
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -405,7 +405,7 @@ func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
 		ch, ok2 := parseID(m.ChannelID)
 		au, ok3 := parseID(m.AuthorID)
 		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("store: write messages: message %d has an id, channel id or author id that is not a canonical UUID", i)
+			return nil, fmt.Errorf("store: write messages: message %d has an id, channel id or author id that is not a canonical UUID: %w", i, ErrRejected)
 		}
 		row := make([]any, 0, 8)
 		if withOrd {
@@ -438,10 +438,61 @@ func (s *Postgres) WriteMessages(ctx context.Context, msgs []model.Message) (int
 			continue // deadlock_detected or serialization_failure: the transaction rolled back whole
 		}
 		if err != nil {
+			if isPGRejection(err) {
+				return 0, fmt.Errorf("store: write messages: %w: %w", ErrRejected, err)
+			}
 			return 0, fmt.Errorf("store: write messages: %w", err)
 		}
 		return n, nil
 	}
+}
+
+// isPGRejection reports an error no retry can mend: an integrity constraint (class
+// 23: a foreign key, NOT NULL, CHECK) or data a column cannot hold (class 22).
+func isPGRejection(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "23") || strings.HasPrefix(pgErr.Code, "22"))
+}
+
+// RejectedIDs implements Store.
+func (s *Postgres) RejectedIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM rejected_messages ORDER BY rejected_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: rejected messages: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: rejected messages: %w", err)
+	}
+	return ids, nil
+}
+
+// RejectMessages implements Store.
+func (s *Postgres) RejectMessages(ctx context.Context, msgs []model.Message, reason string) error {
+	rows := make([][]any, 0, len(msgs))
+	now := time.Now().UTC()
+	for _, m := range msgs {
+		body, err := rejectedBody(m)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, []any{m.ID, body, pgText(reason), now})
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: park rejected messages: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	for _, r := range rows {
+		if _, err := tx.Exec(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`, r...); err != nil {
+			return fmt.Errorf("store: park rejected messages: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store: park rejected messages: %w", err)
+	}
+	return nil
 }
 
 func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {

@@ -15,7 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/quibly/quibly/app/internal/model"
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver; standalone mode needs no cgo
+	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver; standalone mode needs no cgo
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLiteConfig configures the standalone store.
@@ -340,10 +341,10 @@ func (s *SQLite) Channels(ctx context.Context) ([]model.Channel, error) {
 func validateMessages(msgs []model.Message) error {
 	for i, m := range msgs {
 		if m.ID == "" || m.ChannelID == "" || m.AuthorID == "" {
-			return fmt.Errorf("store: write messages: message %d lacks id, channel id or author id", i)
+			return fmt.Errorf("store: write messages: message %d lacks id, channel id or author id: %w", i, ErrRejected)
 		}
 		if m.CreatedAt.IsZero() {
-			return fmt.Errorf("store: write messages: message %s has no timestamp", m.ID)
+			return fmt.Errorf("store: write messages: message %s has no timestamp: %w", m.ID, ErrRejected)
 		}
 	}
 	return nil
@@ -374,6 +375,9 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 	for _, m := range msgs {
 		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli())
 		if err != nil {
+			if isSQLiteConstraint(err) {
+				return 0, fmt.Errorf("store: write message %s: %w: %w", m.ID, ErrRejected, err)
+			}
 			return 0, fmt.Errorf("store: write message %s: %w", m.ID, err)
 		}
 		n, err := res.RowsAffected()
@@ -386,6 +390,55 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	return inserted, nil
+}
+
+// isSQLiteConstraint reports a constraint failure (a foreign key, NOT NULL, CHECK):
+// the row can never be inserted as it is.
+func isSQLiteConstraint(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}
+
+// RejectMessages implements Store.
+func (s *SQLite) RejectMessages(ctx context.Context, msgs []model.Message, reason string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: park rejected messages: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixMilli()
+	for _, m := range msgs {
+		body, err := rejectedBody(m)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, m.ID, body, reason, now); err != nil {
+			return fmt.Errorf("store: park rejected message %s: %w", m.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: park rejected messages: %w", err)
+	}
+	return nil
+}
+
+// RejectedIDs implements Store.
+func (s *SQLite) RejectedIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM rejected_messages ORDER BY rejected_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: rejected messages: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: rejected messages: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // Messages implements Store.

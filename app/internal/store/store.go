@@ -3,7 +3,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/quibly/quibly/app/internal/model"
 )
@@ -13,6 +15,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned when a unique name is already taken.
 	ErrConflict = errors.New("already exists")
+	// ErrRejected marks a write the store refuses for good (a message whose author or
+	// channel no longer exists, or data a column cannot hold): a retry cannot help.
+	ErrRejected = errors.New("rejected")
 )
 
 // Store is the system of record. Implementations: SQLite (standalone), PostgreSQL (clustered).
@@ -30,12 +35,31 @@ type Store interface {
 	// Channels lists all channels ordered by name.
 	Channels(ctx context.Context) ([]model.Channel, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
-	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows inserted.
+	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
+	// inserted. An error wrapping ErrRejected means some message of the batch can never
+	// be stored; nothing of the batch was.
 	WriteMessages(ctx context.Context, msgs []model.Message) (int, error)
+	// RejectMessages parks messages the store refused for good, with the reason, so the
+	// rest can go on (idempotent by message id).
+	RejectMessages(ctx context.Context, msgs []model.Message, reason string) error
+	// RejectedIDs lists the parked messages' ids, oldest first.
+	RejectedIDs(ctx context.Context) ([]string, error)
 	// Messages returns up to limit messages of a channel with ID < before (all when before
 	// is empty), newest first.
 	Messages(ctx context.Context, channelID, before string, limit int) ([]model.Message, error)
 	// Ping reports whether the store can serve.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// rejectedBody is a parked message as JSON, every field kept (the time in Unix ms).
+func rejectedBody(m model.Message) ([]byte, error) {
+	b, err := json.Marshal(struct {
+		model.Message
+		CreatedAtMS int64 `json:"createdAtMs"`
+	}{m, m.CreatedAt.UnixMilli()})
+	if err != nil {
+		return nil, fmt.Errorf("store: encoding rejected message %s: %w", m.ID, err)
+	}
+	return b, nil
 }
