@@ -239,10 +239,19 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	if err != nil {
 		return refuse(apperr.Unauthorized, "invalid or expired token")
 	}
-	c := &client{sock: s, user: user}
-	s.Data = c
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
+	// A signed token can outlive its user (a restore, a reset of standalone's data);
+	// its messages would then be refused by the store.
+	switch exists, err := h.Store.UserExists(ctx, user.ID); {
+	case err != nil:
+		h.Log.Warn("checking the token's user failed", "err", err)
+		return refuse(apperr.Unavailable, "the service is temporarily unavailable, reconnect")
+	case !exists:
+		return refuse(apperr.Unauthorized, "the token's user no longer exists, log in again")
+	}
+	c := &client{sock: s, user: user}
+	s.Data = c
 
 	var sess sessions.Session
 	restoring := false

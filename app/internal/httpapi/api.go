@@ -151,12 +151,28 @@ func (a *API) requireUser(h handlerFunc) handlerFunc {
 			return apperr.New(apperr.Unauthorized, "missing bearer token: send Authorization: Bearer <token>")
 		}
 		u, err := a.au.ParseToken(token)
+		if err == nil {
+			err = knownUser(r.Context(), a.st, u)
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="quibly", error="invalid_token"`)
 			return err
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	}
+}
+
+// knownUser refuses a signed token whose user no longer exists, which would otherwise
+// get as far as the store and fail there (503 on create, a poison message on send).
+func knownUser(ctx context.Context, st store.Store, u model.User) error {
+	ok, err := st.UserExists(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.New(apperr.Unauthorized, "the token's user no longer exists, log in again")
+	}
+	return nil
 }
 
 // userFrom returns the user requireUser admitted.

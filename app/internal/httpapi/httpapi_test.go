@@ -176,6 +176,9 @@ func TestRoutes(t *testing.T) {
 	foreign := "Bearer " + tokenWith(t, []byte("another-secret-another-secret-123"), jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": f.alice.ID, "name": "alice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 	okAuth := f.bearer()
+	// Signed with the server's key for a user the store does not have (a restore, a reset).
+	ghost := "Bearer " + tokenWith(t, testSecret, jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": uuid.NewString(), "name": "ghost", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 	cred := func(u, p string) string { return fmt.Sprintf(`{"username":%q,"password":%q}`, u, p) }
 	big := cred("biggie", strings.Repeat("x", 2*testMaxBody))
 	msgsPath := "/api/channels/" + f.general.ID + "/messages"
@@ -230,6 +233,8 @@ func TestRoutes(t *testing.T) {
 		{"channels ok", "GET", "/api/channels", okAuth, "", 200, ""},
 		{"channels lowercase scheme", "GET", "/api/channels", "bearer " + f.aliceToken, "", 200, ""},
 		{"channels no token", "GET", "/api/channels", "", "", 401, apperr.Unauthorized},
+		{"channels token of a user that no longer exists", "GET", "/api/channels", ghost, "", 401, apperr.Unauthorized},
+		{"create channel, token of a user that no longer exists", "POST", "/api/channels", ghost, `{"name":"haunted"}`, 401, apperr.Unauthorized},
 		{"channels empty bearer", "GET", "/api/channels", "Bearer ", "", 401, apperr.Unauthorized},
 		{"channels basic auth", "GET", "/api/channels", "Basic YWxpY2U6cHc=", "", 401, apperr.Unauthorized},
 		{"channels token without scheme", "GET", "/api/channels", f.aliceToken, "", 401, apperr.Unauthorized},

@@ -294,6 +294,19 @@ func (s *Postgres) UserByName(ctx context.Context, username string) (model.User,
 	return u, hash, nil
 }
 
+// UserExists implements Store.
+func (s *Postgres) UserExists(ctx context.Context, id string) (bool, error) {
+	u, ok := parseID(id)
+	if !ok {
+		return false, nil // not an id the store hands out
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, [16]byte(u)).Scan(&exists); err != nil {
+		return false, fmt.Errorf("store: user exists: %w", err)
+	}
+	return exists, nil
+}
+
 // CreateChannel implements Store. An empty createdBy records a system channel.
 func (s *Postgres) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
 	if name == "" {

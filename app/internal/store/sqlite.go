@@ -235,6 +235,15 @@ func (s *SQLite) UserByName(ctx context.Context, username string) (model.User, s
 	return u, hash, nil
 }
 
+// UserExists implements Store.
+func (s *SQLite) UserExists(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: user exists: %w", err)
+	}
+	return n > 0, nil
+}
+
 // CreateChannel implements Store. An empty createdBy records a system channel.
 func (s *SQLite) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
 	if name == "" {

@@ -26,6 +26,9 @@ type Store interface {
 	CreateUser(ctx context.Context, username, passwordHash string) (model.User, error)
 	// UserByName returns the user and its password hash; ErrNotFound when absent.
 	UserByName(ctx context.Context, username string) (model.User, string, error)
+	// UserExists reports whether a user with that id exists (a signed token may
+	// outlive its user: a database restore, a reset of standalone's data).
+	UserExists(ctx context.Context, id string) (bool, error)
 	// CreateChannel inserts a channel; ErrConflict when the name is taken.
 	CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error)
 	// EnsureChannel returns the channel with that name, creating it when absent.

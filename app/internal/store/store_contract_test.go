@@ -111,6 +111,11 @@ func contractUsers(t *testing.T, open func() Store) {
 	if alice.Username != "Alice" {
 		t.Errorf("username = %q, want Alice", alice.Username)
 	}
+	for id, want := range map[string]bool{alice.ID: true, uuid.NewString(): false, "not-a-uuid": false} {
+		if got, err := st.UserExists(ctx, id); err != nil || got != want {
+			t.Errorf("UserExists(%q) = %v, %v; want %v", id, got, err, want)
+		}
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -349,8 +354,8 @@ func contractWriteInvalid(t *testing.T, open func() Store) {
 		{"no timestamp", func(m model.Message) model.Message { m.CreatedAt = time.Time{}; return m }},
 	} {
 		bad := tc.bad(msg(t, ch, alice, "bad", ""))
-		if _, err := st.WriteMessages(ctx, []model.Message{good, bad}); err == nil {
-			t.Errorf("%s: WriteMessages accepted an invalid message", tc.name)
+		if _, err := st.WriteMessages(ctx, []model.Message{good, bad}); !errors.Is(err, ErrRejected) {
+			t.Errorf("%s: WriteMessages = %v, want a refusal wrapping ErrRejected", tc.name, err)
 		}
 	}
 	if got, err := st.Messages(ctx, ch.ID, "", 10); err != nil || len(got) != 0 {

@@ -326,6 +326,27 @@ describe('handshake errors', () => {
   });
 });
 
+describe('tokens of users that no longer exist', () => {
+  const SECRET = 'e2e-ghost-secret-of-at-least-32-characters';
+  const ctx = useServer('e2e-ghost', { JWT_SECRET: SECRET });
+
+  it('a validly signed token whose user is gone gets connect_error unauthorized and 401, not 503', T, async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const h = b64({ alg: 'HS256', typ: 'JWT' });
+    const p = b64({ sub: randomUUID(), name: 'ghost', iat: now, exp: now + 3600 });
+    const token = `${h}.${p}.${createHmac('sha256', SECRET).update(`${h}.${p}`).digest('base64url')}`;
+    const err = await connectError(ctx.url, { auth: { token } });
+    assert.equal(err.data && err.data.code, 'unauthorized', `connect_error data: ${JSON.stringify(err.data)}`);
+    const r = await fetch(`${ctx.url}/api/channels`, { method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'haunted' }) });
+    assert.equal(r.status, 401);
+    // A real user's token under the same secret connects: the refusal is about the user.
+    const u = await newUser(ctx.url);
+    assert.equal((await connect(ctx.url, u.token)).connected, true);
+  });
+});
+
 describe('malformed input', () => {
   const ctx = useServer('e2e-malformed');
 
