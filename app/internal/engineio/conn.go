@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -33,6 +34,7 @@ const (
 	ReasonServerClose   = "server close"
 	ReasonProtocolError = "protocol error"
 	ReasonTooLarge      = "payload too large"
+	ReasonInvalidUTF8   = "invalid UTF-8"
 )
 
 // Conn is one Engine.IO session, whichever transport currently carries it.
@@ -53,6 +55,7 @@ type Conn struct {
 	postActive   bool
 	awaitingPong bool
 	closing      bool       // a close packet should be flushed before the socket closes
+	reason       string     // why the connection was closed
 	wsWriting    bool       // a flushWS goroutine is draining the queue onto ws
 	wmu          sync.Mutex // held while writing frames to ws
 	dropping     atomic.Bool
@@ -183,7 +186,7 @@ func (c *Conn) Close() { c.close(ReasonServerClose, true) }
 func (c *Conn) close(reason string, notifyClient bool) {
 	c.once.Do(func() {
 		c.mu.Lock()
-		c.closing = notifyClient
+		c.closing, c.reason = notifyClient, reason
 		c.srv.beats.cancel(c)
 		close(c.closed)
 		var ws *websocket.Conn
@@ -306,18 +309,34 @@ func (c *Conn) finishWS(ws *websocket.Conn) {
 	defer c.wmu.Unlock()
 	defer ws.Close()
 	c.mu.Lock()
-	pending, closing := c.queue, c.closing
+	pending, closing, reason := c.queue, c.closing, c.reason
 	c.queue = nil
 	c.mu.Unlock()
-	if !closing {
+	// Best effort: what is queued and a close packet, when the server ends the session.
+	if closing && c.writeFrames(ws, append(pending, string(Close)), time.Second) != nil {
 		return
 	}
-	// Best effort: what is queued, then a close packet.
-	if c.writeFrames(ws, append(pending, string(Close)), time.Second) != nil {
-		return
+	if code, text, ok := wsCloseFrame(reason); ok {
+		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
 	}
-	_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
+}
+
+// wsCloseFrame is the close frame (RFC 6455, 7.4.1) that tells the client why the
+// server ended the connection. A dead transport or the client's own close gets none;
+// an oversized frame got its 1009 from the websocket library already.
+func wsCloseFrame(reason string) (code int, text string, ok bool) {
+	switch reason {
+	case ReasonProtocolError:
+		return websocket.CloseProtocolError, "protocol error", true
+	case ReasonInvalidUTF8:
+		return websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8", true
+	case ReasonSlowConsumer:
+		return websocket.ClosePolicyViolation, "send queue full: reading too slowly", true
+	case ReasonServerClose:
+		return websocket.CloseGoingAway, "server closed the session", true
+	}
+	return 0, "", false
 }
 
 // startReading feeds ws's frames to handlePacket until the socket fails. On Linux
@@ -393,6 +412,10 @@ func (c *Conn) readMessage(ws *websocket.Conn) bool {
 	}
 	if kind != websocket.TextMessage {
 		c.close(ReasonProtocolError, false)
+		return false
+	}
+	if !utf8.Valid(data) {
+		c.close(ReasonInvalidUTF8, false) // RFC 6455: a text frame must be UTF-8
 		return false
 	}
 	p, err := DecodePacket(string(data))

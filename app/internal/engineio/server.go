@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -313,6 +314,11 @@ func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 			return
 		}
 		httpError(w, http.StatusBadRequest, codeBadRequest, "Bad request body")
+		return
+	}
+	if !utf8.Valid(body) {
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Payload is not valid UTF-8")
+		c.close(ReasonInvalidUTF8, false)
 		return
 	}
 	packets, err := DecodePayload(string(body))

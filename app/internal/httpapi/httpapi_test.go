@@ -207,6 +207,9 @@ func TestRoutes(t *testing.T) {
 		{"register password too short", "POST", "/api/auth/register", "", cred("frank", "1234567"), 400, apperr.Invalid},
 		{"register password too long for bcrypt", "POST", "/api/auth/register", "", cred("frank", strings.Repeat("p", 73)), 400, apperr.Invalid},
 		{"register missing fields", "POST", "/api/auth/register", "", `{}`, 400, apperr.Invalid},
+		// Not replaced with U+FFFD: two byte strings must not become one password.
+		{"register password not UTF-8", "POST", "/api/auth/register", "", "{\"username\":\"zed\",\"password\":\"pass\xffword\"}", 400, apperr.Invalid},
+		{"login password not UTF-8", "POST", "/api/auth/login", "", "{\"username\":\"alice\",\"password\":\"pass\xffword\"}", 400, apperr.Invalid},
 		{"register null body", "POST", "/api/auth/register", "", `null`, 400, apperr.Invalid},
 		{"register empty body", "POST", "/api/auth/register", "", ``, 400, apperr.Invalid},
 		{"register truncated JSON", "POST", "/api/auth/register", "", `{"username":`, 400, apperr.Invalid},

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"reflect"
+	"unicode/utf8"
 
 	"github.com/quibly/quibly/app/internal/apperr"
 )
@@ -40,8 +42,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	if r.ContentLength > limit {
 		return tooLarge(limit)
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeError(err, limit)
+	}
+	// encoding/json would replace invalid bytes with U+FFFD, so two different byte
+	// strings would log in as one password.
+	if !utf8.Valid(raw) {
+		return apperr.New(apperr.Invalid, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, limit)
 	}
