@@ -27,13 +27,19 @@ const (
 	EventTyping = "typing"
 )
 
-// Typing events are limited per connection. Clients send one every couple of
-// seconds while typing (and at once after a send), so a burst allowance keeps
-// honest clients unthrottled while a flood is cut to the steady rate.
+// Typing events are limited per user across the user's connections on a node.
+// Clients send one every couple of seconds while typing (and at once after a send),
+// so a burst allowance keeps honest clients unthrottled while a flood is cut to the
+// steady rate.
 const (
 	typingEvery = 500 * time.Millisecond
 	typingBurst = 4
 )
+
+// Joins are limited per connection: each one of an unknown channel costs a store
+// read. A client joining all its channels at once (up to MaxChannelsPerConn) is never
+// held back; a flood of random ids is cut to joinRate.
+const joinRate = 10 // a second
 
 // maxSendsInFlight is how many message:send events of one connection run at once.
 const maxSendsInFlight = 16
@@ -110,6 +116,12 @@ func truncate(s string, n int) string {
 }
 
 func (h *Hub) join(c *client, args []json.RawMessage) any {
+	if c.joinLimit == nil {
+		c.joinLimit = rate.NewLimiter(joinRate, h.cfg.MaxChannelsPerConn)
+	}
+	if !c.joinLimit.Allow() {
+		return errorAck(apperr.New(apperr.RateLimited, "too many channel:join events; slow down"))
+	}
 	var p channelPayload
 	if e := decodePayload(args, &p); e != nil {
 		return errorAck(e)
@@ -175,10 +187,7 @@ func (h *Hub) typing(c *client, args []json.RawMessage) {
 	if decodePayload(args, &p) != nil || !c.inChannel(p.ChannelID) {
 		return // typing has no ack; a bad one is simply not relayed
 	}
-	if c.typingLimit == nil {
-		c.typingLimit = rate.NewLimiter(rate.Every(typingEvery), typingBurst)
-	}
-	if !c.typingLimit.Allow() {
+	if !h.typists.allow(c.user.ID) {
 		return
 	}
 	data, _ := json.Marshal(map[string]string{"channelId": p.ChannelID, "userId": c.user.ID, "username": c.user.Username})

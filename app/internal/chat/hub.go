@@ -90,6 +90,8 @@ type Hub struct {
 	clients  map[*client]struct{}
 	members  map[string]map[*client]struct{} // channel id → local clients
 	limiters *limiters
+	// typists limits typing events per user across the user's connections on this node.
+	typists *limiters
 	offline  map[string]*time.Timer // user id → pending offline announcement
 
 	draining atomic.Bool
@@ -119,6 +121,7 @@ func NewHub(cfg Config, deps Deps) (*Hub, error) {
 		clients:  map[*client]struct{}{},
 		members:  map[string]map[*client]struct{}{},
 		limiters: newLimiters(cfg.MessageRate, cfg.MessageBurst),
+		typists:  newLimiters(float64(time.Second/typingEvery), typingBurst),
 		offline:  map[string]*time.Timer{},
 
 		fanoutRetry: make(chan pendingFanout, fanoutRetryQueue),
@@ -157,7 +160,7 @@ type client struct {
 	recovering  bool         // live events are held until the replay is sent
 	held        []heldPacket // events that arrived while recovering
 	replay      []broker.Event
-	typingLimit *rate.Limiter // made on the first typing event
+	joinLimit   *rate.Limiter // made on the first join
 	// sendSlots bounds the sends of this connection in flight; made on its first send,
 	// so that a connection that only listens holds neither.
 	sendSlots chan struct{}
