@@ -81,6 +81,9 @@ func CheckPassword(hash, pw string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
 }
 
+// maxClockSkew is what a token's lifetime may exceed the configured TTL by.
+const maxClockSkew = time.Minute
+
 // claims is the token body: sub = user id, name = username, iat, exp.
 type claims struct {
 	Name string `json:"name"`
@@ -127,6 +130,10 @@ func (a *Auth) ParseToken(token string) (model.User, error) {
 	case err != nil:
 		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
 	case c.Subject == "" || c.Name == "":
+		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+	// A token must not outlive what this server issues: one signed with the key but a
+	// far exp (a leaked key's forgery, an old build's mistake) is refused.
+	case c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > a.ttl+maxClockSkew:
 		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
 	}
 	return model.User{ID: c.Subject, Username: c.Name}, nil
