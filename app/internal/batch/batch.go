@@ -154,7 +154,7 @@ func (w *Writer) write(ctx context.Context, msgs []model.Message) ([]rejection, 
 // their text).
 func (w *Writer) park(ctx context.Context, rejected []rejection) error {
 	for _, r := range rejected {
-		if err := w.st.RejectMessages(ctx, []model.Message{r.msg}, r.reason); err != nil {
+		if err := w.st.RejectMessage(ctx, r.msg, r.reason); err != nil {
 			return err
 		}
 		w.metrics.MessagesRejected.Inc()

@@ -480,30 +480,15 @@ func (s *Postgres) RejectedIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// RejectMessages implements Store.
-func (s *Postgres) RejectMessages(ctx context.Context, msgs []model.Message, reason string) error {
-	rows := make([][]any, 0, len(msgs))
-	now := time.Now().UTC()
-	for _, m := range msgs {
-		body, err := rejectedBody(m)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, []any{m.ID, body, pgText(reason), now})
-	}
-	tx, err := s.pool.Begin(ctx)
+// RejectMessage implements Store.
+func (s *Postgres) RejectMessage(ctx context.Context, m model.Message, reason string) error {
+	body, err := rejectedBody(m)
 	if err != nil {
-		return fmt.Errorf("store: park rejected messages: %w", err)
+		return err
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	for _, r := range rows {
-		if _, err := tx.Exec(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING`, r...); err != nil {
-			return fmt.Errorf("store: park rejected messages: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("store: park rejected messages: %w", err)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, m.ID, body, pgText(reason), time.Now().UTC()); err != nil {
+		return fmt.Errorf("store: park rejected message %s: %w", m.ID, err)
 	}
 	return nil
 }

@@ -408,26 +408,15 @@ func isSQLiteConstraint(err error) bool {
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
-// RejectMessages implements Store.
-func (s *SQLite) RejectMessages(ctx context.Context, msgs []model.Message, reason string) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// RejectMessage implements Store.
+func (s *SQLite) RejectMessage(ctx context.Context, m model.Message, reason string) error {
+	body, err := rejectedBody(m)
 	if err != nil {
-		return fmt.Errorf("store: park rejected messages: %w", err)
+		return err
 	}
-	defer func() { _ = tx.Rollback() }()
-	now := time.Now().UnixMilli()
-	for _, m := range msgs {
-		body, err := rejectedBody(m)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, m.ID, body, reason, now); err != nil {
-			return fmt.Errorf("store: park rejected message %s: %w", m.ID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: park rejected messages: %w", err)
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO rejected_messages (id, body, reason, rejected_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, m.ID, body, reason, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("store: park rejected message %s: %w", m.ID, err)
 	}
 	return nil
 }

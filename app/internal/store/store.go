@@ -42,9 +42,9 @@ type Store interface {
 	// inserted. An error wrapping ErrRejected means some message of the batch can never
 	// be stored; nothing of the batch was.
 	WriteMessages(ctx context.Context, msgs []model.Message) (int, error)
-	// RejectMessages parks messages the store refused for good, with the reason, so the
+	// RejectMessage parks a message the store refused for good, with the reason, so the
 	// rest can go on (idempotent by message id).
-	RejectMessages(ctx context.Context, msgs []model.Message, reason string) error
+	RejectMessage(ctx context.Context, m model.Message, reason string) error
 	// RejectedIDs lists the parked messages' ids, oldest first.
 	RejectedIDs(ctx context.Context) ([]string, error)
 	// Messages returns up to limit messages of a channel with ID < before (all when before
