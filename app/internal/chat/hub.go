@@ -92,7 +92,7 @@ type Hub struct {
 	limiters *limiters
 	// typists limits typing events per user across the user's connections on this node.
 	typists *limiters
-	offline  map[string]*time.Timer // user id → pending offline announcement
+	offline map[string]*time.Timer // user id → pending offline announcement
 
 	draining atomic.Bool
 	inflight sync.WaitGroup
@@ -155,12 +155,12 @@ type client struct {
 	sock *socketio.Socket
 	user model.User
 
-	mu          sync.Mutex
-	channels    channelSet
-	recovering  bool         // live events are held until the replay is sent
-	held        []heldPacket // events that arrived while recovering
-	replay      []broker.Event
-	joinLimit   *rate.Limiter // made on the first join
+	mu         sync.Mutex
+	channels   channelSet
+	recovering bool         // live events are held until the replay is sent
+	held       []heldPacket // events that arrived while recovering
+	replay     []broker.Event
+	joinLimit  *rate.Limiter // made on the first join
 	// sendSlots bounds the sends of this connection in flight; made on its first send,
 	// so that a connection that only listens holds neither.
 	sendSlots chan struct{}
