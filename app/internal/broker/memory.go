@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,8 +100,8 @@ func (m *Memory) Commit(_ context.Context, s Slot, ev Event) (bool, error) {
 		return false, errors.New("broker: closed")
 	}
 	ev.ChannelID = s.ChannelID
-	if sl := m.slot(s); sl != nil {
-		sl.ev = &ev
+	if i := m.slotIndex(s); i >= 0 {
+		m.pending[s.ChannelID][i].ev = &ev
 		m.releaseLocked(s.ChannelID)
 		return false, nil
 	}
@@ -112,24 +113,16 @@ func (m *Memory) Commit(_ context.Context, s Slot, ev Event) (bool, error) {
 func (m *Memory) Cancel(_ context.Context, s Slot) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	q := m.pending[s.ChannelID]
-	for i, sl := range q {
-		if sl.id == s.ID {
-			m.pending[s.ChannelID] = append(q[:i:i], q[i+1:]...)
-			break
-		}
+	if q, i := m.pending[s.ChannelID], m.slotIndex(s); i >= 0 {
+		m.pending[s.ChannelID] = append(q[:i:i], q[i+1:]...)
 	}
 	m.releaseLocked(s.ChannelID)
 	return nil
 }
 
-func (m *Memory) slot(s Slot) *memSlot {
-	for _, sl := range m.pending[s.ChannelID] {
-		if sl.id == s.ID {
-			return sl
-		}
-	}
-	return nil
+// slotIndex is where s waits in its channel's queue, or -1.
+func (m *Memory) slotIndex(s Slot) int {
+	return slices.IndexFunc(m.pending[s.ChannelID], func(sl *memSlot) bool { return sl.id == s.ID })
 }
 
 // releaseLocked delivers the channel's committed slots from the head, dropping heads

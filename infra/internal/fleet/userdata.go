@@ -34,11 +34,11 @@ type BootSettings struct {
 	// longest SIGTERM drain, which the load balancer's timeouts are sized for.
 	PingIntervalSeconds int
 	DrainSeconds        int
-	DBHost             string
-	DBPort             int
-	DBName             string
-	AppSecretArn       string
-	KafkaSecretArn     string
+	DBHost              string
+	DBPort              int
+	DBName              string
+	AppSecretArn        string
+	KafkaSecretArn      string
 	// DBSecretArn is the master user's login, read only by quibly-db-setup.
 	DBSecretArn string
 	// DBAppSecretArn is the servers' own login, read by the server for each new connection.
