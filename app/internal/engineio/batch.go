@@ -58,25 +58,32 @@ func (b *batchConn) SetWriteDeadline(t time.Time) error {
 	return b.Conn.SetWriteDeadline(t)
 }
 
-// appendTextFrame adds p to the batch as one final, unmasked text frame (RFC 6455
-// 5.2; a server does not mask). gorilla's writers copy each payload into a buffer
-// of their own and allocate per frame; framing here copies it once, straight into
-// the batch. Call between hold and release; gorilla's own writes (control frames)
-// still interleave whole.
-func (b *batchConn) appendTextFrame(p string) {
+// appendFrame adds p to the batch as one final, unmasked frame of the given opcode
+// (RFC 6455 5.2; a server does not mask). gorilla's writers copy each payload into a
+// buffer of their own and allocate per frame; framing here copies it once, straight
+// into the batch. Call between hold and release; gorilla's own writes (control
+// frames) still interleave whole.
+func (b *batchConn) appendFrame(opcode byte, p string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	buf := *b.buf
+	first := 0x80 | opcode // FIN
 	switch n := len(p); {
 	case n <= 125:
-		buf = append(buf, 0x81, byte(n))
+		buf = append(buf, first, byte(n))
 	case n <= 0xFFFF:
-		buf = append(buf, 0x81, 126, byte(n>>8), byte(n))
+		buf = append(buf, first, 126, byte(n>>8), byte(n))
 	default:
-		buf = binary.BigEndian.AppendUint64(append(buf, 0x81, 127), uint64(n))
+		buf = binary.BigEndian.AppendUint64(append(buf, first, 127), uint64(n))
 	}
 	*b.buf = append(buf, p...)
 }
+
+// Frame opcodes (RFC 6455 5.2).
+const (
+	opText   byte = 0x1
+	opBinary byte = 0x2
+)
 
 // hold starts collecting writes.
 func (b *batchConn) hold() {

@@ -35,6 +35,8 @@ const (
 	ReasonProtocolError = "protocol error"
 	ReasonTooLarge      = "payload too large"
 	ReasonInvalidUTF8   = "invalid UTF-8"
+	// ReasonHandshakeTimeout: the layer above got no handshake in time.
+	ReasonHandshakeTimeout = "handshake timeout"
 )
 
 // Conn is one Engine.IO session, whichever transport currently carries it.
@@ -44,6 +46,7 @@ type Conn struct {
 
 	srv       *Server
 	onMessage func(data string)
+	onBinary  func(data []byte)
 	onClose   func(reason string)
 
 	mu           sync.Mutex
@@ -51,6 +54,8 @@ type Conn struct {
 	transport    string
 	ws           *websocket.Conn
 	upgrading    bool
+	probed       bool          // the upgrade's probe was answered
+	upgradeEnd   chan struct{} // closed when the upgrade in progress ends either way
 	pollActive   bool
 	postActive   bool
 	awaitingPong bool
@@ -82,6 +87,10 @@ func newConn(srv *Server, id, remote, transport string) *Conn {
 // time per connection, in arrival order, and must be set before the handshake returns.
 func (c *Conn) OnMessage(fn func(data string)) { c.onMessage = fn }
 
+// OnBinary sets the handler for binary message packets, called like OnMessage's. A
+// connection without one treats a binary packet as a protocol error.
+func (c *Conn) OnBinary(fn func(data []byte)) { c.onBinary = fn }
+
 // OnClose sets the handler called once when the connection ends.
 func (c *Conn) OnClose(fn func(reason string)) { c.onClose = fn }
 
@@ -103,7 +112,11 @@ func (c *Conn) Send(data string) error { return c.sendPacket(string(Message) + d
 // broadcast is encoded once for all its connections.
 func MessagePacket(data string) string { return string(Message) + data }
 
-// SendPackets queues packets made by MessagePacket, all or none, so that they leave
+// BinaryPacket encodes data as a binary message packet for SendPackets: a binary
+// frame on a websocket, base64 in a long-polling payload.
+func BinaryPacket(data []byte) string { return string(binaryPrefix) + string(data) }
+
+// SendPackets queues packets made by MessagePacket and BinaryPacket, all or none, so that they leave
 // together (in one write on a websocket). It never blocks, like Send.
 func (c *Conn) SendPackets(packets ...string) error { return c.sendPacket(packets...) }
 
@@ -183,10 +196,19 @@ func (c *Conn) isClosed() bool {
 // transport allows it. Safe to call more than once.
 func (c *Conn) Close() { c.close(ReasonServerClose, true) }
 
+// Fail ends the connection because of the client (a malformed packet) or a timeout,
+// without a close packet; a websocket gets a close frame that says why (see
+// wsCloseFrame). Reason is one of the Reason constants.
+func (c *Conn) Fail(reason string) { c.close(reason, false) }
+
 func (c *Conn) close(reason string, notifyClient bool) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closing, c.reason = notifyClient, reason
+		// The client's poll may be on its way on another connection (it sends the close
+		// packet and may poll at once): that poll gets its noop (see poll), then the
+		// session is gone.
+		lingering := reason == ReasonClientClose && c.transport == TransportPolling && !c.pollActive
 		c.srv.beats.cancel(c)
 		close(c.closed)
 		var ws *websocket.Conn
@@ -202,7 +224,11 @@ func (c *Conn) close(reason string, notifyClient bool) {
 		if ws != nil {
 			go c.finishWS(ws) // flushes (when closing) and closes the socket
 		}
-		c.srv.remove(c)
+		if lingering {
+			time.AfterFunc(c.srv.cfg.PingTimeout, func() { c.srv.remove(c) })
+		} else {
+			c.srv.remove(c)
+		}
 		if c.onClose != nil {
 			c.onClose(reason)
 		}
@@ -250,8 +276,15 @@ func (c *Conn) gotPong() {
 func (c *Conn) handlePacket(p Packet) {
 	switch p.Type {
 	case Message:
-		if c.onMessage != nil {
-			c.onMessage(p.Data)
+		switch {
+		case !p.Binary:
+			if c.onMessage != nil {
+				c.onMessage(p.Data)
+			}
+		case c.onBinary != nil:
+			c.onBinary([]byte(p.Data))
+		default:
+			c.close(ReasonProtocolError, false)
 		}
 	case Pong:
 		c.gotPong()
@@ -291,12 +324,17 @@ func (c *Conn) flushWS(ws *websocket.Conn) {
 	}
 }
 
-// writeFrames writes one text frame per packet, all in one write. Callers hold c.wmu.
+// writeFrames writes one frame per packet (binary for a binary packet, text for the
+// rest), all in one write. Callers hold c.wmu.
 func (c *Conn) writeFrames(ws *websocket.Conn, packets []string, timeout time.Duration) error {
 	out := batchConnOf(ws)
 	out.hold()
 	for _, p := range packets {
-		out.appendTextFrame(p)
+		if p != "" && p[0] == binaryPrefix {
+			out.appendFrame(opBinary, p[1:])
+		} else {
+			out.appendFrame(opText, p)
+		}
 	}
 	return out.release(timeout)
 }
@@ -333,6 +371,8 @@ func wsCloseFrame(reason string) (code int, text string, ok bool) {
 		return websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8", true
 	case ReasonSlowConsumer:
 		return websocket.ClosePolicyViolation, "send queue full: reading too slowly", true
+	case ReasonHandshakeTimeout:
+		return websocket.ClosePolicyViolation, "no handshake in time", true
 	case ReasonServerClose:
 		return websocket.CloseGoingAway, "server closed the session", true
 	}
@@ -410,9 +450,9 @@ func (c *Conn) readMessage(ws *websocket.Conn) bool {
 		}
 		return false
 	}
-	if kind != websocket.TextMessage {
-		c.close(ReasonProtocolError, false)
-		return false
+	if kind == websocket.BinaryMessage { // a binary frame is a binary message packet
+		c.handlePacket(Packet{Type: Message, Data: string(data), Binary: true})
+		return !c.isClosed()
 	}
 	if !utf8.Valid(data) {
 		c.close(ReasonInvalidUTF8, false) // RFC 6455: a text frame must be UTF-8

@@ -8,13 +8,16 @@ import (
 // heartbeatWheel keeps every connection's next heartbeat (send a ping, or give up
 // waiting for its pong) in a ring of time slots turned by one ticker. A time.Timer
 // per connection held about 130 bytes and a runtime timer for life; a slot entry is
-// two pointers and an index. A heartbeat fires up to one tick late.
+// two pointers and an index. A heartbeat fires up to one tick early, never late: a
+// ping comes within the interval the client was promised, and a session whose pong
+// is overdue is gone by the time pingInterval+pingTimeout has passed.
 type heartbeatWheel struct {
 	tick time.Duration
 
 	mu      sync.Mutex
-	slots   []*Conn // each slot's connections, linked through Conn.beat
-	pos     int     // the slot that fires next
+	slots   []*Conn   // each slot's connections, linked through Conn.beat
+	pos     int       // the slot that fires next
+	nextAt  time.Time // when slot pos fires
 	count   int
 	running bool // the ticker goroutine runs while count > 0
 }
@@ -35,12 +38,20 @@ func newHeartbeatWheel(minDelay, maxDelay time.Duration) *heartbeatWheel {
 
 // schedule (re)sets c's heartbeat to fire after d (d up to the wheel's maxDelay).
 func (w *heartbeatWheel) schedule(c *Conn, d time.Duration) {
-	// The next tick comes within one tick from now, so the slot ceil(d/tick) after
-	// it fires no earlier than d.
-	ticks := min(max(int((d+w.tick-1)/w.tick), 1), len(w.slots)-1)
+	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.unlinkLocked(c)
+	if !w.running {
+		w.nextAt = now.Add(w.tick)
+	}
+	// The last slot that fires by now+d: slot pos fires at nextAt, each later one a
+	// tick after the one before.
+	ticks := 0
+	if due := now.Add(d); due.After(w.nextAt) {
+		ticks = int(due.Sub(w.nextAt) / w.tick)
+	}
+	ticks = min(ticks, len(w.slots)-1)
 	slot := (w.pos + ticks) % len(w.slots)
 	c.beat = beatLink{next: w.slots[slot], slot: slot, scheduled: true}
 	if head := w.slots[slot]; head != nil {
@@ -80,10 +91,14 @@ func (w *heartbeatWheel) unlinkLocked(c *Conn) {
 
 // turn fires one slot per tick until the wheel is empty.
 func (w *heartbeatWheel) turn() {
+	w.mu.Lock()
+	first := time.Until(w.nextAt)
+	w.mu.Unlock()
+	time.Sleep(first)
 	t := time.NewTicker(w.tick)
 	defer t.Stop()
 	var due []*Conn
-	for range t.C {
+	for fire := true; fire; _, fire = <-t.C {
 		w.mu.Lock()
 		for c := w.slots[w.pos]; c != nil; {
 			next := c.beat.next
@@ -94,6 +109,7 @@ func (w *heartbeatWheel) turn() {
 		w.slots[w.pos] = nil
 		w.count -= len(due)
 		w.pos = (w.pos + 1) % len(w.slots)
+		w.nextAt = time.Now().Add(w.tick)
 		idle := w.count == 0
 		if idle {
 			w.running = false

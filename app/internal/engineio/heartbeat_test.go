@@ -47,8 +47,8 @@ func TestHeartbeatPingsAndTimesOut(t *testing.T) {
 			start := time.Now()
 			c.startHeartbeat()
 			waitFor(t, "the first ping", func() bool { return pingQueued(c) })
-			if took := time.Since(start); took < interval {
-				t.Fatalf("pinged after %v, before the interval of %v", took, interval)
+			if took := time.Since(start); took <= interval-srv.beats.tick {
+				t.Fatalf("pinged after %v, more than a tick before the interval of %v", took, interval)
 			}
 			if tt.answer {
 				c.mu.Lock()
@@ -63,7 +63,7 @@ func TestHeartbeatPingsAndTimesOut(t *testing.T) {
 				if c.isClosed() {
 					t.Fatal("a connection that answered its ping was closed")
 				}
-				if took := time.Since(start); took < interval+timeout {
+				if took := time.Since(start); took <= interval+timeout-2*srv.beats.tick {
 					t.Fatalf("the second ping came %v after the start, before interval+timeout", took)
 				}
 				c.Close()
@@ -74,7 +74,7 @@ func TestHeartbeatPingsAndTimesOut(t *testing.T) {
 			case <-time.After(3 * time.Second):
 				t.Fatal("not closed after the ping went unanswered")
 			}
-			if took := time.Since(start); took < interval+timeout {
+			if took := time.Since(start); took <= interval+timeout-2*srv.beats.tick {
 				t.Fatalf("closed after %v, before interval+timeout %v", took, interval+timeout)
 			}
 			waitFor(t, "the close handler", func() bool { mu.Lock(); defer mu.Unlock(); return reason != "" })
@@ -118,4 +118,38 @@ func TestHeartbeatWheelForgetsClosedConnections(t *testing.T) {
 		defer srv.beats.mu.Unlock()
 		return srv.beats.count == 0 && !srv.beats.running
 	})
+}
+
+// A heartbeat is put in the last slot that fires by its due time: never late (a client
+// is pinged within the interval it was promised, a dead session is gone by
+// pingInterval+pingTimeout), at most one tick early.
+func TestHeartbeatSlotIsNeverLate(t *testing.T) {
+	srv := heartbeatServer(t, 300*time.Millisecond, 200*time.Millisecond)
+	w := srv.beats
+	conns := make([]*Conn, 50)
+	for i := range conns {
+		conns[i] = newConn(srv, "id", "127.0.0.1:1", TransportPolling)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i, c := range conns {
+		d := w.tick + time.Duration(i)*5*time.Millisecond // from a tick to under the longest delay
+		before := time.Now()
+		w.schedule(c, d)
+		after := time.Now()
+		w.mu.Lock()
+		ahead := (c.beat.slot - w.pos + len(w.slots)) % len(w.slots)
+		fires := w.nextAt.Add(time.Duration(ahead) * w.tick)
+		w.mu.Unlock()
+		if fires.After(after.Add(d)) {
+			t.Fatalf("a heartbeat due in %v fires %v late", d, fires.Sub(after.Add(d)))
+		}
+		if early := before.Add(d).Sub(fires); early > w.tick {
+			t.Fatalf("a heartbeat due in %v fires %v early, more than a tick (%v)", d, early, w.tick)
+		}
+		time.Sleep(3 * time.Millisecond) // let the wheel turn between schedules
+	}
 }

@@ -1,9 +1,11 @@
 // Package engineio implements the server side of Engine.IO protocol v4: the open
 // handshake, HTTP long-polling and WebSocket transports, the upgrade from one to the
-// other, and ping/pong liveness. Only text packets are supported; Quibly's events are JSON.
+// other, ping/pong liveness, and binary message packets (base64 over polling, binary
+// frames over websocket).
 package engineio
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 )
@@ -23,24 +25,34 @@ const (
 const separator = "\x1e"
 
 var (
-	errEmptyPacket  = errors.New("engine.io: empty packet")
-	errPacketType   = errors.New("engine.io: unknown packet type")
-	errBinaryPacket = errors.New("engine.io: binary packets are not supported")
+	errEmptyPacket = errors.New("engine.io: empty packet")
+	errPacketType  = errors.New("engine.io: unknown packet type")
+	errBase64      = errors.New("engine.io: binary packet is not valid base64")
 )
 
-// Packet is one decoded Engine.IO packet.
+// binaryPrefix starts a binary message packet in a long-polling payload (its data in
+// base64) and in a connection's send queue (its data raw).
+const binaryPrefix = 'b'
+
+// Packet is one decoded Engine.IO packet. A binary message has Type Message, Binary
+// set and its bytes in Data.
 type Packet struct {
-	Type byte
-	Data string
+	Type   byte
+	Data   string
+	Binary bool
 }
 
-// DecodePacket parses one text packet.
+// DecodePacket parses one packet in its text form (a binary message as b<base64>).
 func DecodePacket(s string) (Packet, error) {
 	if s == "" {
 		return Packet{}, errEmptyPacket
 	}
-	if s[0] == 'b' {
-		return Packet{}, errBinaryPacket
+	if s[0] == binaryPrefix {
+		raw, err := base64.StdEncoding.DecodeString(s[1:])
+		if err != nil {
+			return Packet{}, errBase64
+		}
+		return Packet{Type: Message, Data: string(raw), Binary: true}, nil
 	}
 	if s[0] < Open || s[0] > Noop {
 		return Packet{}, errPacketType
@@ -63,4 +75,18 @@ func DecodePayload(body string) ([]Packet, error) {
 }
 
 // Encode returns the text form of a packet.
-func (p Packet) Encode() string { return string(p.Type) + p.Data }
+func (p Packet) Encode() string {
+	if p.Binary {
+		return string(binaryPrefix) + base64.StdEncoding.EncodeToString([]byte(p.Data))
+	}
+	return string(p.Type) + p.Data
+}
+
+// pollingForm turns a queued packet into its long-polling form: a binary one is
+// queued raw and travels in base64.
+func pollingForm(queued string) string {
+	if queued != "" && queued[0] == binaryPrefix {
+		return string(binaryPrefix) + base64.StdEncoding.EncodeToString([]byte(queued[1:]))
+	}
+	return queued
+}

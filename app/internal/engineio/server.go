@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,12 +241,33 @@ func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
 func writePollResponse(w http.ResponseWriter, packets []string) {
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = io.WriteString(w, strings.Join(packets, separator))
+	for i, p := range packets {
+		if i > 0 {
+			_, _ = io.WriteString(w, separator)
+		}
+		_, _ = io.WriteString(w, pollingForm(p))
+	}
 }
+
+// upgradeGrace is how long a poll that arrives after the upgrade's probe waits for
+// the upgrade packet, which usually follows the probe at once.
+const upgradeGrace = 100 * time.Millisecond
 
 // poll answers a long-polling GET with whatever is queued, waiting until something is.
 func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.mu.Lock()
+	if c.upgrading && c.probed {
+		// A client pauses polling once its probe is answered, so this poll raced the
+		// upgrade: it is refused if the session moves to the websocket now, and ends
+		// with a noop (pollWake) if not.
+		end := c.upgradeEnd
+		c.mu.Unlock()
+		select {
+		case <-end:
+		case <-time.After(upgradeGrace):
+		}
+		c.mu.Lock()
+	}
 	if c.transport != TransportPolling {
 		c.mu.Unlock()
 		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
@@ -269,7 +289,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 	}()
 	for {
 		c.mu.Lock()
-		if len(c.queue) > 0 {
+		if len(c.queue) > 0 && !c.isClosed() {
 			batch := c.takeQueue(s.cfg.MaxPayload)
 			c.mu.Unlock()
 			writePollResponse(w, batch)
@@ -282,7 +302,16 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 			writePollResponse(w, []string{string(Noop)})
 			return
 		case <-c.closed:
-			writePollResponse(w, []string{string(Close)})
+			// The client's own close packet ends its pending poll with a noop, as the
+			// reference server does; a close by the server is announced.
+			end := Close
+			c.mu.Lock()
+			if c.reason == ReasonClientClose {
+				end = Noop
+			}
+			c.mu.Unlock()
+			writePollResponse(w, []string{string(end)})
+			s.remove(c) // a poll that raced the close packet was the last one
 			return
 		case <-r.Context().Done():
 			return
@@ -292,6 +321,16 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 
 func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeUnknownSID, "Session closed")
+		return
+	}
+	if c.transport != TransportPolling {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+		return
+	}
 	if c.postActive {
 		c.mu.Unlock()
 		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping writes")
@@ -387,22 +426,33 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 	c.mu.Lock()
 	if c.transport != TransportPolling || c.upgrading {
 		c.mu.Unlock()
-		httpError(w, http.StatusBadRequest, codeBadRequest, "Upgrade not possible")
+		// As the reference server does: the websocket opens and closes at once, so a
+		// client library sees a close, not a failed handshake it may not handle.
+		if ws, err := s.upgrade(w, r); err == nil {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "session already upgraded"), time.Now().Add(time.Second))
+			_ = ws.Close()
+		}
 		return
 	}
-	c.upgrading = true
+	c.upgrading, c.probed, c.upgradeEnd = true, false, make(chan struct{})
 	c.mu.Unlock()
+	// endUpgrade records the outcome; callers hold c.mu.
+	endUpgrade := func() {
+		c.upgrading, c.probed = false, false
+		close(c.upgradeEnd)
+	}
 	ws, err := s.upgrade(w, r)
 	if err != nil {
 		c.mu.Lock()
-		c.upgrading = false
+		endUpgrade()
 		c.mu.Unlock()
 		return
 	}
 	fail := func() {
 		ws.Close()
 		c.mu.Lock()
-		c.upgrading = false
+		endUpgrade()
 		c.mu.Unlock()
 	}
 	// The probe must finish in time, and the session may end meanwhile.
@@ -433,6 +483,9 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 				fail()
 				return
 			}
+			c.mu.Lock()
+			c.probed = true
+			c.mu.Unlock()
 			// Release the pending poll so the client can pause polling.
 			select {
 			case c.pollWake <- struct{}{}:
@@ -441,13 +494,14 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 		case p.Type == Upgrade:
 			c.mu.Lock()
 			if c.isClosed() {
+				endUpgrade()
 				c.mu.Unlock()
 				ws.Close()
 				return
 			}
 			c.transport = TransportWebSocket
 			c.ws = ws
-			c.upgrading = false
+			endUpgrade()
 			// Packets queued while polling go out over the websocket now.
 			flush := c.startWSWriterLocked()
 			c.mu.Unlock()
