@@ -72,10 +72,15 @@ func decodePayload(args []json.RawMessage, v any) *apperr.Error {
 }
 
 // Event dispatches one client event.
-func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, ack socketio.AckFunc) {
+func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, attachments [][]byte, ack socketio.AckFunc) {
 	c := s.Data.(*client)
 	if ack == nil {
-		ack = func(any) {} // the client did not ask for an answer
+		ack = func(...any) {} // the client did not ask for an answer
+	}
+	if len(attachments) > 0 {
+		// The transport carries binary packets; chat's events are JSON only.
+		ack(errorAck(apperr.New(apperr.Invalid, "%s: binary attachments are not accepted; send JSON", truncate(event, 64))))
+		return
 	}
 	switch event {
 	case EventJoin:

@@ -57,7 +57,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	sio, err := socketio.NewServer(socketio.Config{Logger: log}, hub)
+	sio, err := socketio.NewServer(socketio.Config{MaxAttachmentBytes: cfg.MaxPayloadBytes, Logger: log}, hub)
 	if err != nil {
 		return err
 	}

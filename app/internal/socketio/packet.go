@@ -1,6 +1,6 @@
 // Package socketio implements the server side of the Socket.IO v5 protocol on top of
-// Engine.IO: namespaces (only "/" is served), connect with auth, events, acks and
-// connect errors. Binary attachments are not supported; Quibly speaks JSON.
+// Engine.IO: namespaces, connect with auth, events, acks, connect errors, and events
+// and acks with binary attachments.
 package socketio
 
 import (
@@ -28,10 +28,13 @@ const NoAck = -1
 // maxAckID bounds ack ids to what JavaScript clients can produce.
 const maxAckID = 1<<53 - 1
 
+// MaxAttachments bounds the binary attachments of one packet.
+const MaxAttachments = 64
+
 var (
 	errEmpty       = errors.New("socket.io: empty packet")
 	errType        = errors.New("socket.io: unknown packet type")
-	errBinary      = errors.New("socket.io: binary packets are not supported")
+	errAttachments = errors.New("socket.io: malformed attachment count")
 	errNamespace   = errors.New("socket.io: malformed namespace")
 	errAckID       = errors.New("socket.io: malformed ack id")
 	errPayload     = errors.New("socket.io: payload is not valid JSON")
@@ -40,10 +43,11 @@ var (
 
 // Packet is one decoded Socket.IO packet.
 type Packet struct {
-	Type      int
-	Namespace string
-	AckID     int64 // NoAck when absent
-	Data      json.RawMessage
+	Type        int
+	Attachments int // binary attachments that follow a BinaryEvent or BinaryAck
+	Namespace   string
+	AckID       int64 // NoAck when absent
+	Data        json.RawMessage
 }
 
 // Decode parses one Socket.IO packet as carried in an Engine.IO message.
@@ -56,11 +60,19 @@ func Decode(s string) (Packet, error) {
 	if t < Connect || t > BinaryAck {
 		return Packet{}, errType
 	}
-	if t == BinaryEvent || t == BinaryAck {
-		return Packet{}, errBinary
-	}
 	p.Type = t
 	rest := s[1:]
+	if t == BinaryEvent || t == BinaryAck {
+		dash := strings.IndexByte(rest, '-')
+		if dash < 1 || dash > 2 {
+			return Packet{}, errAttachments
+		}
+		n, err := strconv.Atoi(rest[:dash])
+		if err != nil || n < 0 || n > MaxAttachments || rest[0] == '+' {
+			return Packet{}, errAttachments
+		}
+		p.Attachments, rest = n, rest[dash+1:]
+	}
 	if strings.HasPrefix(rest, "/") {
 		end := strings.IndexByte(rest, ',')
 		if end < 0 {
@@ -110,7 +122,7 @@ func (p Packet) checkShape() error {
 		if first != 0 {
 			return errPayloadKind
 		}
-	case Event, Ack:
+	case Event, Ack, BinaryEvent, BinaryAck:
 		if first != '[' {
 			return errPayloadKind
 		}
@@ -119,20 +131,27 @@ func (p Packet) checkShape() error {
 			return errPayloadKind
 		}
 	}
-	if p.Type != Event && p.Type != Ack && p.AckID != NoAck {
+	if p.AckID != NoAck && !p.isEvent() && !p.isAck() {
 		return errAckID
 	}
-	if p.Type == Ack && p.AckID == NoAck {
+	if p.isAck() && p.AckID == NoAck {
 		return errAckID
 	}
 	return nil
 }
+
+func (p Packet) isEvent() bool { return p.Type == Event || p.Type == BinaryEvent }
+func (p Packet) isAck() bool   { return p.Type == Ack || p.Type == BinaryAck }
 
 // Encode returns the text form of p.
 func (p Packet) Encode() string {
 	var b strings.Builder
 	b.Grow(8 + len(p.Namespace) + len(p.Data))
 	b.WriteByte(byte('0' + p.Type))
+	if p.Type == BinaryEvent || p.Type == BinaryAck {
+		b.WriteString(strconv.Itoa(p.Attachments))
+		b.WriteByte('-')
+	}
 	if p.Namespace != "" && p.Namespace != "/" {
 		b.WriteString(p.Namespace)
 		b.WriteByte(',')
@@ -167,4 +186,42 @@ func EncodeEvent(event string, args ...any) (string, error) {
 		return "", err
 	}
 	return Packet{Type: Event, AckID: NoAck, Data: data}.Encode(), nil
+}
+
+// placeholder stands in an event's arguments for binary attachment Num.
+type placeholder struct {
+	Placeholder bool `json:"_placeholder"`
+	Num         int  `json:"num"`
+}
+
+// AttachmentIndex reports whether arg is the placeholder of a binary attachment, and
+// which one.
+func AttachmentIndex(arg json.RawMessage) (int, bool) {
+	d := bytes.TrimSpace(arg)
+	if len(d) == 0 || d[0] != '{' || !bytes.Contains(d, []byte("_placeholder")) {
+		return 0, false
+	}
+	var ph placeholder
+	if json.Unmarshal(d, &ph) != nil || !ph.Placeholder || ph.Num < 0 {
+		return 0, false
+	}
+	return ph.Num, true
+}
+
+// encodeArgs marshals args as a JSON array; a []byte argument becomes a placeholder
+// and its bytes an attachment, as the JavaScript client does with a Buffer (only at
+// the top level: a []byte inside a struct is marshalled as base64).
+func encodeArgs(args []any) (json.RawMessage, [][]byte, error) {
+	var attachments [][]byte
+	parts := make([]any, len(args))
+	for i, a := range args {
+		if b, ok := a.([]byte); ok {
+			parts[i] = placeholder{Placeholder: true, Num: len(attachments)}
+			attachments = append(attachments, b)
+			continue
+		}
+		parts[i] = a
+	}
+	data, err := json.Marshal(parts)
+	return data, attachments, err
 }

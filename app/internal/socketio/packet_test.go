@@ -24,7 +24,15 @@ func TestDecode(t *testing.T) {
 		{in: "", wantErr: errEmpty},
 		{in: "9", wantErr: errType},
 		{in: "x", wantErr: errType},
-		{in: `51-["x",{"_placeholder":true,"num":0}]`, wantErr: errBinary},
+		{in: `51-["x",{"_placeholder":true,"num":0}]`, want: Packet{Type: BinaryEvent, Attachments: 1, Namespace: "/", AckID: NoAck, Data: json.RawMessage(`["x",{"_placeholder":true,"num":0}]`)}},
+		{in: `52-/custom,789["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`, want: Packet{Type: BinaryEvent, Attachments: 2, Namespace: "/custom", AckID: 789, Data: json.RawMessage(`["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)}},
+		{in: `61-12[{"_placeholder":true,"num":0}]`, want: Packet{Type: BinaryAck, Attachments: 1, Namespace: "/", AckID: 12, Data: json.RawMessage(`[{"_placeholder":true,"num":0}]`)}},
+		{in: `5["x"]`, wantErr: errAttachments},
+		{in: `5-["x"]`, wantErr: errAttachments},
+		{in: `5+1-["x"]`, wantErr: errAttachments},
+		{in: `565-["x"]`, wantErr: errAttachments},
+		{in: `5100-["x"]`, wantErr: errAttachments},
+		{in: `61-[1]`, wantErr: errAckID},
 		{in: `2[not json`, wantErr: errPayload},
 		{in: `2{"a":1}`, wantErr: errPayloadKind},
 		{in: `2`, wantErr: errPayloadKind},
@@ -44,14 +52,14 @@ func TestDecode(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if got.Type != tt.want.Type || got.Namespace != tt.want.Namespace || got.AckID != tt.want.AckID || string(got.Data) != string(tt.want.Data) {
+		if got.Type != tt.want.Type || got.Attachments != tt.want.Attachments || got.Namespace != tt.want.Namespace || got.AckID != tt.want.AckID || string(got.Data) != string(tt.want.Data) {
 			t.Errorf("Decode(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	for _, s := range []string{"0", `0{"sid":"a"}`, `2["m",{"a":1},"off"]`, `312[{"id":"x"}]`, `4{"message":"bad"}`, `2/admin,3["x"]`, "1"} {
+	for _, s := range []string{"0", `0{"sid":"a"}`, `2["m",{"a":1},"off"]`, `312[{"id":"x"}]`, `4{"message":"bad"}`, `2/admin,3["x"]`, "1", `52-/custom,789["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`} {
 		p, err := Decode(s)
 		if err != nil {
 			t.Fatalf("Decode(%q): %v", s, err)
@@ -86,6 +94,29 @@ func TestEncodeEvent(t *testing.T) {
 	}
 }
 
+func TestBinaryArgs(t *testing.T) {
+	data, attachments, err := encodeArgs([]any{[]byte{1, 2}, "two", []byte{3}})
+	if err != nil || string(data) != `[{"_placeholder":true,"num":0},"two",{"_placeholder":true,"num":1}]` || len(attachments) != 2 || attachments[1][0] != 3 {
+		t.Fatalf("encodeArgs: %s %v %v", data, attachments, err)
+	}
+	for _, tc := range []struct {
+		arg  string
+		num  int
+		isPH bool
+	}{
+		{`{"_placeholder":true,"num":1}`, 1, true},
+		{` {"num":0,"_placeholder":true}`, 0, true},
+		{`{"_placeholder":false,"num":1}`, 0, false},
+		{`{"_placeholder":true,"num":-1}`, 0, false},
+		{`{"text":"_placeholder"}`, 0, false},
+		{`"_placeholder"`, 0, false},
+	} {
+		if num, ok := AttachmentIndex(json.RawMessage(tc.arg)); ok != tc.isPH || num != tc.num {
+			t.Errorf("AttachmentIndex(%s) = %d, %v; want %d, %v", tc.arg, num, ok, tc.num, tc.isPH)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{"0", `0{"token":"x"}`, `212["message:send",{"channelId":"c","text":"hi","nonce":"n"}]`,
 		`2/admin,1["x"]`, `31[{}]`, "1", `51-["a",{"_placeholder":true,"num":0}]`, `2[`, "0/", "2/,[]"} {
@@ -101,7 +132,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decoding %q (from %q): %v", p.Encode(), s, err)
 		}
-		if again.Type != p.Type || again.Namespace != p.Namespace || again.AckID != p.AckID || string(again.Data) != string(p.Data) {
+		if again.Type != p.Type || again.Attachments != p.Attachments || again.Namespace != p.Namespace || again.AckID != p.AckID || string(again.Data) != string(p.Data) {
 			t.Fatalf("%q: %+v became %+v", s, p, again)
 		}
 		if p.Type == Event {

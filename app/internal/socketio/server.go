@@ -3,6 +3,7 @@ package socketio
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -20,23 +21,32 @@ type ConnectErr struct {
 
 func (e *ConnectErr) Error() string { return e.Message }
 
-// AckFunc answers an event's ack; calling it more than once does nothing.
-type AckFunc func(v any)
+// AckFunc answers an event's ack with args; calling it more than once does nothing.
+// A []byte argument travels as a binary attachment (see encodeArgs).
+type AckFunc func(args ...any)
 
-// Handler is the application behind the server. Calls for one socket never overlap.
+// Handler is the application behind one namespace. Calls for one socket never overlap.
 type Handler interface {
 	// Connect authenticates a CONNECT packet's auth object. It may set s.ID and s.PID
 	// (to continue a recovered session). A *ConnectErr refuses the connection.
 	Connect(s *Socket, auth json.RawMessage) error
 	// Connected runs right after the client was told it is connected.
 	Connected(s *Socket)
-	// Event handles one client event; ack is nil when the client did not ask for one.
-	Event(s *Socket, event string, args []json.RawMessage, ack AckFunc)
+	// Event handles one client event. The arguments of an event with binary
+	// attachments hold placeholders (see AttachmentIndex) for them. Ack is nil when
+	// the client did not ask for one.
+	Event(s *Socket, event string, args []json.RawMessage, attachments [][]byte, ack AckFunc)
 	// Disconnected runs once when a connected socket ends.
 	Disconnected(s *Socket, reason string)
 }
 
-// Socket is a client connected to the default namespace.
+// Disconnect reasons, besides the Engine.IO close reasons.
+const (
+	ReasonClientNamespaceDisconnect = "client namespace disconnect"
+	ReasonServerNamespaceDisconnect = "server namespace disconnect"
+)
+
+// Socket is a client connected to one namespace.
 type Socket struct {
 	// ID is the socket id sent to the client; PID the private id that lets it recover.
 	ID, PID string
@@ -45,21 +55,15 @@ type Socket struct {
 	// Data is the application's per-socket state.
 	Data any
 
-	conn      *engineio.Conn
-	connected atomic.Bool
-	// connectTimer ends a session that does not connect in time; it is let go once
-	// the socket connects, so that a connected socket holds no timer.
-	connectTimer atomic.Pointer[time.Timer]
-}
-
-func (s *Socket) stopConnectTimer() {
-	if t := s.connectTimer.Swap(nil); t != nil {
-		t.Stop()
-	}
+	nsp    string
+	client *client
 }
 
 // Conn returns the underlying Engine.IO connection.
-func (s *Socket) Conn() *engineio.Conn { return s.conn }
+func (s *Socket) Conn() *engineio.Conn { return s.client.conn }
+
+// Namespace returns the namespace the socket is connected to.
+func (s *Socket) Namespace() string { return s.nsp }
 
 // Prepare turns a packet produced by EncodeEvent into what SendPrepared sends, so
 // that a broadcast is encoded once for all its sockets.
@@ -67,31 +71,45 @@ func Prepare(packet string) string { return engineio.MessagePacket(packet) }
 
 // SendPrepared sends packets made by Prepare together: on a websocket they leave in
 // one write.
-func (s *Socket) SendPrepared(packets ...string) error { return s.conn.SendPackets(packets...) }
+func (s *Socket) SendPrepared(packets ...string) error { return s.client.conn.SendPackets(packets...) }
+
+// Emit sends an event to the socket's client; []byte arguments travel as binary
+// attachments.
+func (s *Socket) Emit(event string, args ...any) error {
+	data, attachments, err := encodeArgs(append([]any{event}, args...))
+	if err != nil {
+		return fmt.Errorf("socket.io: encoding %q: %w", event, err)
+	}
+	return s.client.send(Packet{Type: Event, Namespace: s.nsp, AckID: NoAck, Data: data}, attachments)
+}
 
 // Disconnect tells the client its session is over (it will not reconnect by itself)
 // and closes the connection.
 func (s *Socket) Disconnect() {
-	_ = s.conn.Send(Packet{Type: Disconnect, AckID: NoAck}.Encode())
-	s.conn.Close()
+	_ = s.client.send(Packet{Type: Disconnect, Namespace: s.nsp, AckID: NoAck}, nil)
+	s.client.conn.Close()
 }
 
 // Config tunes the Socket.IO layer.
 type Config struct {
-	ConnectTimeout time.Duration // how long a new connection may take to send CONNECT
-	Logger         *slog.Logger
+	// ConnectTimeout is how long a connection may stay without a connected namespace
+	// (after it opens, or after its client left the last one) before it is closed.
+	ConnectTimeout time.Duration
+	// MaxAttachmentBytes bounds the binary attachments of one packet, together.
+	MaxAttachmentBytes int
+	Logger             *slog.Logger
 }
 
-// Server turns Engine.IO connections into sockets for a Handler.
+// Server turns Engine.IO connections into sockets for the Handler of each namespace.
 type Server struct {
-	cfg     Config
-	handler Handler
-	log     *slog.Logger
-	mu      sync.Mutex
-	sockets map[*Socket]struct{}
+	cfg        Config
+	log        *slog.Logger
+	namespaces map[string]Handler
+	serving    atomic.Bool
 }
 
-// NewServer returns a server; pass its OnConnection to engineio.NewServer.
+// NewServer returns a server with h on the main namespace "/"; pass its OnConnection
+// to engineio.NewServer.
 func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("socket.io: a handler is required")
@@ -99,96 +117,253 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	if cfg.MaxAttachmentBytes <= 0 {
+		cfg.MaxAttachmentBytes = 1 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, handler: h, log: cfg.Logger, sockets: map[*Socket]struct{}{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, namespaces: map[string]Handler{"/": h}}, nil
 }
 
-// Count returns the number of connected sockets.
-func (srv *Server) Count() int {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	return len(srv.sockets)
+// Handle serves namespace nsp ("/name") with h. Call it before the first connection.
+func (srv *Server) Handle(nsp string, h Handler) error {
+	switch {
+	case srv.serving.Load():
+		return errors.New("socket.io: namespaces must be added before serving")
+	case h == nil:
+		return errors.New("socket.io: a handler is required")
+	case len(nsp) < 2 || nsp[0] != '/':
+		return fmt.Errorf("socket.io: namespace %q must be / followed by a name", nsp)
+	case srv.namespaces[nsp] != nil:
+		return fmt.Errorf("socket.io: namespace %q is already served", nsp)
+	}
+	srv.namespaces[nsp] = h
+	return nil
+}
+
+// client is one Engine.IO connection and the sockets it has, one per namespace.
+type client struct {
+	srv  *Server
+	conn *engineio.Conn
+
+	mu     sync.Mutex
+	main   *Socket            // the socket on "/", which nearly every client has
+	others map[string]*Socket // sockets on other namespaces, made on first use
+	closed bool
+	// connectTimer ends a connection without sockets; it is let go while the
+	// connection has one, so that a connected client holds no timer.
+	connectTimer *time.Timer
+
+	// A binary packet waiting for its attachments; touched only by the reader.
+	pending     *Packet
+	attachments [][]byte
+	pendingSize int
 }
 
 // OnConnection installs the packet handlers of a new Engine.IO connection.
 func (srv *Server) OnConnection(c *engineio.Conn) {
-	s := &Socket{conn: c}
-	s.connectTimer.Store(time.AfterFunc(srv.cfg.ConnectTimeout, func() {
-		if !s.connected.Load() {
-			c.Close()
-		}
-	}))
-	c.OnMessage(func(data string) { srv.onPacket(s, data) })
-	c.OnClose(func(reason string) {
-		s.stopConnectTimer()
-		if s.connected.CompareAndSwap(true, false) {
-			srv.mu.Lock()
-			delete(srv.sockets, s)
-			srv.mu.Unlock()
-			srv.handler.Disconnected(s, reason)
+	srv.serving.Store(true)
+	cl := &client{srv: srv, conn: c}
+	cl.armConnectTimer()
+	c.OnMessage(cl.onText)
+	c.OnBinary(cl.onBinary)
+	c.OnClose(cl.onClose)
+}
+
+// armConnectTimer starts the wait for a namespace connect. Callers hold cl.mu or
+// have cl to themselves.
+func (cl *client) armConnectTimer() {
+	cl.connectTimer = time.AfterFunc(cl.srv.cfg.ConnectTimeout, func() {
+		cl.mu.Lock()
+		idle := cl.main == nil && len(cl.others) == 0
+		cl.mu.Unlock()
+		if idle {
+			cl.conn.Fail(engineio.ReasonHandshakeTimeout)
 		}
 	})
 }
 
-func (srv *Server) send(s *Socket, p Packet) {
-	_ = s.conn.Send(p.Encode())
+func (cl *client) socket(nsp string) *Socket {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if nsp == "/" {
+		return cl.main
+	}
+	return cl.others[nsp]
 }
 
-func (srv *Server) onPacket(s *Socket, data string) {
-	p, err := Decode(data)
-	if err != nil {
-		// A malformed packet means a broken or hostile client: drop only that connection.
-		srv.log.Debug("malformed socket.io packet", "err", err, "remote", s.conn.RemoteAddr)
-		s.conn.Close()
-		return
+// add records s; it reports false when the connection closed meanwhile.
+func (cl *client) add(s *Socket) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.closed {
+		return false
 	}
-	if p.Namespace != "/" {
-		if p.Type == Connect {
-			srv.send(s, connectError(p.Namespace, "Invalid namespace", nil))
+	if s.nsp == "/" {
+		cl.main = s
+	} else {
+		if cl.others == nil {
+			cl.others = map[string]*Socket{}
 		}
-		return // packets for namespaces we refused are ignored, as the reference server does
+		cl.others[s.nsp] = s
+	}
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
+	}
+	return true
+}
+
+// remove forgets the socket on nsp and returns it (nil if there was none).
+func (cl *client) remove(nsp string) *Socket {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var s *Socket
+	if nsp == "/" {
+		s, cl.main = cl.main, nil
+	} else if s = cl.others[nsp]; s != nil {
+		delete(cl.others, nsp)
+	}
+	if s != nil && cl.main == nil && len(cl.others) == 0 && !cl.closed {
+		cl.armConnectTimer()
+	}
+	return s
+}
+
+func (cl *client) onClose(reason string) {
+	cl.mu.Lock()
+	cl.closed = true
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
+	}
+	var gone []*Socket
+	if cl.main != nil {
+		gone = append(gone, cl.main)
+	}
+	for _, s := range cl.others {
+		gone = append(gone, s)
+	}
+	cl.main, cl.others = nil, nil
+	cl.mu.Unlock()
+	for _, s := range gone {
+		cl.srv.namespaces[s.nsp].Disconnected(s, reason)
+	}
+}
+
+// send queues p and its attachments, all or none.
+func (cl *client) send(p Packet, attachments [][]byte) error {
+	if len(attachments) == 0 {
+		return cl.conn.Send(p.Encode())
 	}
 	switch p.Type {
-	case Connect:
-		srv.connect(s, p)
-	case Disconnect:
-		if s.connected.Load() {
-			s.conn.Close() // only one namespace, so leaving it ends the connection
-		}
 	case Event:
-		if !s.connected.Load() {
-			s.conn.Close()
+		p.Type = BinaryEvent
+	case Ack:
+		p.Type = BinaryAck
+	}
+	p.Attachments = len(attachments)
+	packets := make([]string, 0, 1+len(attachments))
+	packets = append(packets, engineio.MessagePacket(p.Encode()))
+	for _, a := range attachments {
+		packets = append(packets, engineio.BinaryPacket(a))
+	}
+	return cl.conn.SendPackets(packets...)
+}
+
+// fail ends a connection whose client broke the protocol.
+func (cl *client) fail(why string, err error) {
+	cl.srv.log.Debug("socket.io: "+why, "err", err, "remote", cl.conn.RemoteAddr)
+	cl.conn.Fail(engineio.ReasonProtocolError)
+}
+
+func (cl *client) onText(data string) {
+	if cl.pending != nil {
+		cl.fail("text packet while attachments were due", nil)
+		return
+	}
+	p, err := Decode(data)
+	if err != nil {
+		cl.fail("malformed packet", err)
+		return
+	}
+	if p.Attachments > 0 {
+		cl.pending, cl.attachments, cl.pendingSize = &p, make([][]byte, 0, p.Attachments), 0
+		return
+	}
+	cl.dispatch(p, nil)
+}
+
+func (cl *client) onBinary(data []byte) {
+	if cl.pending == nil {
+		cl.fail("binary packet without a packet announcing it", nil)
+		return
+	}
+	cl.pendingSize += len(data)
+	if cl.pendingSize > cl.srv.cfg.MaxAttachmentBytes {
+		cl.fail("attachments over the size limit", nil)
+		return
+	}
+	cl.attachments = append(cl.attachments, data)
+	if len(cl.attachments) < cl.pending.Attachments {
+		return
+	}
+	p, attachments := *cl.pending, cl.attachments
+	cl.pending, cl.attachments, cl.pendingSize = nil, nil, 0
+	cl.dispatch(p, attachments)
+}
+
+func (cl *client) dispatch(p Packet, attachments [][]byte) {
+	if p.Type == Connect {
+		cl.connect(p)
+		return
+	}
+	s := cl.socket(p.Namespace)
+	switch p.Type {
+	case Disconnect:
+		if s = cl.remove(p.Namespace); s != nil {
+			cl.srv.namespaces[s.nsp].Disconnected(s, ReasonClientNamespaceDisconnect)
+		}
+	case Event, BinaryEvent:
+		if s == nil {
+			// Events before CONNECT (or after DISCONNECT) come from a broken client.
+			cl.fail("event on a namespace the client is not connected to", nil)
 			return
 		}
 		name, args, err := p.EventArgs()
 		if err != nil {
-			s.conn.Close()
+			cl.fail("malformed event", err)
 			return
+		}
+		for _, a := range args {
+			if i, ok := AttachmentIndex(a); ok && i >= len(attachments) {
+				cl.fail("placeholder of a missing attachment", nil)
+				return
+			}
 		}
 		var ack AckFunc
 		if p.AckID != NoAck {
-			ack = srv.ackFunc(s, p.AckID)
+			ack = cl.ackFunc(s.nsp, p.AckID)
 		}
-		srv.handler.Event(s, name, args, ack)
-	case Ack:
+		cl.srv.namespaces[s.nsp].Event(s, name, args, attachments, ack)
+	case Ack, BinaryAck:
 		// The server never asks clients for acks; an unsolicited one is ignored.
 	default:
-		s.conn.Close()
+		cl.fail("packet type a client does not send", nil)
 	}
 }
 
-func (srv *Server) ackFunc(s *Socket, id int64) AckFunc {
+func (cl *client) ackFunc(nsp string, id int64) AckFunc {
 	var once sync.Once
-	return func(v any) {
+	return func(args ...any) {
 		once.Do(func() {
-			data, err := json.Marshal([]any{v})
+			data, attachments, err := encodeArgs(args)
 			if err != nil {
-				srv.log.Error("encoding ack", "err", err)
+				cl.srv.log.Error("encoding ack", "err", err)
 				return
 			}
-			srv.send(s, Packet{Type: Ack, AckID: id, Data: data})
+			_ = cl.send(Packet{Type: Ack, Namespace: nsp, AckID: id, Data: data}, attachments)
 		})
 	}
 }
@@ -202,32 +377,43 @@ func connectError(nsp, msg string, data any) Packet {
 	return Packet{Type: ConnectError, Namespace: nsp, AckID: NoAck, Data: b}
 }
 
-func (srv *Server) connect(s *Socket, p Packet) {
-	if s.connected.Load() {
+var idSeq atomic.Uint64
+
+func (cl *client) connect(p Packet) {
+	h := cl.srv.namespaces[p.Namespace]
+	if h == nil {
+		_ = cl.send(connectError(p.Namespace, "Invalid namespace", nil), nil)
+		return
+	}
+	if cl.socket(p.Namespace) != nil {
 		return // a repeated CONNECT for a connected namespace is ignored
 	}
-	if err := srv.handler.Connect(s, p.Data); err != nil {
+	s := &Socket{nsp: p.Namespace, client: cl}
+	if err := h.Connect(s, p.Data); err != nil {
 		var ce *ConnectErr
 		if !errors.As(err, &ce) {
 			ce = &ConnectErr{Message: "server error"}
-			srv.log.Error("connect handler", "err", err)
+			cl.srv.log.Error("connect handler", "err", err)
 		}
-		srv.send(s, connectError("/", ce.Message, ce.Data))
+		_ = cl.send(connectError(p.Namespace, ce.Message, ce.Data), nil)
 		return
 	}
 	if s.ID == "" {
-		s.ID = s.conn.ID
+		// The main namespace's socket is known by its connection's id; another's gets
+		// one of its own, unique on this server.
+		s.ID = cl.conn.ID
+		if s.nsp != "/" {
+			s.ID = fmt.Sprintf("%s.%d", cl.conn.ID, idSeq.Add(1))
+		}
 	}
 	body := map[string]string{"sid": s.ID}
 	if s.PID != "" {
 		body["pid"] = s.PID
 	}
 	b, _ := json.Marshal(body)
-	s.connected.Store(true)
-	s.stopConnectTimer()
-	srv.mu.Lock()
-	srv.sockets[s] = struct{}{}
-	srv.mu.Unlock()
-	srv.send(s, Packet{Type: Connect, AckID: NoAck, Data: b})
-	srv.handler.Connected(s)
+	if !cl.add(s) {
+		return // the connection ended during Connect
+	}
+	_ = cl.send(Packet{Type: Connect, Namespace: s.nsp, AckID: NoAck, Data: b}, nil)
+	h.Connected(s)
 }
