@@ -6,7 +6,7 @@ BIN        := app/bin/quibly
 TEST_OUT   ?= $(CURDIR)/test-output
 export TEST_OUTPUT_DIR := $(TEST_OUT)
 
-.PHONY: help run build test test-unit test-go test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean
+.PHONY: help run build test test-unit test-go test-protocol test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean
 
 # The addresses of the local services, for the integration tests (see scripts/services.sh).
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
@@ -20,7 +20,7 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: test-go test-infra test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
+test: test-go test-infra test-protocol test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
 
 test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip without services)
 	go vet ./app/...
@@ -32,6 +32,9 @@ test-go: services aws-local ## Go unit and integration tests against real Redis,
 
 e2e-deps:
 	scripts/e2e-deps.sh
+
+test-protocol: ## the official Engine.IO and Socket.IO protocol test suites against Quibly's protocol layers
+	scripts/protocol-suites.sh
 
 test-e2e: build e2e-deps ## protocol, restart and browser tests with the real socket.io-client and Chromium
 	mkdir -p $(TEST_OUT)

@@ -392,6 +392,15 @@ describe('malformed input', () => {
     assertSent(await send(s, gen, 'still fine'));
   });
 
+  it('an event carrying a Buffer (a binary packet) gets invalid and the socket stays', T, async () => {
+    const { s, gen } = await client();
+    const res = await ackArgs(s, 5000, 'message:send', { channelId: gen, text: 'with a file', nonce: randomUUID() }, Buffer.from([1, 2, 3]));
+    assertError(res, 'invalid', 'send with a binary attachment');
+    assert.match(res.error.message, /binary/);
+    assert.equal(s.connected, true);
+    assertSent(await send(s, gen, 'JSON still works'));
+  });
+
   it('a malformed raw packet closes that connection while another client keeps working', T, async () => {
     const { s: other, gen } = await client();
     const bad = await newUser(ctx.url);
