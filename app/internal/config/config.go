@@ -79,6 +79,12 @@ type Config struct {
 	PingTimeout     time.Duration `mapstructure:"PING_TIMEOUT"`
 	RecoveryWindow  time.Duration `mapstructure:"RECOVERY_WINDOW"`
 	ShutdownTimeout time.Duration `mapstructure:"SHUTDOWN_TIMEOUT"`
+	// HTTPReadTimeout bounds reading one request, body included (a stalled upload).
+	HTTPReadTimeout time.Duration `mapstructure:"HTTP_READ_TIMEOUT"`
+	// HTTPIdleTimeout closes a keep-alive connection idle that long; keep it above the
+	// load balancer's idle timeout, so the balancer never reuses a connection the
+	// server is closing.
+	HTTPIdleTimeout time.Duration `mapstructure:"HTTP_IDLE_TIMEOUT"`
 
 	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there for
 	// profiling; keep it on localhost. Empty (the default) serves nothing.
@@ -110,6 +116,8 @@ var defaults = map[string]any{
 	"PING_TIMEOUT":              "20s",
 	"RECOVERY_WINDOW":           "2m",
 	"SHUTDOWN_TIMEOUT":          "25s",
+	"HTTP_READ_TIMEOUT":         "30s",
+	"HTTP_IDLE_TIMEOUT":         "180s",
 	"PPROF_ADDR":                "",
 }
 
@@ -264,7 +272,8 @@ func (c Config) Validate() error {
 		bad("SEND_QUEUE_SIZE", "must be at least 1, got %d", c.SendQueueSize)
 	}
 	for name, d := range map[string]time.Duration{"PING_INTERVAL": c.PingInterval, "PING_TIMEOUT": c.PingTimeout,
-		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "LEADER_LEASE": c.LeaderLease} {
+		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "LEADER_LEASE": c.LeaderLease,
+		"HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout} {
 		if d <= 0 {
 			bad(name, "must be a positive duration like 25s, got %v", d)
 		}

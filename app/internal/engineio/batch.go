@@ -140,6 +140,12 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, errors.New("engine.io: client sent data before the handshake completed")
 	}
+	// The HTTP server's request deadlines (ReadTimeout, WriteTimeout) stay on a
+	// hijacked connection; a websocket lives longer and sets its own.
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
 	bc := &batchConn{Conn: nc}
 	// gorilla reads through this reader when the upgrader's ReadBufferSize is 0 and the
 	// reader is larger than 256 bytes (room for a control frame).

@@ -287,6 +287,13 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 		c.pollActive = false
 		c.mu.Unlock()
 	}()
+	// A poll is held until the next ping, which may be longer than the HTTP server's
+	// read and write timeouts (Go's server cancels a request whose connection passes
+	// its read deadline): this request gets until then.
+	rc := http.NewResponseController(w)
+	holdUntil := time.Now().Add(s.cfg.PingInterval + s.cfg.PingTimeout)
+	_ = rc.SetReadDeadline(holdUntil)
+	_ = rc.SetWriteDeadline(holdUntil.Add(s.cfg.WriteTimeout))
 	for {
 		c.mu.Lock()
 		if len(c.queue) > 0 && !c.isClosed() {

@@ -97,7 +97,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return fmt.Errorf("PORT %d: %w", cfg.Port, err)
 	}
-	srv := &http.Server{Handler: withCORS(mux, allowOrigin), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withCORS(mux, allowOrigin),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		// A long-poll is answered within the ping interval; websockets clear the
+		// deadlines when they take the connection over.
+		WriteTimeout: cfg.PingInterval + 30*time.Second,
+		IdleTimeout:  cfg.HTTPIdleTimeout,
+	}
 
 	// The hub's subscription and the batch writer outlive ctx: they finish the drain.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))

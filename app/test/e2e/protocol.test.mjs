@@ -4,6 +4,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import net from 'node:net';
 import { startServer, channelId } from './harness.mjs';
 import {
   waitFor, once, connect, connectError, makeSocket, ack, ackArgs, closeAll, newUser, createChannel, history,
@@ -502,6 +503,48 @@ describe('limits', () => {
     assert.deepEqual(new Set(fromA), okIds);
     assert.equal(sa.connected, true);
     assert.equal(sb.connected, true);
+  });
+});
+
+describe('stalled and idle HTTP connections', () => {
+  const ctx = useServer('e2e-timeouts', { HTTP_READ_TIMEOUT: '1s', HTTP_IDLE_TIMEOUT: '1s' });
+
+  /** Opens a TCP connection, writes what it is given, and resolves with the ms until the server closes it. */
+  function closedAfter(what) {
+    const { hostname, port } = new URL(ctx.url);
+    return new Promise((resolve, reject) => {
+      const start = Date.now();
+      const sock = net.connect(Number(port), hostname, () => sock.write(what));
+      sock.on('data', () => {});
+      sock.on('error', () => {});
+      sock.on('close', () => resolve(Date.now() - start));
+      setTimeout(() => { sock.destroy(); reject(new Error(`still open after 10 s: ${JSON.stringify(what.slice(0, 40))}`)); }, 10000);
+    });
+  }
+
+  it('a body that stalls after its headers is cut at the read timeout', T, async () => {
+    const ms = await closedAfter('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user');
+    assert.ok(ms >= 900 && ms < 5000, `closed after ${ms} ms, want about 1 s`);
+  });
+
+  it('an idle keep-alive connection is closed at the idle timeout', T, async () => {
+    const ms = await closedAfter('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.ok(ms >= 900 && ms < 5000, `closed after ${ms} ms, want about 1 s`);
+  });
+
+  it('websocket and long-polling clients outlive both timeouts', T, async () => {
+    const u = await newUser(ctx.url);
+    const ws = await connect(ctx.url, u.token);
+    const polling = await connect(ctx.url, u.token, { transports: ['polling'] });
+    const drops = [];
+    for (const [name, s] of [['websocket', ws], ['polling', polling]]) s.on('disconnect', (why) => drops.push(`${name}: ${why}`));
+    await sleep(2500);
+    assert.deepEqual(drops, [], 'disconnects while the timeouts passed');
+    assert.equal(ws.connected, true, 'websocket client');
+    assert.equal(polling.connected, true, 'polling client');
+    const gen = await channelId(ctx.url, u.token);
+    await join(polling, gen);
+    assertSent(await send(polling, gen, 'after the timeouts'));
   });
 });
 

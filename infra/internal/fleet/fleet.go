@@ -43,14 +43,16 @@ type FleetArgs struct {
 	KafkaMinInsync      int
 	KafkaGroupID        string
 	PingIntervalSeconds int
-	DrainSeconds        int
-	DBHost              pulumi.StringInput
-	DBPort              int
-	DBName              string
-	AppSecretArn        pulumi.StringInput
-	KafkaSecretArn      pulumi.StringInput
-	DBSecretArn         pulumi.StringInput // the master user's: only quibly -setup-db reads it
-	DBAppSecretArn      pulumi.StringInput // the servers' own login
+	// LBIdleTimeoutSeconds is the load balancer's idle timeout (the server's is longer).
+	LBIdleTimeoutSeconds int
+	DrainSeconds         int
+	DBHost               pulumi.StringInput
+	DBPort               int
+	DBName               string
+	AppSecretArn         pulumi.StringInput
+	KafkaSecretArn       pulumi.StringInput
+	DBSecretArn          pulumi.StringInput // the master user's: only quibly -setup-db reads it
+	DBAppSecretArn       pulumi.StringInput // the servers' own login
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -246,7 +248,8 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
 				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
 				KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
-				PingIntervalSeconds: args.PingIntervalSeconds, DrainSeconds: args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
+				PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds,
+				DrainSeconds: args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
 				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
 			})
 		}).(pulumi.StringOutput)

@@ -33,12 +33,14 @@ type BootSettings struct {
 	// PingIntervalSeconds and DrainSeconds are the app's Engine.IO ping interval and
 	// longest SIGTERM drain, which the load balancer's timeouts are sized for.
 	PingIntervalSeconds int
-	DrainSeconds        int
-	DBHost              string
-	DBPort              int
-	DBName              string
-	AppSecretArn        string
-	KafkaSecretArn      string
+	// LBIdleTimeoutSeconds is the load balancer's idle timeout.
+	LBIdleTimeoutSeconds int
+	DrainSeconds         int
+	DBHost               string
+	DBPort               int
+	DBName               string
+	AppSecretArn         string
+	KafkaSecretArn       string
 	// DBSecretArn is the master user's login, read only by quibly-db-setup.
 	DBSecretArn string
 	// DBAppSecretArn is the servers' own login, read by the server for each new connection.
@@ -86,6 +88,9 @@ func (b BootSettings) ServerEnv() []EnvVar {
 		{"KAFKA_GROUP_ID", b.KafkaGroupID},
 		{"PING_INTERVAL", fmt.Sprintf("%ds", b.PingIntervalSeconds)},
 		{"SHUTDOWN_TIMEOUT", fmt.Sprintf("%ds", b.DrainSeconds)},
+		// Above the ALB's idle timeout, as AWS asks of targets: the ALB then never
+		// sends a request on a connection the server is closing.
+		{"HTTP_IDLE_TIMEOUT", fmt.Sprintf("%ds", b.LBIdleTimeoutSeconds+60)},
 	}
 }
 

@@ -171,7 +171,8 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		// The app creates its topic at start (brokers never auto-create) with this replication.
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		KafkaMinInsync: cfg.Kafka.MinInsyncReplicas, KafkaGroupID: cfg.Kafka.ConsumerGroup,
-		PingIntervalSeconds: cfg.LoadBalancer.PingIntervalSeconds, DrainSeconds: cfg.LoadBalancer.DrainSeconds,
+		PingIntervalSeconds: cfg.LoadBalancer.PingIntervalSeconds, LBIdleTimeoutSeconds: cfg.LoadBalancer.IdleTimeoutSeconds,
+		DrainSeconds: cfg.LoadBalancer.DrainSeconds,
 		DBHost: db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,
 		Protect: protect, Tags: tags,

@@ -1079,6 +1079,8 @@ func TestServerEnvMatchesStack(t *testing.T) {
 				"KAFKA_GROUP_ID":            cfg.Kafka.ConsumerGroup,
 				"PING_INTERVAL":             fmt.Sprintf("%ds", cfg.LoadBalancer.PingIntervalSeconds),
 				"SHUTDOWN_TIMEOUT":          fmt.Sprintf("%ds", cfg.LoadBalancer.DrainSeconds),
+				// AWS: a target's keep-alive timeout must exceed the ALB's idle timeout.
+				"HTTP_IDLE_TIMEOUT": fmt.Sprintf("%ds", cfg.LoadBalancer.IdleTimeoutSeconds+60),
 			}
 			for _, in := range record(t, stack).ByType("aws:ec2/instance:Instance") {
 				body, err := awstest.Heredoc(str(in, "userData"), "QUIBLY_ENV")
