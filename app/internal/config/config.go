@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/quibly/quibly/app/internal/clientip"
 )
 
 // Mode is how the node runs.
@@ -86,6 +88,16 @@ type Config struct {
 	// server is closing.
 	HTTPIdleTimeout time.Duration `mapstructure:"HTTP_IDLE_TIMEOUT"`
 
+	// Login and register attempts per client address (AuthRate per second after
+	// AuthBurst at once) and login attempts per username.
+	AuthRate      float64 `mapstructure:"AUTH_RATE"`
+	AuthBurst     int     `mapstructure:"AUTH_BURST"`
+	AuthUserRate  float64 `mapstructure:"AUTH_USER_RATE"`
+	AuthUserBurst int     `mapstructure:"AUTH_USER_BURST"`
+	// TrustedProxies (comma-separated CIDRs) are the load balancers whose
+	// X-Forwarded-For names the client; the stacks set the VPC's block.
+	TrustedProxies string `mapstructure:"TRUSTED_PROXIES"`
+
 	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there for
 	// profiling; keep it on localhost. Empty (the default) serves nothing.
 	PprofAddr string `mapstructure:"PPROF_ADDR"`
@@ -119,6 +131,11 @@ var defaults = map[string]any{
 	"HTTP_READ_TIMEOUT":         "30s",
 	"HTTP_IDLE_TIMEOUT":         "180s",
 	"PPROF_ADDR":                "",
+	"AUTH_RATE":                 1.0,
+	"AUTH_BURST":                30,
+	"AUTH_USER_RATE":            0.2,
+	"AUTH_USER_BURST":           10,
+	"TRUSTED_PROXIES":           "",
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not
@@ -267,6 +284,15 @@ func (c Config) Validate() error {
 	}
 	if c.MessageBurst < 1 {
 		bad("MESSAGE_BURST", "must be at least 1, got %d", c.MessageBurst)
+	}
+	if c.AuthRate <= 0 || c.AuthUserRate <= 0 {
+		bad("AUTH_RATE", "AUTH_RATE and AUTH_USER_RATE must be positive, got %v and %v", c.AuthRate, c.AuthUserRate)
+	}
+	if c.AuthBurst < 1 || c.AuthUserBurst < 1 {
+		bad("AUTH_BURST", "AUTH_BURST and AUTH_USER_BURST must be at least 1, got %d and %d", c.AuthBurst, c.AuthUserBurst)
+	}
+	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
 	}
 	if c.SendQueueSize < 1 {
 		bad("SEND_QUEUE_SIZE", "must be at least 1, got %d", c.SendQueueSize)

@@ -7,11 +7,16 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/clientip"
+	"github.com/quibly/quibly/app/internal/limit"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/store"
 )
@@ -24,7 +29,19 @@ const DefaultMaxBodyBytes = 16 << 10
 type Config struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413 "too_large".
 	MaxBodyBytes int64
+	// AuthPerIP limits register and login attempts per client address, AuthPerUser
+	// login attempts per username; the zero Spec is no limit.
+	AuthPerIP, AuthPerUser limit.Spec
+	// ClientIP finds the client's address behind the load balancer.
+	ClientIP clientip.Resolver
+	// HashSlots bounds the bcrypt computations running at once, so a login flood
+	// cannot take every core from chat; 0 is half the cores (at least one).
+	HashSlots int
 }
+
+// hashWait is how long a login or register waits for a bcrypt slot before it is
+// refused as rate_limited.
+const hashWait = 3 * time.Second
 
 // API holds the handlers. Create it with New and mount it with Register.
 type API struct {
@@ -37,6 +54,10 @@ type API struct {
 	dummyHash func() string
 	// checkPassword is auth.CheckPassword; tests count its calls.
 	checkPassword func(hash, pw string) bool
+
+	clientIP           clientip.Resolver
+	perIP, perUsername *limit.Keyed
+	hashSlots          chan struct{}
 }
 
 // New returns an API over st and au; both are required. A nil log discards.
@@ -47,7 +68,14 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	return &API{
+		clientIP:      cfg.ClientIP,
+		perIP:         limit.NewKeyed(cfg.AuthPerIP),
+		perUsername:   limit.NewKeyed(cfg.AuthPerUser),
+		hashSlots:     make(chan struct{}, cfg.HashSlots),
 		maxBody:       cfg.MaxBodyBytes,
 		st:            st,
 		au:            au,
@@ -179,4 +207,34 @@ func knownUser(ctx context.Context, st store.Store, u model.User) error {
 func userFrom(ctx context.Context) model.User {
 	u, _ := ctx.Value(userKey{}).(model.User)
 	return u
+}
+
+// allow takes a token from lim's bucket for key, or refuses with rate_limited and a
+// Retry-After header.
+func allow(w http.ResponseWriter, lim *limit.Keyed, key, what string) error {
+	ok, wait := lim.Allow(key)
+	if ok {
+		return nil
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return apperr.New(apperr.RateLimited, "too many %s; retry in %d s", what, secs)
+}
+
+// withHashSlot runs fn (bcrypt work) once one of the slots is free, or refuses when
+// none frees up in time.
+func (a *API) withHashSlot(w http.ResponseWriter, r *http.Request, fn func()) error {
+	t := time.NewTimer(hashWait)
+	defer t.Stop()
+	select {
+	case a.hashSlots <- struct{}{}:
+	case <-t.C:
+		w.Header().Set("Retry-After", "1")
+		return apperr.New(apperr.RateLimited, "the server is busy with logins; retry in a second")
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	defer func() { <-a.hashSlots }()
+	fn()
+	return nil
 }

@@ -43,6 +43,9 @@ type authResponse struct {
 var badLogin = apperr.New(apperr.Unauthorized, "invalid username or password")
 
 func (a *API) register(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, a.perIP, a.clientIP.IP(r), "login and register attempts from your address"); err != nil {
+		return err
+	}
 	var req credentials
 	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
 		return err
@@ -53,7 +56,11 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if n := len(req.Password); n < minPasswordBytes || n > maxPasswordBytes {
 		return apperr.New(apperr.Invalid, "password must be %d to %d bytes long", minPasswordBytes, maxPasswordBytes)
 	}
-	hash, err := auth.HashPassword(req.Password)
+	var hash string
+	var err error
+	if slotErr := a.withHashSlot(w, r, func() { hash, err = auth.HashPassword(req.Password) }); slotErr != nil {
+		return slotErr
+	}
 	if err != nil {
 		return err
 	}
@@ -68,6 +75,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, a.perIP, a.clientIP.IP(r), "login and register attempts from your address"); err != nil {
+		return err
+	}
 	var req credentials
 	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
 		return err
@@ -75,16 +85,23 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return apperr.New(apperr.Invalid, "username and password are required")
 	}
+	// Per username whether it exists or not, so the limit reveals nothing either.
+	if err := allow(w, a.perUsername, strings.ToLower(req.Username), "login attempts for this username"); err != nil {
+		return err
+	}
 	u, hash, err := a.st.UserByName(r.Context(), req.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		a.checkPassword(a.dummyHash(), req.Password) // same cost as a real check
-		return badLogin
+		hash, err = a.dummyHash(), nil // same cost as a real check
 	}
 	if err != nil {
 		return err
 	}
 	// Every path costs one bcrypt check, whatever the password's length.
-	if !a.checkPassword(hash, req.Password) {
+	var ok bool
+	if err := a.withHashSlot(w, r, func() { ok = a.checkPassword(hash, req.Password) }); err != nil {
+		return err
+	}
+	if !ok || u.ID == "" {
 		return badLogin
 	}
 	return a.writeToken(w, http.StatusOK, u)

@@ -16,10 +16,12 @@ import (
 	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/batch"
 	"github.com/quibly/quibly/app/internal/chat"
+	"github.com/quibly/quibly/app/internal/clientip"
 	"github.com/quibly/quibly/app/internal/config"
 	"github.com/quibly/quibly/app/internal/engineio"
 	"github.com/quibly/quibly/app/internal/health"
 	"github.com/quibly/quibly/app/internal/httpapi"
+	"github.com/quibly/quibly/app/internal/limit"
 	"github.com/quibly/quibly/app/internal/metrics"
 	"github.com/quibly/quibly/app/internal/socketio"
 	"github.com/quibly/quibly/app/internal/web"
@@ -87,7 +89,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	hl := health.New(health.Config{ServerID: cfg.ServerID, Mode: string(cfg.Mode()), Checks: checks, IsLeader: be.elector.IsLeader})
 
 	mux := http.NewServeMux()
-	httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10}, be.store, au, log).Register(mux)
+	proxies, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ClientIP: proxies,
+		AuthPerIP:   limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
+		AuthPerUser: limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},
+	}, be.store, au, log).Register(mux)
 	mux.Handle("/socket.io/", eio)
 	mux.Handle("GET /health", hl)
 	mux.Handle("GET /metrics", m.Handler())

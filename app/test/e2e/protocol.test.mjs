@@ -506,6 +506,26 @@ describe('limits', () => {
   });
 });
 
+describe('login and register limits', () => {
+  const ctx = useServer('e2e-auth-limits', { AUTH_RATE: '0.01', AUTH_BURST: '3' });
+
+  it('past the burst from one address: 429 rate_limited with Retry-After', T, async () => {
+    const codes = [];
+    let limited;
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${ctx.url}/api/auth/login`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: `nobody${i}`, password: 'wrong-password' }),
+      });
+      codes.push(res.status);
+      if (res.status === 429) limited = { retry: res.headers.get('retry-after'), body: await res.json() };
+    }
+    assert.deepEqual(codes, [401, 401, 401, 429, 429]);
+    assert.ok(Number(limited.retry) >= 1, `Retry-After ${limited.retry}`);
+    assert.equal(limited.body.error.code, 'rate_limited');
+  });
+});
+
 describe('stalled and idle HTTP connections', () => {
   const ctx = useServer('e2e-timeouts', { HTTP_READ_TIMEOUT: '1s', HTTP_IDLE_TIMEOUT: '1s' });
 

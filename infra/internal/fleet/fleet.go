@@ -45,14 +45,16 @@ type FleetArgs struct {
 	PingIntervalSeconds int
 	// LBIdleTimeoutSeconds is the load balancer's idle timeout (the server's is longer).
 	LBIdleTimeoutSeconds int
-	DrainSeconds         int
-	DBHost               pulumi.StringInput
-	DBPort               int
-	DBName               string
-	AppSecretArn         pulumi.StringInput
-	KafkaSecretArn       pulumi.StringInput
-	DBSecretArn          pulumi.StringInput // the master user's: only quibly -setup-db reads it
-	DBAppSecretArn       pulumi.StringInput // the servers' own login
+	// VPCCIDR is the network the load balancer's nodes connect from.
+	VPCCIDR        string
+	DrainSeconds   int
+	DBHost         pulumi.StringInput
+	DBPort         int
+	DBName         string
+	AppSecretArn   pulumi.StringInput
+	KafkaSecretArn pulumi.StringInput
+	DBSecretArn    pulumi.StringInput // the master user's: only quibly -setup-db reads it
+	DBAppSecretArn pulumi.StringInput // the servers' own login
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -248,7 +250,7 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
 				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
 				KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
-				PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds,
+				PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
 				DrainSeconds: args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
 				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
 			})

@@ -35,12 +35,14 @@ type BootSettings struct {
 	PingIntervalSeconds int
 	// LBIdleTimeoutSeconds is the load balancer's idle timeout.
 	LBIdleTimeoutSeconds int
-	DrainSeconds         int
-	DBHost               string
-	DBPort               int
-	DBName               string
-	AppSecretArn         string
-	KafkaSecretArn       string
+	// VPCCIDR holds the load balancer's addresses, whose X-Forwarded-For is believed.
+	VPCCIDR        string
+	DrainSeconds   int
+	DBHost         string
+	DBPort         int
+	DBName         string
+	AppSecretArn   string
+	KafkaSecretArn string
 	// DBSecretArn is the master user's login, read only by quibly-db-setup.
 	DBSecretArn string
 	// DBAppSecretArn is the servers' own login, read by the server for each new connection.
@@ -55,7 +57,7 @@ func (b BootSettings) Validate() error {
 	for name, v := range map[string]string{
 		"ServerID": b.ServerID, "Region": b.Region, "ArtifactBucket": b.ArtifactBucket, "Arch": b.Arch,
 		"VersionParameter": b.VersionParameter, "MemoryMax": b.MemoryMax, "FrontendURL": b.FrontendURL,
-		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "KafkaGroupID": b.KafkaGroupID, "DBHost": b.DBHost, "DBName": b.DBName,
+		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "KafkaGroupID": b.KafkaGroupID, "VPCCIDR": b.VPCCIDR, "DBHost": b.DBHost, "DBName": b.DBName,
 		"AppSecretArn": b.AppSecretArn, "KafkaSecretArn": b.KafkaSecretArn, "DBSecretArn": b.DBSecretArn, "DBAppSecretArn": b.DBAppSecretArn,
 	} {
 		if !safe.MatchString(v) {
@@ -91,6 +93,8 @@ func (b BootSettings) ServerEnv() []EnvVar {
 		// Above the ALB's idle timeout, as AWS asks of targets: the ALB then never
 		// sends a request on a connection the server is closing.
 		{"HTTP_IDLE_TIMEOUT", fmt.Sprintf("%ds", b.LBIdleTimeoutSeconds+60)},
+		// The ALB's nodes connect from the VPC; the client is the address they append.
+		{"TRUSTED_PROXIES", b.VPCCIDR},
 	}
 }
 

@@ -172,8 +172,9 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		KafkaMinInsync: cfg.Kafka.MinInsyncReplicas, KafkaGroupID: cfg.Kafka.ConsumerGroup,
 		PingIntervalSeconds: cfg.LoadBalancer.PingIntervalSeconds, LBIdleTimeoutSeconds: cfg.LoadBalancer.IdleTimeoutSeconds,
+		VPCCIDR:      cfg.Network.CIDR,
 		DrainSeconds: cfg.LoadBalancer.DrainSeconds,
-		DBHost: db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
+		DBHost:       db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,
 		Protect: protect, Tags: tags,
 	})

@@ -1081,6 +1081,8 @@ func TestServerEnvMatchesStack(t *testing.T) {
 				"SHUTDOWN_TIMEOUT":          fmt.Sprintf("%ds", cfg.LoadBalancer.DrainSeconds),
 				// AWS: a target's keep-alive timeout must exceed the ALB's idle timeout.
 				"HTTP_IDLE_TIMEOUT": fmt.Sprintf("%ds", cfg.LoadBalancer.IdleTimeoutSeconds+60),
+				// The ALB's nodes are in the VPC; the client is what they forward.
+				"TRUSTED_PROXIES": cfg.Network.CIDR,
 			}
 			for _, in := range record(t, stack).ByType("aws:ec2/instance:Instance") {
 				body, err := awstest.Heredoc(str(in, "userData"), "QUIBLY_ENV")
