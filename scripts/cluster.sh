@@ -251,7 +251,8 @@ node_start() {
     FRONTEND_URL="http://$HOST:$LB_PORT" LOG_LEVEL="${LOG_LEVEL:-info}"
     # Every client of the local cluster (tests, the bench's load tool) comes from
     # 127.0.0.1, so the per-address and per-user limits are opened up here.
-    AUTH_RATE=100000 AUTH_BURST=100000 AUTH_USER_RATE=100000 AUTH_USER_BURST=100000)
+    AUTH_RATE=100000 AUTH_BURST=100000 AUTH_USER_RATE=100000 AUTH_USER_BURST=100000
+    MAX_CONNECTIONS_PER_IP=100000 MAX_CONNECTIONS_PER_USER=100000)
   local db
   db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
   envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="${QUIBLY_REDIS_PORT:-16379}"

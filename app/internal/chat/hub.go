@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -39,8 +40,10 @@ type Config struct {
 	SendTimeout        time.Duration // how long a send may wait for the queue
 	PresenceGrace      time.Duration // a reconnect within this does not flap presence
 	MaxChannelsPerConn int
-	MaxNonceLen        int
-	PresenceSweep      time.Duration // how often users of dead nodes are looked for
+	// MaxConnsPerUser bounds one user's connections on this node; 0 is no bound.
+	MaxConnsPerUser int
+	MaxNonceLen     int
+	PresenceSweep   time.Duration // how often users of dead nodes are looked for
 }
 
 // Validate fills defaults and rejects impossible values.
@@ -93,6 +96,8 @@ type Hub struct {
 	// typists limits typing events per user across the user's connections on this node.
 	typists *limiters
 	offline map[string]*time.Timer // user id → pending offline announcement
+	// userConns counts each user's connections here, from Connect to Disconnected.
+	userConns map[string]int
 
 	draining atomic.Bool
 	inflight sync.WaitGroup
@@ -118,11 +123,12 @@ func NewHub(cfg Config, deps Deps) (*Hub, error) {
 	}
 	return &Hub{
 		cfg: cfg, Deps: deps,
-		clients:  map[*client]struct{}{},
-		members:  map[string]map[*client]struct{}{},
-		limiters: newLimiters(cfg.MessageRate, cfg.MessageBurst),
-		typists:  newLimiters(float64(time.Second/typingEvery), typingBurst),
-		offline:  map[string]*time.Timer{},
+		clients:   map[*client]struct{}{},
+		members:   map[string]map[*client]struct{}{},
+		limiters:  newLimiters(cfg.MessageRate, cfg.MessageBurst),
+		typists:   newLimiters(float64(time.Second/typingEvery), typingBurst),
+		offline:   map[string]*time.Timer{},
+		userConns: map[string]int{},
 
 		fanoutRetry: make(chan pendingFanout, fanoutRetryQueue),
 	}, nil
@@ -152,8 +158,9 @@ func (h *Hub) Drain(ctx context.Context) error {
 
 // client is the hub's state for one socket.
 type client struct {
-	sock *socketio.Socket
-	user model.User
+	sock      *socketio.Socket
+	user      model.User
+	connected atomic.Bool // Connected ran
 
 	mu         sync.Mutex
 	channels   channelSet
@@ -253,6 +260,9 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	case !exists:
 		return refuse(apperr.Unauthorized, "the token's user no longer exists, log in again")
 	}
+	if !h.reserveConn(user.ID) {
+		return refuse(apperr.RateLimited, fmt.Sprintf("a user may hold at most %d connections to one server", h.cfg.MaxConnsPerUser))
+	}
 	c := &client{sock: s, user: user}
 	s.Data = c
 
@@ -304,6 +314,28 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	return nil
 }
 
+// reserveConn counts a connection of user, unless the user has its fill; Disconnected
+// gives it back (socketio calls it for every socket whose Connect succeeded).
+func (h *Hub) reserveConn(userID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.MaxConnsPerUser > 0 && h.userConns[userID] >= h.cfg.MaxConnsPerUser {
+		return false
+	}
+	h.userConns[userID]++
+	return true
+}
+
+func (h *Hub) releaseConn(userID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.userConns[userID] <= 1 {
+		delete(h.userConns, userID)
+	} else {
+		h.userConns[userID]--
+	}
+}
+
 func newPID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -350,6 +382,7 @@ func (h *Hub) leaveLocked(c *client, ch string) {
 // session the missed events followed by what was held meanwhile.
 func (h *Hub) Connected(s *socketio.Socket) {
 	c := s.Data.(*client)
+	c.connected.Store(true)
 	h.Metrics.Connections.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
@@ -387,11 +420,15 @@ func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
 	if !ok {
 		return
 	}
-	h.Metrics.Connections.Dec()
+	h.releaseConn(c.user.ID)
 	h.unregister(c)
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
 	defer cancel()
 	h.saveSession(ctx, c, h.cfg.RecoveryWindow)
+	if !c.connected.Load() {
+		return // the connection ended during Connect: Connected never ran
+	}
+	h.Metrics.Connections.Dec()
 	h.userDisconnected(ctx, c)
 	h.Log.Debug("client disconnected", "user", c.user.Username, "reason", reason)
 }

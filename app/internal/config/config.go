@@ -94,6 +94,9 @@ type Config struct {
 	AuthBurst     int     `mapstructure:"AUTH_BURST"`
 	AuthUserRate  float64 `mapstructure:"AUTH_USER_RATE"`
 	AuthUserBurst int     `mapstructure:"AUTH_USER_BURST"`
+	// Connections one client address, and one user, may hold on a node.
+	MaxConnsPerIP   int `mapstructure:"MAX_CONNECTIONS_PER_IP"`
+	MaxConnsPerUser int `mapstructure:"MAX_CONNECTIONS_PER_USER"`
 	// TrustedProxies (comma-separated CIDRs) are the load balancers whose
 	// X-Forwarded-For names the client; the stacks set the VPC's block.
 	TrustedProxies string `mapstructure:"TRUSTED_PROXIES"`
@@ -136,6 +139,8 @@ var defaults = map[string]any{
 	"AUTH_USER_RATE":            0.2,
 	"AUTH_USER_BURST":           10,
 	"TRUSTED_PROXIES":           "",
+	"MAX_CONNECTIONS_PER_IP":    1000,
+	"MAX_CONNECTIONS_PER_USER":  50,
 }
 
 // Load reads the environment and, when present, envFile (ignored when it does not
@@ -290,6 +295,12 @@ func (c Config) Validate() error {
 	}
 	if c.AuthBurst < 1 || c.AuthUserBurst < 1 {
 		bad("AUTH_BURST", "AUTH_BURST and AUTH_USER_BURST must be at least 1, got %d and %d", c.AuthBurst, c.AuthUserBurst)
+	}
+	if c.MaxConnsPerIP < 1 {
+		bad("MAX_CONNECTIONS_PER_IP", "must be at least 1, got %d", c.MaxConnsPerIP)
+	}
+	if c.MaxConnsPerUser < 1 {
+		bad("MAX_CONNECTIONS_PER_USER", "must be at least 1, got %d", c.MaxConnsPerUser)
 	}
 	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
 		bad("TRUSTED_PROXIES", "%v", err)

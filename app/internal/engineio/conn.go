@@ -43,6 +43,7 @@ const (
 type Conn struct {
 	ID         string
 	RemoteAddr string
+	clientIP   string // what admit counted it under
 
 	srv       *Server
 	onMessage func(data string)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,11 @@ type Config struct {
 	WriteTimeout  time.Duration
 	// CheckOrigin decides whether a browser Origin may connect. Nil allows all.
 	CheckOrigin func(r *http.Request) bool
-	Logger      *slog.Logger
+	// MaxSessionsPerIP bounds the open sessions of one client address (ClientIP's);
+	// 0 is no bound. ClientIP nil uses the peer's address.
+	MaxSessionsPerIP int
+	ClientIP         func(r *http.Request) string
+	Logger           *slog.Logger
 }
 
 // Validate reports settings that cannot work.
@@ -51,6 +56,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[string]*Conn
+	perIP    map[string]int // open sessions per client address, when bounded
 	draining atomic.Bool
 }
 
@@ -66,7 +72,13 @@ func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{},
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}, perIP: map[string]int{},
 		beats: newHeartbeatWheel(min(cfg.PingInterval, cfg.PingTimeout), max(cfg.PingInterval, cfg.PingTimeout))}
 	s.upgrader = websocket.Upgrader{
 		// 0: gorilla reads through the reader batchingWriter hands it (wsReadBufferSize).
@@ -111,6 +123,41 @@ func (s *Server) remove(c *Conn) {
 	defer s.mu.Unlock()
 	if s.conns[c.ID] == c {
 		delete(s.conns, c.ID)
+		s.releaseLocked(c.clientIP)
+	}
+}
+
+// admit reserves a session for the request's client address, or reports that the
+// address has its fill (MaxSessionsPerIP).
+func (s *Server) admit(r *http.Request) (ip string, ok bool) {
+	if s.cfg.MaxSessionsPerIP <= 0 {
+		return "", true
+	}
+	ip = s.cfg.ClientIP(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
+		return ip, false
+	}
+	s.perIP[ip]++
+	return ip, true
+}
+
+// release gives back a session admit reserved.
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(ip)
+}
+
+func (s *Server) releaseLocked(ip string) {
+	if s.cfg.MaxSessionsPerIP <= 0 {
+		return
+	}
+	if s.perIP[ip] <= 1 {
+		delete(s.perIP, ip)
+	} else {
+		s.perIP[ip]--
 	}
 }
 
@@ -161,12 +208,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusServiceUnavailable, codeForbidden, "Server is shutting down")
 			return
 		}
-		if transport == TransportWebSocket {
-			s.openWebSocket(w, r)
-		} else if r.Method == http.MethodGet {
-			s.openPolling(w, r)
-		} else {
+		if transport == TransportPolling && r.Method != http.MethodGet {
 			httpError(w, http.StatusBadRequest, codeBadHandshake, "Bad handshake method")
+			return
+		}
+		ip, ok := s.admit(r)
+		if !ok {
+			w.Header().Set("Retry-After", "10")
+			httpError(w, http.StatusTooManyRequests, codeForbidden, "Too many connections from your address")
+			return
+		}
+		if transport == TransportWebSocket {
+			s.openWebSocket(w, r, ip)
+		} else {
+			s.openPolling(w, r, ip)
 		}
 		return
 	}
@@ -212,8 +267,10 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) register(transport string, r *http.Request) *Conn {
+// register adds a session for a client whose address admit reserved.
+func (s *Server) register(transport string, r *http.Request, ip string) *Conn {
 	c := newConn(s, newID(), r.RemoteAddr, transport)
+	c.clientIP = ip
 	s.mu.Lock()
 	s.conns[c.ID] = c
 	s.mu.Unlock()
@@ -232,8 +289,8 @@ func (s *Server) openPacket(upgrades []string, sid string) string {
 	return string(Open) + string(b)
 }
 
-func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
-	c := s.register(TransportPolling, r)
+func (s *Server) openPolling(w http.ResponseWriter, r *http.Request, ip string) {
+	c := s.register(TransportPolling, r, ip)
 	writePollResponse(w, []string{s.openPacket([]string{TransportWebSocket}, c.ID)})
 	c.startHeartbeat()
 }
@@ -396,12 +453,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Con
 	return ws, nil
 }
 
-func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request) {
+func (s *Server) openWebSocket(w http.ResponseWriter, r *http.Request, ip string) {
 	ws, err := s.upgrade(w, r)
 	if err != nil {
+		s.release(ip)
 		return // the upgrader has answered the client
 	}
-	c := s.register(TransportWebSocket, r)
+	c := s.register(TransportWebSocket, r, ip)
 	// The open packet goes first: nothing is queued until the session is registered
 	// with ws, and the writer then waits for wmu.
 	c.wmu.Lock()

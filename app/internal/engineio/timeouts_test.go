@@ -67,3 +67,53 @@ func TestTransportsOutliveHTTPTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// One client address holds at most MaxSessionsPerIP sessions, over either transport;
+// a closed session frees its place, and other addresses are not affected.
+func TestSessionsPerAddressAreBounded(t *testing.T) {
+	srv, err := NewServer(Config{PingInterval: time.Minute, PingTimeout: time.Minute, MaxPayload: 1 << 16, SendQueueSize: 16,
+		MaxSessionsPerIP: 3, ClientIP: func(r *http.Request) string { return r.Header.Get("X-Test-Client") }}, func(*Conn) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	base := hs.URL + "/?EIO=4&transport="
+	open := func(client string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"polling", nil)
+		req.Header.Set("X-Test-Client", client)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var hsk struct{ Sid string }
+		if res.StatusCode == http.StatusOK {
+			_ = json.Unmarshal(body[1:], &hsk)
+		}
+		return res.StatusCode, hsk.Sid
+	}
+	var sids []string
+	for i := range 3 {
+		code, sid := open("a")
+		if code != http.StatusOK {
+			t.Fatalf("session %d of 3: %d", i+1, code)
+		}
+		sids = append(sids, sid)
+	}
+	if code, _ := open("a"); code != http.StatusTooManyRequests {
+		t.Fatalf("a fourth polling session: %d, want 429", code)
+	}
+	_, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"websocket", http.Header{"X-Test-Client": {"a"}})
+	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fourth session over websocket: %v %v, want 429", res, err)
+	}
+	if code, _ := open("b"); code != http.StatusOK {
+		t.Fatalf("another address: %d", code)
+	}
+	srv.lookup(sids[0]).Close()
+	if code, _ := open("a"); code != http.StatusOK {
+		t.Fatalf("after one closed: %d, want a session", code)
+	}
+}

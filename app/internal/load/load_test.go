@@ -26,7 +26,7 @@ func startStandalone(t *testing.T) string {
 	t.Setenv("DATA_DIR", t.TempDir())
 	t.Setenv("MESSAGE_RATE", "100000")
 	t.Setenv("MESSAGE_BURST", "100000")
-	for _, k := range []string{"AUTH_RATE", "AUTH_BURST", "AUTH_USER_RATE", "AUTH_USER_BURST"} {
+	for _, k := range []string{"AUTH_RATE", "AUTH_BURST", "AUTH_USER_RATE", "AUTH_USER_BURST", "MAX_CONNECTIONS_PER_IP", "MAX_CONNECTIONS_PER_USER"} {
 		t.Setenv(k, "100000") // every load client comes from 127.0.0.1
 	}
 	t.Setenv("LOG_LEVEL", "warn")

@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	m.Registry.MustRegister(be.collectors...)
 	hub, err := chat.NewHub(chat.Config{
 		MaxMessageChars: cfg.MaxMessageChars, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
-		RecoveryWindow: cfg.RecoveryWindow,
+		RecoveryWindow: cfg.RecoveryWindow, MaxConnsPerUser: cfg.MaxConnsPerUser,
 	}, chat.Deps{Store: be.store, Broker: be.broker, Queue: be.producer, Presence: be.presence,
 		Sessions: be.sessions, Auth: au, Metrics: m, Log: log})
 	if err != nil {
@@ -64,9 +64,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	allowOrigin := originChecker(cfg.FrontendURL)
+	proxies, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	eio, err := engineio.NewServer(engineio.Config{
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, MaxPayload: cfg.MaxPayloadBytes,
 		SendQueueSize: cfg.SendQueueSize, CheckOrigin: allowOrigin, Logger: log,
+		MaxSessionsPerIP: cfg.MaxConnsPerIP, ClientIP: proxies.IP,
 	}, sio.OnConnection)
 	if err != nil {
 		return err
@@ -89,10 +94,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	hl := health.New(health.Config{ServerID: cfg.ServerID, Mode: string(cfg.Mode()), Checks: checks, IsLeader: be.elector.IsLeader})
 
 	mux := http.NewServeMux()
-	proxies, err := clientip.Parse(cfg.TrustedProxies)
-	if err != nil {
-		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
-	}
 	httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ClientIP: proxies,
 		AuthPerIP:   limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
 		AuthPerUser: limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},

@@ -36,7 +36,8 @@ type Handler interface {
 	// attachments hold placeholders (see AttachmentIndex) for them. Ack is nil when
 	// the client did not ask for one.
 	Event(s *Socket, event string, args []json.RawMessage, attachments [][]byte, ack AckFunc)
-	// Disconnected runs once when a connected socket ends.
+	// Disconnected runs once for every socket whose Connect succeeded, when it ends:
+	// after Connected, or instead of it when the connection ended during Connect.
 	Disconnected(s *Socket, reason string)
 }
 
@@ -412,7 +413,8 @@ func (cl *client) connect(p Packet) {
 	}
 	b, _ := json.Marshal(body)
 	if !cl.add(s) {
-		return // the connection ended during Connect
+		h.Disconnected(s, engineio.ReasonTransportErr) // the connection ended during Connect
+		return
 	}
 	_ = cl.send(Packet{Type: Connect, Namespace: s.nsp, AckID: NoAck, Data: b}, nil)
 	h.Connected(s)

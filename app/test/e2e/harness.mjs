@@ -53,6 +53,7 @@ export async function startServer(opts = {}) {
       // Every test client comes from 127.0.0.1: the per-address limits are opened up
       // (a test of a limit sets its own).
       AUTH_RATE: '100000', AUTH_BURST: '100000', AUTH_USER_RATE: '100000', AUTH_USER_BURST: '100000',
+      MAX_CONNECTIONS_PER_IP: '100000', MAX_CONNECTIONS_PER_USER: '100000',
       ...(opts.env || {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],

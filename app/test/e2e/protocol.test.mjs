@@ -526,6 +526,39 @@ describe('login and register limits', () => {
   });
 });
 
+describe('connections per user and per address', () => {
+  const ctx = useServer('e2e-conn-caps', { MAX_CONNECTIONS_PER_USER: '3', MAX_CONNECTIONS_PER_IP: '5' });
+
+  it('a user past its connections gets rate_limited; a closed one frees a place', T, async () => {
+    const u = await newUser(ctx.url);
+    const socks = [];
+    for (let i = 0; i < 3; i++) socks.push(await connect(ctx.url, u.token));
+    const err = await connectError(ctx.url, { auth: { token: u.token }, reconnection: false });
+    assert.equal(err.data && err.data.code, 'rate_limited', `4th connection: ${err.message} ${JSON.stringify(err.data)}`);
+    socks[0].disconnect();
+    await waitFor(async () => {
+      try { socks.push(await connect(ctx.url, u.token, { reconnection: false }, 2000)); return true; } catch { return false; }
+    }, 5000, 'a connection once one closed');
+    assert.equal(socks.at(-1).connected, true);
+  });
+
+  it('an address past its sessions gets 429 at the handshake', T, async () => {
+    // Handshakes open sessions (each lives until the connect timeout); the sixth at the
+    // latest is refused, whatever the test above left open.
+    const codes = [];
+    let refused;
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${ctx.url}/socket.io/?EIO=4&transport=polling`);
+      codes.push(res.status);
+      if (res.status === 429) refused = res;
+      await res.text();
+    }
+    assert.equal(codes.at(-1), 429, `handshakes from 127.0.0.1: ${codes}`);
+    assert.ok(codes.filter((c) => c === 200).length <= 5, `more than 5 sessions: ${codes}`);
+    assert.ok(refused.headers.get('retry-after'));
+  });
+});
+
 describe('stalled and idle HTTP connections', () => {
   const ctx = useServer('e2e-timeouts', { HTTP_READ_TIMEOUT: '1s', HTTP_IDLE_TIMEOUT: '1s' });
 
