@@ -173,6 +173,24 @@ test('a wrong password is refused on the sign-in form', async () => {
   }
 });
 
+test('a link with a malformed channel hash still starts the client, in #general', async () => {
+  const context = await ctx.browser.newContext(LAPTOP);
+  const errors = [];
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(ctx.srv.url + '/#%E0%A4%A');
+    await page.locator('#username').fill(uniqueName('hash'));
+    await page.locator('#password').fill(PASSWORD);
+    await page.locator('#register-btn').click();
+    await waitConnState(page, 'connected');
+    await until(page, () => document.querySelector('#channel-name')?.textContent === 'general', null, 'general open');
+    assert.deepEqual(errors, [], 'page errors');
+  } finally {
+    await context.close();
+  }
+});
+
 test('two people chat in #general: messages, order, presence, typing', { timeout: 120000 }, async () => {
   const alice = await person('alice', LAPTOP);
   const bob = await person('bob', PHONE);

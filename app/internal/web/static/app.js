@@ -287,7 +287,7 @@
       if (!S.token) return; // logged out (401)
       showNotice(describeError(e));
     }
-    const fromHash = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    const fromHash = channelNameFromHash();
     const stored = localStorage.getItem(LS_CHANNEL);
     const pick = S.channels.find((c) => c.name === fromHash) ||
       S.channels.find((c) => c.id === stored) ||
@@ -295,6 +295,16 @@
       S.channels[0];
     if (pick) selectChannel(pick.id);
     connectSocket();
+  }
+
+  /** The channel name in the URL's hash; '' when there is none or it is not valid
+   * percent-encoding (a crafted link must not stop the client from starting). */
+  function channelNameFromHash() {
+    try {
+      return decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    } catch {
+      return '';
+    }
   }
 
   async function loadChannels() {
@@ -915,7 +925,7 @@
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeSidebar(); });
 
     window.addEventListener('hashchange', () => {
-      const name = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+      const name = channelNameFromHash();
       const c = S.channels.find((x) => x.name === name);
       if (c && c.id !== S.current) selectChannel(c.id);
     });
