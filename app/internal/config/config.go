@@ -101,6 +101,10 @@ type Config struct {
 	// X-Forwarded-For names the client; the stacks set the VPC's block.
 	TrustedProxies string `mapstructure:"TRUSTED_PROXIES"`
 
+	// MetricsToken, when set, lets a scraper elsewhere read /metrics with
+	// "Authorization: Bearer <token>"; without it only this host may.
+	MetricsToken string `mapstructure:"METRICS_TOKEN"`
+
 	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there for
 	// profiling; keep it on localhost. Empty (the default) serves nothing.
 	PprofAddr string `mapstructure:"PPROF_ADDR"`
@@ -134,6 +138,7 @@ var defaults = map[string]any{
 	"HTTP_READ_TIMEOUT":         "30s",
 	"HTTP_IDLE_TIMEOUT":         "180s",
 	"PPROF_ADDR":                "",
+	"METRICS_TOKEN":             "",
 	"AUTH_RATE":                 1.0,
 	"AUTH_BURST":                30,
 	"AUTH_USER_RATE":            0.2,
@@ -333,6 +338,7 @@ func (c Config) Redacted() Config {
 	c.RedisPassword = hide(c.RedisPassword)
 	c.KafkaPassword = hide(c.KafkaPassword)
 	c.JWTSecret = hide(c.JWTSecret)
+	c.MetricsToken = hide(c.MetricsToken)
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	return c
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,10 +109,9 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 }
 
 func TestRedactedHidesSecrets(t *testing.T) {
-	c := Config{RedisPassword: "rp", KafkaPassword: "kp", JWTSecret: "js", DatabaseURL: "postgres://u:dbpass@h/db"}
-	r := c.Redacted()
-	all := r.RedisPassword + r.KafkaPassword + r.JWTSecret + r.DatabaseURL
-	for _, secret := range []string{"rp", "kp", "js", "dbpass"} {
+	c := Config{RedisPassword: "rp", KafkaPassword: "kp", JWTSecret: "js", DatabaseURL: "postgres://u:dbpass@h/db", MetricsToken: "mt"}
+	all := fmt.Sprintf("%+v", c.Redacted())
+	for _, secret := range []string{"rp", "kp", "js", "dbpass", "mt"} {
 		if strings.Contains(all, secret) {
 			t.Fatalf("secret %q visible in %q", secret, all)
 		}

@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}, be.store, au, log).Register(mux)
 	mux.Handle("/socket.io/", eio)
 	mux.Handle("GET /health", hl)
-	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /metrics", metricsGuard(m.Handler(), cfg.MetricsToken))
 	mux.Handle("/", web.Handler())
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
