@@ -36,6 +36,7 @@ type Writer struct {
 	metrics *metrics.Metrics
 	// failingSince is when the batch in hand first failed (Unix ns); 0 while writes succeed.
 	failingSince atomic.Int64
+	now          func() time.Time // time.Now; tests move it
 }
 
 // StallAfter is how long a batch may keep failing before Healthy says so.
@@ -45,8 +46,10 @@ const StallAfter = 30 * time.Second
 // longer than StallAfter (nothing is stored meanwhile, and in standalone mode no send
 // is acked): /health shows it on the database.
 func (w *Writer) Healthy() error {
-	if since := w.failingSince.Load(); since != 0 && time.Since(time.Unix(0, since)) > StallAfter {
-		return fmt.Errorf("batch writer: no batch stored for %s", time.Since(time.Unix(0, since)).Round(time.Second))
+	if since := w.failingSince.Load(); since != 0 {
+		if failing := w.now().Sub(time.Unix(0, since)); failing > StallAfter {
+			return fmt.Errorf("batch writer: no batch stored for %s", failing.Round(time.Second))
+		}
 	}
 	return nil
 }
@@ -62,7 +65,7 @@ func NewWriter(cfg Config, q queue.Consumer, st store.Store, log *slog.Logger, m
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 2 * time.Second
 	}
-	return &Writer{cfg: cfg, q: q, st: st, log: log, metrics: m}, nil
+	return &Writer{cfg: cfg, q: q, st: st, log: log, metrics: m, now: time.Now}, nil
 }
 
 // Run writes batches until ctx ends or the queue is closed and drained.
@@ -96,7 +99,7 @@ func (w *Writer) store(ctx context.Context, b queue.Batch) error {
 	backoff := 50 * time.Millisecond
 	defer w.failingSince.Store(0)
 	for {
-		start := time.Now()
+		start := w.now()
 		// The write is not cancelled by ctx: a drain must finish what it fetched.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		rejected, err := w.write(wctx, b.Messages)
@@ -106,7 +109,7 @@ func (w *Writer) store(ctx context.Context, b queue.Batch) error {
 		cancel()
 		if err == nil {
 			w.metrics.BatchSize.Observe(float64(len(b.Messages)))
-			w.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
+			w.metrics.BatchSeconds.Observe(w.now().Sub(start).Seconds())
 			return w.q.Commit(context.WithoutCancel(ctx), b)
 		}
 		w.failingSince.CompareAndSwap(0, start.UnixNano())
