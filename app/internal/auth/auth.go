@@ -84,9 +84,11 @@ func CheckPassword(hash, pw string) bool {
 // maxClockSkew is what a token's lifetime may exceed the configured TTL by.
 const maxClockSkew = time.Minute
 
-// claims is the token body: sub = user id, name = username, iat, exp.
+// claims is the token body: sub = user id, name = username, ver = the user's token
+// version at issue (absent in tokens from before versions: 0), iat, exp.
 type claims struct {
-	Name string `json:"name"`
+	Name    string `json:"name"`
+	Version int64  `json:"ver,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -97,7 +99,8 @@ func (a *Auth) IssueToken(u model.User) (string, error) {
 	}
 	now := a.now()
 	c := claims{
-		Name: u.Username,
+		Name:    u.Username,
+		Version: u.TokenVersion,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   u.ID,
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -111,7 +114,8 @@ func (a *Auth) IssueToken(u model.User) (string, error) {
 	return s, nil
 }
 
-// ParseToken verifies token and returns the user it names (ID and Username only).
+// ParseToken verifies token and returns the user it names (ID, Username and the
+// TokenVersion it was issued under; the caller compares that with the store's).
 // Every failure is an *apperr.Error with code unauthorized; the cause is not
 // detailed beyond "expired" so clients learn when to log in again, nothing more.
 func (a *Auth) ParseToken(token string) (model.User, error) {
@@ -136,5 +140,5 @@ func (a *Auth) ParseToken(token string) (model.User, error) {
 	case c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > a.ttl+maxClockSkew:
 		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
 	}
-	return model.User{ID: c.Subject, Username: c.Name}, nil
+	return model.User{ID: c.Subject, Username: c.Name, TokenVersion: c.Version}, nil
 }

@@ -253,12 +253,14 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	defer cancel()
 	// A signed token can outlive its user (a restore, a reset of standalone's data);
 	// its messages would then be refused by the store.
-	switch exists, err := h.Store.UserExists(ctx, user.ID); {
+	switch version, exists, err := h.Store.TokenVersion(ctx, user.ID); {
 	case err != nil:
 		h.Log.Warn("checking the token's user failed", "err", err)
 		return refuse(apperr.Unavailable, "the service is temporarily unavailable, reconnect")
 	case !exists:
 		return refuse(apperr.Unauthorized, "the token's user no longer exists, log in again")
+	case version != user.TokenVersion:
+		return refuse(apperr.Unauthorized, "the token was revoked (logged out), log in again")
 	}
 	if !h.reserveConn(user.ID) {
 		return refuse(apperr.RateLimited, fmt.Sprintf("a user may hold at most %d connections to one server", h.cfg.MaxConnsPerUser))

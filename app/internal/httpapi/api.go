@@ -98,6 +98,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	}{
 		{http.MethodPost, "/api/auth/register", a.register, false},
 		{http.MethodPost, "/api/auth/login", a.login, false},
+		{http.MethodPost, "/api/auth/logout", a.logout, true},
 		{http.MethodGet, "/api/channels", a.listChannels, true},
 		{http.MethodPost, "/api/channels", a.createChannel, true},
 		{http.MethodGet, "/api/channels/{id}/messages", a.messages, true},
@@ -191,14 +192,17 @@ func (a *API) requireUser(h handlerFunc) handlerFunc {
 }
 
 // knownUser refuses a signed token whose user no longer exists, which would otherwise
-// get as far as the store and fail there (503 on create, a poison message on send).
+// get as far as the store and fail there (503 on create, a poison message on send),
+// and one issued before the user's tokens were revoked (logout).
 func knownUser(ctx context.Context, st store.Store, u model.User) error {
-	ok, err := st.UserExists(ctx, u.ID)
-	if err != nil {
+	version, exists, err := st.TokenVersion(ctx, u.ID)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !ok {
+	case !exists:
 		return apperr.New(apperr.Unauthorized, "the token's user no longer exists, log in again")
+	case version != u.TokenVersion:
+		return apperr.New(apperr.Unauthorized, "the token was revoked (logged out), log in again")
 	}
 	return nil
 }

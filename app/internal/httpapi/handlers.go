@@ -107,6 +107,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	return a.writeToken(w, http.StatusOK, u)
 }
 
+// logout revokes every token of the caller (all its devices): they are refused from
+// now on, on REST and on connect.
+func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := a.st.RevokeTokens(r.Context(), userFrom(r.Context()).ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (a *API) writeToken(w http.ResponseWriter, status int, u model.User) error {
 	tok, err := a.au.IssueToken(u)
 	if err != nil {

@@ -380,6 +380,29 @@ func TestRegisterAndLoginIssueWorkingTokens(t *testing.T) {
 	assertNoSecretsLogged(t, f)
 }
 
+// Logging out revokes every token of the user (issued by register and login alike);
+// a new login works again.
+func TestLogoutRevokesEveryToken(t *testing.T) {
+	f := newFixture(t)
+	var reg, login, again authResponse
+	f.mustJSON(t, "POST", "/api/auth/register", "", `{"username":"carol","password":"carols-password"}`, 201, &reg)
+	f.mustJSON(t, "POST", "/api/auth/login", "", `{"username":"carol","password":"carols-password"}`, 200, &login)
+	if res := f.do(t, "POST", "/api/auth/logout", "Bearer "+login.Token, "", false); res.status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", res.status, res.body)
+	}
+	for name, tok := range map[string]string{"register's": reg.Token, "login's": login.Token} {
+		res := f.do(t, "GET", "/api/channels", "Bearer "+tok, "", false)
+		if res.status != http.StatusUnauthorized || !bytes.Contains(res.body, []byte("revoked")) {
+			t.Errorf("%s token after logout: %d %s, want 401 naming the revocation", name, res.status, res.body)
+		}
+	}
+	if res := f.do(t, "POST", "/api/auth/logout", "Bearer "+login.Token, "", false); res.status != http.StatusUnauthorized {
+		t.Errorf("logout with a revoked token: %d, want 401", res.status)
+	}
+	f.mustJSON(t, "POST", "/api/auth/login", "", `{"username":"carol","password":"carols-password"}`, 200, &again)
+	f.mustJSON(t, "GET", "/api/channels", "Bearer "+again.Token, "", 200, nil)
+}
+
 func TestLoginFailuresLookAlike(t *testing.T) {
 	f := newFixture(t)
 	a := f.do(t, "POST", "/api/auth/login", "", `{"username":"alice","password":"not-her-password"}`, false)

@@ -8,6 +8,9 @@ type User struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
 	CreatedAt time.Time `json:"createdAt"`
+	// TokenVersion is the version of the user's tokens (store) or the one a token
+	// was issued under (auth); a token of an older version was revoked.
+	TokenVersion int64 `json:"-"`
 }
 
 // Channel is a named chat room every authenticated user may join.

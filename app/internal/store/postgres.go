@@ -282,8 +282,8 @@ func (s *Postgres) UserByName(ctx context.Context, username string) (model.User,
 		u    model.User
 		hash string
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at FROM users
-		WHERE lower(username) = lower($1)`, pgText(username)).Scan(&u.ID, &u.Username, &hash, &u.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at, token_version FROM users
+		WHERE lower(username) = lower($1)`, pgText(username)).Scan(&u.ID, &u.Username, &hash, &u.CreatedAt, &u.TokenVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.User{}, "", ErrNotFound
 	}
@@ -294,17 +294,37 @@ func (s *Postgres) UserByName(ctx context.Context, username string) (model.User,
 	return u, hash, nil
 }
 
-// UserExists implements Store.
-func (s *Postgres) UserExists(ctx context.Context, id string) (bool, error) {
+// TokenVersion implements Store.
+func (s *Postgres) TokenVersion(ctx context.Context, id string) (int64, bool, error) {
 	u, ok := parseID(id)
 	if !ok {
-		return false, nil // not an id the store hands out
+		return 0, false, nil // not an id the store hands out
 	}
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, [16]byte(u)).Scan(&exists); err != nil {
-		return false, fmt.Errorf("store: user exists: %w", err)
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT token_version FROM users WHERE id = $1`, [16]byte(u)).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
 	}
-	return exists, nil
+	if err != nil {
+		return 0, false, fmt.Errorf("store: token version: %w", err)
+	}
+	return v, true, nil
+}
+
+// RevokeTokens implements Store.
+func (s *Postgres) RevokeTokens(ctx context.Context, id string) error {
+	u, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET token_version = token_version + 1 WHERE id = $1`, [16]byte(u))
+	if err != nil {
+		return fmt.Errorf("store: revoke tokens: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // CreateChannel implements Store. An empty createdBy records a system channel.

@@ -223,8 +223,8 @@ func (s *SQLite) UserByName(ctx context.Context, username string) (model.User, s
 		hash string
 		ms   int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE username = ?`,
-		username).Scan(&u.ID, &u.Username, &hash, &ms)
+	err := s.r.QueryRowContext(ctx, `SELECT id, username, password_hash, created_at, token_version FROM users WHERE username = ?`,
+		username).Scan(&u.ID, &u.Username, &hash, &ms, &u.TokenVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.User{}, "", ErrNotFound
 	}
@@ -235,13 +235,31 @@ func (s *SQLite) UserByName(ctx context.Context, username string) (model.User, s
 	return u, hash, nil
 }
 
-// UserExists implements Store.
-func (s *SQLite) UserExists(ctx context.Context, id string) (bool, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil {
-		return false, fmt.Errorf("store: user exists: %w", err)
+// TokenVersion implements Store.
+func (s *SQLite) TokenVersion(ctx context.Context, id string) (int64, bool, error) {
+	var v int64
+	err := s.r.QueryRowContext(ctx, `SELECT token_version FROM users WHERE id = ?`, id).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
 	}
-	return n > 0, nil
+	if err != nil {
+		return 0, false, fmt.Errorf("store: token version: %w", err)
+	}
+	return v, true, nil
+}
+
+// RevokeTokens implements Store.
+func (s *SQLite) RevokeTokens(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET token_version = token_version + 1 WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store: revoke tokens: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: revoke tokens: %w", err)
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // CreateChannel implements Store. An empty createdBy records a system channel.

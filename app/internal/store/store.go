@@ -26,9 +26,12 @@ type Store interface {
 	CreateUser(ctx context.Context, username, passwordHash string) (model.User, error)
 	// UserByName returns the user and its password hash; ErrNotFound when absent.
 	UserByName(ctx context.Context, username string) (model.User, string, error)
-	// UserExists reports whether a user with that id exists (a signed token may
-	// outlive its user: a database restore, a reset of standalone's data).
-	UserExists(ctx context.Context, id string) (bool, error)
+	// TokenVersion returns the user's token version and whether the user exists (a
+	// signed token may outlive its user, e.g. after a restore).
+	TokenVersion(ctx context.Context, id string) (version int64, exists bool, err error)
+	// RevokeTokens raises the user's token version, so every token issued before is
+	// refused; ErrNotFound when there is no such user.
+	RevokeTokens(ctx context.Context, id string) error
 	// CreateChannel inserts a channel; ErrConflict when the name is taken.
 	CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error)
 	// EnsureChannel returns the channel with that name, creating it when absent.

@@ -112,8 +112,26 @@ func contractUsers(t *testing.T, open func() Store) {
 		t.Errorf("username = %q, want Alice", alice.Username)
 	}
 	for id, want := range map[string]bool{alice.ID: true, uuid.NewString(): false, "not-a-uuid": false} {
-		if got, err := st.UserExists(ctx, id); err != nil || got != want {
-			t.Errorf("UserExists(%q) = %v, %v; want %v", id, got, err, want)
+		if v, got, err := st.TokenVersion(ctx, id); err != nil || got != want || v != 0 {
+			t.Errorf("TokenVersion(%q) = %d, %v, %v; want 0, %v", id, v, got, err, want)
+		}
+	}
+	// Revoking raises the version, which UserByName reports too; an unknown user is
+	// ErrNotFound.
+	for range 2 {
+		if err := st.RevokeTokens(ctx, alice.ID); err != nil {
+			t.Fatalf("RevokeTokens: %v", err)
+		}
+	}
+	if v, ok, err := st.TokenVersion(ctx, alice.ID); err != nil || !ok || v != 2 {
+		t.Errorf("after two revocations: %d, %v, %v; want 2", v, ok, err)
+	}
+	if u, _, err := st.UserByName(ctx, "alice"); err != nil || u.TokenVersion != 2 {
+		t.Errorf("UserByName after revocations: version %d, %v; want 2", u.TokenVersion, err)
+	}
+	for _, id := range []string{uuid.NewString(), "not-a-uuid"} {
+		if err := st.RevokeTokens(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("RevokeTokens(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
 

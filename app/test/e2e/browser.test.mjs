@@ -380,9 +380,17 @@ test('after a server restart both clients reconnect and chat again', { timeout: 
 test('log out and back in', { timeout: 30000 }, async () => {
   const [alice] = ctx.people;
   await showSidebar(alice);
+  const oldToken = await alice.page.evaluate(() => localStorage.getItem('quibly.token'));
   await alice.page.locator('#logout-btn').click();
   await alice.page.locator('#auth-view').waitFor({ state: 'visible' });
   assert.equal(await alice.page.evaluate(() => localStorage.getItem('quibly.token')), null, 'token forgotten');
+  // The server revoked it: a copy of it is refused.
+  let status;
+  for (let i = 0; i < 50 && status !== 401; i++) {
+    status = (await fetch(`${ctx.srv.url}/api/channels`, { headers: { authorization: `Bearer ${oldToken}` } })).status;
+    if (status !== 401) await sleep(100);
+  }
+  assert.equal(status, 401, 'the token used before logging out still works');
   await alice.page.locator('#username').fill(alice.name);
   await alice.page.locator('#password').fill(PASSWORD);
   await alice.page.locator('#login-btn').click();

@@ -346,6 +346,18 @@ describe('tokens of users that no longer exist', () => {
     const u = await newUser(ctx.url);
     assert.equal((await connect(ctx.url, u.token)).connected, true);
   });
+
+  it('after POST /api/auth/logout the user\'s tokens are refused on connect and REST', T, async () => {
+    const u = await newUser(ctx.url);
+    assert.equal((await connect(ctx.url, u.token)).connected, true);
+    const out = await fetch(`${ctx.url}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${u.token}` } });
+    assert.equal(out.status, 204);
+    const err = await connectError(ctx.url, { auth: { token: u.token }, reconnection: false });
+    assert.equal(err.data && err.data.code, 'unauthorized', `connect_error data: ${JSON.stringify(err.data)}`);
+    assert.match(err.message, /revoked/);
+    const r = await fetch(`${ctx.url}/api/channels`, { headers: { authorization: `Bearer ${u.token}` } });
+    assert.equal(r.status, 401);
+  });
 });
 
 describe('malformed input', () => {

@@ -251,6 +251,16 @@
     }
   }
 
+  /** The log-out button: the server revokes the user's tokens (every device's), then
+   * this page forgets its own. Offline, the token is only forgotten here. */
+  function signOut() {
+    const token = S.token;
+    logout();
+    if (token) {
+      fetch('/api/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${token}` } }).catch(() => {});
+    }
+  }
+
   function logout(message) {
     if (S.socket) S.socket.close();
     S.socket = null;
@@ -907,7 +917,7 @@
 
     $('auth-form').addEventListener('submit', (e) => { e.preventDefault(); authenticate('login'); });
     $('register-btn').addEventListener('click', () => authenticate('register'));
-    $('logout-btn').addEventListener('click', () => logout());
+    $('logout-btn').addEventListener('click', signOut);
     $('new-channel-form').addEventListener('submit', createChannel);
     $('composer').addEventListener('submit', send);
     $('load-older').addEventListener('click', loadOlder);
