@@ -101,6 +101,9 @@ type Config struct {
 	// X-Forwarded-For names the client; the stacks set the VPC's block.
 	TrustedProxies string `mapstructure:"TRUSTED_PROXIES"`
 
+	// CloudWatchNamespace, when set (the stacks set Quibly/<name>), is where the
+	// counters the stacks alarm on are copied every minute.
+	CloudWatchNamespace string `mapstructure:"CLOUDWATCH_NAMESPACE"`
 	// MetricsToken, when set, lets a scraper elsewhere read /metrics with
 	// "Authorization: Bearer <token>"; without it only this host may.
 	MetricsToken string `mapstructure:"METRICS_TOKEN"`
@@ -139,6 +142,7 @@ var defaults = map[string]any{
 	"HTTP_IDLE_TIMEOUT":         "180s",
 	"PPROF_ADDR":                "",
 	"METRICS_TOKEN":             "",
+	"CLOUDWATCH_NAMESPACE":      "",
 	"AUTH_RATE":                 1.0,
 	"AUTH_BURST":                30,
 	"AUTH_USER_RATE":            0.2,

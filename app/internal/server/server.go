@@ -18,6 +18,7 @@ import (
 	"github.com/quibly/quibly/app/internal/chat"
 	"github.com/quibly/quibly/app/internal/clientip"
 	"github.com/quibly/quibly/app/internal/config"
+	"github.com/quibly/quibly/app/internal/cwmetrics"
 	"github.com/quibly/quibly/app/internal/engineio"
 	"github.com/quibly/quibly/app/internal/health"
 	"github.com/quibly/quibly/app/internal/httpapi"
@@ -135,6 +136,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			}
 		})
 	}()
+	stopMetrics, err := startCloudWatch(bg, cfg, m, log)
+	if err != nil {
+		return err
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("quibly serving", "addr", ln.Addr().String(), "mode", cfg.Mode())
@@ -147,7 +152,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	return drain(cfg, log, drainSteps{health: hl, hub: hub, eio: eio, srv: srv, be: be, stopBG: stopBG, wg: &wg})
+	return drain(cfg, log, drainSteps{health: hl, hub: hub, eio: eio, srv: srv, be: be, stopBG: stopBG, wg: &wg,
+		stopMetrics: stopMetrics})
 }
 
 type drainSteps struct {
@@ -157,7 +163,9 @@ type drainSteps struct {
 	srv    *http.Server
 	be     *backends
 	stopBG context.CancelFunc
-	wg     *sync.WaitGroup
+	// stopMetrics pushes the last metrics, after the batch writer stopped.
+	stopMetrics func()
+	wg          *sync.WaitGroup
 }
 
 // drain is the SIGTERM sequence: unhealthy at once, finish sends in flight, tell
@@ -184,6 +192,7 @@ func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
 	case <-deadline.Done():
 		log.Error("the batch writer did not stop before the deadline")
 	}
+	d.stopMetrics()
 	if err := d.be.elector.Resign(context.WithoutCancel(deadline)); err != nil {
 		log.Warn("resigning leadership failed", "err", err)
 	}
@@ -193,4 +202,21 @@ func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
 	}
 	log.Info("drained", "took", time.Since(start).Round(time.Millisecond).String())
 	return err
+}
+
+// startCloudWatch copies the counters the stacks alarm on to CloudWatch when
+// CLOUDWATCH_NAMESPACE is set; the returned function pushes once more and stops.
+func startCloudWatch(ctx context.Context, cfg config.Config, m *metrics.Metrics, log *slog.Logger) (func(), error) {
+	if cfg.CloudWatchNamespace == "" {
+		return func() {}, nil
+	}
+	p, err := cwmetrics.New(ctx, cwmetrics.Config{Namespace: cfg.CloudWatchNamespace},
+		[]cwmetrics.Counter{{Name: "MessagesRejected", Counter: m.MessagesRejected}}, log)
+	if err != nil {
+		return nil, fmt.Errorf("CLOUDWATCH_NAMESPACE: %w", err)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(pctx) }()
+	return func() { cancel(); <-done }, nil
 }

@@ -1,6 +1,7 @@
 // Package alarms turns the deployment guide's alerts into CloudWatch alarms that
 // notify one SNS topic: unhealthy targets, 5xx rate, Kafka consumer lag, Kafka
-// disk, database connections near the limit, Redis memory and server CPU.
+// disk, database connections near the limit, Redis memory, server CPU, and messages
+// the store refused for good.
 package alarms
 
 import (
@@ -13,6 +14,10 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sns"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// AppNamespace is the CloudWatch namespace the servers of stack name publish their
+// own metrics to (the app's CLOUDWATCH_NAMESPACE).
+func AppNamespace(name string) string { return "Quibly/" + name }
 
 // Instance is one server to watch.
 type Instance struct {
@@ -140,6 +145,21 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 		_, err := cloudwatch.NewMetricAlarm(ctx, name+"-"+suffix, al, parent, pulumi.DeleteBeforeReplace(true))
 		a.Count++
 		return err
+	}
+
+	// A message the store refused for good was parked, not stored: someone must look
+	// (docs/REFERENCE.md; the batch writer logs its id).
+	if err := alarm("messages-rejected", &cloudwatch.MetricAlarmArgs{
+		AlarmDescription:   pulumi.String("The store refused a message for good; it is parked in rejected_messages"),
+		Namespace:          pulumi.String(AppNamespace(args.Name)),
+		MetricName:         pulumi.String("MessagesRejected"),
+		Statistic:          pulumi.String("Sum"),
+		Period:             pulumi.Int(300),
+		EvaluationPeriods:  pulumi.Int(1),
+		Threshold:          pulumi.Float64(0),
+		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
+	}); err != nil {
+		return nil, err
 	}
 
 	albDims := pulumi.StringMap{"LoadBalancer": args.LoadBalancerSuffix, "TargetGroup": args.TargetGroupSuffix}

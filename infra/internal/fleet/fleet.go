@@ -46,15 +46,17 @@ type FleetArgs struct {
 	// LBIdleTimeoutSeconds is the load balancer's idle timeout (the server's is longer).
 	LBIdleTimeoutSeconds int
 	// VPCCIDR is the network the load balancer's nodes connect from.
-	VPCCIDR        string
-	DrainSeconds   int
-	DBHost         pulumi.StringInput
-	DBPort         int
-	DBName         string
-	AppSecretArn   pulumi.StringInput
-	KafkaSecretArn pulumi.StringInput
-	DBSecretArn    pulumi.StringInput // the master user's: only quibly -setup-db reads it
-	DBAppSecretArn pulumi.StringInput // the servers' own login
+	VPCCIDR string
+	// MetricsNamespace is the CloudWatch namespace the servers publish to (and only there).
+	MetricsNamespace string
+	DrainSeconds     int
+	DBHost           pulumi.StringInput
+	DBPort           int
+	DBName           string
+	AppSecretArn     pulumi.StringInput
+	KafkaSecretArn   pulumi.StringInput
+	DBSecretArn      pulumi.StringInput // the master user's: only quibly -setup-db reads it
+	DBAppSecretArn   pulumi.StringInput // the servers' own login
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -216,7 +218,7 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn, args.KmsKeyArn, bucket.Arn, version.Arn).ApplyT(
 		func(v []any) (string, error) {
 			nodes := strings.TrimSuffix(v[6].(string), "/app-version") + "/nodes/*"
-			return serverPolicy([]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)}, v[4].(string), v[5].(string), nodes)
+			return serverPolicy([]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)}, v[4].(string), v[5].(string), nodes, args.MetricsNamespace)
 		}).(pulumi.StringOutput)
 	if _, err := iam.NewRolePolicy(ctx, name+"-runtime", &iam.RolePolicyArgs{Role: role.Name, Policy: policy}, parent); err != nil {
 		return nil, err
@@ -251,7 +253,8 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
 				KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
 				PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
-				DrainSeconds: args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
+				MetricsNamespace: args.MetricsNamespace,
+				DrainSeconds:     args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
 				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
 			})
 		}).(pulumi.StringOutput)
@@ -343,22 +346,27 @@ func agentPolicy() string {
 }
 
 // serverPolicy lets a server read exactly its secrets, the version parameters of the
-// nodes and the release objects, and nothing else.
-func serverPolicy(secrets []string, key, bucketArn, paramArn string) (string, error) {
+// nodes and the release objects, and publish metrics to its own namespace, and
+// nothing else. PutMetricData takes no resource; the namespace condition is how AWS
+// scopes it.
+func serverPolicy(secrets []string, key, bucketArn, paramArn, metricsNamespace string) (string, error) {
 	type stmt struct {
-		Sid      string
-		Effect   string
-		Action   []string
-		Resource []string
+		Sid       string
+		Effect    string
+		Action    []string
+		Resource  []string
+		Condition map[string]map[string]string `json:",omitempty"`
 	}
 	doc := struct {
 		Version   string
 		Statement []stmt
 	}{"2012-10-17", []stmt{
-		{"ReadSecrets", "Allow", []string{"secretsmanager:GetSecretValue"}, secrets},
-		{"DecryptSecretsAndReleases", "Allow", []string{"kms:Decrypt"}, []string{key}},
-		{"ReadVersion", "Allow", []string{"ssm:GetParameter"}, []string{paramArn}},
-		{"ReadReleases", "Allow", []string{"s3:GetObject"}, []string{strings.TrimSuffix(bucketArn, "/") + "/quibly/*"}},
+		{"ReadSecrets", "Allow", []string{"secretsmanager:GetSecretValue"}, secrets, nil},
+		{"DecryptSecretsAndReleases", "Allow", []string{"kms:Decrypt"}, []string{key}, nil},
+		{"ReadVersion", "Allow", []string{"ssm:GetParameter"}, []string{paramArn}, nil},
+		{"ReadReleases", "Allow", []string{"s3:GetObject"}, []string{strings.TrimSuffix(bucketArn, "/") + "/quibly/*"}, nil},
+		{"PublishOwnMetrics", "Allow", []string{"cloudwatch:PutMetricData"}, []string{"*"},
+			map[string]map[string]string{"StringEquals": {"cloudwatch:namespace": metricsNamespace}}},
 	}}
 	b, err := json.Marshal(doc)
 	return string(b), err

@@ -36,13 +36,15 @@ type BootSettings struct {
 	// LBIdleTimeoutSeconds is the load balancer's idle timeout.
 	LBIdleTimeoutSeconds int
 	// VPCCIDR holds the load balancer's addresses, whose X-Forwarded-For is believed.
-	VPCCIDR        string
-	DrainSeconds   int
-	DBHost         string
-	DBPort         int
-	DBName         string
-	AppSecretArn   string
-	KafkaSecretArn string
+	VPCCIDR string
+	// MetricsNamespace is the CloudWatch namespace the servers publish to (and only there).
+	MetricsNamespace string
+	DrainSeconds     int
+	DBHost           string
+	DBPort           int
+	DBName           string
+	AppSecretArn     string
+	KafkaSecretArn   string
 	// DBSecretArn is the master user's login, read only by quibly-db-setup.
 	DBSecretArn string
 	// DBAppSecretArn is the servers' own login, read by the server for each new connection.
@@ -57,7 +59,7 @@ func (b BootSettings) Validate() error {
 	for name, v := range map[string]string{
 		"ServerID": b.ServerID, "Region": b.Region, "ArtifactBucket": b.ArtifactBucket, "Arch": b.Arch,
 		"VersionParameter": b.VersionParameter, "MemoryMax": b.MemoryMax, "FrontendURL": b.FrontendURL,
-		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "KafkaGroupID": b.KafkaGroupID, "VPCCIDR": b.VPCCIDR, "DBHost": b.DBHost, "DBName": b.DBName,
+		"RedisHost": b.RedisHost, "KafkaBrokers": b.KafkaBrokers, "KafkaTopic": b.KafkaTopic, "KafkaGroupID": b.KafkaGroupID, "VPCCIDR": b.VPCCIDR, "MetricsNamespace": b.MetricsNamespace, "DBHost": b.DBHost, "DBName": b.DBName,
 		"AppSecretArn": b.AppSecretArn, "KafkaSecretArn": b.KafkaSecretArn, "DBSecretArn": b.DBSecretArn, "DBAppSecretArn": b.DBAppSecretArn,
 	} {
 		if !safe.MatchString(v) {
@@ -95,6 +97,7 @@ func (b BootSettings) ServerEnv() []EnvVar {
 		{"HTTP_IDLE_TIMEOUT", fmt.Sprintf("%ds", b.LBIdleTimeoutSeconds+60)},
 		// The ALB's nodes connect from the VPC; the client is the address they append.
 		{"TRUSTED_PROXIES", b.VPCCIDR},
+		{"CLOUDWATCH_NAMESPACE", b.MetricsNamespace},
 	}
 }
 

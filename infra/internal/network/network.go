@@ -17,7 +17,8 @@ type NetworkArgs struct {
 	CIDR        string
 	AZCount     int
 	NATGateways int
-	// InterfaceEndpoints adds SSM, Secrets Manager and KMS endpoints in the private subnets.
+	// InterfaceEndpoints adds SSM, Secrets Manager, KMS and CloudWatch endpoints in the
+	// private subnets.
 	InterfaceEndpoints bool
 	// Region names the endpoint services (com.amazonaws.<region>.<service>).
 	Region string
@@ -35,7 +36,7 @@ var UnsupportedZoneIDs = []string{
 // InterfaceEndpointServices are what a server calls at boot and at each start:
 // SSM (the version parameter, Run Command and Session Manager channels), Secrets
 // Manager and KMS.
-var InterfaceEndpointServices = []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "kms"}
+var InterfaceEndpointServices = []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "kms", "monitoring"}
 
 // Network is the VPC component.
 type Network struct {

@@ -172,7 +172,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,
 		KafkaMinInsync: cfg.Kafka.MinInsyncReplicas, KafkaGroupID: cfg.Kafka.ConsumerGroup,
 		PingIntervalSeconds: cfg.LoadBalancer.PingIntervalSeconds, LBIdleTimeoutSeconds: cfg.LoadBalancer.IdleTimeoutSeconds,
-		VPCCIDR:      cfg.Network.CIDR,
+		VPCCIDR: cfg.Network.CIDR, MetricsNamespace: alarms.AppNamespace(name),
 		DrainSeconds: cfg.LoadBalancer.DrainSeconds,
 		DBHost:       db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,

@@ -273,6 +273,51 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"app-metrics-scoped-and-alarmed",
+		"CloudWatch user guide, iam-cw-condition-keys-namespace: PutMetricData takes no resource and is scoped by cloudwatch:namespace; namespaces beginning AWS/ are reserved",
+		func(g graph) (bad []string) {
+			type statement struct {
+				Action    []string
+				Resource  []string
+				Condition map[string]map[string]string
+			}
+			namespace := ""
+			for _, p := range g.all("aws:iam/rolePolicy:RolePolicy") {
+				var doc struct{ Statement []statement }
+				if json.Unmarshal([]byte(str(p, "policy")), &doc) != nil {
+					continue // the agent policy's Action is a list too; unparsable ones are other rules' business
+				}
+				for _, st := range doc.Statement {
+					if !slices.Contains(st.Action, "cloudwatch:PutMetricData") {
+						continue
+					}
+					ns := st.Condition["StringEquals"]["cloudwatch:namespace"]
+					switch {
+					case ns == "":
+						bad = append(bad, p.Name+": PutMetricData in any namespace")
+					case strings.HasPrefix(ns, "AWS/"):
+						bad = append(bad, p.Name+": publishes into the reserved namespace "+ns)
+					}
+					namespace = ns
+				}
+			}
+			if namespace == "" {
+				return append(bad, "the servers may not publish their metrics")
+			}
+			alarmed := false
+			for _, a := range g.all("aws:cloudwatch/metricAlarm:MetricAlarm") {
+				alarmed = alarmed || (str(a, "namespace") == namespace && str(a, "metricName") == "MessagesRejected")
+			}
+			if !alarmed {
+				bad = append(bad, "no alarm on MessagesRejected in "+namespace)
+			}
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if !strings.Contains(str(in, "userData"), "\nCLOUDWATCH_NAMESPACE="+namespace+"\n") {
+					bad = append(bad, in.Name+": the app is not told the namespace it may publish to")
+				}
+			}
+			return bad
+		}},
 	{"artifact-bucket-tls-only-and-tidy",
 		"Amazon S3 user guide, enforcing TLS with aws:SecureTransport; lifecycle of noncurrent versions; S3 API OperationAborted when a bucket policy races the public access block",
 		func(g graph) (bad []string) {
