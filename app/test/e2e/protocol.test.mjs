@@ -426,6 +426,7 @@ describe('malformed input', () => {
     raw.ws.send('42[not json');
     const closed = await Promise.race([raw.closed, sleep(5000).then(() => null)]);
     assert.ok(closed, `server did not close the connection after '42[not json'; received ${JSON.stringify(raw.messages)}`);
+    assert.equal(closed.code, 1002, `close frame ${JSON.stringify(closed)}, want 1002 (protocol error)`);
 
     assertSent(await send(other, gen, 'unaffected'));
     assert.equal(other.connected, true);
