@@ -562,27 +562,9 @@ func TestNewDefaults(t *testing.T) {
 // Every login path, known user or not, short or over-long password, costs exactly one
 // bcrypt check, so its timing tells nothing about the account.
 func TestLoginCostsOneCheckOnEveryPath(t *testing.T) {
-	st, err := store.NewSQLite(context.Background(), store.SQLiteConfig{Path: filepath.Join(t.TempDir(), "q.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	au, err := auth.NewAuth(auth.Config{Secret: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := auth.HashPassword(alicePassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateUser(context.Background(), "alice", hash); err != nil {
-		t.Fatal(err)
-	}
-	a := New(Config{}, st, au, nil)
+	a, mux := apiWithAlice(t, Config{})
 	var checks int
 	a.checkPassword = func(hash, pw string) bool { checks++; return auth.CheckPassword(hash, pw) }
-	mux := http.NewServeMux()
-	a.Register(mux)
 	for _, tc := range []struct {
 		name, user, password string
 		status               int

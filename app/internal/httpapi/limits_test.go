@@ -17,8 +17,8 @@ import (
 	"github.com/quibly/quibly/app/internal/store"
 )
 
-// limitedAPI is an API over a SQLite store holding alice, with the given limits.
-func limitedAPI(t *testing.T, cfg Config) (*API, *http.ServeMux) {
+// apiWithAlice is an API over a SQLite store holding alice (alicePassword), configured by cfg.
+func apiWithAlice(t *testing.T, cfg Config) (*API, *http.ServeMux) {
 	t.Helper()
 	st, err := store.NewSQLite(context.Background(), store.SQLiteConfig{Path: filepath.Join(t.TempDir(), "q.db")})
 	if err != nil {
@@ -84,7 +84,7 @@ func TestAuthRateLimits(t *testing.T) {
 		}, Config{AuthPerUser: limit.Spec{Burst: 2}}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, mux := limitedAPI(t, tc.cfg)
+			_, mux := apiWithAlice(t, tc.cfg)
 			allowed := 0
 			for i := range 6 {
 				path, peer, xff, body := tc.requests(i)
@@ -109,7 +109,7 @@ func TestAuthRateLimits(t *testing.T) {
 
 // At most HashSlots bcrypt computations run at once, however many logins arrive.
 func TestHashSlotsBoundBcryptWork(t *testing.T) {
-	a, mux := limitedAPI(t, Config{HashSlots: 2})
+	a, mux := apiWithAlice(t, Config{HashSlots: 2})
 	var running, peak atomic.Int32
 	a.checkPassword = func(hash, pw string) bool {
 		n := running.Add(1)
