@@ -125,3 +125,40 @@ func (w *heartbeatWheel) turn() {
 		}
 	}
 }
+
+// startHeartbeat arms the first ping.
+func (c *Conn) startHeartbeat() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.isClosed() {
+		c.srv.beats.schedule(c, c.srv.cfg.PingInterval)
+	}
+}
+
+// heartbeat alternates between sending a ping and checking that its pong came back.
+// The wheel calls it for many connections in turn, so it never blocks.
+func (c *Conn) heartbeat() {
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		return
+	}
+	if c.awaitingPong {
+		c.mu.Unlock()
+		go c.close(ReasonPingTimeout, false) // the close handlers do I/O
+		return
+	}
+	c.awaitingPong = true
+	c.srv.beats.schedule(c, c.srv.cfg.PingTimeout)
+	c.mu.Unlock()
+	_ = c.sendPacket(string(Ping))
+}
+
+func (c *Conn) gotPong() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.awaitingPong && !c.isClosed() {
+		c.awaitingPong = false
+		c.srv.beats.schedule(c, c.srv.cfg.PingInterval)
+	}
+}

@@ -1,0 +1,166 @@
+package engineio
+
+// The HTTP long-polling transport: the handshake GET, a held GET that takes what is
+// queued (poll), and POSTs that carry the client's packets (receivePost).
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+)
+
+// openPolling answers a handshake GET with the open packet and starts the session.
+func (s *Server) openPolling(w http.ResponseWriter, r *http.Request, ip string) {
+	c := s.register(TransportPolling, r, ip)
+	writePollResponse(w, []string{s.openPacket([]string{TransportWebSocket}, c.ID)})
+	c.startHeartbeat()
+}
+
+// writePollResponse writes packets as one payload, binary ones in base64.
+func writePollResponse(w http.ResponseWriter, packets []string) {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	for i, p := range packets {
+		if i > 0 {
+			_, _ = io.WriteString(w, separator)
+		}
+		_, _ = io.WriteString(w, pollingForm(p))
+	}
+}
+
+// upgradeGrace is how long a poll that arrives after the upgrade's probe waits for
+// the upgrade packet, which usually follows the probe at once.
+const upgradeGrace = 100 * time.Millisecond
+
+// poll answers a long-polling GET with whatever is queued, waiting until something is.
+func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
+	c.mu.Lock()
+	if c.upgrading && c.probed {
+		// A client pauses polling once its probe is answered, so this poll raced the
+		// upgrade: it is refused if the session moves to the websocket now, and ends
+		// with a noop (pollWake) if not.
+		end := c.upgradeEnd
+		c.mu.Unlock()
+		select {
+		case <-end:
+		case <-time.After(upgradeGrace):
+		}
+		c.mu.Lock()
+	}
+	if c.transport != TransportPolling {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+		return
+	}
+	if c.pollActive {
+		c.mu.Unlock()
+		// Two concurrent polls mean a confused or hostile client: end the session.
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping polls")
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	c.pollActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pollActive = false
+		c.mu.Unlock()
+	}()
+	// A poll is held until the next ping, which may be longer than the HTTP server's
+	// read and write timeouts (Go's server cancels a request whose connection passes
+	// its read deadline): this request gets until then.
+	rc := http.NewResponseController(w)
+	holdUntil := time.Now().Add(s.cfg.PingInterval + s.cfg.PingTimeout)
+	_ = rc.SetReadDeadline(holdUntil)
+	_ = rc.SetWriteDeadline(holdUntil.Add(s.cfg.WriteTimeout))
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 && !c.isClosed() {
+			batch := c.takeQueue(s.cfg.MaxPayload)
+			c.mu.Unlock()
+			writePollResponse(w, batch)
+			return
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-c.pollWake:
+			writePollResponse(w, []string{string(Noop)})
+			return
+		case <-c.closed:
+			// The client's own close packet ends its pending poll with a noop, as the
+			// reference server does; a close by the server is announced.
+			end := Close
+			c.mu.Lock()
+			if c.reason == ReasonClientClose {
+				end = Noop
+			}
+			c.mu.Unlock()
+			writePollResponse(w, []string{string(end)})
+			s.remove(c) // a poll that raced the close packet was the last one
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
+	c.mu.Lock()
+	if c.isClosed() {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeUnknownSID, "Session closed")
+		return
+	}
+	if c.transport != TransportPolling {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+		return
+	}
+	if c.postActive {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping writes")
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	c.postActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.postActive = false
+		c.mu.Unlock()
+	}()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			httpError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "Payload too large")
+			c.close(ReasonTooLarge, false)
+			return
+		}
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Bad request body")
+		return
+	}
+	if !utf8.Valid(body) {
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Payload is not valid UTF-8")
+		c.close(ReasonInvalidUTF8, false)
+		return
+	}
+	packets, err := DecodePayload(string(body))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		c.close(ReasonProtocolError, false)
+		return
+	}
+	for _, p := range packets {
+		if p.Type == Upgrade || p.Type == Open {
+			c.close(ReasonProtocolError, false)
+			break
+		}
+		c.handlePacket(p)
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = io.WriteString(w, "ok")
+}
