@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/broker"
-	"github.com/quibly/quibly/app/internal/model"
-	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
 	"github.com/quibly/quibly/app/internal/store"
 )
@@ -41,17 +37,8 @@ const (
 // held back; a flood of random ids is cut to joinRate.
 const joinRate = 10 // a second
 
-// maxSendsInFlight is how many message:send events of one connection run at once.
-const maxSendsInFlight = 16
-
 type channelPayload struct {
 	ChannelID string `json:"channelId"`
-}
-
-type sendPayload struct {
-	ChannelID string `json:"channelId"`
-	Text      string `json:"text"`
-	Nonce     string `json:"nonce"`
 }
 
 func errorAck(e *apperr.Error) map[string]any { return map[string]any{"error": e} }
@@ -134,7 +121,7 @@ func (h *Hub) join(c *client, args []json.RawMessage) any {
 	if p.ChannelID == "" {
 		return errorAck(apperr.New(apperr.Invalid, "channelId is required"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	id, known := h.channels.lookup(p.ChannelID)
 	if !known {
@@ -175,7 +162,7 @@ func (h *Hub) leave(c *client, args []json.RawMessage) any {
 	h.mu.Lock()
 	h.leaveLocked(c, p.ChannelID)
 	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	h.saveSession(ctx, c, liveSessionTTL)
 	return map[string]bool{"ok": true}
@@ -196,209 +183,7 @@ func (h *Hub) typing(c *client, args []json.RawMessage) {
 		return
 	}
 	data, _ := json.Marshal(map[string]string{"channelId": p.ChannelID, "userId": c.user.ID, "username": c.user.Username})
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
+	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	_, _ = h.Broker.Publish(ctx, broker.Event{Kind: broker.KindTyping, ChannelID: p.ChannelID, Data: data, Origin: c.user.ID}, false)
-}
-
-// send is the message path: validate, make durable, fan out, then ack.
-func (h *Hub) send(c *client, args []json.RawMessage) any {
-	ps, res := h.beginSend(c, args)
-	if ps == nil {
-		return res
-	}
-	return h.completeSend(c, ps)
-}
-
-// pendingSend is a validated send with its place in the channel, between beginSend
-// and completeSend.
-type pendingSend struct {
-	start time.Time
-	p     sendPayload
-	msg   model.Message
-	slot  broker.Slot
-}
-
-func (h *Hub) sendDone(start time.Time, result string) {
-	h.Metrics.MessagesTotal.WithLabelValues(result).Inc()
-	h.Metrics.SendAckSeconds.Observe(time.Since(start).Seconds())
-}
-
-// beginSend validates a send, claims its nonce and reserves its place (id and time)
-// in the channel's order. It runs in the connection's event order, so one
-// connection's messages get ids, and are delivered, in the order it sent them. It
-// returns either a pendingSend (h.inflight counts it until completeSend) or the ack
-// to answer at once.
-func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
-	start := time.Now()
-	fail := func(e *apperr.Error) (*pendingSend, any) {
-		h.sendDone(start, e.Code)
-		return nil, errorAck(e)
-	}
-	if h.draining.Load() {
-		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
-	}
-	var p sendPayload
-	if e := decodePayload(args, &p); e != nil {
-		return fail(e)
-	}
-	switch {
-	case p.ChannelID == "":
-		return fail(apperr.New(apperr.Invalid, "channelId is required"))
-	case strings.TrimSpace(p.Text) == "":
-		return fail(apperr.New(apperr.Invalid, "text must not be empty"))
-	case !utf8.ValidString(p.Text):
-		return fail(apperr.New(apperr.Invalid, "text must be valid UTF-8"))
-	case utf8.RuneCountInString(p.Text) > h.cfg.MaxMessageChars:
-		return fail(apperr.New(apperr.TooLarge, "text is longer than %d characters", h.cfg.MaxMessageChars))
-	case len(p.Nonce) > h.cfg.MaxNonceLen:
-		return fail(apperr.New(apperr.Invalid, "nonce is longer than %d bytes", h.cfg.MaxNonceLen))
-	case !c.inChannel(p.ChannelID):
-		return fail(apperr.New(apperr.Forbidden, "join the channel before sending to it"))
-	}
-	if !h.limiters.allow(c.user.ID) {
-		return fail(apperr.New(apperr.RateLimited, "too many messages; slow down"))
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-	defer cancel()
-	// A retry after a failed attempt reuses that attempt's id and time: the attempt
-	// may have reached the queue after all, and the store then keeps one message.
-	var attempt sessions.Ack
-	if p.Nonce != "" {
-		// The claim only needs to outlive one send; a node that dies holding it
-		// must not block the retry for long.
-		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, p.Nonce, 3*h.cfg.SendTimeout)
-		attempt = prev
-		switch {
-		case errors.Is(err, sessions.ErrInFlight):
-			return fail(apperr.New(apperr.Unavailable, "a send with this nonce is still in progress; retry shortly"))
-		case err != nil:
-			h.Log.Error("nonce claim failed", "err", err)
-			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
-		case !claimed:
-			h.sendDone(start, "ok")
-			return nil, map[string]any{"id": prev.ID, "ts": prev.TS} // a retry of a send that already succeeded
-		}
-	}
-
-	// A retry after a failed attempt keeps that attempt's slot (the attempt may have
-	// reached the queue after all, and the store then keeps one message); the slot
-	// stays reserved for it until the broker's hold runs out.
-	slot := broker.Slot{ChannelID: p.ChannelID, ID: attempt.ID, TS: attempt.TS}
-	if slot.ID == "" {
-		var err error
-		if slot, err = h.Broker.Reserve(ctx, p.ChannelID); err != nil {
-			h.Log.Warn("reserving a message slot failed", "err", err)
-			if p.Nonce != "" {
-				if err := h.Sessions.ReleaseNonce(ctx, c.user.ID, p.Nonce, sessions.Ack{}, h.cfg.NonceTTL); err != nil {
-					h.Log.Warn("releasing the nonce failed; its claim expires on its own", "err", err)
-				}
-			}
-			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
-		}
-	}
-	msg := model.Message{ID: slot.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
-		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC()}
-	h.inflight.Add(1)
-	return &pendingSend{start: start, p: p, msg: msg, slot: slot}, nil
-}
-
-// completeSend makes a begun send durable (Kafka), fans it out and returns its ack.
-// Sends of one connection may complete concurrently.
-func (h *Hub) completeSend(c *client, ps *pendingSend) any {
-	defer h.inflight.Done()
-	p, msg := ps.p, ps.msg
-	result := "ok"
-	defer func() { h.sendDone(ps.start, result) }()
-	fail := func(e *apperr.Error) any {
-		result = e.Code
-		return errorAck(e)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-	defer cancel()
-	if err := h.Queue.Produce(ctx, msg); err != nil {
-		h.Log.Warn("queueing message failed", "err", err)
-		if p.Nonce == "" {
-			// Nothing can retry into this slot: the channel need not wait for it. The
-			// send's own context may be spent by the failed produce.
-			cctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-			if err := h.Broker.Cancel(cctx, ps.slot); err != nil {
-				h.Log.Warn("cancelling the message slot failed; it is given up after the hold", "err", err)
-			}
-			cancel()
-		} else {
-			rctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-			failed := sessions.Ack{ID: msg.ID, TS: msg.CreatedAt.UnixMilli()}
-			if err := h.Sessions.ReleaseNonce(rctx, c.user.ID, p.Nonce, failed, h.cfg.NonceTTL); err != nil {
-				h.Log.Warn("recording the failed attempt failed; its claim expires on its own", "err", err)
-			}
-			cancel()
-		}
-		return fail(apperr.New(apperr.Unavailable, "the message was not confirmed as stored; retry it with the same nonce"))
-	}
-	wire := msg.Wire()
-	data, _ := json.Marshal(wire)
-	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}
-	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
-	late, err := h.Broker.Commit(ctx, ps.slot, ev)
-	if late {
-		h.Metrics.FanoutLate.Inc()
-		h.Log.Warn("a message was committed after its slot was given up: delivered out of order", "id", msg.ID)
-	}
-	if err != nil {
-		// The message is durable, so the ack is true; the fan-out is retried in the
-		// background until the bus is back (members get it live, late, in id order).
-		h.Metrics.FanoutErrors.Inc()
-		h.Log.Warn("fan-out failed for a stored message; retrying in the background", "id", msg.ID, "err", err)
-		h.queueFanout(pendingFanout{slot: ps.slot, ev: ev, userID: c.user.ID, nonce: p.Nonce, ack: ack, since: time.Now()})
-		return map[string]any{"id": wire.ID, "ts": wire.TS}
-	}
-	if p.Nonce != "" {
-		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, p.Nonce, ack, h.cfg.NonceTTL); err != nil {
-			h.Log.Warn("recording nonce failed", "err", err)
-		}
-	}
-	return map[string]any{"id": wire.ID, "ts": wire.TS}
-}
-
-// limiters holds one token bucket per user on this node, shared by the user's
-// connections, and forgets idle ones.
-type limiters struct {
-	rate  rate.Limit
-	burst int
-
-	mu    sync.Mutex
-	users map[string]*userLimiter
-	calls int
-}
-
-type userLimiter struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newLimiters(r float64, burst int) *limiters {
-	return &limiters{rate: rate.Limit(r), burst: burst, users: map[string]*userLimiter{}}
-}
-
-func (l *limiters) allow(userID string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.calls++
-	if l.calls%1024 == 0 {
-		for id, u := range l.users {
-			if now.Sub(u.seen) > time.Minute {
-				delete(l.users, id)
-			}
-		}
-	}
-	u := l.users[userID]
-	if u == nil {
-		u = &userLimiter{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.users[userID] = u
-	}
-	u.seen = now
-	return u.lim.AllowN(now, 1)
 }

@@ -5,21 +5,15 @@ package chat
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/broker"
-	"github.com/quibly/quibly/app/internal/engineio"
 	"github.com/quibly/quibly/app/internal/metrics"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/presence"
@@ -222,128 +216,6 @@ func (c *client) send(ps ...heldPacket) error {
 	return c.sock.SendPrepared(packets...)
 }
 
-type connectAuth struct {
-	Token  string `json:"token"`
-	PID    string `json:"pid"`
-	Offset string `json:"offset"`
-}
-
-func refuse(code, msg string) error {
-	return &socketio.ConnectErr{Message: code + ": " + msg, Data: map[string]string{"code": code}}
-}
-
-// Connect authenticates the handshake and, when the client presents a known pid,
-// restores its session.
-func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
-	if h.draining.Load() {
-		return refuse(apperr.Unavailable, "server is shutting down, reconnect")
-	}
-	var a connectAuth
-	if len(raw) > 0 && json.Unmarshal(raw, &a) != nil {
-		return refuse(apperr.Unauthorized, "auth must be an object with a token")
-	}
-	if a.Token == "" {
-		return refuse(apperr.Unauthorized, "missing token")
-	}
-	user, err := h.Auth.ParseToken(a.Token)
-	if err != nil {
-		return refuse(apperr.Unauthorized, "invalid or expired token")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-	defer cancel()
-	// A signed token can outlive its user (a restore, a reset of standalone's data);
-	// its messages would then be refused by the store.
-	switch version, exists, err := h.Store.TokenVersion(ctx, user.ID); {
-	case err != nil:
-		h.Log.Warn("checking the token's user failed", "err", err)
-		return refuse(apperr.Unavailable, "the service is temporarily unavailable, reconnect")
-	case !exists:
-		return refuse(apperr.Unauthorized, "the token's user no longer exists, log in again")
-	case version != user.TokenVersion:
-		return refuse(apperr.Unauthorized, "the token was revoked (logged out), log in again")
-	}
-	if !h.reserveConn(user.ID) {
-		return refuse(apperr.RateLimited, fmt.Sprintf("a user may hold at most %d connections to one server", h.cfg.MaxConnsPerUser))
-	}
-	c := &client{sock: s, user: user}
-	s.Data = c
-
-	var sess sessions.Session
-	restoring := false
-	if a.PID != "" {
-		got, ok, err := h.Sessions.Take(ctx, a.PID, user.ID)
-		if err != nil {
-			h.Log.Warn("session lookup failed", "err", err)
-		}
-		sess = got
-		if a.Offset == "" {
-			a.Offset = got.Since
-		}
-		restoring = ok && a.Offset != ""
-	}
-	if restoring {
-		// Join first, holding live events, then read the log: nothing published in
-		// between can fall through the gap.
-		c.recovering = true
-		for _, ch := range sess.Channels {
-			c.channels.add(ch)
-		}
-		h.register(c)
-		events, err := h.Broker.Since(ctx, a.Offset, sess.Channels)
-		if err == nil {
-			s.ID, s.PID, s.Recovered = sess.SID, a.PID, true
-			c.replay, c.since = events, a.Offset
-			h.Metrics.Recoveries.WithLabelValues("recovered").Inc()
-			return nil
-		}
-		if !errors.Is(err, broker.ErrOffsetExpired) {
-			h.Log.Warn("recovery log read failed", "err", err)
-		}
-		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
-		h.unregister(c)
-		c.mu.Lock()
-		c.channels, c.recovering, c.held = nil, false, nil
-		c.mu.Unlock()
-	} else if a.PID != "" {
-		h.Metrics.Recoveries.WithLabelValues("expired").Inc()
-	}
-	s.PID = newPID()
-	// Read before register: an event delivered in between is then replayed, not lost.
-	if p := h.busOffset.Load(); p != nil {
-		c.since = *p
-	}
-	h.register(c)
-	return nil
-}
-
-// reserveConn counts a connection of user, unless the user has its fill; Disconnected
-// gives it back (socketio calls it for every socket whose Connect succeeded).
-func (h *Hub) reserveConn(userID string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cfg.MaxConnsPerUser > 0 && h.userConns[userID] >= h.cfg.MaxConnsPerUser {
-		return false
-	}
-	h.userConns[userID]++
-	return true
-}
-
-func (h *Hub) releaseConn(userID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.userConns[userID] <= 1 {
-		delete(h.userConns, userID)
-	} else {
-		h.userConns[userID]--
-	}
-}
-
-func newPID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 func (h *Hub) register(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -380,206 +252,30 @@ func (h *Hub) leaveLocked(c *client, ch string) {
 	}
 }
 
-// Connected announces presence, sends the presence snapshot, and for a recovered
-// session the missed events followed by what was held meanwhile.
-func (h *Hub) Connected(s *socketio.Socket) {
-	c := s.Data.(*client)
-	c.connected.Store(true)
-	h.Metrics.Connections.Inc()
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-	defer cancel()
-	h.userConnected(ctx, c)
-	h.saveSession(ctx, c, liveSessionTTL)
-	if packets, err := h.onlinePackets(ctx); err == nil {
-		_ = s.SendPrepared(packets...)
-	} else {
-		h.Log.Warn("presence snapshot failed", "err", err)
+// runBackground starts the hub's maintenance loops; they end with ctx.
+func (h *Hub) runBackground(ctx context.Context) {
+	go h.every(ctx, liveSessionTTL/3, h.refreshSessions)
+	go h.republish(ctx)
+	if sw, ok := h.Presence.(presence.Sweeper); ok {
+		go h.every(ctx, h.cfg.PresenceSweep, func(ctx context.Context) { h.sweepPresence(ctx, sw) })
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.recovering {
-		return
-	}
-	replayed := make(map[string]struct{}, len(c.replay))
-	for _, ev := range c.replay {
-		replayed[ev.Offset] = struct{}{}
-		if p, err := encodeEvent(ev); err == nil {
-			_ = c.sock.SendPrepared(socketio.Prepare(p))
+}
+
+func (h *Hub) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
 		}
 	}
-	for _, hp := range c.held {
-		if _, dup := replayed[hp.offset]; dup && hp.offset != "" {
-			continue
-		}
-		_ = c.sock.SendPrepared(hp.packet)
-	}
-	c.recovering, c.held, c.replay = false, nil, nil
 }
 
-// Disconnected keeps the session recoverable and updates presence.
-func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
-	c, ok := s.Data.(*client)
-	if !ok {
-		return
-	}
-	h.releaseConn(c.user.ID)
-	h.unregister(c)
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-	defer cancel()
-	h.saveSession(ctx, c, h.cfg.RecoveryWindow)
-	if !c.connected.Load() {
-		return // the connection ended during Connect: Connected never ran
-	}
-	h.Metrics.Connections.Dec()
-	h.userDisconnected(ctx, c)
-	h.Log.Debug("client disconnected", "user", c.user.Username, "reason", reason)
-}
-
-func presenceData(u model.User, status string) map[string]string {
-	return map[string]string{"userId": u.ID, "username": u.Username, "status": status}
-}
-
-func (h *Hub) userConnected(ctx context.Context, c *client) {
-	online, err := h.Presence.Connect(ctx, c.user, c.sock.Conn().ID)
-	if err != nil {
-		h.Log.Warn("presence connect failed", "err", err)
-		return
-	}
-	h.mu.Lock()
-	t, pending := h.offline[c.user.ID]
-	if pending {
-		t.Stop()
-		delete(h.offline, c.user.ID)
-	}
-	h.mu.Unlock()
-	if online && !pending { // back within the grace period: others never saw them leave
-		h.publishPresence(ctx, c.user, "online")
-	}
-}
-
-func (h *Hub) userDisconnected(ctx context.Context, c *client) {
-	offline, err := h.Presence.Disconnect(ctx, c.user, c.sock.Conn().ID)
-	if err != nil || !offline {
-		return
-	}
-	user := c.user
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if old := h.offline[user.ID]; old != nil {
-		old.Stop()
-	}
-	h.offline[user.ID] = time.AfterFunc(h.cfg.PresenceGrace, func() {
-		h.mu.Lock()
-		delete(h.offline, user.ID)
-		h.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SendTimeout)
-		defer cancel()
-		if on, err := h.Presence.IsOnline(ctx, user.ID); err == nil && !on {
-			h.publishPresence(ctx, user, "offline")
-		}
-	})
-}
-
-func (h *Hub) publishPresence(ctx context.Context, u model.User, status string) {
-	data, _ := json.Marshal(presenceData(u, status))
-	if _, err := h.Broker.Publish(ctx, broker.Event{Kind: broker.KindPresence, Data: data}, false); err != nil {
-		h.Log.Warn("presence publish failed", "err", err)
-	}
-}
-
-// encodeEvent turns a bus event into the Socket.IO packet clients receive. Logged
-// events carry their offset as the last argument: that is how socket.io-client
-// learns the offset it presents when it recovers.
-func encodeEvent(ev broker.Event) (string, error) {
-	if ev.Offset != "" {
-		return socketio.EncodeEvent(ev.Kind, ev.Data, ev.Offset)
-	}
-	return socketio.EncodeEvent(ev.Kind, ev.Data)
-}
-
-// deliver fans bus events out to the local clients they concern. It is called in
-// bus order and never blocks: a client whose queue is full is dropped. Each client
-// gets its events of one call queued together, so they leave in one write: under
-// load a bus read brings many events, and a write per event per socket would cost
-// a system call each.
-func (h *Hub) deliver(evs []broker.Event) {
-	if len(evs) == 1 {
-		h.deliverOne(evs[0])
-		return
-	}
-	batches := map[*client][]heldPacket{}
-	var order []*client // clients in first-target order, for a stable send order
-	for _, ev := range evs {
-		packet, ok := h.prepare(ev)
-		if !ok {
-			continue
-		}
-		h.mu.RLock()
-		h.eachTarget(ev, func(c *client) {
-			b, seen := batches[c]
-			if !seen {
-				order = append(order, c)
-			}
-			batches[c] = append(b, heldPacket{ev.Offset, packet})
-		})
-		h.mu.RUnlock()
-	}
-	for _, c := range order {
-		b := batches[c]
-		h.countSend(c.send(b...), len(b))
-	}
-}
-
-// deliverOne is deliver for a single event, without the grouping.
-func (h *Hub) deliverOne(ev broker.Event) {
-	packet, ok := h.prepare(ev)
-	if !ok {
-		return
-	}
-	h.mu.RLock()
-	var targets []*client
-	h.eachTarget(ev, func(c *client) { targets = append(targets, c) })
-	h.mu.RUnlock()
-	for _, c := range targets {
-		h.countSend(c.send(heldPacket{ev.Offset, packet}), 1)
-	}
-}
-
-// prepare records a logged event's offset as the latest delivered (before its
-// targets are chosen, see Connect), drops the online snapshot on a presence change,
-// and encodes the event once, down to the Engine.IO packet, for all its targets.
-func (h *Hub) prepare(ev broker.Event) (string, bool) {
-	if ev.Offset != "" {
-		h.busOffset.Store(&ev.Offset)
-	}
-	h.online.notePresence(ev)
-	packet, err := encodeEvent(ev)
-	if err != nil {
-		h.Log.Error("encoding event", "kind", ev.Kind, "err", err)
-		return "", false
-	}
-	return socketio.Prepare(packet), true
-}
-
-// eachTarget calls fn for every local client ev goes to. Callers hold h.mu (read).
-func (h *Hub) eachTarget(ev broker.Event, fn func(*client)) {
-	all := h.clients
-	if ev.ChannelID != "" {
-		all = h.members[ev.ChannelID]
-	}
-	for c := range all {
-		if ev.Kind == broker.KindTyping && c.user.ID == ev.Origin {
-			continue
-		}
-		fn(c)
-	}
-}
-
-func (h *Hub) countSend(err error, packets int) {
-	switch {
-	case err == nil:
-		h.Metrics.Deliveries.Add(float64(packets))
-	case errors.Is(err, engineio.ErrSlowConsumer):
-		h.Metrics.SlowDropped.Inc()
-	}
+// opContext bounds one backend call (store, broker, presence, sessions) made on a
+// client's behalf or in the background by SendTimeout, the longest a client waits.
+func (h *Hub) opContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, h.cfg.SendTimeout)
 }

@@ -101,6 +101,14 @@ func (s *Server) Count() int {
 	return len(s.conns)
 }
 
+// Accepting reports an error once the server refuses new sessions (a drain).
+func (s *Server) Accepting() error {
+	if s.draining.Load() {
+		return errors.New("engine.io: draining, new sessions are refused")
+	}
+	return nil
+}
+
 // Drain refuses new sessions and closes every open one with a close packet, so
 // clients reconnect elsewhere at once.
 func (s *Server) Drain() {

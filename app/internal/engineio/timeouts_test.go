@@ -117,3 +117,28 @@ func TestSessionsPerAddressAreBounded(t *testing.T) {
 		t.Fatalf("after one closed: %d, want a session", code)
 	}
 }
+
+// Accepting says whether new sessions are taken: /health's socketio reads it.
+func TestAcceptingUntilDrained(t *testing.T) {
+	srv, err := NewServer(Config{PingInterval: time.Minute, PingTimeout: time.Minute, MaxPayload: 1 << 16, SendQueueSize: 16}, func(*Conn) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Accepting(); err != nil {
+		t.Fatalf("a new server: %v", err)
+	}
+	srv.Drain()
+	if srv.Accepting() == nil {
+		t.Fatal("a draining server says it accepts sessions")
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	res, err := http.Get(hs.URL + "/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a handshake while draining: %d, want 503", res.StatusCode)
+	}
+}

@@ -19,3 +19,10 @@ type Tracker interface {
 	Online(ctx context.Context) ([]model.User, error)
 	Close() error
 }
+
+// Sweeper is a Tracker that can notice users whose only connections were on a node
+// that died (a clustered tracker; in one process there is no other node). Every node
+// calls Sweep periodically and announces the users it returns as offline.
+type Sweeper interface {
+	Sweep(ctx context.Context) ([]model.User, error)
+}

@@ -18,7 +18,10 @@ import (
 	"github.com/quibly/quibly/app/internal/redisx"
 )
 
-var _ Tracker = (*Redis)(nil)
+var (
+	_ Tracker = (*Redis)(nil)
+	_ Sweeper = (*Redis)(nil)
+)
 
 // RedisConfig configures the Redis presence tracker.
 type RedisConfig struct {

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	checks := be.checks
-	checks["socketio"] = func(context.Context) error { return nil }
+	checks["socketio"] = func(context.Context) error { return eio.Accepting() }
 	// A store that answers but refuses every batch is not serving either.
 	if ping := checks["database"]; ping != nil {
 		checks["database"] = func(ctx context.Context) error {

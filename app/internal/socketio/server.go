@@ -12,6 +12,10 @@ import (
 	"github.com/quibly/quibly/app/internal/engineio"
 )
 
+// ErrSlowConsumer is returned by a send to a client whose queue overflowed; the
+// connection is dropped (engineio.ErrSlowConsumer).
+var ErrSlowConsumer = engineio.ErrSlowConsumer
+
 // ConnectErr is returned by Handler.Connect to refuse a connection; the client
 // receives it as a connect_error with Message and Data.
 type ConnectErr struct {
