@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quibly/quibly/app/internal/load"
+	"github.com/quibly/quibly/app/cmd/quiblyload/internal/load"
 )
 
 func main() {

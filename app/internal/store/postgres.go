@@ -549,21 +549,6 @@ func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
-// CopyMessagesRaw COPYs msgs straight into the messages table: no staging table, no
-// duplicate handling (a duplicate fails the whole COPY). It exists only so that a
-// benchmark can compare WriteMessages with the fastest possible load of the same table.
-func (s *Postgres) CopyMessagesRaw(ctx context.Context, msgs []model.Message) (int64, error) {
-	rows, err := messageRows(msgs, false)
-	if err != nil {
-		return 0, err
-	}
-	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"messages"}, messageCopyCols, pgx.CopyFromRows(rows))
-	if err != nil {
-		return 0, fmt.Errorf("store: copy messages: %w", err)
-	}
-	return n, nil
-}
-
 // Messages implements Store.
 func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit int) ([]model.Message, error) {
 	if limit < 1 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/config"
 	"github.com/quibly/quibly/app/internal/server"
+	"github.com/quibly/quibly/app/internal/testenv"
 )
 
 // startStandalone runs a real standalone Quibly node in-process on a free port with a
@@ -177,5 +178,16 @@ func TestProgramCPUSeesThisProcess(t *testing.T) {
 	}
 	if v, ok := got["no-such-program"]; !ok || v != 0 {
 		t.Errorf("an absent program should read 0, got %v (present %v)", v, ok)
+	}
+}
+
+// The store benchmark's two methods both load every row, in a schema it drops after.
+func TestStoreBench(t *testing.T) {
+	res, err := StoreBench(context.Background(), StoreConfig{DatabaseURL: testenv.DatabaseURL(t), Rows: 400, Batch: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 400 || res.WriterRowsPerS <= 0 || res.CopyRowsPerS <= 0 || res.Ratio <= 0 {
+		t.Fatalf("result %+v", res)
 	}
 }
