@@ -38,19 +38,32 @@ type Auth struct {
 
 // NewAuth validates cfg and returns an Auth.
 func NewAuth(cfg Config) (*Auth, error) {
-	if len(cfg.Secret) < MinSecretLen {
-		// The length is safe to report; the secret itself never is.
-		return nil, fmt.Errorf("auth: JWT secret must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
-	}
-	if cfg.TokenTTL < 0 {
-		return nil, fmt.Errorf("auth: token TTL must not be negative, got %s", cfg.TokenTTL)
-	}
-	ttl := cfg.TokenTTL
-	if ttl == 0 {
-		ttl = DefaultTokenTTL
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	// Copy so a caller reusing its buffer cannot change the key under us.
-	return &Auth{secret: append([]byte(nil), cfg.Secret...), ttl: ttl, now: time.Now}, nil
+	return &Auth{secret: append([]byte(nil), cfg.Secret...), ttl: cfg.TokenTTL, now: time.Now}, nil
+}
+
+// withDefaults fills the fields left zero that have a default.
+func (c Config) withDefaults() Config {
+	if c.TokenTTL == 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	return c
+}
+
+// Validate rejects a short secret and a negative lifetime.
+func (c Config) Validate() error {
+	if len(c.Secret) < MinSecretLen {
+		// The length is safe to report; the secret itself never is.
+		return fmt.Errorf("auth: JWT secret must be at least %d bytes, got %d", MinSecretLen, len(c.Secret))
+	}
+	if c.TokenTTL < 0 {
+		return fmt.Errorf("auth: token TTL must not be negative, got %s", c.TokenTTL)
+	}
+	return nil
 }
 
 // MaxPasswordBytes is the longest password: bcrypt takes at most 72 bytes. Longer

@@ -27,6 +27,25 @@ type Config struct {
 	Linger time.Duration
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c Config) withDefaults() Config {
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 2 * time.Second
+	}
+	return c
+}
+
+// Validate rejects impossible values.
+func (c Config) Validate() error {
+	if c.MaxBatch < 1 {
+		return errors.New("batch: MaxBatch must be positive")
+	}
+	if c.Linger < 0 {
+		return errors.New("batch: Linger must not be negative")
+	}
+	return nil
+}
+
 // Writer is the batch writer; run it only on the elected leader.
 type Writer struct {
 	cfg     Config
@@ -56,14 +75,9 @@ func (w *Writer) Healthy() error {
 
 // NewWriter returns a writer reading q into st.
 func NewWriter(cfg Config, q queue.Consumer, st store.Store, log *slog.Logger, m *metrics.Metrics) (*Writer, error) {
-	if cfg.MaxBatch < 1 {
-		return nil, errors.New("batch: MaxBatch must be positive")
-	}
-	if cfg.Linger < 0 {
-		return nil, errors.New("batch: Linger must not be negative")
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 2 * time.Second
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Writer{cfg: cfg, q: q, st: st, log: log, metrics: m, now: time.Now}, nil
 }

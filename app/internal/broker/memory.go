@@ -61,16 +61,30 @@ type MemoryConfig struct {
 	Hold time.Duration
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c MemoryConfig) withDefaults() MemoryConfig {
+	if c.Hold == 0 {
+		c.Hold = DefaultHold
+	}
+	return c
+}
+
+// Validate rejects impossible values.
+func (c MemoryConfig) Validate() error {
+	if c.Window <= 0 {
+		return errors.New("broker: recovery window must be positive")
+	}
+	if c.Hold < 0 {
+		return errors.New("broker: hold must not be negative")
+	}
+	return nil
+}
+
 // NewMemory returns an in-process broker.
 func NewMemory(cfg MemoryConfig) (*Memory, error) {
-	if cfg.Window <= 0 {
-		return nil, errors.New("broker: recovery window must be positive")
-	}
-	if cfg.Hold < 0 {
-		return nil, errors.New("broker: hold must not be negative")
-	}
-	if cfg.Hold == 0 {
-		cfg.Hold = DefaultHold
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	epoch := strconv.FormatInt(time.Now().UnixNano(), 36)
 	return &Memory{window: cfg.Window, hold: cfg.Hold, now: time.Now, epoch: epoch, subs: map[int]memorySub{},

@@ -77,37 +77,51 @@ type Redis struct {
 	wg     sync.WaitGroup
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c RedisConfig) withDefaults() RedisConfig {
+	if c.MaxLogLength == 0 {
+		c.MaxLogLength = 100_000
+	}
+	if c.ReadBatch == 0 {
+		c.ReadBatch = 512
+	}
+	if c.BlockTime == 0 {
+		c.BlockTime = time.Second
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 5 * time.Second
+	}
+	if c.Hold == 0 {
+		c.Hold = DefaultHold
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return c
+}
+
+// Validate rejects impossible values.
+func (c RedisConfig) Validate() error {
+	if err := redisx.ValidPrefix(c.KeyPrefix); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if c.Window <= 0 {
+		return errors.New("broker: recovery window must be positive")
+	}
+	if c.MaxLogLength < 0 || c.ReadBatch < 0 || c.BlockTime < 0 || c.OpTimeout < 0 || c.Hold < 0 {
+		return errors.New("broker: MaxLogLength, ReadBatch, BlockTime, OpTimeout and Hold must not be negative")
+	}
+	return nil
+}
+
 // NewRedis returns a broker on client. The client is shared: Close leaves it open.
 func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
 	if client == nil {
 		return nil, errors.New("broker: a Redis client is required")
 	}
-	if err := redisx.ValidPrefix(cfg.KeyPrefix); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	if cfg.Window <= 0 {
-		return nil, errors.New("broker: recovery window must be positive")
-	}
-	if cfg.MaxLogLength == 0 {
-		cfg.MaxLogLength = 100_000
-	}
-	if cfg.ReadBatch == 0 {
-		cfg.ReadBatch = 512
-	}
-	if cfg.BlockTime == 0 {
-		cfg.BlockTime = time.Second
-	}
-	if cfg.OpTimeout == 0 {
-		cfg.OpTimeout = 5 * time.Second
-	}
-	if cfg.Hold == 0 {
-		cfg.Hold = DefaultHold
-	}
-	if cfg.MaxLogLength < 0 || cfg.ReadBatch < 0 || cfg.BlockTime < 0 || cfg.OpTimeout < 0 || cfg.Hold < 0 {
-		return nil, errors.New("broker: MaxLogLength, ReadBatch, BlockTime, OpTimeout and Hold must not be negative")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Redis{
 		client: client, cfg: cfg, log: cfg.Log,

@@ -40,11 +40,8 @@ type Config struct {
 	PresenceSweep   time.Duration // how often users of dead nodes are looked for
 }
 
-// Validate fills defaults and rejects impossible values.
-func (c *Config) Validate() error {
-	if c.MaxMessageChars < 1 || c.MessageRate <= 0 || c.MessageBurst < 1 || c.RecoveryWindow <= 0 {
-		return errors.New("chat: message limits, rate and recovery window must be positive")
-	}
+// withDefaults fills the fields left zero that have a default.
+func (c Config) withDefaults() Config {
 	if c.NonceTTL <= 0 {
 		c.NonceTTL = 10 * time.Minute
 	}
@@ -62,6 +59,17 @@ func (c *Config) Validate() error {
 	}
 	if c.PresenceSweep <= 0 {
 		c.PresenceSweep = 5 * time.Second
+	}
+	return c
+}
+
+// Validate rejects impossible values (the ones without a default must be set).
+func (c Config) Validate() error {
+	if c.MaxMessageChars < 1 || c.MessageRate <= 0 || c.MessageBurst < 1 || c.RecoveryWindow <= 0 {
+		return errors.New("chat: message limits, rate and recovery window must be positive")
+	}
+	if c.MaxConnsPerUser < 0 {
+		return errors.New("chat: MaxConnsPerUser must not be negative")
 	}
 	return nil
 }
@@ -106,6 +114,7 @@ var _ socketio.Handler = (*Hub)(nil)
 
 // NewHub returns a hub; call Start to subscribe it to the broker.
 func NewHub(cfg Config, deps Deps) (*Hub, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

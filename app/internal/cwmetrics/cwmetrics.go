@@ -27,6 +27,14 @@ type Config struct {
 	Interval time.Duration
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c Config) withDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = time.Minute
+	}
+	return c
+}
+
 // Validate reports a namespace CloudWatch would refuse.
 func (c Config) Validate() error {
 	switch {
@@ -79,9 +87,7 @@ func New(ctx context.Context, cfg Config, counters []Counter, log *slog.Logger) 
 }
 
 func newPusher(cfg Config, client putter, counters []Counter, log *slog.Logger) *Pusher {
-	if cfg.Interval == 0 {
-		cfg.Interval = time.Minute
-	}
+	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
 	}

@@ -31,9 +31,28 @@ type Config struct {
 	Logger           *slog.Logger
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c Config) withDefaults() Config {
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
+	}
+	return c
+}
+
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	switch {
+	case c.MaxSessionsPerIP < 0:
+		return errors.New("engine.io: max sessions per address must not be negative")
 	case c.PingInterval <= 0 || c.PingTimeout <= 0:
 		return errors.New("engine.io: ping interval and timeout must be positive")
 	case c.MaxPayload < 1024:
@@ -61,20 +80,9 @@ type Server struct {
 // NewServer returns a server that calls onConnection for every new session, before any
 // of its packets are handled, so the callee can install handlers.
 func NewServer(cfg Config, onConnection func(*Conn)) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ClientIP == nil {
-		cfg.ClientIP = func(r *http.Request) string {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			return host
-		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, onConn: onConnection, conns: map[string]*Conn{}, perIP: map[string]int{},
 		beats: newHeartbeatWheel(min(cfg.PingInterval, cfg.PingTimeout), max(cfg.PingInterval, cfg.PingTimeout))}

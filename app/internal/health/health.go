@@ -31,10 +31,15 @@ type Handler struct {
 
 // New returns a handler; uptime counts from now.
 func New(cfg Config) *Handler {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Second
+	return &Handler{cfg: cfg.withDefaults(), started: time.Now()}
+}
+
+// withDefaults fills the fields left zero; every field has a default.
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
 	}
-	return &Handler{cfg: cfg, started: time.Now()}
+	return c
 }
 
 // SetDraining makes every later answer 503, so the load balancer stops routing here.

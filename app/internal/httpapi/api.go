@@ -39,6 +39,18 @@ type Config struct {
 	HashSlots int
 }
 
+// withDefaults fills the fields left zero that have a default; the zero limits are
+// "no limit".
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.HashSlots <= 0 {
+		c.HashSlots = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	return c
+}
+
 // hashWait is how long a login or register waits for a bcrypt slot before it is
 // refused as rate_limited.
 const hashWait = 3 * time.Second
@@ -62,14 +74,9 @@ type API struct {
 
 // New returns an API over st and au; both are required. A nil log discards.
 func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.HashSlots <= 0 {
-		cfg.HashSlots = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return &API{
 		clientIP:      cfg.ClientIP,

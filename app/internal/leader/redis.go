@@ -71,35 +71,49 @@ type Redis struct {
 	termDone chan struct{} // closed when the current term has ended and been released
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c RedisConfig) withDefaults() RedisConfig {
+	if c.Name == "" {
+		c.Name = "batch-writer"
+	}
+	if c.Lease == 0 {
+		c.Lease = 10 * time.Second
+	}
+	if c.RenewEvery == 0 {
+		c.RenewEvery = c.Lease / 3
+	}
+	if c.SafetyMargin == 0 {
+		c.SafetyMargin = c.Lease / 5
+	}
+	if c.RetryEvery == 0 {
+		c.RetryEvery = c.Lease / 10
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return c
+}
+
+// Validate rejects impossible values.
+func (c RedisConfig) Validate() error {
+	if err := redisx.ValidPrefix(c.KeyPrefix); err != nil {
+		return fmt.Errorf("leader: %w", err)
+	}
+	if c.Lease < 10*time.Millisecond || c.RenewEvery <= 0 || c.SafetyMargin <= 0 || c.RetryEvery <= 0 ||
+		c.RenewEvery+c.SafetyMargin >= c.Lease {
+		return errors.New("leader: need Lease >= 10ms and RenewEvery + SafetyMargin < Lease, all positive")
+	}
+	return nil
+}
+
 // NewRedis returns an elector on client. The client is shared and stays open.
 func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
 	if client == nil {
 		return nil, errors.New("leader: a Redis client is required")
 	}
-	if err := redisx.ValidPrefix(cfg.KeyPrefix); err != nil {
-		return nil, fmt.Errorf("leader: %w", err)
-	}
-	if cfg.Name == "" {
-		cfg.Name = "batch-writer"
-	}
-	if cfg.Lease == 0 {
-		cfg.Lease = 10 * time.Second
-	}
-	if cfg.RenewEvery == 0 {
-		cfg.RenewEvery = cfg.Lease / 3
-	}
-	if cfg.SafetyMargin == 0 {
-		cfg.SafetyMargin = cfg.Lease / 5
-	}
-	if cfg.RetryEvery == 0 {
-		cfg.RetryEvery = cfg.Lease / 10
-	}
-	if cfg.Lease < 10*time.Millisecond || cfg.RenewEvery <= 0 || cfg.SafetyMargin <= 0 || cfg.RetryEvery <= 0 ||
-		cfg.RenewEvery+cfg.SafetyMargin >= cfg.Lease {
-		return nil, errors.New("leader: need Lease >= 10ms and RenewEvery + SafetyMargin < Lease, all positive")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Redis{
 		client: client, cfg: cfg, log: cfg.Log,

@@ -70,6 +70,37 @@ type Redis struct {
 	closeOnce sync.Once
 }
 
+// withDefaults fills the fields left zero that have a default.
+func (c RedisConfig) withDefaults() RedisConfig {
+	if c.HeartbeatTTL == 0 {
+		c.HeartbeatTTL = 15 * time.Second
+	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = c.HeartbeatTTL / 3
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 5 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return c
+}
+
+// Validate rejects impossible values.
+func (c RedisConfig) Validate() error {
+	if err := redisx.ValidPrefix(c.KeyPrefix); err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	if c.NodeID == "" {
+		return errors.New("presence: a node id is required")
+	}
+	if c.HeartbeatTTL < 0 || c.HeartbeatEvery <= 0 || c.HeartbeatEvery >= c.HeartbeatTTL || c.OpTimeout < 0 {
+		return errors.New("presence: HeartbeatEvery must be positive and shorter than HeartbeatTTL")
+	}
+	return nil
+}
+
 // NewRedis returns a tracker on client and starts its heartbeat; the first heartbeat
 // is sent before it returns, so an unreachable Redis is reported here. The client is
 // shared: Close leaves it open.
@@ -77,26 +108,9 @@ func NewRedis(cfg RedisConfig, client redis.UniversalClient) (*Redis, error) {
 	if client == nil {
 		return nil, errors.New("presence: a Redis client is required")
 	}
-	if err := redisx.ValidPrefix(cfg.KeyPrefix); err != nil {
-		return nil, fmt.Errorf("presence: %w", err)
-	}
-	if cfg.NodeID == "" {
-		return nil, errors.New("presence: a node id is required")
-	}
-	if cfg.HeartbeatTTL == 0 {
-		cfg.HeartbeatTTL = 15 * time.Second
-	}
-	if cfg.HeartbeatEvery == 0 {
-		cfg.HeartbeatEvery = cfg.HeartbeatTTL / 3
-	}
-	if cfg.OpTimeout == 0 {
-		cfg.OpTimeout = 5 * time.Second
-	}
-	if cfg.HeartbeatTTL < 0 || cfg.HeartbeatEvery <= 0 || cfg.HeartbeatEvery >= cfg.HeartbeatTTL || cfg.OpTimeout < 0 {
-		return nil, errors.New("presence: HeartbeatEvery must be positive and shorter than HeartbeatTTL")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])

@@ -105,6 +105,21 @@ type Config struct {
 	Logger             *slog.Logger
 }
 
+// withDefaults fills the fields left zero; every field has a default, so a Config
+// needs no Validate.
+func (c Config) withDefaults() Config {
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxAttachmentBytes <= 0 {
+		c.MaxAttachmentBytes = 1 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // Server turns Engine.IO connections into sockets for the Handler of each namespace.
 type Server struct {
 	cfg        Config
@@ -119,15 +134,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("socket.io: a handler is required")
 	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 10 * time.Second
-	}
-	if cfg.MaxAttachmentBytes <= 0 {
-		cfg.MaxAttachmentBytes = 1 << 20
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.withDefaults()
 	return &Server{cfg: cfg, log: cfg.Logger, namespaces: map[string]Handler{"/": h}}, nil
 }
 
