@@ -13,6 +13,7 @@ import (
 	"github.com/quibly/quibly/app/internal/metrics"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/queue"
+	"github.com/quibly/quibly/app/internal/retry"
 	"github.com/quibly/quibly/app/internal/store"
 )
 
@@ -91,7 +92,7 @@ func (w *Writer) Run(ctx context.Context) error {
 				return nil
 			}
 			w.log.Warn("batch writer fetch failed", "err", err)
-			if !sleep(ctx, 200*time.Millisecond) {
+			if !retry.Sleep(ctx, 200*time.Millisecond) {
 				return nil
 			}
 			continue
@@ -99,7 +100,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		if err := w.store(ctx, b); err != nil {
 			return err
 		}
-		if w.cfg.Linger > 0 && len(b.Messages) < w.cfg.MaxBatch && !sleep(ctx, w.cfg.Linger) {
+		if w.cfg.Linger > 0 && len(b.Messages) < w.cfg.MaxBatch && !retry.Sleep(ctx, w.cfg.Linger) {
 			return nil
 		}
 	}
@@ -110,7 +111,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // store refuses for good are found, parked and counted, and the rest is stored:
 // one poison message never holds up the others.
 func (w *Writer) store(ctx context.Context, b queue.Batch) error {
-	backoff := 50 * time.Millisecond
+	wait := retry.Backoff{Initial: 50 * time.Millisecond, Max: w.cfg.MaxBackoff}
 	defer w.failingSince.Store(0)
 	for {
 		start := w.now()
@@ -128,11 +129,11 @@ func (w *Writer) store(ctx context.Context, b queue.Batch) error {
 		}
 		w.failingSince.CompareAndSwap(0, start.UnixNano())
 		w.metrics.BatchErrors.Inc()
+		backoff := wait.Next()
 		w.log.Error("batch write failed, retrying", "messages", len(b.Messages), "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return err
 		}
-		backoff = min(backoff*2, w.cfg.MaxBackoff)
 	}
 }
 
@@ -179,15 +180,4 @@ func (w *Writer) park(ctx context.Context, rejected []rejection) error {
 			"id", r.msg.ID, "channel", r.msg.ChannelID, "author", r.msg.AuthorID, "reason", r.reason)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

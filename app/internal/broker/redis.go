@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quibly/quibly/app/internal/redisx"
+	"github.com/quibly/quibly/app/internal/retry"
 )
 
 var _ Broker = (*Redis)(nil)
@@ -610,9 +609,11 @@ func (s *subscription) deliver(ctx context.Context, evs []Event) bool {
 func (s *subscription) readLog(ctx context.Context) {
 	r := s.r
 	failures := 0
+	// From 100 ms to 5 s with jitter, so a restarted Redis is not stormed by every node.
+	wait := retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for ctx.Err() == nil {
 		if failures > 0 {
-			if !sleep(ctx, backoff(failures)) {
+			if !retry.Sleep(ctx, wait.Next()) {
 				return
 			}
 		}
@@ -623,6 +624,7 @@ func (s *subscription) readLog(ctx context.Context) {
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			failures = 0
+			wait.Reset()
 			continue // nothing new within BlockTime
 		}
 		if err != nil {
@@ -636,6 +638,7 @@ func (s *subscription) readLog(ctx context.Context) {
 		if failures > 0 {
 			r.log.Info("broker: reading the log again", "after", s.lastID)
 			failures = 0
+			wait.Reset()
 		}
 		for _, stream := range res {
 			batch := make([]Event, 0, len(stream.Messages))
@@ -707,24 +710,6 @@ func (s *subscription) readLive(ctx context.Context, ps *redis.PubSub) {
 				return
 			}
 		}
-	}
-}
-
-// backoff grows from 100 ms to 5 s with jitter, so restarted Redis is not stormed.
-func backoff(attempt int) time.Duration {
-	d := time.Duration(float64(100*time.Millisecond) * math.Pow(2, float64(min(attempt-1, 6))))
-	d = min(d, 5*time.Second)
-	return d/2 + mrand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

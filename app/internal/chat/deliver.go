@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/retry"
 	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
 )
@@ -141,7 +142,7 @@ func (h *Hub) republish(ctx context.Context) {
 			return
 		case p = <-h.fanoutRetry:
 		}
-		backoff := 50 * time.Millisecond
+		wait := retry.Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
 		for {
 			pctx, cancel := h.opContext(ctx)
 			late, err := h.Broker.Commit(pctx, p.slot, p.ev)
@@ -160,12 +161,9 @@ func (h *Hub) republish(ctx context.Context) {
 				h.Log.Error("giving up fan-out; the stored message is only in history", "id", p.ack.ID, "err", err)
 				break
 			}
-			select {
-			case <-ctx.Done():
+			if !retry.Sleep(ctx, wait.Next()) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 2*time.Second)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quibly/quibly/app/internal/retry"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 )
@@ -76,17 +77,16 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 // offset requests fail briefly while a coordinator or partition leader moves or
 // loads (NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, …); kafka-go marks those temporary.
 func retryTemporary(ctx context.Context, op func() error) error {
-	backoff := 20 * time.Millisecond
+	wait := retry.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}
 	for {
 		err := op()
 		var kerr kafka.Error
 		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() {
 			return err
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !retry.Sleep(ctx, wait.Next()) {
 			return err
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
@@ -154,7 +154,7 @@ func (kc *kafkaConn) waitForLeaders(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if !retry.Sleep(ctx, 100*time.Millisecond) {
 			return fmt.Errorf("kafka: topic %q is not ready: %w", kc.cfg.Topic, err)
 		}
 	}
@@ -210,16 +210,4 @@ func (kc *kafkaConn) ping(ctx context.Context) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	return nil
-}
-
-// sleepCtx waits d unless ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

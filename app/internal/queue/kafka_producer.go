@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/retry"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -105,7 +106,7 @@ func (p *KafkaProducer) Produce(ctx context.Context, msg model.Message) error {
 	ctx, cancel := withTimeout(ctx, p.kc.cfg.ProduceTimeout)
 	defer cancel()
 	record := kafka.Message{Key: []byte(msg.ChannelID), Value: value, Time: msg.CreatedAt}
-	backoff := 25 * time.Millisecond
+	wait := retry.Backoff{Initial: 25 * time.Millisecond, Max: 250 * time.Millisecond}
 	for {
 		err = p.writer.WriteMessages(ctx, record)
 		if err == nil {
@@ -117,10 +118,9 @@ func (p *KafkaProducer) Produce(ctx context.Context, msg model.Message) error {
 		// The writer retries broker errors itself but fails at once when it cannot
 		// reach a broker for metadata; a broker restart should not cost a send, so
 		// retry within the timeout (a duplicate is deduplicated by the store).
-		if permanentProduceError(err) || !sleepCtx(ctx, backoff) {
+		if permanentProduceError(err) || !retry.Sleep(ctx, wait.Next()) {
 			return fmt.Errorf("kafka: producing message %s to %s: %w", msg.ID, p.kc.cfg.Topic, err)
 		}
-		backoff = min(2*backoff, 250*time.Millisecond)
 	}
 }
 

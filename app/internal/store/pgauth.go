@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/quibly/quibly/app/internal/dbauth"
+	"github.com/quibly/quibly/app/internal/retry"
 )
 
 // A new connection refused for its password is retried after the source re-read the
@@ -48,21 +49,16 @@ func refusedLogin(err error) bool {
 }
 
 func (p *pgPool) retry(ctx context.Context, op func() error) error {
-	wait := pgAuthFirstWait
+	wait := retry.Backoff{Initial: pgAuthFirstWait, Max: pgAuthMaxWait}
 	for attempt := 1; ; attempt++ {
 		err := op()
 		if err == nil || p.creds == nil || !refusedLogin(err) || attempt == pgAuthAttempts {
 			return err
 		}
 		p.creds.Refresh()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait.Next()) {
 			return err
-		case <-t.C:
 		}
-		wait = min(2*wait, pgAuthMaxWait)
 	}
 }
 
