@@ -24,7 +24,8 @@ type Event struct {
 	Kind      string          `json:"k"`
 	ChannelID string          `json:"c,omitempty"`
 	Data      json.RawMessage `json:"d"`
-	// Origin is the connection id that caused the event (typing is not echoed to it).
+	// Origin is the id of the user whose action caused the event; typing is not echoed
+	// to that user's connections.
 	Origin string `json:"o,omitempty"`
 	// Offset is set by the broker on logged events; empty on ephemeral ones.
 	Offset string `json:"-"`

@@ -53,7 +53,8 @@ type RedisConfig struct {
 // a Redis restart loses nothing still in the stream. Ephemeral events (typing,
 // presence) use sharded pub/sub and may be lost during such a blip.
 //
-// Offsets are "<epoch>:<stream id>". The epoch is a random id kept next to the
+// Offsets are "<epoch>:<seq>:<stream id>" (see position): seq counts the log's entries,
+// so a gap in it shows a lost entry. The epoch is a random id kept next to the
 // stream; it is replaced whenever the log may have lost entries (a Redis restart
 // without persistence, a failover that lost a tail), so an offset from before the
 // loss reads as expired instead of silently skipping what was lost.
