@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -60,30 +59,13 @@ func TestNewRedisValidates(t *testing.T) {
 	}
 }
 
-// outage makes a client's new connections fail while down is set; with its open
-// connections killed, that is what a Redis restart or a network cut looks like.
-type outage struct{ down atomic.Bool }
-
-func (o *outage) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if o.down.Load() {
-			return nil, errors.New("simulated outage")
-		}
-		return next(ctx, network, addr)
-	}
-}
-func (o *outage) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (o *outage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // TestRedisSubscribeSurvivesDroppedConnection cuts the subscriber off Redis, logs
 // events meanwhile, and expects them all, in order, once it is back, followed by
 // what is published after the reconnect.
 func TestRedisSubscribeSurvivesDroppedConnection(t *testing.T) {
 	name := "quibly-test-sub-" + redistest.RandomID()
 	subClient, prefix := redistest.NamedClient(t, name)
-	cut := &outage{}
+	cut := &redistest.Outage{}
 	subClient.AddHook(cut)
 	cfg := RedisConfig{KeyPrefix: prefix, Window: time.Minute, BlockTime: 500 * time.Millisecond}
 	node := newRedisBroker(t, subClient, cfg)
@@ -97,7 +79,7 @@ func TestRedisSubscribeSurvivesDroppedConnection(t *testing.T) {
 	mustPublish(t, other, msg("a", `1`), true)
 	sub.wait(t, 1)
 
-	cut.down.Store(true)
+	cut.Down.Store(true)
 	if n := redistest.KillConnections(t, name); n == 0 {
 		t.Fatal("no subscriber connection to kill")
 	}
@@ -105,7 +87,7 @@ func TestRedisSubscribeSurvivesDroppedConnection(t *testing.T) {
 		mustPublish(t, other, msg("a", d), true)
 	}
 	time.Sleep(300 * time.Millisecond) // let the reader fail at least once
-	cut.down.Store(false)
+	cut.Down.Store(false)
 
 	mustPublish(t, other, msg("a", `5`), true)
 	got := sub.wait(t, 5)

@@ -2,7 +2,6 @@ package leader
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,24 +54,6 @@ func TestNewRedisValidates(t *testing.T) {
 	if err != nil || e.cfg.Lease != 10*time.Second || e.cfg.RenewEvery >= e.cfg.Lease-e.cfg.SafetyMargin {
 		t.Fatalf("defaults: %+v %v", e, err)
 	}
-}
-
-// outage fails every command of a client while down is set: a network cut, or a
-// frozen process that cannot reach Redis.
-type outage struct{ down atomic.Bool }
-
-func (o *outage) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (o *outage) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if o.down.Load() {
-			cmd.SetErr(errors.New("simulated outage"))
-			return cmd.Err()
-		}
-		return next(ctx, cmd)
-	}
-}
-func (o *outage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }
 
 // cluster runs electors on one key and records every term, checking that terms never
@@ -197,7 +178,7 @@ func TestRedisOneLeaderAndResignHandsOver(t *testing.T) {
 // over once it has.
 func TestRedisDeadLeaderIsReplaced(t *testing.T) {
 	ca, prefix := redistest.Client(t)
-	cut := &outage{}
+	cut := &redistest.Outage{Commands: true}
 	ca.AddHook(cut)
 	a := newRedisElector(t, ca, prefix, "a")
 	b := newRedisElector(t, redistest.NewClient(t, ""), prefix, "b")
@@ -206,14 +187,14 @@ func TestRedisDeadLeaderIsReplaced(t *testing.T) {
 	first := cl.next("a elected")
 	cl.run(b, "b")
 	time.Sleep(testLease / 2)
-	cut.down.Store(true)
+	cut.Down.Store(true)
 	wait(t, first.ended, "the cut-off leader to stop")
 	second := cl.next("b to take over")
 	if second.node != "b" {
 		t.Fatalf("%s took over", second.node)
 	}
 	cl.noOverlap()
-	cut.down.Store(false)
+	cut.Down.Store(false)
 	time.Sleep(testLease)
 	if a.IsLeader() {
 		t.Fatal("the old leader came back as leader while b holds the lease")
@@ -225,7 +206,7 @@ func TestRedisDeadLeaderIsReplaced(t *testing.T) {
 // cost leadership.
 func TestRedisSurvivesShortBlip(t *testing.T) {
 	c, prefix := redistest.Client(t)
-	cut := &outage{}
+	cut := &redistest.Outage{Commands: true}
 	c.AddHook(cut)
 	e, err := NewRedis(RedisConfig{KeyPrefix: prefix, NodeID: "a", Lease: 3 * time.Second, RetryEvery: 50 * time.Millisecond}, c)
 	if err != nil {
@@ -234,9 +215,9 @@ func TestRedisSurvivesShortBlip(t *testing.T) {
 	cl := newCluster(t)
 	cl.run(e, "a")
 	tm := cl.next("election")
-	cut.down.Store(true)
+	cut.Down.Store(true)
 	time.Sleep(300 * time.Millisecond)
-	cut.down.Store(false)
+	cut.Down.Store(false)
 	time.Sleep(2 * time.Second) // renewals resume
 	select {
 	case <-tm.ended:

@@ -6,7 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,4 +111,51 @@ func field(line, key string) string {
 		}
 	}
 	return ""
+}
+
+// Outage is a go-redis hook (client.AddHook) that cuts a client off Redis while Down
+// is set: its new connections fail, which with its open ones killed is a Redis
+// restart or a network cut; with Commands set, every command fails too, as for a
+// process frozen or cut off with its connections still open.
+type Outage struct {
+	Down     atomic.Bool
+	Commands bool
+}
+
+var _ redis.Hook = (*Outage)(nil)
+
+var errOutage = errors.New("simulated outage")
+
+// DialHook implements redis.Hook.
+func (o *Outage) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if o.Down.Load() {
+			return nil, errOutage
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+// ProcessHook implements redis.Hook.
+func (o *Outage) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if o.Commands && o.Down.Load() {
+			cmd.SetErr(errOutage)
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (o *Outage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if o.Commands && o.Down.Load() {
+			for _, c := range cmds {
+				c.SetErr(errOutage)
+			}
+			return errOutage
+		}
+		return next(ctx, cmds)
+	}
 }
