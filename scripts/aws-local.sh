@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 HOST=127.0.0.1
-PORT=${QUIBLY_AWS_PORT:-15000}
+PORT=$AWS_PORT
 MOTO_VERSION=5.2.5
 AWSCLI_VERSION=1.46.3
 DIR=$LOCAL/aws

@@ -10,6 +10,9 @@
 #                               none or "dev": app/bin/quibly), record it in run/server-N.version, wait /health 200
 #   scripts/cluster.sh node-stop N  SIGTERM server-N (it drains) and wait for it to exit
 #   scripts/cluster.sh version N    the version server-N was started from
+#   scripts/cluster.sh health N      the HTTP status of server-N's /health (000: no answer)
+#   scripts/cluster.sh lb-state N    HAProxy's status of server-N: UP, DOWN, DRAIN, MAINT, ...
+#   scripts/cluster.sh lb-sessions N the sessions HAProxy has open to server-N
 #   scripts/cluster.sh lb CMD   send CMD to HAProxy's admin socket (through socat), e.g.
 #                                 scripts/cluster.sh lb "show servers state quibly"
 #                                 scripts/cluster.sh lb "set server quibly/server-2 state drain"   (or ready, maint)
@@ -37,10 +40,6 @@ set -euo pipefail
 
 HOST=127.0.0.1
 NODES=${NODES:-3}
-BASE_PORT=${QUIBLY_NODE_BASE_PORT:-5000}
-LB_PORT=${QUIBLY_LB_PORT:-8080}
-LB_RR_PORT=${QUIBLY_LB_RR_PORT:-8081}
-LB_STATS_PORT=${QUIBLY_LB_STATS_PORT:-8404}
 
 BIN=$ROOT/app/bin/quibly
 CDIR=$LOCAL/cluster
@@ -56,7 +55,7 @@ usage() { usage_text; }
 
 [[ $NODES =~ ^[1-9][0-9]?$ ]] || die "NODES must be a number from 1 to 99 (got '$NODES')"
 
-node_port() { echo $((BASE_PORT + $1)); }
+node_port() { echo $((NODE_BASE_PORT + $1)); }
 node_pidfile() { echo "$RUN/server-$1.pid"; }
 # Nodes run app/bin/quibly or a release's $LOCAL/releases/<version>/quibly.
 NODE_MATCH=/quibly
@@ -164,8 +163,14 @@ lb_cmd() {
   printf '%s\n' "$*" | socat -t 5 stdio "unix-connect:$HAPROXY_SOCK"
 }
 
-# lb_states prints "server-N STATUS" for the sticky backend (UP, DOWN, DRAIN, MAINT, ...).
-lb_states() { lb_cmd "show stat" | awk -F, '$1 == "quibly" && $2 ~ /^server-/ { print $2, $18 }'; }
+# lb_stat prints, for each server of the sticky backend, "server-N<TAB>STATUS<TAB>SESSIONS"
+# from HAProxy's CSV stats (field 2 the server, 18 the status, 5 the current sessions).
+# A status can hold a space ("UP 1/2": up, one check failed), hence the tabs.
+lb_stat() { lb_cmd "show stat" | awk -F, -v OFS='\t' '$1 == "quibly" && $2 ~ /^server-/ { print $2, $18, $5 }'; }
+# lb_states prints "server-N STATUS" for each server (UP, DOWN, DRAIN, MAINT, UP 1/2, ...).
+lb_states() { lb_stat | awk -F'\t' '{ print $1 " " $2 }'; }
+# lb_field N COLUMN prints server-N's column of lb_stat (2 status, 3 sessions).
+lb_field() { lb_stat | awk -F'\t' -v s="server-$1" -v c="$2" '$1 == s { print $c }'; }
 
 lb_all_up() {
   local states i
@@ -255,8 +260,8 @@ node_start() {
     MAX_CONNECTIONS_PER_IP=100000 MAX_CONNECTIONS_PER_USER=100000)
   local db
   db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
-  envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="${QUIBLY_REDIS_PORT:-16379}"
-    KAFKA_BROKERS="$HOST:${QUIBLY_KAFKA_PORT:-19092}" DATABASE_URL="$db")
+  envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="$REDIS_PORT"
+    KAFKA_BROKERS="$HOST:$KAFKA_PORT" DATABASE_URL="$db")
   [ -n "${QUIBLY_REDIS_PASSWORD:-}" ] && envs+=(REDIS_PASSWORD="$QUIBLY_REDIS_PASSWORD")
   local extra
   # shellcheck disable=SC2206 # word splitting of "K=V K=V" is the point
@@ -381,6 +386,9 @@ case ${1:-} in
   node-stop) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh node-stop N"; node_stop "$2" ;;
   version) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh version N"; node_version "$2" ;;
   lb) shift; [ $# -gt 0 ] || die "usage: scripts/cluster.sh lb 'COMMAND'"; lb_cmd "$*" ;;
+  health) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh health N"; node_health "$2" ;;
+  lb-state) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh lb-state N"; lb_field "$2" 2 ;;
+  lb-sessions) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/cluster.sh lb-sessions N"; lb_field "$2" 3 ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

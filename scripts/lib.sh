@@ -7,6 +7,21 @@ export ROOT
 LOCAL=${QUIBLY_LOCAL:-$ROOT/.local}
 export LOCAL
 
+# The local ports, in one place (each can be moved with its QUIBLY_ variable).
+REDIS_PORT=${QUIBLY_REDIS_PORT:-16379}
+PG_PORT=${QUIBLY_PG_PORT:-15432}
+KAFKA_PORT=${QUIBLY_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${QUIBLY_KAFKA_CONTROLLER_PORT:-19093}
+AWS_PORT=${QUIBLY_AWS_PORT:-15000}
+NODE_BASE_PORT=${QUIBLY_NODE_BASE_PORT:-5000} # server-N listens on NODE_BASE_PORT + N
+LB_PORT=${QUIBLY_LB_PORT:-8080}
+LB_RR_PORT=${QUIBLY_LB_RR_PORT:-8081}
+LB_STATS_PORT=${QUIBLY_LB_STATS_PORT:-8404}
+# The benchmark's peer cluster (ref-N on REF_BASE_PORT + N, its HAProxy) and echo server.
+REF_BASE_PORT=${QUIBLY_REF_BASE_PORT:-7000}
+REF_LB_PORT=${QUIBLY_REF_LB_PORT:-8090}
+ECHO_PORT=${QUIBLY_ECHO_PORT:-7990}
+
 # usage_text prints the calling script's header comment, its usage, without the '# '.
 usage_text() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 

@@ -18,10 +18,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 HOST=127.0.0.1
-REDIS_PORT=${QUIBLY_REDIS_PORT:-16379}
-PG_PORT=${QUIBLY_PG_PORT:-15432}
-KAFKA_PORT=${QUIBLY_KAFKA_PORT:-19092}
-KAFKA_CONTROLLER_PORT=${QUIBLY_KAFKA_CONTROLLER_PORT:-19093}
 KAFKA_VERSION=${QUIBLY_KAFKA_VERSION:-3.9.2}
 # The KRaft cluster id: base64url of the 16 bytes "QuiblyLocalKafka" (fixed, so a
 # re-format after a wipe gives the same id).

@@ -34,16 +34,16 @@ lb_drain() {
   sh_cmd "$CLUSTER" lb "set server quibly/$1 state maint" >/dev/null
 }
 
-lb_no_sessions() { [ "$(lb_cmd "show stat" | awk -F, -v s="$1" '$1 == "quibly" && $2 == s { print $5 }')" = 0 ]; }
+lb_no_sessions() { [ "$("$CLUSTER" lb-sessions "$(node_num "$1")")" = 0 ]; }
 
 # The node drains on SIGTERM (health 503, clients told to reconnect), then starts on VERSION.
 node_run_version() { sh_cmd "$CLUSTER" node-start "$(node_num "$1")" "$2" >&2; }
 
-node_health() { curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$((${QUIBLY_NODE_BASE_PORT:-5000} + $(node_num "$1")))/health" || true; }
+node_health() { "$CLUSTER" health "$(node_num "$1")"; }
 
 lb_ready() { sh_cmd "$CLUSTER" lb "set server quibly/$1 state ready" >/dev/null; }
 
-lb_state() { lb_cmd "show stat" 2>/dev/null | awk -F, -v s="$1" '$1 == "quibly" && $2 == s { print $18 }'; }
+lb_state() { "$CLUSTER" lb-state "$(node_num "$1")" 2>/dev/null; }
 lb_healthy() { [ "$(lb_state "$1")" = UP ]; }
 
 version_available() { [ "$1" = dev ] || [ -x "$LOCAL/releases/$1/quibly" ]; }
