@@ -156,18 +156,24 @@
     return c;
   }
 
+  /** A message as the server sends it, in history pages and `message` events:
+   * {id, channelId, authorId, author, text, ts (ms), nonce?}; null for anything else,
+   * which is not shown. */
   function normalizeMessage(m) {
-    const author = m.author && typeof m.author === 'object' ? (m.author.username || m.author.name || '') : (m.author ?? m.username ?? '');
+    if (!m || typeof m !== 'object' || typeof m.id !== 'string' || typeof m.channelId !== 'string' ||
+      typeof m.authorId !== 'string' || typeof m.author !== 'string' || typeof m.text !== 'string' ||
+      typeof m.ts !== 'number') return null;
     return {
-      id: String(m.id),
-      channelId: String(m.channelId ?? m.channel_id ?? ''),
-      authorId: String(m.authorId ?? m.author_id ?? (m.author && m.author.id) ?? ''),
-      author: String(author || 'unknown'),
-      text: String(m.text ?? ''),
-      ts: m.ts ?? m.createdAt ?? null,
-      nonce: m.nonce ?? null,
+      id: m.id, channelId: m.channelId, authorId: m.authorId, author: m.author, text: m.text, ts: m.ts,
+      nonce: typeof m.nonce === 'string' ? m.nonce : null,
       el: null,
     };
+  }
+
+  /** The messages of a history page ({messages, nextBefore}) that are messages. */
+  function pageMessages(res) {
+    const list = res && Array.isArray(res.messages) ? res.messages : [];
+    return list.map(normalizeMessage).filter(Boolean);
   }
 
   // ------------------------------------------------------------------- REST
@@ -319,7 +325,7 @@
 
   async function loadChannels() {
     const res = await api('GET', '/api/channels');
-    const list = Array.isArray(res) ? res : (res && res.channels) || [];
+    const list = res && Array.isArray(res.channels) ? res.channels : [];
     const before = new Set(S.channels.map((c) => c.id));
     S.channels = list.map((c) => ({ id: String(c.id), name: String(c.name) }))
       .sort((a, b) => a.name.localeCompare(b.name));
@@ -440,8 +446,8 @@
     st.loading = (async () => {
       try {
         const res = await api('GET', `/api/channels/${encodeURIComponent(id)}/messages?limit=${HISTORY_PAGE}`);
-        const page = (Array.isArray(res) ? res : (res && res.messages) || []).map(normalizeMessage);
-        const nextBefore = res && !Array.isArray(res) ? (res.nextBefore ?? null) : null;
+        const page = pageMessages(res);
+        const nextBefore = (res && res.nextBefore) ?? null;
         const newestKnown = st.ids.length ? st.ids[st.ids.length - 1] : null;
         const oldestInPage = page.length ? page.reduce((a, m) => (m.id < a ? m.id : a), page[0].id) : null;
         const gap = st.loaded && newestKnown && nextBefore && oldestInPage && oldestInPage > newestKnown;
@@ -481,8 +487,8 @@
     btn.textContent = 'Loading…';
     try {
       const res = await api('GET', `/api/channels/${encodeURIComponent(id)}/messages?before=${encodeURIComponent(st.nextBefore)}&limit=${HISTORY_PAGE}`);
-      const page = (Array.isArray(res) ? res : (res && res.messages) || []).map(normalizeMessage);
-      st.nextBefore = res && !Array.isArray(res) ? (res.nextBefore ?? null) : null;
+      const page = pageMessages(res);
+      st.nextBefore = (res && res.nextBefore) ?? null;
       if (!page.length) st.nextBefore = null;
       const scroller = $('scroller');
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
@@ -843,8 +849,8 @@
       if (err.auth) logout('Your session has expired. Please log in again.');
     });
     socket.onEvent('message', (raw) => {
-      if (!raw || typeof raw !== 'object') return;
       const m = normalizeMessage(raw);
+      if (!m) return;
       stopTyping(m.channelId, m.authorId);
       addMessage(m);
     });
