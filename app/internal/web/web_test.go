@@ -59,6 +59,7 @@ func TestAssetsServedWithTypes(t *testing.T) {
 	h := Handler()
 	cases := map[string]string{
 		"/app.js":      "text/javascript",
+		"/app/chat.js": "text/javascript", // the modules app.js imports
 		"/client.js":   "text/javascript",
 		"/style.css":   "text/css",
 		"/favicon.svg": "image/svg+xml",

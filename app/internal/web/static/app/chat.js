@@ -1,0 +1,157 @@
+// The chat screen: channels, joining, the channel list.
+import { api } from './api.js';
+import { connectSocket, setConnState } from './connection.js';
+import { JOIN_TIMEOUT_MS, LS_CHANNEL } from './constants.js';
+import { $, avatar, describeError, h } from './helpers.js';
+import { loadLatest } from './history.js';
+import { closeSidebar } from './layout.js';
+import { renderMessages, scrollToBottom } from './messages.js';
+import { showNotice } from './notice.js';
+import { S, chanState } from './state.js';
+import { renderTyping } from './typing.js';
+
+export async function startChat() {
+  $('auth-view').hidden = true;
+  $('chat-view').hidden = false;
+  $('me-name').textContent = S.user.username;
+  $('me-avatar').replaceWith(Object.assign(avatar(S.user.username, 'avatar-sm'), { id: 'me-avatar' }));
+  setConnState('connecting');
+  try {
+    await loadChannels();
+  } catch (e) {
+    if (!S.token) return; // logged out (401)
+    showNotice(describeError(e));
+  }
+  const fromHash = channelNameFromHash();
+  const stored = localStorage.getItem(LS_CHANNEL);
+  const pick = S.channels.find((c) => c.name === fromHash) ||
+    S.channels.find((c) => c.id === stored) ||
+    S.channels.find((c) => c.name === 'general') ||
+    S.channels[0];
+  if (pick) selectChannel(pick.id);
+  connectSocket();
+}
+
+/** The channel name in the URL's hash; '' when there is none or it is not valid
+ * percent-encoding (a crafted link must not stop the client from starting). */
+export function channelNameFromHash() {
+  try {
+    return decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+  } catch {
+    return '';
+  }
+}
+
+export async function loadChannels() {
+  const res = await api('GET', '/api/channels');
+  const list = res && Array.isArray(res.channels) ? res.channels : [];
+  const before = new Set(S.channels.map((c) => c.id));
+  S.channels = list.map((c) => ({ id: String(c.id), name: String(c.name) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  renderChannels();
+  // Join channels we had not seen (someone else created them) when live.
+  if (S.socket && S.socket.connected) {
+    for (const c of S.channels) if (!before.has(c.id)) joinChannel(c.id);
+  }
+}
+
+export function channelName(id) {
+  const c = S.channels.find((x) => x.id === id);
+  return c ? c.name : '';
+}
+
+export function renderChannels() {
+  const ul = $('channel-list');
+  const items = S.channels.map((c) => {
+    const st = chanState(c.id);
+    const li = h('li', {
+      className: 'channel' + (c.id === S.current ? ' active' : '') + (st.unread ? ' has-unread' : ''),
+      dataset: { channelName: c.name, channelId: c.id, testid: 'channel' },
+    });
+    const btn = h('button', {
+      className: 'channel-btn',
+      attrs: { type: 'button', 'aria-current': c.id === S.current ? 'page' : 'false' },
+      on: { click: () => selectChannel(c.id) },
+    }, h('span', { className: 'hash', text: '#', attrs: { 'aria-hidden': 'true' } }), h('span', { className: 'name', text: c.name }));
+    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), attrs: { 'aria-label': `${st.unread} unread` } }));
+    li.append(btn);
+    return li;
+  });
+  ul.replaceChildren(...items);
+  updateTitle();
+}
+
+export function updateTitle() {
+  let unread = 0;
+  for (const c of S.channels) unread += chanState(c.id).unread;
+  const name = channelName(S.current);
+  document.title = `${unread ? `(${unread}) ` : ''}${name ? '#' + name + ' · ' : ''}Quibly`;
+  $('menu-unread').hidden = unread === 0;
+}
+
+export function selectChannel(id) {
+  if (!S.channels.some((c) => c.id === id)) return;
+  const changed = S.current !== id;
+  S.current = id;
+  const st = chanState(id);
+  st.unread = 0;
+  const name = channelName(id);
+  localStorage.setItem(LS_CHANNEL, id);
+  if (location.hash !== '#' + encodeURIComponent(name)) history.replaceState(null, '', '#' + encodeURIComponent(name));
+  $('channel-name').textContent = name;
+  $('message-input').placeholder = `Message #${name}`;
+  renderChannels();
+  closeSidebar();
+  if (changed) {
+    renderMessages();
+    renderTyping();
+    scrollToBottom();
+  }
+  if (!st.loaded || st.stale) loadLatest(id);
+  if (S.socket && S.socket.connected && !st.joined) joinChannel(id);
+  if (window.matchMedia('(min-width: 769px)').matches) $('message-input').focus();
+}
+
+export async function joinChannel(id) {
+  const st = chanState(id);
+  try {
+    const ack = await S.socket.request('channel:join', { channelId: id }, JOIN_TIMEOUT_MS);
+    if (ack && ack.error) {
+      st.joined = false;
+      if (id === S.current) showNotice(`Cannot join #${channelName(id)}: ${describeError(ack.error)}`);
+      return false;
+    }
+    st.joined = true;
+    return true;
+  } catch (e) {
+    st.joined = false;
+    if (e.code !== 'disconnected' && id === S.current) showNotice(`Cannot join #${channelName(id)}: ${describeError(e)}`);
+    return false;
+  }
+}
+
+export async function createChannel(ev) {
+  ev.preventDefault();
+  const input = $('new-channel-name');
+  const name = input.value.trim().replace(/^#+/, '');
+  if (!name) { input.focus(); return; }
+  const btn = $('create-channel-btn');
+  btn.disabled = true;
+  try {
+    const res = await api('POST', '/api/channels', { name });
+    const ch = (res && (res.channel || res)) || {};
+    const c = { id: String(ch.id), name: String(ch.name || name) };
+    if (!S.channels.some((x) => x.id === c.id)) {
+      S.channels.push(c);
+      S.channels.sort((a, b) => a.name.localeCompare(b.name));
+    }
+    input.value = '';
+    chanState(c.id).loaded = false;
+    if (S.socket && S.socket.connected) await joinChannel(c.id);
+    selectChannel(c.id);
+  } catch (e) {
+    if (S.token) showNotice(`Cannot create #${name}: ${describeError(e)}`);
+  } finally {
+    btn.disabled = false;
+  }
+}

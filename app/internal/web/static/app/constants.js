@@ -1,0 +1,13 @@
+// Settings of the client and the Socket.IO client class (client.js).
+export const { SocketClient } = window.QuiblyIO;
+
+export const HISTORY_PAGE = 50;
+export const SEND_TIMEOUT_MS = 15000;
+export const JOIN_TIMEOUT_MS = 10000;
+export const TYPING_SEND_EVERY_MS = 2000;
+export const TYPING_SHOW_MS = 3000;
+export const RECOVERED_BADGE_MS = 4000;
+export const NOTICE_MS = 7000;
+export const LS_TOKEN = 'quibly.token';
+export const LS_USER = 'quibly.user';
+export const LS_CHANNEL = 'quibly.channel';

@@ -1,0 +1,130 @@
+// Rendering messages and keeping each channel's list in order.
+import { renderChannels } from './chat.js';
+import { $, SHORT_ERROR, avatar, describeError, fillText, fullFmt, h, shortTime, toDate } from './helpers.js';
+import { discard, retry } from './sending.js';
+import { S, chanState } from './state.js';
+
+export function bsearch(ids, id) {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid] < id) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Adds a confirmed message to its channel (deduplicated by id, ordered by id). */
+export function addMessage(m, opts = {}) {
+  if (!m.id || m.id === 'undefined') return false;
+  const st = chanState(m.channelId);
+  if (st.msgs.has(m.id)) return false;
+  // A message of ours we still show as pending: swap it for the stored one.
+  if (m.nonce && S.outbox.has(m.nonce)) {
+    const o = S.outbox.get(m.nonce);
+    S.outbox.delete(m.nonce);
+    if (o.el) o.el.remove();
+  }
+  st.msgs.set(m.id, m);
+  const i = bsearch(st.ids, m.id);
+  st.ids.splice(i, 0, m.id);
+  if (m.channelId === S.current) {
+    const list = $('messages');
+    const nextId = st.ids[i + 1];
+    const next = nextId ? st.msgs.get(nextId).el : list.querySelector('.message.local');
+    const stick = !opts.fromHistory && (isNearBottom() || m.authorId === S.user.id);
+    list.insertBefore(messageEl(m), next || null);
+    renderEmptyState();
+    if (stick) scrollToBottom();
+  } else if (!opts.fromHistory && m.authorId !== S.user.id && st.loaded !== undefined) {
+    st.unread++;
+    renderChannels();
+  }
+  return true;
+}
+
+export function messageEl(m) {
+  if (m.el) return m.el;
+  const d = toDate(m.ts);
+  const mine = S.user && m.authorId === S.user.id;
+  const text = h('div', { className: 'text' });
+  fillText(text, m.text);
+  m.el = h('article', {
+    className: 'message' + (mine ? ' mine' : ''),
+    dataset: { id: m.id, authorId: m.authorId, testid: 'message' },
+  },
+  avatar(m.author),
+  h('div', { className: 'body' },
+    h('div', { className: 'meta' },
+      h('span', { className: 'author', text: m.author }),
+      h('time', { className: 'time', text: shortTime(d), attrs: { datetime: d.toISOString(), title: fullFmt.format(d) } })),
+    text));
+  return m.el;
+}
+
+/** The element of a message not yet acked (pending) or refused (failed). */
+export function localEl(o) {
+  const text = h('div', { className: 'text' });
+  fillText(text, o.text);
+  const status = h('div', { className: 'status' });
+  if (o.status === 'failed') {
+    status.append(
+      h('span', { className: 'status-text', text: `Not sent: ${(o.error && SHORT_ERROR[o.error.code]) || describeError(o.error)}.` }),
+      h('button', { className: 'btn btn-small btn-danger retry-btn', text: 'Retry', attrs: { type: 'button' }, on: { click: () => retry(o.nonce) } }),
+      h('button', { className: 'btn btn-small btn-ghost discard-btn', text: 'Discard', attrs: { type: 'button' }, on: { click: () => discard(o.nonce) } }));
+  } else {
+    status.append(h('span', { className: 'status-text', text: S.socket && S.socket.connected ? 'Sending…' : 'Waiting for connection…' }));
+  }
+  const el = h('article', {
+    className: `message mine local ${o.status}`,
+    dataset: { id: '', nonce: o.nonce, status: o.status, testid: 'message' },
+  },
+  avatar(S.user.username),
+  h('div', { className: 'body' },
+    h('div', { className: 'meta' }, h('span', { className: 'author', text: S.user.username }),
+      h('span', { className: 'time pending-label', text: o.status === 'failed' ? 'failed' : 'pending' })),
+    text, status));
+  return el;
+}
+
+export function renderLocal(o) {
+  const el = localEl(o);
+  if (o.el && o.el.isConnected) o.el.replaceWith(el);
+  else if (o.channelId === S.current) $('messages').append(el);
+  o.el = el;
+}
+
+export function renderMessages() {
+  const list = $('messages');
+  const st = chanState(S.current);
+  const els = st.ids.map((id) => messageEl(st.msgs.get(id)));
+  for (const o of S.outbox.values()) {
+    if (o.channelId !== S.current) continue;
+    o.el = localEl(o);
+    els.push(o.el);
+  }
+  list.replaceChildren(...els);
+  renderOlderButton();
+  renderEmptyState();
+}
+
+export function renderOlderButton() {
+  const st = chanState(S.current);
+  $('load-older').hidden = !(st.loaded && st.nextBefore);
+}
+
+export function renderEmptyState() {
+  const st = chanState(S.current);
+  const hasLocal = [...S.outbox.values()].some((o) => o.channelId === S.current);
+  $('empty-state').hidden = !(st.loaded && st.ids.length === 0 && !hasLocal);
+}
+
+export function isNearBottom() {
+  const s = $('scroller');
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
+}
+
+export function scrollToBottom() {
+  const s = $('scroller');
+  s.scrollTop = s.scrollHeight;
+}
