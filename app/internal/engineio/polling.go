@@ -49,25 +49,11 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 		}
 		c.mu.Lock()
 	}
-	if c.transport != TransportPolling {
-		c.mu.Unlock()
-		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+	release, ok := claim(w, c, &c.pollActive, "polls")
+	if !ok {
 		return
 	}
-	if c.pollActive {
-		c.mu.Unlock()
-		// Two concurrent polls mean a confused or hostile client: end the session.
-		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping polls")
-		c.close(ReasonProtocolError, false)
-		return
-	}
-	c.pollActive = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.pollActive = false
-		c.mu.Unlock()
-	}()
+	defer release()
 	// A poll is held until the next ping, which may be longer than the HTTP server's
 	// read and write timeouts (Go's server cancels a request whose connection passes
 	// its read deadline): this request gets until then.
@@ -114,24 +100,11 @@ func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 		httpError(w, http.StatusBadRequest, codeUnknownSID, "Session closed")
 		return
 	}
-	if c.transport != TransportPolling {
-		c.mu.Unlock()
-		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+	release, ok := claim(w, c, &c.postActive, "writes")
+	if !ok {
 		return
 	}
-	if c.postActive {
-		c.mu.Unlock()
-		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping writes")
-		c.close(ReasonProtocolError, false)
-		return
-	}
-	c.postActive = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.postActive = false
-		c.mu.Unlock()
-	}()
+	defer release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -163,4 +136,29 @@ func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {
 	}
 	w.Header().Set("Content-Type", "text/html")
 	_, _ = io.WriteString(w, "ok")
+}
+
+// claim takes a polling session's one slot for a kind of request (a held poll, or a
+// POST; active is its flag) and returns what frees it. A request on an upgraded
+// session is refused (400); a second one of a kind at the same time means a confused
+// or hostile client and ends the session. Called with c.mu held; it unlocks it.
+func claim(w http.ResponseWriter, c *Conn, active *bool, what string) (release func(), ok bool) {
+	if c.transport != TransportPolling {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Transport was upgraded")
+		return nil, false
+	}
+	if *active {
+		c.mu.Unlock()
+		httpError(w, http.StatusBadRequest, codeBadRequest, "Overlapping "+what)
+		c.close(ReasonProtocolError, false)
+		return nil, false
+	}
+	*active = true
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		*active = false
+		c.mu.Unlock()
+	}, true
 }
