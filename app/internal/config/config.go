@@ -272,50 +272,31 @@ func (c Config) Validate() error {
 	if c.KafkaTopic == "" || strings.ContainsAny(c.KafkaTopic, " /\\,") {
 		bad("KAFKA_TOPIC", "must be a topic name without spaces, slashes or commas, got %q", c.KafkaTopic)
 	}
-	if c.KafkaPartitions < 1 {
-		bad("KAFKA_PARTITIONS", "must be at least 1, got %d", c.KafkaPartitions)
-	}
-	if c.KafkaReplicationFactor < 1 {
-		bad("KAFKA_REPLICATION_FACTOR", "must be at least 1, got %d", c.KafkaReplicationFactor)
-	}
-	if c.KafkaMinInsyncReplicas < 1 {
-		bad("KAFKA_MIN_INSYNC_REPLICAS", "must be at least 1, got %d", c.KafkaMinInsyncReplicas)
-	}
 	if c.KafkaGroupID == "" || strings.ContainsAny(c.KafkaGroupID, " /\\,") {
 		bad("KAFKA_GROUP_ID", "must be a consumer group name without spaces, slashes or commas, got %q", c.KafkaGroupID)
-	}
-	if c.DBMaxConns < 2 {
-		bad("DB_MAX_CONNS", "must be at least 2, got %d", c.DBMaxConns)
-	}
-	if c.MaxMessageChars < 1 {
-		bad("MAX_MESSAGE_CHARS", "must be positive, got %d", c.MaxMessageChars)
-	}
-	if c.MaxPayloadBytes < 1024 {
-		bad("MAX_PAYLOAD_BYTES", "must be at least 1024, got %d", c.MaxPayloadBytes)
-	}
-	if c.MessageRate <= 0 {
-		bad("MESSAGE_RATE", "must be positive, got %v", c.MessageRate)
-	}
-	if c.MessageBurst < 1 {
-		bad("MESSAGE_BURST", "must be at least 1, got %d", c.MessageBurst)
-	}
-	if c.AuthRate <= 0 || c.AuthUserRate <= 0 {
-		bad("AUTH_RATE", "AUTH_RATE and AUTH_USER_RATE must be positive, got %v and %v", c.AuthRate, c.AuthUserRate)
-	}
-	if c.AuthBurst < 1 || c.AuthUserBurst < 1 {
-		bad("AUTH_BURST", "AUTH_BURST and AUTH_USER_BURST must be at least 1, got %d and %d", c.AuthBurst, c.AuthUserBurst)
-	}
-	if c.MaxConnsPerIP < 1 {
-		bad("MAX_CONNECTIONS_PER_IP", "must be at least 1, got %d", c.MaxConnsPerIP)
-	}
-	if c.MaxConnsPerUser < 1 {
-		bad("MAX_CONNECTIONS_PER_USER", "must be at least 1, got %d", c.MaxConnsPerUser)
 	}
 	if _, err := clientip.Parse(c.TrustedProxies); err != nil {
 		bad("TRUSTED_PROXIES", "%v", err)
 	}
-	if c.SendQueueSize < 1 {
-		bad("SEND_QUEUE_SIZE", "must be at least 1, got %d", c.SendQueueSize)
+	for _, n := range []struct {
+		name       string
+		value, min int
+	}{
+		{"KAFKA_PARTITIONS", c.KafkaPartitions, 1}, {"KAFKA_REPLICATION_FACTOR", c.KafkaReplicationFactor, 1},
+		{"KAFKA_MIN_INSYNC_REPLICAS", c.KafkaMinInsyncReplicas, 1}, {"DB_MAX_CONNS", c.DBMaxConns, 2},
+		{"MAX_MESSAGE_CHARS", c.MaxMessageChars, 1}, {"MAX_PAYLOAD_BYTES", c.MaxPayloadBytes, 1024},
+		{"MESSAGE_BURST", c.MessageBurst, 1}, {"AUTH_BURST", c.AuthBurst, 1}, {"AUTH_USER_BURST", c.AuthUserBurst, 1},
+		{"MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP, 1}, {"MAX_CONNECTIONS_PER_USER", c.MaxConnsPerUser, 1},
+		{"SEND_QUEUE_SIZE", c.SendQueueSize, 1},
+	} {
+		if n.value < n.min {
+			bad(n.name, "must be at least %d, got %d", n.min, n.value)
+		}
+	}
+	for name, rate := range map[string]float64{"MESSAGE_RATE": c.MessageRate, "AUTH_RATE": c.AuthRate, "AUTH_USER_RATE": c.AuthUserRate} {
+		if rate <= 0 {
+			bad(name, "must be positive, got %v", rate)
+		}
 	}
 	for name, d := range map[string]time.Duration{"PING_INTERVAL": c.PingInterval, "PING_TIMEOUT": c.PingTimeout,
 		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "LEADER_LEASE": c.LeaderLease,

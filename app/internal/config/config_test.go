@@ -58,6 +58,11 @@ func TestLoad(t *testing.T) {
 		{name: "consumer group with a space", env: map[string]string{"KAFKA_GROUP_ID": "batch writer"}, wantErr: "KAFKA_GROUP_ID"},
 		{name: "one DB connection", env: map[string]string{"DB_MAX_CONNS": "1"}, wantErr: "DB_MAX_CONNS"},
 		{name: "bad lease", env: map[string]string{"LEADER_LEASE": "0s"}, wantErr: "LEADER_LEASE"},
+		{name: "small payload limit", env: map[string]string{"MAX_PAYLOAD_BYTES": "100"}, wantErr: "MAX_PAYLOAD_BYTES: must be at least 1024, got 100"},
+		{name: "no connections per user", env: map[string]string{"MAX_CONNECTIONS_PER_USER": "0"}, wantErr: "MAX_CONNECTIONS_PER_USER: must be at least 1"},
+		{name: "zero per-username login rate", env: map[string]string{"AUTH_USER_RATE": "0"}, wantErr: "AUTH_USER_RATE: must be positive"},
+		{name: "zero send queue", env: map[string]string{"SEND_QUEUE_SIZE": "0"}, wantErr: "SEND_QUEUE_SIZE"},
+		{name: "bad trusted proxy", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, wantErr: "TRUSTED_PROXIES"},
 		{name: "clustered tuning defaults", check: func(t *testing.T, c Config) {
 			if c.KafkaTopic != "quibly.messages" || c.KafkaPartitions != 12 || c.KafkaReplicationFactor != 3 || c.LeaderLease.Seconds() != 10 ||
 				c.KafkaMinInsyncReplicas != 2 || c.KafkaGroupID != "quibly-batch-writer" {
