@@ -34,8 +34,9 @@ type SecretsManager struct {
 
 // NewSecretsManager loads the AWS settings; the secret is first read by the first connection.
 func NewSecretsManager(ctx context.Context, cfg SecretsManagerConfig) (*SecretsManager, error) {
-	if cfg.SecretID == "" {
-		return nil, errNoSecretID
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -46,10 +47,23 @@ func NewSecretsManager(ctx context.Context, cfg SecretsManagerConfig) (*SecretsM
 	}
 	s := &SecretsManager{client: secretsmanager.NewFromConfig(awsCfg), id: cfg.SecretID}
 	s.cache = cache{fetch: s.read, ttl: cfg.TTL, now: time.Now}
-	if s.ttl <= 0 {
-		s.ttl = DefaultTTL
-	}
 	return s, nil
+}
+
+// withDefaults fills the fields left zero that have a default.
+func (c SecretsManagerConfig) withDefaults() SecretsManagerConfig {
+	if c.TTL <= 0 {
+		c.TTL = DefaultTTL
+	}
+	return c
+}
+
+// Validate requires the secret's id.
+func (c SecretsManagerConfig) Validate() error {
+	if c.SecretID == "" {
+		return errNoSecretID
+	}
+	return nil
 }
 
 func (s *SecretsManager) read(ctx context.Context) (Credentials, error) {

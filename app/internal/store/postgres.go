@@ -36,6 +36,26 @@ type PostgresConfig struct {
 	MaxConnLifetime time.Duration
 }
 
+// withDefaults fills the fields left zero that have a default of Quibly's (the others
+// keep pgxpool's).
+func (c PostgresConfig) withDefaults() PostgresConfig {
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = defaultPGConnectTimeout
+	}
+	return c
+}
+
+// Validate rejects impossible values; the URL is checked when it is parsed.
+func (c PostgresConfig) Validate() error {
+	if c.MaxConns < 0 {
+		return fmt.Errorf("store: postgres max connections must not be negative, got %d", c.MaxConns)
+	}
+	if c.MaxConnLifetime < 0 {
+		return fmt.Errorf("store: postgres connection lifetime must not be negative, got %s", c.MaxConnLifetime)
+	}
+	return nil
+}
+
 // defaultPGConnectTimeout is long enough for a database that is still starting, short
 // enough that a wrong DATABASE_URL stops start-up quickly with a clear error.
 const defaultPGConnectTimeout = 10 * time.Second
@@ -75,17 +95,15 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: DATABASE_URL %s is not a valid PostgreSQL URL or key=value string", shown)
 	}
-	if cfg.MaxConns < 0 {
-		return nil, fmt.Errorf("store: postgres max connections must not be negative, got %d", cfg.MaxConns)
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 		pcfg.MinConns = min(pcfg.MinConns, cfg.MaxConns)
 	}
 	timeout := cfg.ConnectTimeout
-	if timeout <= 0 {
-		timeout = defaultPGConnectTimeout
-	}
 	pcfg.ConnConfig.ConnectTimeout = timeout
 	if cfg.MaxConnLifetime > 0 {
 		pcfg.MaxConnLifetime = cfg.MaxConnLifetime
