@@ -47,6 +47,10 @@ type Config struct {
 // NewClient builds the client from cfg. It does not connect: call Ping to check.
 // The caller owns the client and closes it after every backend using it is closed.
 func NewClient(cfg Config) (redis.UniversalClient, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	addrs, err := cfg.addrs()
 	if err != nil {
 		return nil, err
@@ -55,9 +59,9 @@ func NewClient(cfg Config) (redis.UniversalClient, error) {
 		Addrs:        addrs,
 		Password:     cfg.Password,
 		ClientName:   cfg.ClientName,
-		DialTimeout:  orDefault(cfg.DialTimeout, 5*time.Second),
-		ReadTimeout:  orDefault(cfg.ReadTimeout, 3*time.Second),
-		WriteTimeout: orDefault(cfg.WriteTimeout, 3*time.Second),
+		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
 		PoolSize:     cfg.PoolSize,
 		// Callers' contexts bound every call, so a stuck Redis never hangs a request.
 		ContextTimeoutEnabled: true,
@@ -74,17 +78,37 @@ func NewClient(cfg Config) (redis.UniversalClient, error) {
 	return redis.NewUniversalClient(opts), nil
 }
 
-func (cfg Config) addrs() ([]string, error) {
+// withDefaults fills the fields left zero that have a default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Port == 0 {
+		cfg.Port = 6379
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 3 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 3 * time.Second
+	}
+	return cfg
+}
+
+// Validate reports a missing host and a port out of range; addrs checks each host.
+func (cfg Config) Validate() error {
 	if strings.TrimSpace(cfg.Host) == "" {
-		return nil, errors.New("REDIS_STRING: no Redis host given")
+		return errors.New("REDIS_STRING: no Redis host given")
 	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return fmt.Errorf("REDIS_PORT_NO: %d is not a port", cfg.Port)
+	}
+	return nil
+}
+
+// addrs lists the host:port of each host in Host (Port where a host has none).
+func (cfg Config) addrs() ([]string, error) {
 	port := cfg.Port
-	if port == 0 {
-		port = 6379
-	}
-	if port < 0 || port > 65535 {
-		return nil, fmt.Errorf("REDIS_PORT_NO: %d is not a port", port)
-	}
 	var addrs []string
 	for _, h := range strings.Split(cfg.Host, ",") {
 		h = strings.TrimSpace(h)
@@ -103,13 +127,6 @@ func (cfg Config) addrs() ([]string, error) {
 		return nil, errors.New("REDIS_STRING: no Redis host given")
 	}
 	return addrs, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // Ping checks that Redis answers, for /health. In cluster mode it pings every shard,

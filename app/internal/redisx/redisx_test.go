@@ -12,6 +12,15 @@ import (
 	"github.com/quibly/quibly/app/internal/testenv"
 )
 
+// resolve is what NewClient does with a Config before it dials: defaults, checks, addresses.
+func resolve(c Config) ([]string, error) {
+	c = c.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c.addrs()
+}
+
 func TestAddrs(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -29,7 +38,7 @@ func TestAddrs(t *testing.T) {
 		{"bad port", Config{Host: "x", Port: 70000}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.cfg.addrs()
+			got, err := resolve(tc.cfg)
 			if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
 				t.Fatalf("got %v, %v", got, err)
 			}
