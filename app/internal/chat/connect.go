@@ -77,7 +77,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 // log still holds what it missed since offset (or, without one, since the session
 // began). It joins c to the session's channels first, holding their live events, and
 // then reads the log, so that nothing published in between falls through the gap;
-// Connected sends the log, then what was held (recoveryPackets). It reports whether
+// Connected sends the log, then what was held (recoveryPacketsLocked). It reports whether
 // the session was restored; if not, c is as it was.
 func (h *Hub) restore(ctx context.Context, s *socketio.Socket, c *client, pid, offset string) bool {
 	sess, ok, err := h.Sessions.Take(ctx, pid, c.user.ID)
