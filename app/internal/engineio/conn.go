@@ -115,8 +115,8 @@ func MessagePacket(data string) string { return string(Message) + data }
 // frame on a websocket, base64 in a long-polling payload.
 func BinaryPacket(data []byte) string { return string(binaryPrefix) + string(data) }
 
-// SendPackets queues packets made by MessagePacket and BinaryPacket, all or none, so that they leave
-// together (in one write on a websocket). It never blocks, like Send.
+// SendPackets queues packets made by MessagePacket and BinaryPacket, all or none, so
+// that they leave together (in one write on a websocket). It never blocks, like Send.
 func (c *Conn) SendPackets(packets ...string) error { return c.sendPacket(packets...) }
 
 func (c *Conn) sendPacket(ps ...string) error {
