@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // ErrOffsetExpired means the requested offset is older than the retained log.
@@ -29,6 +30,9 @@ type Event struct {
 	Origin string `json:"o,omitempty"`
 	// Offset is set by the broker on logged events; empty on ephemeral ones.
 	Offset string `json:"-"`
+	// PublishedAt is when the broker logged the event, by its clock (Redis's, to the
+	// millisecond); zero on ephemeral events. Subscribers measure delivery latency by it.
+	PublishedAt time.Time `json:"-"`
 }
 
 // Slot is a message's place in its channel's order, handed out by Reserve: its id

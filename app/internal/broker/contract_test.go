@@ -133,6 +133,14 @@ func contractOrderAndReplay(t *testing.T, be backend) {
 	if len(got) != 4 || got[1].Offset != "" || got[0].Offset != first || got[1].Kind != KindTyping {
 		t.Fatalf("subscriber saw %+v", got)
 	}
+	// Logged events carry when they were published (subscribers time delivery by it),
+	// ephemeral ones nothing.
+	for i, ev := range got {
+		logged := ev.Offset != ""
+		if logged == ev.PublishedAt.IsZero() {
+			t.Fatalf("event %d (logged %v) published at %v", i, logged, ev.PublishedAt)
+		}
+	}
 	tests := []struct {
 		name     string
 		offset   string

@@ -202,8 +202,8 @@ func (m *Memory) Publish(_ context.Context, ev Event, logged bool) (string, erro
 func (m *Memory) publishLocked(ev Event, logged bool) string {
 	if logged {
 		m.seq++
-		ev.Offset = m.formatOffset(m.seq)
 		now := m.now()
+		ev.Offset, ev.PublishedAt = m.formatOffset(m.seq), now
 		m.trim(now)
 		m.log = append(m.log, logEntry{seq: m.seq, at: now, ev: ev})
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -68,7 +69,7 @@ func decodeEntry(m redis.XMessage) (Event, position, error) {
 		return Event{}, position{}, fmt.Errorf("broker: log entry %s: %w", m.ID, err)
 	}
 	pos := position{epoch: epoch, seq: seq, id: m.ID}
-	ev.Offset = pos.offset()
+	ev.Offset, ev.PublishedAt = pos.offset(), time.UnixMilli(streamIDMillis(m.ID))
 	return ev, pos, nil
 }
 

@@ -52,6 +52,18 @@ func (h *Hub) deliver(evs []broker.Event) {
 		b := batches[c]
 		h.countSend(c.send(b...), len(b))
 	}
+	h.observeDelivery(evs...)
+}
+
+// observeDelivery records how long the bus took to bring each message here, once per
+// message and node whatever its number of local clients.
+func (h *Hub) observeDelivery(evs ...broker.Event) {
+	now := time.Now()
+	for _, ev := range evs {
+		if ev.Kind == broker.KindMessage && !ev.PublishedAt.IsZero() {
+			h.Metrics.DeliverySeconds.Observe(max(now.Sub(ev.PublishedAt), 0).Seconds())
+		}
+	}
 }
 
 // deliverOne is deliver for a single event, without the grouping.
@@ -67,6 +79,7 @@ func (h *Hub) deliverOne(ev broker.Event) {
 	for _, c := range targets {
 		h.countSend(c.send(heldPacket{ev.Offset, packet}), 1)
 	}
+	h.observeDelivery(ev)
 }
 
 // prepare records a logged event's offset as the latest delivered (before its

@@ -141,7 +141,10 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	}
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
-	if err := h.Queue.Produce(ctx, msg); err != nil {
+	queued := time.Now()
+	err := h.Queue.Produce(ctx, msg)
+	h.Metrics.SendStageSeconds.WithLabelValues("queue").Observe(time.Since(queued).Seconds())
+	if err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
 		if p.Nonce == "" {
 			// Nothing can retry into this slot: the channel need not wait for it. The
@@ -165,7 +168,9 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	data, _ := json.Marshal(wire)
 	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}
 	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
+	published := time.Now()
 	late, err := h.Broker.Commit(ctx, ps.slot, ev)
+	h.Metrics.SendStageSeconds.WithLabelValues("publish").Observe(time.Since(published).Seconds())
 	if late {
 		h.Metrics.FanoutLate.Inc()
 		h.Log.Warn("a message was committed after its slot was given up: delivered out of order", "id", msg.ID)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/batch"
 	"github.com/quibly/quibly/app/internal/broker"
@@ -179,5 +181,39 @@ func TestFailedSendWithoutNonceDoesNotHoldTheChannel(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the next message waited for the refused send's place (the broker's hold is 10 s)")
+	}
+}
+
+// A send is timed by stage (queue, publish) and its delivery from the bus to this
+// node's clients, once per message whatever the number of clients.
+func TestSendStagesAndDeliveryAreTimed(t *testing.T) {
+	f := newSendFixture(t)
+	m := f.hub.Metrics
+	if ack := f.send(t, "timed", "nonce-timed"); ack["id"] == nil {
+		t.Fatalf("send: %v", ack)
+	}
+	count := func(h prometheus.Histogram) uint64 {
+		var d dto.Metric
+		if err := h.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetHistogram().GetSampleCount()
+	}
+	if q, p := count(m.SendStageSeconds.WithLabelValues("queue").(prometheus.Histogram)), count(m.SendStageSeconds.WithLabelValues("publish").(prometheus.Histogram)); q != 1 || p != 1 {
+		t.Fatalf("queue %d, publish %d observations; want 1 each", q, p)
+	}
+	// Two local clients in the channel; one logged message, one typing event.
+	for _, id := range []string{"u1", "u2"} {
+		c := &client{user: model.User{ID: id, Username: id}, recovering: true}
+		c.channels.add(f.chID)
+		f.hub.register(c)
+	}
+	before := count(m.DeliverySeconds)
+	f.hub.deliver([]broker.Event{
+		{Kind: broker.KindMessage, ChannelID: f.chID, Data: json.RawMessage(`{}`), Offset: "x-1", PublishedAt: time.Now().Add(-30 * time.Millisecond)},
+		{Kind: broker.KindTyping, ChannelID: f.chID, Data: json.RawMessage(`{}`)},
+	})
+	if got := count(m.DeliverySeconds) - before; got != 1 {
+		t.Fatalf("%d delivery observations for one message to two clients, want 1", got)
 	}
 }

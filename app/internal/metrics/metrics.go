@@ -16,14 +16,20 @@ type Metrics struct {
 	Connections    prometheus.Gauge
 	MessagesTotal  *prometheus.CounterVec // by result: ok, error code
 	SendAckSeconds prometheus.Histogram
-	Deliveries     prometheus.Counter
-	SlowDropped    prometheus.Counter
-	Recoveries     *prometheus.CounterVec // by result: recovered, expired
-	BatchSize      prometheus.Histogram
-	BatchSeconds   prometheus.Histogram
-	BatchErrors    prometheus.Counter
-	FanoutErrors   prometheus.Counter
-	FanoutLate     prometheus.Counter
+	// SendStageSeconds splits a send by stage: queue (until the queue confirmed it
+	// durable: Kafka acks=all, or stored standalone) and publish (the bus commit).
+	SendStageSeconds *prometheus.HistogramVec
+	// DeliverySeconds is from a message's publication on the bus to its being queued to
+	// this node's clients.
+	DeliverySeconds prometheus.Histogram
+	Deliveries      prometheus.Counter
+	SlowDropped     prometheus.Counter
+	Recoveries      *prometheus.CounterVec // by result: recovered, expired
+	BatchSize       prometheus.Histogram
+	BatchSeconds    prometheus.Histogram
+	BatchErrors     prometheus.Counter
+	FanoutErrors    prometheus.Counter
+	FanoutLate      prometheus.Counter
 	// MessagesRejected counts messages the store refused for good (parked).
 	MessagesRejected prometheus.Counter
 	IsLeader         prometheus.Gauge
@@ -41,6 +47,12 @@ func New(queueLag func() float64) *Metrics {
 			Help: "message:send requests by result (ok or the error code); rate() gives messages/s."}, []string{"result"}),
 		SendAckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_send_ack_seconds",
 			Help: "Time from receiving message:send to acking it.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		SendStageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "quibly_send_stage_seconds",
+			Help:    "Time of each stage of message:send: queue (until durable in the queue), publish (the bus commit).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"stage"}),
+		DeliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_delivery_seconds",
+			Help:    "Time from a message's publication on the bus (the bus's clock) to its being queued to this node's clients.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_deliveries_total", Help: "Events queued to clients."}),
 		SlowDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_slow_clients_dropped_total",
 			Help: "Connections dropped because their send queue overflowed."}),
@@ -58,7 +70,7 @@ func New(queueLag func() float64) *Metrics {
 			Help: "Messages the store refused for good (their author or channel is gone), parked in rejected_messages."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
 	}
-	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
+	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.SendStageSeconds, m.DeliverySeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
 		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.MessagesRejected, m.IsLeader,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "quibly_queue_lag_messages",
 			Help: "Messages accepted but not yet stored (Kafka consumer lag when clustered)."}, queueLag))

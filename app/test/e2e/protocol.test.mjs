@@ -736,13 +736,23 @@ describe('health and metrics', () => {
 
   it('GET /metrics serves Prometheus text with quibly_ metrics', T, async () => {
     const u = await newUser(ctx.url);
-    await connect(ctx.url, u.token); // some activity
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    const got = inbox(s, gen);
+    await join(s, gen);
+    const sent = assertSent(await send(s, gen, 'timed'));
+    await waitFor(() => got.find((m) => m.id === sent.id), 5000, 'own message delivered');
     const r = await fetch(`${ctx.url}/metrics`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') || '', /text\/plain/);
     const text = await r.text();
     assert.match(text, /^quibly_[a-z0-9_]+(\{[^}]*\})? [0-9.eE+-]+$/m, 'no quibly_ sample line');
     assert.match(text, /^# TYPE quibly_/m);
+    // Where a send's time goes: each stage, and the bus to this node's clients.
+    for (const series of ['quibly_send_stage_seconds_count{stage="queue"}', 'quibly_send_stage_seconds_count{stage="publish"}', 'quibly_delivery_seconds_count']) {
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      assert.ok(line && Number(line.split(' ')[1]) >= 1, `${series}: ${line}`);
+    }
   });
 });
 
