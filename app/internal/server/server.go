@@ -117,6 +117,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		IdleTimeout:  cfg.HTTPIdleTimeout,
 	}
 
+	// Before anything runs in the background: a bad setting stops start-up cleanly.
+	stopMetrics, err := startCloudWatch(context.WithoutCancel(ctx), cfg, m, log)
+	if err != nil {
+		return err
+	}
 	// The hub's subscription and the batch writer outlive ctx: they finish the drain.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -136,10 +141,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			}
 		})
 	}()
-	stopMetrics, err := startCloudWatch(bg, cfg, m, log)
-	if err != nil {
-		return err
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("quibly serving", "addr", ln.Addr().String(), "mode", cfg.Mode())
@@ -205,7 +206,8 @@ func drain(cfg config.Config, log *slog.Logger, d drainSteps) error {
 }
 
 // startCloudWatch copies the counters the stacks alarm on to CloudWatch when
-// CLOUDWATCH_NAMESPACE is set; the returned function pushes once more and stops.
+// CLOUDWATCH_NAMESPACE is set, until the returned function, which pushes once more
+// and stops (the drain calls it; ctx must outlive the node's own).
 func startCloudWatch(ctx context.Context, cfg config.Config, m *metrics.Metrics, log *slog.Logger) (func(), error) {
 	if cfg.CloudWatchNamespace == "" {
 		return func() {}, nil
