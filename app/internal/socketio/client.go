@@ -38,12 +38,21 @@ type client struct {
 func (cl *client) armConnectTimer() {
 	cl.connectTimer = time.AfterFunc(cl.srv.cfg.ConnectTimeout, func() {
 		cl.mu.Lock()
-		idle := cl.main == nil && len(cl.others) == 0
+		idle := cl.noSocketsLocked()
 		cl.mu.Unlock()
 		if idle {
 			cl.conn.Fail(engineio.ReasonHandshakeTimeout)
 		}
 	})
+}
+
+func (cl *client) noSocketsLocked() bool { return cl.main == nil && len(cl.others) == 0 }
+
+func (cl *client) stopConnectTimerLocked() {
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
+	}
 }
 
 func (cl *client) socket(nsp string) *Socket {
@@ -70,10 +79,7 @@ func (cl *client) add(s *Socket) bool {
 		}
 		cl.others[s.nsp] = s
 	}
-	if cl.connectTimer != nil {
-		cl.connectTimer.Stop()
-		cl.connectTimer = nil
-	}
+	cl.stopConnectTimerLocked()
 	return true
 }
 
@@ -87,7 +93,7 @@ func (cl *client) remove(nsp string) *Socket {
 	} else if s = cl.others[nsp]; s != nil {
 		delete(cl.others, nsp)
 	}
-	if s != nil && cl.main == nil && len(cl.others) == 0 && !cl.closed {
+	if s != nil && cl.noSocketsLocked() && !cl.closed {
 		cl.armConnectTimer()
 	}
 	return s
@@ -96,10 +102,7 @@ func (cl *client) remove(nsp string) *Socket {
 func (cl *client) onClose(reason string) {
 	cl.mu.Lock()
 	cl.closed = true
-	if cl.connectTimer != nil {
-		cl.connectTimer.Stop()
-		cl.connectTimer = nil
-	}
+	cl.stopConnectTimerLocked()
 	var gone []*Socket
 	if cl.main != nil {
 		gone = append(gone, cl.main)
