@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -154,4 +155,26 @@ func (a *Auth) ParseToken(token string) (model.User, error) {
 		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
 	}
 	return model.User{ID: c.Subject, Username: c.Name, TokenVersion: c.Version}, nil
+}
+
+// TokenVersions is what Current needs of the store.
+type TokenVersions interface {
+	TokenVersion(ctx context.Context, userID string) (version int64, exists bool, err error)
+}
+
+// Current refuses (unauthorized) a verified token whose user no longer exists (a
+// restore, a reset of standalone's data: its messages would be refused by the store)
+// or whose tokens were revoked after it was issued (logout). Other errors are the
+// store's.
+func Current(ctx context.Context, st TokenVersions, u model.User) error {
+	version, exists, err := st.TokenVersion(ctx, u.ID)
+	switch {
+	case err != nil:
+		return err
+	case !exists:
+		return apperr.New(apperr.Unauthorized, "the token's user no longer exists, log in again")
+	case version != u.TokenVersion:
+		return apperr.New(apperr.Unauthorized, "the token was revoked (logged out), log in again")
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -269,3 +270,36 @@ func TestParseToken(t *testing.T) {
 }
 
 func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+type versions map[string]int64
+
+func (v versions) TokenVersion(_ context.Context, id string) (int64, bool, error) {
+	if id == "broken" {
+		return 0, false, errors.New("store down")
+	}
+	n, ok := v[id]
+	return n, ok, nil
+}
+
+func TestCurrent(t *testing.T) {
+	st := versions{"alice": 2}
+	for _, tc := range []struct {
+		name     string
+		user     model.User
+		wantCode string // "" for nil; "store" for the store's own error
+	}{
+		{"current token", model.User{ID: "alice", TokenVersion: 2}, ""},
+		{"token from before a logout", model.User{ID: "alice", TokenVersion: 1}, apperr.Unauthorized},
+		{"user gone", model.User{ID: "ghost"}, apperr.Unauthorized},
+		{"store down", model.User{ID: "broken"}, "store"},
+	} {
+		err := Current(context.Background(), st, tc.user)
+		var ae *apperr.Error
+		switch {
+		case tc.wantCode == "" && err != nil,
+			tc.wantCode == "store" && (err == nil || errors.As(err, &ae)),
+			tc.wantCode == apperr.Unauthorized && (!errors.As(err, &ae) || ae.Code != apperr.Unauthorized):
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
@@ -44,16 +45,13 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	}
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
-	// A signed token can outlive its user (a restore, a reset of standalone's data);
-	// its messages would then be refused by the store.
-	switch version, exists, err := h.Store.TokenVersion(ctx, user.ID); {
+	var refused *apperr.Error
+	switch err := auth.Current(ctx, h.Store, user); {
+	case errors.As(err, &refused):
+		return refuse(refused.Code, refused.Message)
 	case err != nil:
 		h.Log.Warn("checking the token's user failed", "err", err)
 		return refuse(apperr.Unavailable, "the service is temporarily unavailable, reconnect")
-	case !exists:
-		return refuse(apperr.Unauthorized, "the token's user no longer exists, log in again")
-	case version != user.TokenVersion:
-		return refuse(apperr.Unauthorized, "the token was revoked (logged out), log in again")
 	}
 	if !h.reserveConn(user.ID) {
 		return refuse(apperr.RateLimited, fmt.Sprintf("a user may hold at most %d connections to one server", h.cfg.MaxConnsPerUser))

@@ -188,7 +188,7 @@ func (a *API) requireUser(h handlerFunc) handlerFunc {
 		}
 		u, err := a.au.ParseToken(token)
 		if err == nil {
-			err = knownUser(r.Context(), a.st, u)
+			err = auth.Current(r.Context(), a.st, u)
 		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="quibly", error="invalid_token"`)
@@ -196,22 +196,6 @@ func (a *API) requireUser(h handlerFunc) handlerFunc {
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	}
-}
-
-// knownUser refuses a signed token whose user no longer exists, which would otherwise
-// get as far as the store and fail there (503 on create, a poison message on send),
-// and one issued before the user's tokens were revoked (logout).
-func knownUser(ctx context.Context, st store.Store, u model.User) error {
-	version, exists, err := st.TokenVersion(ctx, u.ID)
-	switch {
-	case err != nil:
-		return err
-	case !exists:
-		return apperr.New(apperr.Unauthorized, "the token's user no longer exists, log in again")
-	case version != u.TokenVersion:
-		return apperr.New(apperr.Unauthorized, "the token was revoked (logged out), log in again")
-	}
-	return nil
 }
 
 // userFrom returns the user requireUser admitted.
