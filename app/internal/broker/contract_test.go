@@ -98,6 +98,19 @@ func dataOf(evs []Event) []string {
 	return out
 }
 
+// subscribeBoth subscribes a collector on each node.
+func subscribeBoth(t *testing.T, ctx context.Context, be backend) (onA, onB *collector) {
+	t.Helper()
+	onA, onB = newCollector(), newCollector()
+	if err := be.a.Subscribe(ctx, onA.add); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.b.Subscribe(ctx, onB.add); err != nil {
+		t.Fatal(err)
+	}
+	return onA, onB
+}
+
 func msg(channel, data string) Event {
 	return Event{Kind: KindMessage, ChannelID: channel, Data: json.RawMessage(data)}
 }
@@ -203,13 +216,7 @@ func contractWindowExpires(t *testing.T, be backend) {
 // same sequence, with offsets that only grow.
 func contractOneOrder(t *testing.T, be backend) {
 	ctx := testCtx(t)
-	subA, subB := newCollector(), newCollector()
-	if err := be.a.Subscribe(ctx, subA.add); err != nil {
-		t.Fatal(err)
-	}
-	if err := be.b.Subscribe(ctx, subB.add); err != nil {
-		t.Fatal(err)
-	}
+	subA, subB := subscribeBoth(t, ctx, be)
 	const perNode = 50
 	var wg sync.WaitGroup
 	for n, node := range []Broker{be.a, be.b} {
@@ -382,13 +389,7 @@ func contractSlotGivenUp(t *testing.T, be backend) {
 // back): both subscribers see every message once, in one order, ascending by id.
 func contractConcurrentReserved(t *testing.T, be backend) {
 	ctx := testCtx(t)
-	subA, subB := newCollector(), newCollector()
-	if err := be.a.Subscribe(ctx, subA.add); err != nil {
-		t.Fatal(err)
-	}
-	if err := be.b.Subscribe(ctx, subB.add); err != nil {
-		t.Fatal(err)
-	}
+	subA, subB := subscribeBoth(t, ctx, be)
 	const senders, each = 8, 40
 	var wg sync.WaitGroup
 	for n := range senders {
