@@ -15,7 +15,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 HOST=127.0.0.1
-PORT=$AWS_PORT
 MOTO_VERSION=5.2.5
 AWSCLI_VERSION=1.46.3
 DIR=$LOCAL/aws
@@ -25,7 +24,7 @@ LOG=$DIR/moto.log
 
 usage() { usage_text; }
 
-answers() { curl -fsS -m 2 -o /dev/null "http://$HOST:$PORT/moto-api/" 2>/dev/null; }
+answers() { curl -fsS -m 2 -o /dev/null "http://$HOST:$AWS_PORT/moto-api/" 2>/dev/null; }
 
 install() {
   if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/aws" ] &&
@@ -45,18 +44,18 @@ install() {
 up() {
   mkdir -p "$DIR"
   install
-  if answers; then say "moto already answers on $HOST:$PORT"; return 0; fi
-  port_open "$HOST" "$PORT" && die "moto: port $PORT is taken by something else (see: ss -ltnp 'sport = :$PORT')"
-  say "starting moto $MOTO_VERSION on $HOST:$PORT (log: $LOG)"
-  spawn "$PID" "$LOG" "$VENV/bin/moto_server" -H "$HOST" -p "$PORT"
-  wait_for "moto ($HOST:$PORT)" 60 answers || { tail -n 20 "$LOG" >&2; die "moto did not answer on $HOST:$PORT within 60s; see $LOG"; }
+  if answers; then say "moto already answers on $HOST:$AWS_PORT"; return 0; fi
+  port_open "$HOST" "$AWS_PORT" && die "moto: port $AWS_PORT is taken by something else (see: ss -ltnp 'sport = :$AWS_PORT')"
+  say "starting moto $MOTO_VERSION on $HOST:$AWS_PORT (log: $LOG)"
+  spawn "$PID" "$LOG" "$VENV/bin/moto_server" -H "$HOST" -p "$AWS_PORT"
+  wait_for "moto ($HOST:$AWS_PORT)" 60 answers || { tail -n 20 "$LOG" >&2; die "moto did not answer on $HOST:$AWS_PORT within 60s; see $LOG"; }
 }
 
 down() { stop_pidfile moto "$PID" moto_server 10; }
 
 print_env() {
   cat <<EOF
-export QUIBLY_TEST_AWS_ENDPOINT=http://$HOST:$PORT
+export QUIBLY_TEST_AWS_ENDPOINT=http://$HOST:$AWS_PORT
 export QUIBLY_TEST_AWS_CLI=$VENV/bin/aws
 EOF
 }
@@ -64,7 +63,7 @@ EOF
 case ${1:-} in
   up) up ;;
   down) down ;;
-  status) if answers; then echo "moto  up    $HOST:$PORT"; else echo "moto  down  $HOST:$PORT"; exit 1; fi ;;
+  status) if answers; then echo "moto  up    $HOST:$AWS_PORT"; else echo "moto  down  $HOST:$AWS_PORT"; exit 1; fi ;;
   env) print_env ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;

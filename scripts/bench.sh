@@ -35,8 +35,6 @@ SAT_WINDOW=${SAT_WINDOW:-8}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 USERS=${USERS:-200}
-REF_BASE=$REF_BASE_PORT
-NODE_BASE=$NODE_BASE_PORT
 OUT=${BENCH_OUT:-$ROOT/test-output/bench}
 ONLY=${BENCH_ONLY:-raw store fanout memory}
 part() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -120,7 +118,7 @@ ref_up() {
 ref_nodes() {
   local i port pf
   for i in 1 2 3; do
-    port=$((REF_BASE + i))
+    port=$((REF_BASE_PORT + i))
     port_open "$HOST" "$port" && die "reference peer: port $port is taken (set QUIBLY_REF_BASE_PORT)"
     pf=$BDIR/run/ref-$i.pid
     (cd "$REFDIR" && spawn "$pf" "$BDIR/logs/ref-$i.log" env PORT="$port" SERVER_ID="ref-$i" \
@@ -128,7 +126,7 @@ ref_nodes() {
     STARTED+=("$pf")
   done
   for i in 1 2 3; do
-    wait_for "reference peer ref-$i" 30 curl -sf -m 2 "http://$HOST:$((REF_BASE + i))/health" \
+    wait_for "reference peer ref-$i" 30 curl -sf -m 2 "http://$HOST:$((REF_BASE_PORT + i))/health" \
       || die "reference peer ref-$i did not start; see $BDIR/logs/ref-$i.log"
   done
 }
@@ -155,7 +153,7 @@ backend ref
     balance leastconn
     cookie REF_NODE insert indirect nocache httponly
     option httpchk GET /health
-$(for i in 1 2 3; do echo "    server ref-$i $HOST:$((REF_BASE + i)) cookie ref-$i check"; done)
+$(for i in 1 2 3; do echo "    server ref-$i $HOST:$((REF_BASE_PORT + i)) cookie ref-$i check"; done)
 EOF
   port_open "$HOST" "$REF_LB_PORT" && die "reference HAProxy: port $REF_LB_PORT is taken (set QUIBLY_REF_LB_PORT)"
   spawn "$BDIR/run/haproxy-ref.pid" "$BDIR/logs/haproxy-ref.log" haproxy -db -f "$BDIR/haproxy-ref.cfg"
@@ -176,8 +174,8 @@ node_pids() {
   done
 }
 node_urls() {
-  local base=$NODE_BASE
-  [ "$1" = peer ] && base=$REF_BASE
+  local base=$NODE_BASE_PORT
+  [ "$1" = peer ] && base=$REF_BASE_PORT
   echo "http://$HOST:$((base + 1)),http://$HOST:$((base + 2)),http://$HOST:$((base + 3))"
 }
 lb_url() { if [ "$1" = quibly ]; then echo "http://$HOST:$LB_PORT"; else echo "http://$HOST:$REF_LB_PORT"; fi; }
@@ -225,7 +223,7 @@ settle() {
     while :; do
       lag=0
       for i in 1 2 3; do
-        lag=$((lag + $(curl -sf -m 2 "http://$HOST:$((NODE_BASE + i))/metrics" | awk '/^quibly_queue_lag_messages /{printf "%d", $2}' || echo 0)))
+        lag=$((lag + $(curl -sf -m 2 "http://$HOST:$((NODE_BASE_PORT + i))/metrics" | awk '/^quibly_queue_lag_messages /{printf "%d", $2}' || echo 0)))
       done
       [ "$lag" -eq 0 ] && break
       [ $SECONDS -lt $deadline ] || { warn "the batch writer still lags $lag messages after 120 s; measuring anyway"; break; }
