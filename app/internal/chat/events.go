@@ -179,7 +179,7 @@ func (h *Hub) typing(c *client, args []json.RawMessage) {
 	if decodePayload(args, &p) != nil || !c.inChannel(p.ChannelID) {
 		return // typing has no ack; a bad one is simply not relayed
 	}
-	if !h.typists.allow(c.user.ID) {
+	if ok, _ := h.typists.Allow(c.user.ID); !ok {
 		return
 	}
 	data, _ := json.Marshal(map[string]string{"channelId": p.ChannelID, "userId": c.user.ID, "username": c.user.Username})

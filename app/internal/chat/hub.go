@@ -14,6 +14,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/limit"
 	"github.com/quibly/quibly/app/internal/metrics"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/presence"
@@ -91,13 +92,13 @@ type Hub struct {
 	cfg Config
 	Deps
 
-	mu       sync.RWMutex
-	clients  map[*client]struct{}
-	members  map[string]map[*client]struct{} // channel id → local clients
-	limiters *limiters
-	// typists limits typing events per user across the user's connections on this node.
-	typists *limiters
-	offline map[string]*time.Timer // user id → pending offline announcement
+	mu      sync.RWMutex
+	clients map[*client]struct{}
+	members map[string]map[*client]struct{} // channel id → local clients
+	// limiters limits messages per user across the user's connections on this node,
+	// typists typing events.
+	limiters, typists *limit.Keyed
+	offline           map[string]*time.Timer // user id → pending offline announcement
 	// userConns counts each user's connections here, from Connect to Disconnected.
 	userConns map[string]int
 
@@ -128,8 +129,8 @@ func NewHub(cfg Config, deps Deps) (*Hub, error) {
 		cfg: cfg, Deps: deps,
 		clients:   map[*client]struct{}{},
 		members:   map[string]map[*client]struct{}{},
-		limiters:  newLimiters(cfg.MessageRate, cfg.MessageBurst),
-		typists:   newLimiters(float64(time.Second/typingEvery), typingBurst),
+		limiters:  limit.NewKeyed(limit.Spec{Rate: cfg.MessageRate, Burst: cfg.MessageBurst}),
+		typists:   limit.NewKeyed(limit.Spec{Rate: float64(time.Second / typingEvery), Burst: typingBurst}),
 		offline:   map[string]*time.Timer{},
 		userConns: map[string]int{},
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/sessions"
-	"golang.org/x/time/rate"
 )
 
 // maxSendsInFlight is how many message:send events of one connection run at once.
@@ -80,7 +78,7 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	case !c.inChannel(p.ChannelID):
 		return fail(apperr.New(apperr.Forbidden, "join the channel before sending to it"))
 	}
-	if !h.limiters.allow(c.user.ID) {
+	if ok, _ := h.limiters.Allow(c.user.ID); !ok {
 		return fail(apperr.New(apperr.RateLimited, "too many messages; slow down"))
 	}
 
@@ -189,45 +187,4 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 		}
 	}
 	return map[string]any{"id": wire.ID, "ts": wire.TS}
-}
-
-// limiters holds one token bucket per user on this node, shared by the user's
-// connections, and forgets idle ones.
-type limiters struct {
-	rate  rate.Limit
-	burst int
-
-	mu    sync.Mutex
-	users map[string]*userLimiter
-	calls int
-}
-
-type userLimiter struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newLimiters(r float64, burst int) *limiters {
-	return &limiters{rate: rate.Limit(r), burst: burst, users: map[string]*userLimiter{}}
-}
-
-func (l *limiters) allow(userID string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	l.calls++
-	if l.calls%1024 == 0 {
-		for id, u := range l.users {
-			if now.Sub(u.seen) > time.Minute {
-				delete(l.users, id)
-			}
-		}
-	}
-	u := l.users[userID]
-	if u == nil {
-		u = &userLimiter{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.users[userID] = u
-	}
-	u.seen = now
-	return u.lim.AllowN(now, 1)
 }

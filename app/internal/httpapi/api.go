@@ -48,6 +48,12 @@ func (c Config) withDefaults() Config {
 	if c.HashSlots <= 0 {
 		c.HashSlots = max(1, runtime.GOMAXPROCS(0)/2)
 	}
+	// Addresses and usernames are the client's to choose: keep their buckets bounded.
+	for _, s := range []*limit.Spec{&c.AuthPerIP, &c.AuthPerUser} {
+		if s.MaxKeys == 0 {
+			s.MaxKeys = limit.DefaultMaxKeys
+		}
+	}
 	return c
 }
 

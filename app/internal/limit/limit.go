@@ -13,11 +13,14 @@ import (
 type Spec struct {
 	Rate  float64
 	Burst int
+	// MaxKeys bounds the buckets kept; past it, new keys share one bucket, so a flood
+	// of distinct keys (addresses a client chooses) limits itself instead of growing
+	// the map. 0 is no bound, for keys the server vouches for (signed-in users).
+	MaxKeys int
 }
 
-// maxKeys bounds the buckets kept; past it, new keys share one bucket, so a flood of
-// distinct keys (addresses) limits itself instead of growing the map.
-const maxKeys = 100_000
+// DefaultMaxKeys is MaxKeys for keys that clients choose.
+const DefaultMaxKeys = 100_000
 
 // Keyed is a limiter per key. The zero Spec makes one that allows everything.
 type Keyed struct {
@@ -54,7 +57,7 @@ func (k *Keyed) Allow(key string) (bool, time.Duration) {
 	lim := k.overflow
 	if b := k.buckets[key]; b != nil {
 		b.last, lim = now, b.lim
-	} else if len(k.buckets) < maxKeys {
+	} else if k.spec.MaxKeys == 0 || len(k.buckets) < k.spec.MaxKeys {
 		lim = rate.NewLimiter(rate.Limit(k.spec.Rate), k.spec.Burst)
 		k.buckets[key] = &bucket{lim: lim, last: now}
 	}

@@ -69,3 +69,24 @@ func TestKeyedRefillsAndForgets(t *testing.T) {
 		t.Fatalf("%d keys held after every other bucket refilled, want 1", n)
 	}
 }
+
+// Past MaxKeys, new keys share one bucket; without a bound every key has its own.
+func TestKeyedMaxKeys(t *testing.T) {
+	for _, tc := range []struct {
+		maxKeys, wantAllowed int
+	}{
+		{3, 3 + 1}, // three own buckets, then one shared by every later key
+		{0, 10},
+	} {
+		k := NewKeyed(Spec{Rate: 0, Burst: 1, MaxKeys: tc.maxKeys})
+		allowed := 0
+		for i := range 10 {
+			if ok, _ := k.Allow(fmt.Sprint("key", i)); ok {
+				allowed++
+			}
+		}
+		if allowed != tc.wantAllowed {
+			t.Errorf("MaxKeys %d: %d of 10 new keys allowed, want %d", tc.maxKeys, allowed, tc.wantAllowed)
+		}
+	}
+}
