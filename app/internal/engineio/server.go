@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/quibly/quibly/app/internal/clientip"
 )
 
 // Config tunes the Engine.IO server.
@@ -40,10 +40,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.ClientIP == nil {
-		c.ClientIP = func(r *http.Request) string {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			return host
-		}
+		c.ClientIP = clientip.Resolver{}.IP // the peer: no proxy trusted
 	}
 	return c
 }
