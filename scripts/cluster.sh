@@ -30,6 +30,7 @@
 #   QUIBLY_NODE_BASE_PORT=5000  server-N listens on base+N (5001, 5002, ...)
 #   QUIBLY_LB_PORT=8080  QUIBLY_LB_RR_PORT=8081  QUIBLY_LB_STATS_PORT=8404
 #   QUIBLY_CLUSTER_ENV="K=V ..."  extra environment for every node (e.g. "LOG_LEVEL=debug")
+#   QUIBLY_PPROF_BASE_PORT=N      serve net/http/pprof on 127.0.0.1:N+i for node i (off when unset)
 #   QUIBLY_SKIP_BUILD=1      use app/bin/quibly as it is
 #
 # Logs: .local/cluster/logs/server-N.log and haproxy.log. The JWT secret is generated once
@@ -263,6 +264,7 @@ node_start() {
   envs+=(REDIS_STRING="$HOST" REDIS_PORT_NO="$REDIS_PORT"
     KAFKA_BROKERS="$HOST:$KAFKA_PORT" DATABASE_URL="$db")
   [ -n "${QUIBLY_REDIS_PASSWORD:-}" ] && envs+=(REDIS_PASSWORD="$QUIBLY_REDIS_PASSWORD")
+  [ -n "${QUIBLY_PPROF_BASE_PORT:-}" ] && envs+=(PPROF_ADDR="$HOST:$((QUIBLY_PPROF_BASE_PORT + i))")
   local extra
   # shellcheck disable=SC2206 # word splitting of "K=V K=V" is the point
   extra=(${QUIBLY_CLUSTER_ENV:-})

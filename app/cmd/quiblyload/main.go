@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.ReadyFile, "ready-file", "", "idle: write this file once every connection is up")
 	fs.StringVar(&c.Label, "label", "", "free text copied into the result")
 	cpu := fs.String("cpu", "", "comma-separated process names (e.g. quibly,haproxy,java) whose CPU time in the measured window is reported")
+	metricsURLs := fs.String("metrics", "", "comma-separated node URLs whose stage histograms (/metrics) are read around the measured window")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	listen := fs.String("listen", "127.0.0.1:7990", "echo-server: listen address")
@@ -76,6 +77,9 @@ func run(ctx context.Context, args []string) error {
 		c.Target = *target
 		if *cpu != "" {
 			c.CPUPrograms = strings.Split(*cpu, ",")
+		}
+		if *metricsURLs != "" {
+			c.MetricsURLs = strings.Split(*metricsURLs, ",")
 		}
 		var r *load.Result
 		r, err = load.Run(ctx, c)

@@ -140,6 +140,7 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	queued := time.Now()
+	h.Metrics.SendStageSeconds.WithLabelValues("accept").Observe(queued.Sub(ps.start).Seconds())
 	err := h.Queue.Produce(ctx, msg)
 	h.Metrics.SendStageSeconds.WithLabelValues("queue").Observe(time.Since(queued).Seconds())
 	if err != nil {

@@ -199,8 +199,10 @@ func TestSendStagesAndDeliveryAreTimed(t *testing.T) {
 		}
 		return d.GetHistogram().GetSampleCount()
 	}
-	if q, p := count(m.SendStageSeconds.WithLabelValues("queue").(prometheus.Histogram)), count(m.SendStageSeconds.WithLabelValues("publish").(prometheus.Histogram)); q != 1 || p != 1 {
-		t.Fatalf("queue %d, publish %d observations; want 1 each", q, p)
+	for _, stage := range []string{"accept", "queue", "publish"} {
+		if n := count(m.SendStageSeconds.WithLabelValues(stage).(prometheus.Histogram)); n != 1 {
+			t.Fatalf("stage %s: %d observations; want 1", stage, n)
+		}
 	}
 	// Two local clients in the channel; one logged message, one typing event.
 	for _, id := range []string{"u1", "u2"} {

@@ -37,6 +37,10 @@ type Metrics struct {
 
 // New registers Quibly's collectors plus the Go and process collectors. queueLag
 // reports messages waiting for the batch writer (Kafka consumer lag when clustered).
+// latencyBuckets are the message path's latency buckets: 0.1 ms to 6.6 s, doubling, so
+// a stage of a fraction of a millisecond is told from one of a few.
+func latencyBuckets() []float64 { return prometheus.ExponentialBuckets(0.0001, 2, 17) }
+
 func New(queueLag func() float64) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -46,13 +50,13 @@ func New(queueLag func() float64) *Metrics {
 		MessagesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quibly_messages_total",
 			Help: "message:send requests by result (ok or the error code); rate() gives messages/s."}, []string{"result"}),
 		SendAckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_send_ack_seconds",
-			Help: "Time from receiving message:send to acking it.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Help: "Time from receiving message:send to acking it.", Buckets: latencyBuckets()}),
 		SendStageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "quibly_send_stage_seconds",
-			Help:    "Time of each stage of message:send: queue (until durable in the queue), publish (the bus commit).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"stage"}),
+			Help:    "Time of each stage of message:send: accept (validation, nonce claim, order slot), queue (until durable in the queue), publish (the bus commit).",
+			Buckets: latencyBuckets()}, []string{"stage"}),
 		DeliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quibly_delivery_seconds",
 			Help:    "Time from a message's publication on the bus (the bus's clock) to its being queued to this node's clients.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Buckets: latencyBuckets()}),
 		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_deliveries_total", Help: "Events queued to clients."}),
 		SlowDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_slow_clients_dropped_total",
 			Help: "Connections dropped because their send queue overflowed."}),

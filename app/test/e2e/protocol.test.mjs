@@ -749,7 +749,7 @@ describe('health and metrics', () => {
     assert.match(text, /^quibly_[a-z0-9_]+(\{[^}]*\})? [0-9.eE+-]+$/m, 'no quibly_ sample line');
     assert.match(text, /^# TYPE quibly_/m);
     // Where a send's time goes: each stage, and the bus to this node's clients.
-    for (const series of ['quibly_send_stage_seconds_count{stage="queue"}', 'quibly_send_stage_seconds_count{stage="publish"}', 'quibly_delivery_seconds_count']) {
+    for (const series of ['quibly_send_stage_seconds_count{stage="accept"}', 'quibly_send_stage_seconds_count{stage="queue"}', 'quibly_send_stage_seconds_count{stage="publish"}', 'quibly_delivery_seconds_count']) {
       const line = text.split('\n').find((l) => l.startsWith(series + ' '));
       assert.ok(line && Number(line.split(' ')[1]) >= 1, `${series}: ${line}`);
     }

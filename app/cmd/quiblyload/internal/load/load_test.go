@@ -71,7 +71,7 @@ func TestSmokeStandalone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := Run(ctx, Config{URLs: []string{base}, Target: TargetQuibly, Conns: 50, Channels: 5, Users: 5,
-		Rate: 200, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, SourceIPs: 2})
+		Rate: 200, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, SourceIPs: 2, MetricsURLs: []string{base}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,11 @@ func TestSmokeStandalone(t *testing.T) {
 	}
 	if res.Ack.Count != res.Acked || res.Delivery.Count == 0 {
 		t.Errorf("histograms: %d acks, %d deliveries", res.Ack.Count, res.Delivery.Count)
+	}
+	for _, s := range stageSeries {
+		if st := res.Stages[s.stage]; st.Count == 0 || !(st.P50Ms > 0) || st.P99Ms < st.P50Ms {
+			t.Errorf("server stage %s over the window: %+v", s.stage, st)
+		}
 	}
 	out := filepath.Join(t.TempDir(), "r.json")
 	if err := WriteJSON(out, res); err != nil {

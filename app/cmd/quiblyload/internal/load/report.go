@@ -43,6 +43,14 @@ func PrintTable(w io.Writer, res *Result) {
 	}{{"send→ack", res.Ack}, {"send→delivery", res.Delivery}} {
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", l.name, l.l.Count, l.l.Mean, l.l.P50, l.l.P90, l.l.P99, l.l.P999, l.l.Max)
 	}
+	if len(res.Stages) > 0 {
+		fmt.Fprintf(tw, "\nserver stages ms\tcount\tmean\tp50\tp99\t\t\t\n")
+		for _, s := range stageSeries {
+			if st, ok := res.Stages[s.stage]; ok {
+				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\t\t\n", s.stage, st.Count, st.MeanMs, st.P50Ms, st.P99Ms)
+			}
+		}
+	}
 	if len(res.Errors) > 0 {
 		keys := make([]string, 0, len(res.Errors))
 		for k := range res.Errors {

@@ -46,6 +46,9 @@ type Config struct {
 	// CPUPrograms are process names (comm) whose CPU time over the measured window
 	// is reported, summed per name (Linux /proc).
 	CPUPrograms []string
+	// MetricsURLs are the nodes' base URLs whose stage histograms (/metrics) are read
+	// before and after the measured window (Quibly only).
+	MetricsURLs []string
 	Progress    io.Writer // one line a second; nil: silent
 }
 
@@ -127,6 +130,8 @@ type Result struct {
 	Disconnects int64            `json:"disconnects"`
 	// CPUSeconds is the CPU time each of Config.CPUPrograms used in the window.
 	CPUSeconds map[string]float64 `json:"cpu_s,omitempty"`
+	// Stages is the servers' own view of the window, per stage (Config.MetricsURLs).
+	Stages map[string]Stage `json:"stages,omitempty"`
 }
 
 type runner struct {
@@ -219,6 +224,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stopProgress = r.progress(ctx, "run")
 	sleep(ctx, cfg.Warmup)
+	stagesFrom, err := r.stages(ctx)
+	if err != nil {
+		stopSending()
+		stopProgress()
+		return nil, err
+	}
 	cpuFrom, err := programCPU(cfg.CPUPrograms)
 	if err != nil {
 		stopSending()
@@ -235,6 +246,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		stopSending()
 		stopProgress()
 		return nil, err
+	}
+	stagesTo, err := r.stages(ctx)
+	if err != nil {
+		stopSending()
+		stopProgress()
+		return nil, err
+	}
+	if stagesTo != nil {
+		res.Stages = stagesBetween(stagesFrom, stagesTo)
 	}
 	for name, s := range cpuTo {
 		if res.CPUSeconds == nil {
@@ -613,4 +633,12 @@ func errCode(arg json.RawMessage) string {
 		return e.Error.Code
 	}
 	return trunc(arg)
+}
+
+// stages scrapes the nodes' stage histograms, or nothing when none are asked for.
+func (r *runner) stages(ctx context.Context) (map[string]histogram, error) {
+	if len(r.cfg.MetricsURLs) == 0 {
+		return nil, nil
+	}
+	return scrapeStages(ctx, r.cfg.MetricsURLs)
 }
