@@ -101,7 +101,7 @@ test-infra: services aws-local ## infra: AWS's rules over every tier's graph, bo
 	  grep -E '^[0-9]+ resources in|TOTAL|^Breakdown|^Versus|^(Within|Differs)' $(TEST_OUT)/plan-$$s.txt; \
 	done
 
-bench: ## Quibly vs a Socket.IO 4 + Redis adapter cluster and the machine's limits (~12 min; docs/BENCHMARKS.md)
+bench: ## Quibly vs a Socket.IO 4 + Redis adapter cluster: load sweep, charts, machine limits (~20 min; docs/BENCHMARKS.md)
 	scripts/bench.sh
 
 fmt: ## format the Go code

@@ -1,12 +1,14 @@
 // Turns the JSON files of one `make bench` run (scripts/bench.sh) into medians,
-// ratios and target checks: writes <dir>/results.json and regenerates the figures
-// section of docs/BENCHMARKS.md (between the bench:figures markers).
+// ratios and target checks: writes <dir>/results.json and the charts (SVG, in <dir> and,
+// with --doc, in docs/benchmarks/), and regenerates the figures section of
+// docs/BENCHMARKS.md (between the bench:figures markers).
 //
-//   node bench/report.mjs --dir test-output/bench --doc docs/BENCHMARKS.md --seconds 812 --shape "..."
+//   node bench/report.mjs --dir test-output/bench --doc docs/BENCHMARKS.md --seconds 812 --shape "..." --cpu-split "..."
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execSync } from "node:child_process";
+import { charts } from "./charts.mjs";
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
@@ -39,8 +41,11 @@ const cpuGroups = {
   quibly: { nodes: ["quibly"], backing: ["java", "redis-server", "postgres"], lb_and_load: ["haproxy", "quiblyload"] },
   peer: { nodes: ["node"], backing: ["redis-server"], lb_and_load: ["haproxy", "quiblyload"] },
 };
-const chat = (kind, target) => {
-  const runs = read(`${kind}-${target}-`);
+// The stages of a send and a delivery, as the servers' own histograms saw them
+// (quiblyload -metrics); Quibly only.
+const stageNames = ["accept", "queue", "publish", "ack", "delivery"];
+const chat = (prefix, target) => {
+  const runs = read(prefix);
   return {
     runs: runs.length,
     rate: med(runs, (r) => r.rate),
@@ -50,11 +55,17 @@ const chat = (kind, target) => {
     ack_p50_ms: med(runs, (r) => r.ack_latency.p50_ms),
     ack_p99_ms: med(runs, (r) => r.ack_latency.p99_ms),
     delivery_p50_ms: med(runs, (r) => r.delivery_latency.p50_ms),
+    delivery_mean_ms: med(runs, (r) => r.delivery_latency.mean_ms),
     delivery_p99_ms: med(runs, (r) => r.delivery_latency.p99_ms),
     delivery_p999_ms: med(runs, (r) => r.delivery_latency.p999_ms),
     ack_errors: runs.reduce((s, r) => s + r.ack_errors + r.lost, 0),
     missing_deliveries: runs.reduce((s, r) => s + r.missing_deliveries, 0),
     disconnects: runs.reduce((s, r) => s + r.disconnects, 0),
+    stages: Object.fromEntries(
+      stageNames
+        .filter((st) => runs.some((r) => r.stages?.[st]))
+        .map((st) => [st, { mean_ms: med(runs, (r) => r.stages?.[st]?.mean_ms), p50_ms: med(runs, (r) => r.stages?.[st]?.p50_ms), p99_ms: med(runs, (r) => r.stages?.[st]?.p99_ms) }]),
+    ),
     // CPU milliseconds per 1,000 deliveries over the measured window, per group of
     // programs (quiblyload -cpu): what a delivery costs, whatever else shares the cores.
     cpu_ms_per_k_deliveries: Object.fromEntries(
@@ -64,6 +75,11 @@ const chat = (kind, target) => {
       ]),
     ),
   };
+};
+// The load sweep: each step's runs, and saturation as the 100 % step.
+const sweepSteps = (target) => {
+  const pcts = [...new Set(fs.readdirSync(dir).map((f) => f.match(new RegExp(`^sweep-${target}-(\\d+)-\\d+\\.json$`))?.[1]).filter(Boolean).map(Number))];
+  return [...pcts.sort((a, b) => a - b).map((pct) => ({ pct, ...chat(`sweep-${target}-${pct}-`, target) })), { pct: 100, ...chat(`saturation-${target}-`, target) }].filter((st) => st.runs > 0);
 };
 const memory = (target) => {
   const runs = read(`memory-${target}-`);
@@ -75,6 +91,7 @@ const results = {
   seconds: Number(args.seconds || 0),
   note: args.note || "",
   shape: args.shape || "",
+  cpu_split: args["cpu-split"] || "not recorded",
   machine: {
     cpu: sh("lscpu | sed -n 's/^Model name: *//p'") || os.cpus()[0]?.model,
     cores: os.cpus().length,
@@ -89,8 +106,8 @@ const results = {
     redis: sh("redis-server --version | sed 's/.*v=\\([^ ]*\\).*/\\1/'"),
     haproxy: sh("haproxy -v | head -1 | awk '{print $3}'"),
   },
-  quibly: { saturation: chat("saturation", "quibly"), half: chat("half", "quibly"), light: chat("light", "quibly"), memory: memory("quibly") },
-  peer: { saturation: chat("saturation", "peer"), half: chat("half", "peer"), memory: memory("peer") },
+  quibly: { saturation: chat("saturation-quibly-", "quibly"), sweep: sweepSteps("quibly"), memory: memory("quibly") },
+  peer: { saturation: chat("saturation-peer-", "peer"), sweep: sweepSteps("peer"), memory: memory("peer") },
   raw: {
     redis_pubsub: (() => {
       const r = read("raw-redis-");
@@ -112,14 +129,35 @@ results.ratios = {
   fanout_deliveries: ratio(q.saturation.deliveries_per_s.median, p.saturation.deliveries_per_s.median),
   memory_per_conn: ratio(q.memory.bytes_per_conn.median, p.memory.bytes_per_conn.median),
 };
+const step = (sweep, pct) => sweep.find((st) => st.pct === pct);
+const qHalf = step(q.sweep, 50), pHalf = step(p.sweep, 50);
+const nodeCPU = (st) => st.cpu_ms_per_k_deliveries.nodes.median;
+const sumOver = (sweep, f) => sweep.reduce((sum, st) => sum + f(st), 0);
+results.errors = Object.fromEntries(
+  [["quibly", q.sweep], ["peer", p.sweep]].map(([t, sw]) => [
+    t,
+    { acks: sumOver(sw, (st) => st.ack_errors), missing_deliveries: sumOver(sw, (st) => st.missing_deliveries), disconnects: sumOver(sw, (st) => st.disconnects) },
+  ]),
+);
+const below = (m, limit) => m?.median != null && m.median < limit;
+// The targets of issue 15 (docs/BENCHMARKS.md, Targets); each is met or missed.
 results.targets = {
-  idle_memory_le_8kb: q.memory.bytes_per_conn.median != null && q.memory.bytes_per_conn.median <= 8 * 1024,
-  fanout_ge_3x: results.ratios.fanout_deliveries != null && results.ratios.fanout_deliveries >= 3,
-  delivery_p99_lt_10ms_at_half: q.half.delivery_p99_ms.median != null && q.half.delivery_p99_ms.median < 10,
-  ack_p99_lt_20ms: q.half.ack_p99_ms.median != null && q.half.ack_p99_ms.median < 20,
+  node_cpu_le_3ms_every_step: q.sweep.length > 1 && q.sweep.every((st) => nodeCPU(st) != null && nodeCPU(st) <= 3.0),
+  delivery_p99_lt_50ms_at_half: below(qHalf?.delivery_p99_ms, 50),
+  ack_p99_lt_50ms_at_half: below(qHalf?.ack_p99_ms, 50),
+  fanout_ge_1_5x: results.ratios.fanout_deliveries != null && results.ratios.fanout_deliveries >= 1.5,
+  idle_memory_le_6kb: q.memory.bytes_per_conn.median != null && q.memory.bytes_per_conn.median <= 6 * 1024,
+  nothing_lost: q.sweep.length > 0 && Object.values(results.errors.quibly).every((x) => x === 0),
   batch_ge_80pct_copy: results.store.ratio.median != null && results.store.ratio.median >= 0.8,
 };
 fs.writeFileSync(path.join(dir, "results.json"), JSON.stringify(results, null, 2) + "\n");
+const chartDirs = [dir, ...(doc ? [path.join(path.dirname(doc), "benchmarks")] : [])];
+for (const [name, svg] of Object.entries(await charts(results))) {
+  for (const d of chartDirs) {
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, name), svg);
+  }
+}
 
 // ------------------------------------------------------------------ markdown
 const n = (x, d = 0) => (x == null ? "–" : Number(x).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }));
@@ -128,30 +166,68 @@ const cell = (m, d = 0) => `${n(m.median, d)}${runsOf(m, d)}`;
 const kb = (m) => ({ median: m.median == null ? null : m.median / 1024, runs: m.runs.map((x) => x / 1024) });
 const yes = (b) => (b ? "**met**" : "**missed**");
 const r = results;
+const pctCell = (st) => `${st.pct} %${st.pct === 100 ? " (saturation)" : ""}`;
+const stageCells = (st) => ["accept", "queue", "publish", "delivery"].map((k) => (st.stages[k] ? `${n(st.stages[k].p50_ms.median, 1)} / ${n(st.stages[k].p99_ms.median, 1)}` : "–")).join(" | ");
+const sweepRows = (sw, withStages) =>
+  sw
+    .map(
+      (st) =>
+        `| ${pctCell(st)} | ${st.pct === 100 ? "max" : n(st.rate.median)} | ${cell(st.deliveries_per_s)} | ${n(st.delivery_p50_ms.median, 1)} / ${cell(st.delivery_p99_ms, 1)} | ` +
+        `${n(st.ack_p50_ms.median, 1)} / ${cell(st.ack_p99_ms, 1)} | ${cell(st.cpu_ms_per_k_deliveries.nodes, 1)} | ` +
+        `${n(st.cpu_ms_per_k_deliveries.backing.median, 1)} / ${n(st.cpu_ms_per_k_deliveries.lb_and_load.median, 1)} |` +
+        (withStages ? ` ${stageCells(st)} |` : ""),
+    )
+    .join("\n");
+const sweepHead =
+  "| load (of its own saturation) | rate asked (msg/s) | deliveries/s | send→delivery p50 / p99 (ms) | send→ack p50 / p99 (ms) | node CPU per 1,000 deliveries (ms) | backing / HAProxy + load tool (ms) |";
+const profileTop = (() => {
+  const f = path.join(dir, "pprof-sweep-quibly-50-1.txt");
+  if (!fs.existsSync(f)) return "(no profile in this run)";
+  const lines = fs.readFileSync(f, "utf8").split("\n");
+  const at = lines.findIndex((l) => l.trim().startsWith("flat"));
+  return [...lines.slice(0, at).filter((l) => /^(Duration|Showing nodes)/.test(l)), ...lines.slice(at, at + 16)].join("\n");
+})();
+const worst = (sw) => sw.reduce((a, b) => (nodeCPU(b) > nodeCPU(a) ? b : a), sw[0]);
 const md = `<!-- bench:figures:begin (generated by scripts/bench.sh via bench/report.mjs; do not edit by hand) -->
 Run of ${r.date.slice(0, 10)} (${r.date}), \`make bench\` took ${Math.floor(r.seconds / 60)} min ${r.seconds % 60} s${r.note ? ` (${r.note})` : ""}.
 Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memory_gb} GB, ${r.machine.os}, ${r.machine.kernel};
 load average at the end ${r.machine.loadavg_at_end}. Go ${r.machine.go}, Node ${r.machine.node}, socket.io ${r.machine.socketio},
 @socket.io/redis-adapter ${r.machine.redis_adapter}, Redis ${r.machine.redis}, HAProxy ${r.machine.haproxy}.
-Shape: ${r.shape}. Figures are medians; the runs are in brackets.
+Shape: ${r.shape}. CPU split: ${r.cpu_split}. Figures are medians; the runs are in brackets.
 
-| figure | Quibly (full path: Kafka acks=all, Redis fan-out) | reference peer (Socket.IO + Redis adapter) | Quibly / peer | target | |
+| target | Quibly | reference peer (Socket.IO + Redis adapter) | Quibly / peer | target | |
 | --- | ---: | ---: | ---: | --- | --- |
-| idle memory per connection (KB, RSS growth of 3 nodes) | ${cell(kb(q.memory.bytes_per_conn), 1)} | ${cell(kb(p.memory.bytes_per_conn), 1)} | ${n(r.ratios.memory_per_conn, 2)} | ≤ 8 KB | ${yes(r.targets.idle_memory_le_8kb)} |
-| cross-node fan-out at saturation (deliveries/s) | ${cell(q.saturation.deliveries_per_s)} | ${cell(p.saturation.deliveries_per_s)} | ${n(r.ratios.fanout_deliveries, 2)}× | ≥ 3× | ${yes(r.targets.fanout_ge_3x)} |
-| … messages sent/s at saturation | ${cell(q.saturation.sends_per_s)} | ${cell(p.saturation.sends_per_s)} | ${n(ratio(q.saturation.sends_per_s.median, p.saturation.sends_per_s.median), 2)}× | | |
-| … send→delivery p99 at saturation (ms) | ${cell(q.saturation.delivery_p99_ms, 1)} | ${cell(p.saturation.delivery_p99_ms, 1)} | | | |
-| half of saturation: rate asked (messages/s) | ${n(q.half.rate.median)} | ${n(p.half.rate.median)} | | | |
-| … send→delivery p50 (ms) | ${cell(q.half.delivery_p50_ms, 2)} | ${cell(p.half.delivery_p50_ms, 2)} | | | |
-| … send→delivery p99 (ms) | ${cell(q.half.delivery_p99_ms, 2)} | ${cell(p.half.delivery_p99_ms, 2)} | | < 10 ms | ${yes(r.targets.delivery_p99_lt_10ms_at_half)} |
-| … send→ack p50 (ms) | ${cell(q.half.ack_p50_ms, 2)} | ${cell(p.half.ack_p50_ms, 2)} | | | |
-| … send→ack p99 (ms) (Quibly: after Kafka acks=all) | ${cell(q.half.ack_p99_ms, 2)} | ${cell(p.half.ack_p99_ms, 2)} | | < 20 ms | ${yes(r.targets.ack_p99_lt_20ms)} |
-| CPU per 1,000 deliveries at saturation (ms): the 3 nodes | ${cell(q.saturation.cpu_ms_per_k_deliveries.nodes, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.nodes, 1)} | ${n(ratio(q.saturation.cpu_ms_per_k_deliveries.nodes.median, p.saturation.cpu_ms_per_k_deliveries.nodes.median), 2)} | | |
-| … their backing services (Quibly: Kafka, Redis, PostgreSQL; peer: Redis) | ${cell(q.saturation.cpu_ms_per_k_deliveries.backing, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.backing, 1)} | | | |
-| … HAProxy and the load tool | ${cell(q.saturation.cpu_ms_per_k_deliveries.lb_and_load, 1)} | ${cell(p.saturation.cpu_ms_per_k_deliveries.lb_and_load, 1)} | | | |
-| CPU per 1,000 deliveries at half of saturation (ms): nodes / backing / HAProxy and load tool | ${n(q.half.cpu_ms_per_k_deliveries.nodes.median, 1)} / ${n(q.half.cpu_ms_per_k_deliveries.backing.median, 1)} / ${n(q.half.cpu_ms_per_k_deliveries.lb_and_load.median, 1)} | ${n(p.half.cpu_ms_per_k_deliveries.nodes.median, 1)} / ${n(p.half.cpu_ms_per_k_deliveries.backing.median, 1)} / ${n(p.half.cpu_ms_per_k_deliveries.lb_and_load.median, 1)} | | | |
-| light load (200 messages/s): send→ack p50 / p99 (ms) | ${n(q.light.ack_p50_ms.median, 2)} / ${cell(q.light.ack_p99_ms, 2)} | – | | | |
-| errors: failed or lost acks, missing deliveries, disconnects (all runs) | ${q.saturation.ack_errors + q.half.ack_errors + q.light.ack_errors}, ${q.saturation.missing_deliveries + q.half.missing_deliveries + q.light.missing_deliveries}, ${q.saturation.disconnects + q.half.disconnects + q.light.disconnects} | ${p.saturation.ack_errors + p.half.ack_errors}, ${p.saturation.missing_deliveries + p.half.missing_deliveries}, ${p.saturation.disconnects + p.half.disconnects} | | | |
+| node CPU per 1,000 deliveries, the highest step of the sweep (ms) | ${q.sweep.length ? `${n(nodeCPU(worst(q.sweep)), 1)} (at ${worst(q.sweep).pct} %)` : "–"} | ${p.sweep.length ? `${n(nodeCPU(worst(p.sweep)), 1)} (at ${worst(p.sweep).pct} %)` : "–"} | | ≤ 3.0 at every step | ${yes(r.targets.node_cpu_le_3ms_every_step)} |
+| send→delivery p99 at 50 % of its own saturation (ms) | ${qHalf ? cell(qHalf.delivery_p99_ms, 1) : "–"} | ${pHalf ? cell(pHalf.delivery_p99_ms, 1) : "–"} | | < 50 | ${yes(r.targets.delivery_p99_lt_50ms_at_half)} |
+| send→ack p99 at 50 % (ms; Quibly acks after Kafka's acks=all) | ${qHalf ? cell(qHalf.ack_p99_ms, 1) : "–"} | ${pHalf ? cell(pHalf.ack_p99_ms, 1) : "–"} | | < 50 | ${yes(r.targets.ack_p99_lt_50ms_at_half)} |
+| cross-node fan-out at saturation (deliveries/s) | ${cell(q.saturation.deliveries_per_s)} | ${cell(p.saturation.deliveries_per_s)} | ${n(r.ratios.fanout_deliveries, 2)}× | ≥ 1.5× | ${yes(r.targets.fanout_ge_1_5x)} |
+| idle memory per connection (KB, RSS growth of 3 nodes) | ${cell(kb(q.memory.bytes_per_conn), 1)} | ${cell(kb(p.memory.bytes_per_conn), 1)} | ${n(r.ratios.memory_per_conn, 2)} | ≤ 6 KB | ${yes(r.targets.idle_memory_le_6kb)} |
+| failed or lost acks, missing deliveries, disconnects (every load run) | ${Object.values(r.errors.quibly).join(", ")} | ${Object.values(r.errors.peer).join(", ")} | | none | ${yes(r.targets.nothing_lost)} |
+
+![send→delivery latency against load](benchmarks/latency-vs-load.svg)
+![node CPU per 1,000 deliveries against load](benchmarks/cpu-vs-load.svg)
+![where a Quibly send's time goes, by stage](benchmarks/stages-vs-load.svg)
+
+The sweep, Quibly. The last four columns are the nodes' own histograms over the window
+(p50 / p99 in ms, interpolated inside doubling buckets): \`accept\` is validation, the
+nonce claim and the order slot; \`queue\` until Kafka acked; \`publish\` the bus commit;
+\`delivery\` from the bus to a node's client queues.
+
+${sweepHead} accept | queue | publish | delivery |
+| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |
+${sweepRows(q.sweep, true)}
+
+The sweep, the reference peer:
+
+${sweepHead}
+| --- | ---: | ---: | ---: | ---: | ---: | --- |
+${sweepRows(p.sweep, false)}
+
+The top of the CPU profile of Quibly's node 1 over the measured window of the first 50 % run:
+
+\`\`\`
+${profileTop}
+\`\`\`
 
 | machine's raw limit / storage | figure | |
 | --- | ---: | --- |

@@ -13,6 +13,12 @@
 #   SAT_CONNS=1000 SAT_CHANNELS=10 SAT_SENDERS=50 SAT_WINDOW=8   fan-out shape (each message
 #                          reaches SAT_CONNS/SAT_CHANNELS members on all 3 nodes)
 #   DURATION=10s WARMUP=3s measured time and warm-up per load run
+#   SWEEP="10 25 50 75"    load steps, in % of each server's median saturation send rate
+#                          (saturation itself is the 100 % step)
+#   BENCH_CPU_SPLIT=1      run the load tool and both HAProxies in a CPU cgroup of their own
+#                          (a third of the machine's weight) where the kernel lets us; 0: off
+#   QUIBLY_PPROF_BASE_PORT=6060  Quibly's nodes serve pprof on base+1..3; node 1 is profiled
+#                          through the measured window of the first 50 % run
 #   QUIBLY_REF_BASE_PORT=7000 (peer instances on base+1..3)  QUIBLY_REF_LB_PORT=8090
 #   QUIBLY_ECHO_PORT=7990  BENCH_OUT=test-output/bench  BENCH_DOC=docs/BENCHMARKS.md (empty: don't write)
 #   BENCH_ONLY="raw store fanout memory"  the parts to run; a partial run keeps the other
@@ -34,6 +40,9 @@ SAT_SENDERS=${SAT_SENDERS:-50}
 SAT_WINDOW=${SAT_WINDOW:-8}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
+SWEEP=${SWEEP:-10 25 50 75}
+CPU_SPLIT=${BENCH_CPU_SPLIT:-1}
+PPROF_BASE=${QUIBLY_PPROF_BASE_PORT:-6060}
 USERS=${USERS:-200}
 OUT=${BENCH_OUT:-$ROOT/test-output/bench}
 ONLY=${BENCH_ONLY:-raw store fanout memory}
@@ -49,13 +58,14 @@ REFDIR=$ROOT/bench/reference
 STARTED=()      # pid files of what this script started
 SERVICES_WERE_UP=
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "$0"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 case ${1:-} in -h | --help | help) usage; exit 0 ;; esac
 
 cleanup() {
   local f
   set +e
   for f in "${STARTED[@]}"; do stop_pidfile "$(basename "$f" .pid)" "$f" "" 15; done
+  cpu_split_remove
   [ -n "${CLUSTER_UP:-}" ] && QUIBLY_SKIP_BUILD=1 "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1
   [ -z "$SERVICES_WERE_UP" ] && [ -n "${SERVICES_STARTED:-}" ] && "$ROOT/scripts/services.sh" down >/dev/null 2>&1
 }
@@ -72,7 +82,7 @@ setup() {
     case $p in
       raw) rm -f "$OUT"/raw-*.json ;;
       store) rm -f "$OUT"/store-*.json ;;
-      fanout) rm -f "$OUT"/saturation-*.json "$OUT"/half-*.json "$OUT"/light-*.json ;;
+      fanout) rm -f "$OUT"/saturation-*.json "$OUT"/sweep-*.json "$OUT"/pprof-* "$OUT"/half-*.json "$OUT"/light-*.json ;;
       memory) rm -f "$OUT"/memory-*.json ;;
       *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, memory)" ;;
     esac
@@ -80,20 +90,22 @@ setup() {
   command -v node >/dev/null || die "node is needed for the reference peer (scripts/e2e-deps.sh installs it)"
   say "building quibly and quiblyload"
   (cd "$ROOT" && go build -o "$QUIBLY" ./app/cmd/quibly && go build -o "$LOAD" ./app/cmd/quiblyload) || die "go build failed"
-  say "installing the reference peer's packages (npm ci)"
+  say "installing the reference peer's packages and the report's chart library (npm ci)"
   (cd "$REFDIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $REFDIR"
+  (cd "$ROOT/bench" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $ROOT/bench"
   if "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then SERVICES_WERE_UP=1; fi
   SERVICES_STARTED=1
   "$ROOT/scripts/services.sh" up
   apt_install haproxy
   quibly_up
   ref_up
+  cpu_split_setup
 }
 
 quibly_up() {
   say "starting Quibly's cluster (3 nodes, MESSAGE_RATE=100000 MESSAGE_BURST=100000)"
   CLUSTER_UP=1
-  QUIBLY_SKIP_BUILD=1 LOG_LEVEL=warn QUIBLY_CLUSTER_ENV="MESSAGE_RATE=100000 MESSAGE_BURST=100000 ${QUIBLY_CLUSTER_ENV:-}" \
+  QUIBLY_SKIP_BUILD=1 LOG_LEVEL=warn QUIBLY_PPROF_BASE_PORT=$PPROF_BASE QUIBLY_CLUSTER_ENV="MESSAGE_RATE=100000 MESSAGE_BURST=100000 ${QUIBLY_CLUSTER_ENV:-}" \
     "$ROOT/scripts/cluster.sh" up
 }
 
@@ -186,6 +198,66 @@ sum_rss() {
   echo "$t"
 }
 
+# ------------------------------------------------------------------------ CPU split
+
+# The load tool and the load balancers would otherwise compete for the two cores as
+# equals of every server process. With the split on, they run in a cgroup of their own
+# ("load") and everything they measure in another ("servers") at twice its weight:
+# under contention the load side gets at most a third of the CPU, and any CPU the
+# servers leave idle. CPU_SPLIT_NOTE says what was done, for the report.
+CG_SERVERS= CG_LOAD= CG_WEIGHT_FILE= CPU_SPLIT_NOTE="none: every process competes for the cores alone"
+cpu_split_setup() {
+  [ "$CPU_SPLIT" = 1 ] || { CPU_SPLIT_NOTE="none (BENCH_CPU_SPLIT=0)"; return 0; }
+  local root servers_w load_w
+  if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+    root=/sys/fs/cgroup CG_WEIGHT_FILE=cpu.weight servers_w=200 load_w=100 # cgroup v2
+    echo +cpu >"$root/cgroup.subtree_control" 2>/dev/null || true
+  elif [ -d /sys/fs/cgroup/cpu ] && [ -f /sys/fs/cgroup/cpu/cpu.shares ]; then
+    root=/sys/fs/cgroup/cpu CG_WEIGHT_FILE=cpu.shares servers_w=2048 load_w=1024 # cgroup v1
+  else
+    CPU_SPLIT_NOTE="none: no cgroup CPU controller here"; warn "CPU split: $CPU_SPLIT_NOTE"; return 0
+  fi
+  CG_SERVERS=$root/quibly-bench-servers CG_LOAD=$root/quibly-bench-load
+  if ! { mkdir -p "$CG_SERVERS" "$CG_LOAD" && echo "$servers_w" >"$CG_SERVERS/$CG_WEIGHT_FILE" &&
+    echo "$load_w" >"$CG_LOAD/$CG_WEIGHT_FILE"; } 2>/dev/null; then
+    CPU_SPLIT_NOTE="none: cannot create cgroups under $root (not root?)"; warn "CPU split: $CPU_SPLIT_NOTE"
+    CG_SERVERS= CG_LOAD=; return 0
+  fi
+  CPU_SPLIT_NOTE="cgroups under $root: the load tool and both HAProxies in one ($CG_WEIGHT_FILE $load_w), the nodes, Kafka, Redis and PostgreSQL in another ($CG_WEIGHT_FILE $servers_w): under contention the load side gets at most a third of the 2 × 1,000 ms of CPU per second, otherwise what the servers leave"
+  say "CPU split: $CPU_SPLIT_NOTE"
+  cpu_split_assign
+}
+
+# cpu_split_assign (re)places the running processes in their groups; nodes restarted by
+# fresh_nodes need it again.
+cpu_split_assign() {
+  [ -n "$CG_SERVERS" ] || return 0
+  local p
+  for p in $(pgrep -x quibly; pgrep -f 'node server.js'; pgrep -f kafka.Kafka; pgrep -x redis-server; pgrep -x postgres); do
+    echo "$p" >"$CG_SERVERS/cgroup.procs" 2>/dev/null || true
+  done
+  for p in $(pgrep -x haproxy); do echo "$p" >"$CG_LOAD/cgroup.procs" 2>/dev/null || true; done
+}
+
+# in_load_group CMD... runs CMD in the load group (or as is, without a split).
+in_load_group() {
+  if [ -n "$CG_LOAD" ]; then
+    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG_LOAD" "$@"
+  else
+    "$@"
+  fi
+}
+
+cpu_split_remove() {
+  [ -n "$CG_SERVERS" ] || return 0
+  local g p root=${CG_SERVERS%/*}
+  for g in "$CG_SERVERS" "$CG_LOAD"; do
+    [ -d "$g" ] || continue
+    for p in $(cat "$g/cgroup.procs" 2>/dev/null); do echo "$p" >"$root/cgroup.procs" 2>/dev/null || true; done
+    rmdir "$g" 2>/dev/null || true
+  done
+}
+
 # ---------------------------------------------------------------------- measurements
 
 # memory TARGET RUN: RSS growth of the 3 nodes over IDLE_CONNS idle connections.
@@ -219,6 +291,7 @@ memory() {
 # have stored everything (queue lag 0 on every node) and the machine must be quiet.
 settle() {
   local deadline=$((SECONDS + 120)) lag i
+  cpu_split_assign
   if [ "$1" = quibly ]; then
     while :; do
       lag=0
@@ -249,13 +322,22 @@ cpu_busy_pct() {
 }
 
 # chat TARGET NAME RATE: one fan-out run through the load balancer.
+# With PROFILE=1 (Quibly only), node 1 is CPU-profiled through the measured window.
 chat() {
-  local target=$1 name=$2 rate=$3 conns=${4:-$SAT_CONNS} channels=${5:-$SAT_CHANNELS} senders=${6:-$SAT_SENDERS}
+  local target=$1 name=$2 rate=$3 extra=()
   settle "$target"
-  "$LOAD" -target "$target" -url "$(lb_url "$target")" -conns "$conns" -channels "$channels" -senders "$senders" \
-    -window "$SAT_WINDOW" -rate "$rate" -duration "$DURATION" -warmup "$WARMUP" -users "$USERS" -source-ips 4 \
-    -label "$name" -cpu "$CPU_PROGRAMS" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
+  if [ "$target" = quibly ]; then
+    extra+=(-metrics "$(node_urls quibly)")
+    [ "${PROFILE:-0}" = 1 ] && extra+=(-pprof "http://$HOST:$((PPROF_BASE + 1))" -pprof-out "$OUT/pprof-$name.pb.gz")
+  fi
+  in_load_group "$LOAD" -target "$target" -url "$(lb_url "$target")" -conns "$SAT_CONNS" -channels "$SAT_CHANNELS" \
+    -senders "$SAT_SENDERS" -window "$SAT_WINDOW" -rate "$rate" -duration "$DURATION" -warmup "$WARMUP" -users "$USERS" \
+    -source-ips 4 -label "$name" -cpu "$CPU_PROGRAMS" "${extra[@]}" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
     || { cat "$BDIR/logs/$name.txt" >&2; die "load run $name failed"; }
+  if [ -s "$OUT/pprof-$name.pb.gz" ]; then
+    go tool pprof -top -nodecount=25 "$QUIBLY" "$OUT/pprof-$name.pb.gz" >"$OUT/pprof-$name.txt" 2>/dev/null \
+      || warn "could not read the profile of $name"
+  fi
   say "$name: $(grep -E '^throughput' "$BDIR/logs/$name.txt" | sed 's/  */ /g'); $(grep -E '^send→' "$BDIR/logs/$name.txt" | awk '{printf "%s p50 %s p99 %s; ", $1, $4, $6}')"
 }
 
@@ -265,7 +347,7 @@ median_sends() {
 }
 
 main() {
-  local t0=$SECONDS r target half
+  local t0=$SECONDS r target
   setup
   if part raw; then
   settle none
@@ -290,13 +372,19 @@ main() {
   done
   fi
   if part fanout; then
+  local sat pct rate
   for target in quibly peer; do
     for ((r = 1; r <= RUNS; r++)); do chat "$target" "saturation-$target-$r" 0; done
-    half=$(($(median_sends "$OUT"/saturation-"$target"-*.json) / 2))
-    for ((r = 1; r <= RUNS; r++)); do chat "$target" "half-$target-$r" "$half"; done
+    sat=$(median_sends "$OUT"/saturation-"$target"-*.json)
+    for pct in $SWEEP; do
+      rate=$((sat * pct / 100))
+      [ "$rate" -ge 1 ] || rate=1
+      say "$target at $pct % of its saturation: $rate messages/s"
+      for ((r = 1; r <= RUNS; r++)); do
+        PROFILE=$([ "$pct" = 50 ] && [ "$r" = 1 ] && echo 1 || echo 0) chat "$target" "sweep-$target-$pct-$r" "$rate"
+      done
+    done
   done
-  say "Quibly send→ack at light load (200 messages/s, acks after Kafka's in-sync replicas)"
-  for ((r = 1; r <= RUNS; r++)); do chat quibly "light-quibly-$r" 200; done
   fi
   if part memory; then
   for target in quibly peer; do
@@ -306,7 +394,7 @@ main() {
   local took=$((SECONDS - t0))
   local note=""
   [ "$ONLY" = "raw store fanout memory" ] || note="BENCH_ONLY=\"$ONLY\" re-run; the other parts are from an earlier run"
-  (cd "$ROOT" && node bench/report.mjs --dir "$OUT" --doc "$DOC" --seconds "$took" --note "$note" \
+  (cd "$ROOT" && node bench/report.mjs --dir "$OUT" --doc "$DOC" --seconds "$took" --note "$note" --cpu-split "$CPU_SPLIT_NOTE" \
     --shape "$SAT_CONNS connections, $SAT_CHANNELS channels, $SAT_SENDERS senders x $SAT_WINDOW in flight; $IDLE_CONNS idle connections; $RUNS runs")
   say "make bench took ${took}s; results: $OUT/results.json${DOC:+, figures: $DOC}"
 }

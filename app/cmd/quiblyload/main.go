@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.Label, "label", "", "free text copied into the result")
 	cpu := fs.String("cpu", "", "comma-separated process names (e.g. quibly,haproxy,java) whose CPU time in the measured window is reported")
 	metricsURLs := fs.String("metrics", "", "comma-separated node URLs whose stage histograms (/metrics) are read around the measured window")
+	fs.StringVar(&c.ProfileURL, "pprof", "", "a node's net/http/pprof base URL: take a CPU profile of the measured window there")
+	fs.StringVar(&c.ProfileOut, "pprof-out", "cpu.pprof", "where -pprof writes the profile")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	listen := fs.String("listen", "127.0.0.1:7990", "echo-server: listen address")

@@ -49,6 +49,9 @@ type Config struct {
 	// MetricsURLs are the nodes' base URLs whose stage histograms (/metrics) are read
 	// before and after the measured window (Quibly only).
 	MetricsURLs []string
+	// ProfileURL, when set, is a node's net/http/pprof base URL: a CPU profile of the
+	// measured window is taken there and written to ProfileOut.
+	ProfileURL, ProfileOut string
 	Progress    io.Writer // one line a second; nil: silent
 }
 
@@ -238,6 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	from := time.Now()
 	r.measureFrom.Store(from.UnixNano())
+	profiled := r.profileWindow(ctx)
 	sleep(ctx, cfg.Duration)
 	to := time.Now()
 	r.measureTo.Store(to.UnixNano())
@@ -248,6 +252,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	stagesTo, err := r.stages(ctx)
+	if err == nil {
+		err = <-profiled
+	}
 	if err != nil {
 		stopSending()
 		stopProgress()
@@ -641,4 +648,16 @@ func (r *runner) stages(ctx context.Context) (map[string]histogram, error) {
 		return nil, nil
 	}
 	return scrapeStages(ctx, r.cfg.MetricsURLs)
+}
+
+// profileWindow starts a CPU profile of the measured window on Config.ProfileURL; the
+// channel yields its outcome once the profile is written (at once when none is asked).
+func (r *runner) profileWindow(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	if r.cfg.ProfileURL == "" {
+		done <- nil
+		return done
+	}
+	go func() { done <- fetchProfile(ctx, r.cfg.ProfileURL, r.cfg.Duration, r.cfg.ProfileOut) }()
+	return done
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
@@ -162,4 +163,36 @@ func stagesBetween(before, after map[string]histogram) map[string]Stage {
 			P50Ms: 1000 * d.quantile(0.5), P99Ms: 1000 * d.quantile(0.99)}
 	}
 	return out
+}
+
+// fetchProfile takes a CPU profile of the next d from a net/http/pprof server and
+// writes it to path.
+func fetchProfile(ctx context.Context, base string, d time.Duration, path string) error {
+	secs := int(d.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("load: profiling %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("load: profiling %s: %s %s", base, resp.Status, body)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("load: writing the profile: %w", err)
+	}
+	return f.Close()
 }
