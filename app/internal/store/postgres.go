@@ -83,6 +83,11 @@ var _ Store = (*Postgres)(nil)
 // NewPostgres connects to cfg.URL, checks that the database answers within
 // cfg.ConnectTimeout and brings the schema up to date. Several nodes may call it at
 // the same time: the migration runs under an advisory lock.
+// statementCacheCapacity bounds pgx's per-connection caches of prepared statements
+// and statement descriptions: above the store's distinct statements, far below
+// pgx's 512.
+const statementCacheCapacity = 128
+
 func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	raw := strings.TrimSpace(cfg.URL)
 	if raw == "" {
@@ -102,6 +107,15 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 		pcfg.MinConns = min(pcfg.MinConns, cfg.MaxConns)
+	}
+	// pgx preallocates a 512-entry statement and description cache per connection
+	// (~60 KB); the store runs a few dozen distinct statements (34 call sites), and the pool fills
+	// during a connect burst. A URL that sets the capacities keeps its own.
+	if !strings.Contains(raw, "statement_cache_capacity") {
+		pcfg.ConnConfig.StatementCacheCapacity = statementCacheCapacity
+	}
+	if !strings.Contains(raw, "description_cache_capacity") {
+		pcfg.ConnConfig.DescriptionCacheCapacity = statementCacheCapacity
 	}
 	timeout := cfg.ConnectTimeout
 	pcfg.ConnConfig.ConnectTimeout = timeout
