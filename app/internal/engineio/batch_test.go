@@ -151,3 +151,39 @@ func TestSendQueueLimitCountsTheBacklog(t *testing.T) {
 		t.Fatal("the slow connection was not closed")
 	}
 }
+
+// A batch reuses a write deadline that leaves it at least half its timeout and at
+// most all of it, and sets a new one otherwise: a stalled write still ends in time.
+func TestBatchWriteDeadlineIsReusedWithinItsBounds(t *testing.T) {
+	server, _ := tcpPair(t)
+	b := &batchConn{Conn: server}
+	if err := b.writeDeadline(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	first := b.deadline
+	if until := time.Until(time.Unix(0, first)); until < 59*time.Second || until > time.Minute {
+		t.Fatalf("first deadline %v from now; want a minute", until)
+	}
+	if err := b.writeDeadline(time.Minute); err != nil || b.deadline != first {
+		t.Fatalf("a deadline a minute away was replaced (err %v)", err)
+	}
+	// A shorter timeout must not inherit the minute.
+	if err := b.writeDeadline(200 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if until := time.Until(time.Unix(0, b.deadline)); until > 200*time.Millisecond {
+		t.Fatalf("a 200 ms write got a deadline %v away", until)
+	}
+	// The kept deadline really bounds a write that cannot proceed: the client reads
+	// nothing, so a large write stalls and must fail at the deadline.
+	b.hold()
+	_, _ = b.Write(make([]byte, 32<<20))
+	start := time.Now()
+	err := b.release(200 * time.Millisecond)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a stalled write ended with %v; want a deadline error", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the stalled write took %v", took)
+	}
+}
