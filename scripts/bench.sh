@@ -223,7 +223,7 @@ cpu_split_setup() {
     CPU_SPLIT_NOTE="none: cannot create cgroups under $root (not root?)"; warn "CPU split: $CPU_SPLIT_NOTE"
     CG_SERVERS= CG_LOAD=; return 0
   fi
-  CPU_SPLIT_NOTE="cgroups under $root: the load tool and both HAProxies in one ($CG_WEIGHT_FILE $load_w), the nodes, Kafka, Redis and PostgreSQL in another ($CG_WEIGHT_FILE $servers_w): under contention the load side gets at most a third of the 2 × 1,000 ms of CPU per second, otherwise what the servers leave"
+  CPU_SPLIT_NOTE="cgroups under $root: the load tool and both HAProxies in one ($CG_WEIGHT_FILE $load_w), the nodes, Kafka, Redis and PostgreSQL in another ($CG_WEIGHT_FILE $servers_w): under contention the load side gets at most a third of the machine's CPU, otherwise what the servers leave"
   say "CPU split: $CPU_SPLIT_NOTE"
   cpu_split_assign
 }
@@ -335,8 +335,11 @@ chat() {
     -source-ips 4 -label "$name" -cpu "$CPU_PROGRAMS" "${extra[@]}" -out "$OUT/$name.json" -quiet >"$BDIR/logs/$name.txt" 2>&1 \
     || { cat "$BDIR/logs/$name.txt" >&2; die "load run $name failed"; }
   if [ -s "$OUT/pprof-$name.pb.gz" ]; then
-    go tool pprof -top -nodecount=25 "$QUIBLY" "$OUT/pprof-$name.pb.gz" >"$OUT/pprof-$name.txt" 2>/dev/null \
-      || warn "could not read the profile of $name"
+    # Flat (where the CPU is spent) and cumulative over Quibly's own functions (which
+    # of its paths spend it).
+    { go tool pprof -top -nodecount=25 "$QUIBLY" "$OUT/pprof-$name.pb.gz" >"$OUT/pprof-$name.txt" &&
+      go tool pprof -top -cum -nodecount=25 -show=github.com/quibly "$QUIBLY" "$OUT/pprof-$name.pb.gz" \
+        >"$OUT/pprof-$name-quibly.txt"; } 2>/dev/null || warn "could not read the profile of $name"
   fi
   say "$name: $(grep -E '^throughput' "$BDIR/logs/$name.txt" | sed 's/  */ /g'); $(grep -E '^send→' "$BDIR/logs/$name.txt" | awk '{printf "%s p50 %s p99 %s; ", $1, $4, $6}')"
 }
