@@ -196,7 +196,7 @@ load average at the end ${r.machine.loadavg_at_end}. Go ${r.machine.go}, Node ${
 @socket.io/redis-adapter ${r.machine.redis_adapter}, Redis ${r.machine.redis}, HAProxy ${r.machine.haproxy}.
 Shape: ${r.shape}. CPU split: ${r.cpu_split}. Figures are medians; the runs are in brackets.
 
-| target | Quibly | reference peer (Socket.IO + Redis adapter) | Quibly / peer | target | |
+| figure | Quibly | reference peer (Socket.IO + Redis adapter) | Quibly / peer | target | |
 | --- | ---: | ---: | ---: | --- | --- |
 | node CPU per 1,000 deliveries, the highest step of the sweep (ms) | ${q.sweep.length ? `${n(nodeCPU(worst(q.sweep)), 1)} (at ${worst(q.sweep).pct} %)` : "–"} | ${p.sweep.length ? `${n(nodeCPU(worst(p.sweep)), 1)} (at ${worst(p.sweep).pct} %)` : "–"} | | ≤ 3.0 at every step | ${yes(r.targets.node_cpu_le_3ms_every_step)} |
 | send→delivery p99 at 50 % of its own saturation (ms) | ${qHalf ? cell(qHalf.delivery_p99_ms, 1) : "–"} | ${pHalf ? cell(pHalf.delivery_p99_ms, 1) : "–"} | | < 50 | ${yes(r.targets.delivery_p99_lt_50ms_at_half)} |
