@@ -98,7 +98,8 @@ const results = {
     memory_gb: Math.round(os.totalmem() / 2 ** 30),
     kernel: `${os.type()} ${os.release()}`,
     os: sh(". /etc/os-release && echo $PRETTY_NAME"),
-    loadavg_at_end: os.loadavg().map((x) => x.toFixed(2)).join(" "),
+    // bench.sh records it when the measurements end, so a re-rendered report keeps it.
+    loadavg_at_end: fs.existsSync(path.join(dir, "loadavg")) ? fs.readFileSync(path.join(dir, "loadavg"), "utf8").trim() : os.loadavg().map((x) => x.toFixed(2)).join(" "),
     go: sh("go env GOVERSION"),
     node: process.version,
     socketio: sh("node -p \"require('./bench/reference/node_modules/socket.io/package.json').version\""),

@@ -395,6 +395,7 @@ main() {
   done
   fi
   local took=$((SECONDS - t0))
+  cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg"
   local note=""
   [ "$ONLY" = "raw store fanout memory" ] || note="BENCH_ONLY=\"$ONLY\" re-run; the other parts are from an earlier run"
   (cd "$ROOT" && node bench/report.mjs --dir "$OUT" --doc "$DOC" --seconds "$took" --note "$note" --cpu-split "$CPU_SPLIT_NOTE" \
