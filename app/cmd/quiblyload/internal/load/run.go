@@ -52,7 +52,7 @@ type Config struct {
 	// ProfileURL, when set, is a node's net/http/pprof base URL: a CPU profile of the
 	// measured window is taken there and written to ProfileOut.
 	ProfileURL, ProfileOut string
-	Progress    io.Writer // one line a second; nil: silent
+	Progress               io.Writer // one line a second; nil: silent
 }
 
 func (c *Config) defaults() error {
@@ -226,18 +226,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}(i)
 	}
 	stopProgress = r.progress(ctx, "run")
-	sleep(ctx, cfg.Warmup)
-	stagesFrom, err := r.stages(ctx)
-	if err != nil {
+	abort := func(err error) (*Result, error) {
 		stopSending()
 		stopProgress()
 		return nil, err
 	}
+	sleep(ctx, cfg.Warmup)
+	stagesFrom, err := r.stages(ctx)
+	if err != nil {
+		return abort(err)
+	}
 	cpuFrom, err := programCPU(cfg.CPUPrograms)
 	if err != nil {
-		stopSending()
-		stopProgress()
-		return nil, err
+		return abort(err)
 	}
 	from := time.Now()
 	r.measureFrom.Store(from.UnixNano())
@@ -247,18 +248,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.measureTo.Store(to.UnixNano())
 	cpuTo, err := programCPU(cfg.CPUPrograms)
 	if err != nil {
-		stopSending()
-		stopProgress()
-		return nil, err
+		return abort(err)
 	}
 	stagesTo, err := r.stages(ctx)
 	if err == nil {
 		err = <-profiled
 	}
 	if err != nil {
-		stopSending()
-		stopProgress()
-		return nil, err
+		return abort(err)
 	}
 	if stagesTo != nil {
 		res.Stages = stagesBetween(stagesFrom, stagesTo)

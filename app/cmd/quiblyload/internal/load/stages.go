@@ -70,25 +70,36 @@ func scrapeStages(ctx context.Context, urls []string) (map[string]histogram, err
 }
 
 func scrapeMetrics(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := getOK(ctx, client, url)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("load: reading %s: %w", url, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return nil, fmt.Errorf("load: reading %s: %s %s", url, resp.Status, body)
-	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("load: parsing %s: %w", url, err)
 	}
 	return fams, nil
+}
+
+// getOK GETs url and returns the response of a 200, whose body the caller closes;
+// anything else is an error quoting the start of the body.
+func getOK(ctx context.Context, client *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("load: GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return nil, fmt.Errorf("load: GET %s: %s %s", url, resp.Status, trunc(body))
+	}
+	return resp, nil
 }
 
 func hasLabel(m *dto.Metric, name, value string) bool {
@@ -173,19 +184,11 @@ func fetchProfile(ctx context.Context, base string, d time.Duration, path string
 		secs = 1
 	}
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := getOK(ctx, &http.Client{Timeout: d + 30*time.Second}, url)
 	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("load: profiling %s: %w", base, err)
+		return fmt.Errorf("load: profiling: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return fmt.Errorf("load: profiling %s: %s %s", base, resp.Status, body)
-	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -1,8 +1,16 @@
 package load
 
 import (
+	"context"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestHistogramQuantile(t *testing.T) {
@@ -47,5 +55,25 @@ func TestStagesBetweenTakesTheWindowOnly(t *testing.T) {
 	}
 	if _, ok := got["delivery"]; ok {
 		t.Errorf("a stage without observations in the window is reported: %+v", got["delivery"])
+	}
+}
+
+func TestFetchProfileWritesTheWindowsProfile(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	if err := fetchProfile(context.Background(), srv.URL, time.Second, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a gzipped profile
+		t.Fatalf("profile file: %d bytes, err %v", len(b), err)
+	}
+	// A server without pprof: the error names the status and quotes the body.
+	err = fetchProfile(context.Background(), srv.URL+"/nothing", time.Second, out)
+	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "page not found") {
+		t.Fatalf("no pprof there: err %v", err)
 	}
 }
