@@ -78,3 +78,18 @@ func (r Resolver) FromPeer(remoteAddr string, h http.Header) string {
 	}
 	return peer.String()
 }
+
+// LimitKey is what per-client limits count an address under: an IPv4 address
+// itself, an IPv6 address its /64, the smallest block a subscriber is given, so one
+// client cannot step past a limit by walking its own block.
+func LimitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

@@ -40,3 +40,19 @@ func TestFromPeer(t *testing.T) {
 		t.Fatalf("nothing trusted: %q", got)
 	}
 }
+
+func TestLimitKey(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"::1", "::/64"},
+		{"", ""},
+		{"not an address", "not an address"},
+	} {
+		if got := LimitKey(tc.ip); got != tc.want {
+			t.Errorf("LimitKey(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}

@@ -13,9 +13,11 @@ import (
 type Spec struct {
 	Rate  float64
 	Burst int
-	// MaxKeys bounds the buckets kept; past it, new keys share one bucket, so a flood
-	// of distinct keys (addresses a client chooses) limits itself instead of growing
-	// the map. 0 is no bound, for keys the server vouches for (signed-in users).
+	// MaxKeys bounds the buckets kept; past it, a new key takes the place of the
+	// least recently used of a few sampled keys, so a flood of distinct keys
+	// (addresses) cannot grow the map, nor starve the next newcomer by making it share
+	// an exhausted bucket. 0 is no bound, for keys the server vouches for (signed-in
+	// users).
 	MaxKeys int
 }
 
@@ -29,7 +31,6 @@ type Keyed struct {
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
-	overflow  *rate.Limiter
 	nextSweep time.Time
 }
 
@@ -40,8 +41,7 @@ type bucket struct {
 
 // NewKeyed returns a limiter of spec per key.
 func NewKeyed(spec Spec) *Keyed {
-	return &Keyed{spec: spec, now: time.Now, buckets: map[string]*bucket{},
-		overflow: rate.NewLimiter(rate.Limit(spec.Rate), spec.Burst)}
+	return &Keyed{spec: spec, now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // Allow takes a token from key's bucket. When there is none it reports false and how
@@ -54,10 +54,13 @@ func (k *Keyed) Allow(key string) (bool, time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.sweepLocked(now)
-	lim := k.overflow
+	var lim *rate.Limiter
 	if b := k.buckets[key]; b != nil {
 		b.last, lim = now, b.lim
-	} else if k.spec.MaxKeys == 0 || len(k.buckets) < k.spec.MaxKeys {
+	} else {
+		if k.spec.MaxKeys > 0 && len(k.buckets) >= k.spec.MaxKeys {
+			k.evictLocked()
+		}
 		lim = rate.NewLimiter(rate.Limit(k.spec.Rate), k.spec.Burst)
 		k.buckets[key] = &bucket{lim: lim, last: now}
 	}
@@ -70,6 +73,29 @@ func (k *Keyed) Allow(key string) (bool, time.Duration) {
 		return false, wait
 	}
 	return true, 0
+}
+
+// evictSample is how many keys eviction compares: the least recently used of a few
+// random keys is nearly as old as the oldest of all (as Redis evicts), without a list
+// to keep in order or a scan of every key.
+const evictSample = 8
+
+// evictLocked forgets the least recently used of evictSample keys (Go's map order is
+// random). A key evicted while active starts again with a full bucket: that costs
+// less than refusing every newcomer.
+func (k *Keyed) evictLocked() {
+	var oldest string
+	var oldestAt time.Time
+	n := 0
+	for key, b := range k.buckets {
+		if n == 0 || b.last.Before(oldestAt) {
+			oldest, oldestAt = key, b.last
+		}
+		if n++; n == evictSample {
+			break
+		}
+	}
+	delete(k.buckets, oldest)
 }
 
 // sweepLocked forgets buckets untouched for longer than a refill takes: a new

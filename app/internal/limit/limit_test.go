@@ -70,23 +70,53 @@ func TestKeyedRefillsAndForgets(t *testing.T) {
 	}
 }
 
-// Past MaxKeys, new keys share one bucket; without a bound every key has its own.
-func TestKeyedMaxKeys(t *testing.T) {
+// Past MaxKeys the table stays at MaxKeys, and a newcomer still gets a bucket of its
+// own: it takes the place of an idle key. (Before, every newcomer shared one bucket,
+// so 100,000 addresses in a minute locked every later one out.)
+func TestKeyedMaxKeysEvictsInsteadOfStarvingNewcomers(t *testing.T) {
 	for _, tc := range []struct {
-		maxKeys, wantAllowed int
+		maxKeys, wantLen int
 	}{
-		{3, 3 + 1}, // three own buckets, then one shared by every later key
-		{0, 10},
+		{3, 3},
+		{100, 100},
+		{0, 1000}, // no bound: every key is kept
 	} {
+		now := time.Unix(1000, 0)
 		k := NewKeyed(Spec{Rate: 0, Burst: 1, MaxKeys: tc.maxKeys})
+		k.now = func() time.Time { return now }
 		allowed := 0
-		for i := range 10 {
+		for i := range 1000 {
+			now = now.Add(time.Millisecond)
 			if ok, _ := k.Allow(fmt.Sprint("key", i)); ok {
 				allowed++
 			}
 		}
-		if allowed != tc.wantAllowed {
-			t.Errorf("MaxKeys %d: %d of 10 new keys allowed, want %d", tc.maxKeys, allowed, tc.wantAllowed)
+		if allowed != 1000 {
+			t.Errorf("MaxKeys %d: %d of 1000 new keys allowed, want every one", tc.maxKeys, allowed)
 		}
+		if k.Len() != tc.wantLen {
+			t.Errorf("MaxKeys %d: %d keys held, want %d", tc.maxKeys, k.Len(), tc.wantLen)
+		}
+	}
+}
+
+// Eviction takes an idle key, not the one in use: a key that keeps asking keeps its
+// (empty) bucket while newcomers come and go.
+func TestKeyedEvictionSparesTheActiveKey(t *testing.T) {
+	now := time.Unix(1000, 0)
+	k := NewKeyed(Spec{Rate: 0, Burst: 1, MaxKeys: 16})
+	k.now = func() time.Time { return now }
+	refusedActive := 0
+	for i := range 500 {
+		now = now.Add(time.Millisecond)
+		if ok, _ := k.Allow("active"); !ok {
+			refusedActive++
+		}
+		now = now.Add(time.Millisecond)
+		k.Allow(fmt.Sprint("newcomer", i))
+	}
+	// The active key is the most recent of any sample, so it is never the one evicted.
+	if refusedActive != 499 {
+		t.Fatalf("the active key was refused %d of 500 times, want all but its first", refusedActive)
 	}
 }
