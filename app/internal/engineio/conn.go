@@ -35,6 +35,11 @@ const (
 	ReasonInvalidUTF8   = "invalid UTF-8"
 	// ReasonHandshakeTimeout: the layer above got no handshake in time.
 	ReasonHandshakeTimeout = "handshake timeout"
+	// ReasonMessageTooLarge: a message the layer above assembles from several
+	// packets (binary attachments) passed its size bound, or the server's.
+	ReasonMessageTooLarge = "message too large"
+	// ReasonMessageTimeout: such a message did not arrive whole in time.
+	ReasonMessageTimeout = "message not completed in time"
 )
 
 // Conn is one Engine.IO session, whichever transport currently carries it.
@@ -42,6 +47,7 @@ type Conn struct {
 	ID         string
 	RemoteAddr string
 	clientIP   string // what admit counted it under
+	ipReleased bool   // its place under clientIP was given back; guarded by srv.mu
 
 	srv       *Server
 	onMessage func(data string)
@@ -49,7 +55,8 @@ type Conn struct {
 	onClose   func(reason string)
 
 	mu           sync.Mutex
-	queue        []string // encoded packets not yet written
+	queue        []string      // encoded packets not yet written
+	room         chan struct{} // closed when the queue has room again; made by a waiting reply
 	transport    string
 	ws           *websocket.Conn
 	upgrading    bool
@@ -119,23 +126,52 @@ func BinaryPacket(data []byte) string { return string(binaryPrefix) + string(dat
 // that they leave together (in one write on a websocket). It never blocks, like Send.
 func (c *Conn) SendPackets(packets ...string) error { return c.sendPacket(packets...) }
 
-func (c *Conn) sendPacket(ps ...string) error {
-	c.mu.Lock()
-	if c.isClosed() {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	// A client is slow when its backlog is already full. A batch is taken whole on top
-	// of a shorter backlog: a bus read can bring more events for one socket than the
-	// queue holds, and that socket is not slow for it.
-	if len(c.queue) >= c.srv.cfg.SendQueueSize {
-		c.mu.Unlock()
-		// Closed from another goroutine: senders (a broadcast) may hold their own locks,
-		// which the close handlers need.
-		if c.dropping.CompareAndSwap(false, true) {
-			go c.close(ReasonSlowConsumer, false)
+// SendReply queues packets that answer the client's own request (an ack, a connect
+// answer). Unlike SendPackets it does not drop the client when its queue is full: it
+// waits for the client to read, so a client that sends requests faster than it reads
+// their answers is slowed to its own pace (the caller is its reader, or holds the
+// reader back). Only a client that reads nothing for the write timeout is dropped.
+func (c *Conn) SendReply(packets ...string) error { return c.enqueue(true, packets) }
+
+func (c *Conn) sendPacket(ps ...string) error { return c.enqueue(false, ps) }
+
+func (c *Conn) enqueue(reply bool, ps []string) error {
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		if c.isClosed() {
+			c.mu.Unlock()
+			return ErrClosed
 		}
-		return ErrSlowConsumer
+		// A client is slow when its backlog is already full. A batch is taken whole on
+		// top of a shorter backlog: a bus read can bring more events for one socket than
+		// the queue holds, and that socket is not slow for it.
+		if len(c.queue) < c.srv.cfg.SendQueueSize {
+			break
+		}
+		if !reply {
+			c.mu.Unlock()
+			c.dropSlow()
+			return ErrSlowConsumer
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(c.srv.cfg.WriteTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-room:
+		case <-c.closed:
+			return ErrClosed
+		case <-timeout:
+			c.dropSlow()
+			return ErrSlowConsumer
+		}
 	}
 	c.queue = append(c.queue, ps...)
 	ws := c.startWSWriterLocked()
@@ -150,11 +186,25 @@ func (c *Conn) sendPacket(ps ...string) error {
 	return nil
 }
 
-// takeQueue removes and returns queued packets, at most maxBytes of them (at least one).
-// Callers hold c.mu.
-func (c *Conn) takeQueue(maxBytes int) []string {
+// dropSlow closes a connection whose client does not read its events, once.
+func (c *Conn) dropSlow() {
+	// Closed from another goroutine: senders (a broadcast) may hold their own locks,
+	// which the close handlers need.
+	if c.dropping.CompareAndSwap(false, true) {
+		go c.close(ReasonSlowConsumer, false)
+	}
+}
+
+// maxPollPackets bounds the packets of one long-polling response: python-engineio
+// refuses a payload of more than 16 (its max_decode_packets) and drops the session;
+// the rest go out in the next poll.
+const maxPollPackets = 16
+
+// takeQueue removes and returns queued packets, at most maxBytes of them (at least
+// one) and, when maxPackets is positive, at most that many. Callers hold c.mu.
+func (c *Conn) takeQueue(maxBytes, maxPackets int) []string {
 	n, size := 0, 0
-	for n < len(c.queue) {
+	for n < len(c.queue) && (maxPackets <= 0 || n < maxPackets) {
 		size += len(c.queue[n]) + 1
 		if n > 0 && size > maxBytes {
 			break
@@ -166,6 +216,10 @@ func (c *Conn) takeQueue(maxBytes int) []string {
 		c.queue = nil // let the backing array go: idle connections hold no buffer
 	} else {
 		c.queue = c.queue[n:]
+	}
+	if c.room != nil && len(c.queue) < c.srv.cfg.SendQueueSize {
+		close(c.room) // replies waiting for room may go on
+		c.room = nil
 	}
 	return out
 }
@@ -194,8 +248,9 @@ func (c *Conn) close(reason string, notifyClient bool) {
 		c.closing, c.reason = notifyClient, reason
 		// The client's poll may be on its way on another connection (it sends the close
 		// packet and may poll at once): that poll gets its noop (see poll), then the
-		// session is gone.
-		lingering := reason == ReasonClientClose && c.transport == TransportPolling && !c.pollActive
+		// session is gone. A close by the server waits likewise for the next poll, which
+		// takes what was queued and the close packet.
+		lingering := c.transport == TransportPolling && (reason == ReasonClientClose && !c.pollActive || notifyClient)
 		c.srv.beats.cancel(c)
 		close(c.closed)
 		var ws *websocket.Conn
@@ -212,6 +267,7 @@ func (c *Conn) close(reason string, notifyClient bool) {
 			go c.finishWS(ws) // flushes (when closing) and closes the socket
 		}
 		if lingering {
+			c.srv.releaseConn(c)
 			time.AfterFunc(c.srv.cfg.PingTimeout, func() { c.srv.remove(c) })
 		} else {
 			c.srv.remove(c)

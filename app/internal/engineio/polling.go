@@ -64,7 +64,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 	for {
 		c.mu.Lock()
 		if len(c.queue) > 0 && !c.isClosed() {
-			batch := c.takeQueue(s.cfg.MaxPayload)
+			batch := c.takeQueue(s.cfg.MaxPayload, maxPollPackets)
 			c.mu.Unlock()
 			writePollResponse(w, batch)
 			return
@@ -77,15 +77,24 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 			return
 		case <-c.closed:
 			// The client's own close packet ends its pending poll with a noop, as the
-			// reference server does; a close by the server is announced.
-			end := Close
+			// reference server does; a close by the server is announced. What was queued
+			// before that close (a reason the application sent, such as session:end) goes
+			// first, in a response of its own: socket.io-client hands a payload's events to
+			// the application a tick later, after a close packet in the same payload has
+			// already torn the socket down, and they would be lost.
+			out, last := []string{string(Close)}, true
 			c.mu.Lock()
-			if c.reason == ReasonClientClose {
-				end = Noop
+			switch {
+			case c.reason == ReasonClientClose:
+				out = []string{string(Noop)}
+			case c.closing && len(c.queue) > 0:
+				out, last = c.takeQueue(s.cfg.MaxPayload, maxPollPackets), false
 			}
 			c.mu.Unlock()
-			writePollResponse(w, []string{string(end)})
-			s.remove(c) // a poll that raced the close packet was the last one
+			writePollResponse(w, out)
+			if last {
+				s.remove(c) // a poll that raced the close packet was the last one
+			}
 			return
 		case <-r.Context().Done():
 			return

@@ -134,6 +134,21 @@ func (s *Server) remove(c *Conn) {
 	defer s.mu.Unlock()
 	if s.conns[c.ID] == c {
 		delete(s.conns, c.ID)
+		s.releaseConnLocked(c)
+	}
+}
+
+// releaseConn gives back c's place among its address's sessions when it closes, even
+// while the session lingers for its last poll.
+func (s *Server) releaseConn(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseConnLocked(c)
+}
+
+func (s *Server) releaseConnLocked(c *Conn) {
+	if !c.ipReleased {
+		c.ipReleased = true
 		s.releaseLocked(c.clientIP)
 	}
 }
@@ -144,7 +159,7 @@ func (s *Server) admit(r *http.Request) (ip string, ok bool) {
 	if s.cfg.MaxSessionsPerIP <= 0 {
 		return "", true
 	}
-	ip = s.cfg.ClientIP(r)
+	ip = clientip.LimitKey(s.cfg.ClientIP(r))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.perIP[ip] >= s.cfg.MaxSessionsPerIP {

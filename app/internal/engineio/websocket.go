@@ -187,7 +187,7 @@ func (c *Conn) flushWS(ws *websocket.Conn) {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.takeQueue(maxWSBatch)
+		batch := c.takeQueue(maxWSBatch, 0)
 		c.mu.Unlock()
 		if err := c.writeFrames(ws, batch, c.srv.cfg.WriteTimeout); err != nil {
 			go c.close(ReasonTransportErr, false)
@@ -245,6 +245,10 @@ func wsCloseFrame(reason string) (code int, text string, ok bool) {
 		return websocket.ClosePolicyViolation, "send queue full: reading too slowly", true
 	case ReasonHandshakeTimeout:
 		return websocket.ClosePolicyViolation, "no handshake in time", true
+	case ReasonMessageTooLarge:
+		return websocket.CloseMessageTooBig, "binary attachments over the size limit", true
+	case ReasonMessageTimeout:
+		return websocket.ClosePolicyViolation, "binary attachments not completed in time", true
 	case ReasonServerClose:
 		return websocket.CloseGoingAway, "server closed the session", true
 	}

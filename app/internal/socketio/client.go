@@ -27,10 +27,20 @@ type client struct {
 	// connection has one, so that a connected client holds no timer.
 	connectTimer *time.Timer
 
-	// A binary packet waiting for its attachments; touched only by the reader.
-	pending     *Packet
+	// asm is the binary packet waiting for its attachments, nil nearly always. The
+	// reader fills it; the close and the attachment deadline end it, so pmu guards it.
+	pmu sync.Mutex
+	asm *assembly
+}
+
+// assembly is a binary packet being put together from its attachments.
+type assembly struct {
+	packet      Packet
 	attachments [][]byte
-	pendingSize int
+	size        int   // bytes of the attachments so far
+	held        int64 // of those, the bytes kept (counted in srv.pending)
+	keep        bool  // the handler takes attachments: their bytes are kept
+	deadline    *time.Timer
 }
 
 // armConnectTimer starts the wait for a namespace connect. Callers hold cl.mu or
@@ -100,6 +110,9 @@ func (cl *client) remove(nsp string) *Socket {
 }
 
 func (cl *client) onClose(reason string) {
+	cl.pmu.Lock()
+	cl.dropPendingLocked()
+	cl.pmu.Unlock()
 	cl.mu.Lock()
 	cl.closed = true
 	cl.stopConnectTimerLocked()
@@ -119,8 +132,19 @@ func (cl *client) onClose(reason string) {
 
 // send queues p and its attachments, all or none.
 func (cl *client) send(p Packet, attachments [][]byte) error {
+	return cl.sendAs(cl.conn.SendPackets, p, attachments)
+}
+
+// reply is send for an answer to the client's own request (an ack, a connect answer):
+// it waits for room in the client's queue rather than dropping the client
+// (engineio.Conn.SendReply).
+func (cl *client) reply(p Packet, attachments [][]byte) error {
+	return cl.sendAs(cl.conn.SendReply, p, attachments)
+}
+
+func (cl *client) sendAs(queue func(...string) error, p Packet, attachments [][]byte) error {
 	if len(attachments) == 0 {
-		return cl.conn.Send(p.Encode())
+		return queue(engineio.MessagePacket(p.Encode()))
 	}
 	switch p.Type {
 	case Event:
@@ -134,7 +158,7 @@ func (cl *client) send(p Packet, attachments [][]byte) error {
 	for _, a := range attachments {
 		packets = append(packets, engineio.BinaryPacket(a))
 	}
-	return cl.conn.SendPackets(packets...)
+	return queue(packets...)
 }
 
 // fail ends a connection whose client broke the protocol.
@@ -144,7 +168,10 @@ func (cl *client) fail(why string, err error) {
 }
 
 func (cl *client) onText(data string) {
-	if cl.pending != nil {
+	cl.pmu.Lock()
+	waiting := cl.asm != nil
+	cl.pmu.Unlock()
+	if waiting {
 		cl.fail("text packet while attachments were due", nil)
 		return
 	}
@@ -154,29 +181,98 @@ func (cl *client) onText(data string) {
 		return
 	}
 	if p.Attachments > 0 {
-		cl.pending, cl.attachments, cl.pendingSize = &p, make([][]byte, 0, p.Attachments), 0
+		cl.announce(p)
 		return
 	}
 	cl.dispatch(p, nil)
 }
 
+// announce starts waiting for the attachments of binary packet p. Their bytes are
+// kept only where they will be used: an event on a namespace whose handler takes
+// attachments. An event on a namespace the client has not connected to (before its
+// CONNECT, say) would be refused anyway, so it is refused now, before any byte
+// arrives; an ack's attachments are counted and let go (the server asks for no acks).
+func (cl *client) announce(p Packet) {
+	keep := false
+	if p.Type == BinaryEvent {
+		if cl.socket(p.Namespace) == nil {
+			cl.fail("binary event on a namespace the client is not connected to", nil)
+			return
+		}
+		keep = acceptsAttachments(cl.srv.namespaces[p.Namespace])
+	}
+	a := &assembly{packet: p, attachments: make([][]byte, 0, p.Attachments), keep: keep}
+	cl.pmu.Lock()
+	defer cl.pmu.Unlock()
+	cl.asm = a
+	a.deadline = time.AfterFunc(cl.srv.cfg.AttachmentTimeout, func() {
+		cl.pmu.Lock()
+		late := cl.asm == a
+		cl.pmu.Unlock()
+		if late {
+			cl.srv.log.Debug("socket.io: binary packet not completed in time", "remote", cl.conn.RemoteAddr)
+			cl.conn.Fail(engineio.ReasonMessageTimeout)
+		}
+	})
+}
+
+// dropPendingLocked forgets the packet being assembled and gives its bytes back to
+// the server's bound. Callers hold cl.pmu.
+func (cl *client) dropPendingLocked() {
+	a := cl.asm
+	if a == nil {
+		return
+	}
+	a.deadline.Stop()
+	cl.srv.pending.Add(-a.held)
+	cl.asm = nil
+}
+
 func (cl *client) onBinary(data []byte) {
-	if cl.pending == nil {
+	p, attachments, why := cl.addAttachment(data)
+	switch {
+	case why == engineio.ReasonProtocolError:
 		cl.fail("binary packet without a packet announcing it", nil)
-		return
+	case why != "":
+		cl.srv.log.Debug("socket.io: binary attachments over a limit", "reason", why, "remote", cl.conn.RemoteAddr)
+		cl.conn.Fail(why)
+	case p != nil:
+		cl.dispatch(*p, attachments)
 	}
-	cl.pendingSize += len(data)
-	if cl.pendingSize > cl.srv.cfg.MaxAttachmentBytes {
-		cl.fail("attachments over the size limit", nil)
-		return
+}
+
+// addAttachment adds data to the packet being assembled. It returns the packet and
+// its attachments once complete, or the close reason when data breaks a bound (the
+// packet's own, or the server's over every connection).
+func (cl *client) addAttachment(data []byte) (*Packet, [][]byte, string) {
+	cl.pmu.Lock()
+	defer cl.pmu.Unlock()
+	a := cl.asm
+	if a == nil {
+		return nil, nil, engineio.ReasonProtocolError
 	}
-	cl.attachments = append(cl.attachments, data)
-	if len(cl.attachments) < cl.pending.Attachments {
-		return
+	a.size += len(data)
+	if a.size > cl.srv.cfg.MaxAttachmentBytes {
+		cl.dropPendingLocked()
+		return nil, nil, engineio.ReasonMessageTooLarge
 	}
-	p, attachments := *cl.pending, cl.attachments
-	cl.pending, cl.attachments, cl.pendingSize = nil, nil, 0
-	cl.dispatch(p, attachments)
+	if a.keep {
+		n := int64(len(data))
+		if cl.srv.pending.Add(n) > cl.srv.cfg.MaxPendingAttachmentBytes {
+			cl.srv.pending.Add(-n)
+			cl.dropPendingLocked()
+			return nil, nil, engineio.ReasonMessageTooLarge
+		}
+		a.held += n
+		a.attachments = append(a.attachments, data)
+	} else {
+		a.attachments = append(a.attachments, nil) // counted, not kept
+	}
+	if len(a.attachments) < a.packet.Attachments {
+		return nil, nil, ""
+	}
+	cl.dropPendingLocked()
+	return &a.packet, a.attachments, ""
 }
 
 func (cl *client) dispatch(p Packet, attachments [][]byte) {
@@ -228,7 +324,7 @@ func (cl *client) ackFunc(nsp string, id int64) AckFunc {
 				cl.srv.log.Error("encoding ack", "err", err)
 				return
 			}
-			_ = cl.send(Packet{Type: Ack, Namespace: nsp, AckID: id, Data: data}, attachments)
+			_ = cl.reply(Packet{Type: Ack, Namespace: nsp, AckID: id, Data: data}, attachments)
 		})
 	}
 }
@@ -247,7 +343,7 @@ var idSeq atomic.Uint64
 func (cl *client) connect(p Packet) {
 	h := cl.srv.namespaces[p.Namespace]
 	if h == nil {
-		_ = cl.send(connectError(p.Namespace, "Invalid namespace", nil), nil)
+		_ = cl.reply(connectError(p.Namespace, "Invalid namespace", nil), nil)
 		return
 	}
 	if cl.socket(p.Namespace) != nil {
@@ -260,7 +356,7 @@ func (cl *client) connect(p Packet) {
 			ce = &ConnectErr{Message: "server error"}
 			cl.srv.log.Error("connect handler", "err", err)
 		}
-		_ = cl.send(connectError(p.Namespace, ce.Message, ce.Data), nil)
+		_ = cl.reply(connectError(p.Namespace, ce.Message, ce.Data), nil)
 		return
 	}
 	if s.ID == "" {
@@ -280,6 +376,6 @@ func (cl *client) connect(p Packet) {
 		h.Disconnected(s, engineio.ReasonTransportErr) // the connection ended during Connect
 		return
 	}
-	_ = cl.send(Packet{Type: Connect, Namespace: s.nsp, AckID: NoAck, Data: b}, nil)
+	_ = cl.reply(Packet{Type: Connect, Namespace: s.nsp, AckID: NoAck, Data: b}, nil)
 	h.Connected(s)
 }

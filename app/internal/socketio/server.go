@@ -17,7 +17,14 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxAttachmentBytes bounds the binary attachments of one packet, together.
 	MaxAttachmentBytes int
-	Logger             *slog.Logger
+	// MaxPendingAttachmentBytes bounds the attachment bytes held on this server, over
+	// every connection, for packets not yet complete: a connection that would pass it
+	// is closed, so many clients announcing large packets cannot pin the memory.
+	MaxPendingAttachmentBytes int64
+	// AttachmentTimeout is how long a binary packet may take to arrive whole after
+	// it was announced; a connection that takes longer is closed.
+	AttachmentTimeout time.Duration
+	Logger            *slog.Logger
 }
 
 // withDefaults fills the fields left zero; every field has a default, so a Config
@@ -28,6 +35,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttachmentBytes <= 0 {
 		c.MaxAttachmentBytes = 1 << 20
+	}
+	if c.MaxPendingAttachmentBytes <= 0 {
+		c.MaxPendingAttachmentBytes = 64 << 20
+	}
+	if c.AttachmentTimeout <= 0 {
+		c.AttachmentTimeout = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -41,6 +54,26 @@ type Server struct {
 	log        *slog.Logger
 	namespaces map[string]Handler
 	serving    atomic.Bool
+	// pending is the attachment bytes held for incomplete packets, over every
+	// connection (MaxPendingAttachmentBytes bounds it).
+	pending atomic.Int64
+}
+
+// PendingAttachmentBytes returns the attachment bytes held for packets still waiting
+// for the rest of their attachments.
+func (srv *Server) PendingAttachmentBytes() int64 { return srv.pending.Load() }
+
+// AttachmentsAccepter is implemented by a Handler that takes binary attachments. A
+// handler without it (or that answers false) is given an event's attachments as
+// empty slices of the right count, so it can refuse them, and their bytes are
+// never held while the packet arrives.
+type AttachmentsAccepter interface {
+	AcceptsAttachments() bool
+}
+
+func acceptsAttachments(h Handler) bool {
+	a, ok := h.(AttachmentsAccepter)
+	return ok && a.AcceptsAttachments()
 }
 
 // NewServer returns a server with h on the main namespace "/"; pass its OnConnection

@@ -121,3 +121,6 @@ func (echoHandler) Event(s *socketio.Socket, event string, args []json.RawMessag
 }
 
 func (echoHandler) Disconnected(*socketio.Socket, string) {}
+
+// AcceptsAttachments: the echo handlers send binary arguments back.
+func (echoHandler) AcceptsAttachments() bool { return true }
