@@ -68,6 +68,10 @@ type Broker interface {
 	// Since returns the logged events after offset whose channel is in channels, in
 	// order. ErrOffsetExpired when offset is older than the retained window.
 	Since(ctx context.Context, offset string, channels []string) ([]Event, error)
+	// Head returns the offset of the log's end now, whether or not anything was ever
+	// logged: Since(Head()) returns exactly what is logged after the call. A session
+	// that begins before its node has seen any event recovers from it.
+	Head(ctx context.Context) (string, error)
 	// Ping reports whether the bus can serve.
 	Ping(ctx context.Context) error
 	Close() error

@@ -39,6 +39,7 @@ func runBrokerContract(t *testing.T, newBackend func(t *testing.T) backend) {
 		{"reserved messages arrive in id order", contractReservedInOrder},
 		{"a slot never settled is given up", contractSlotGivenUp},
 		{"concurrent senders on two nodes: one ascending order", contractConcurrentReserved},
+		{"the head covers what is logged after it, from an empty log on", contractHead},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newBackend(t)) })
 	}
@@ -423,5 +424,48 @@ func contractConcurrentReserved(t *testing.T, be backend) {
 	}
 	if !slices.IsSorted(a) || len(slices.Compact(slices.Clone(a))) != senders*each {
 		t.Fatalf("delivery is not strictly ascending by id: %v", a)
+	}
+}
+
+// A session can begin before anything was logged, or long after the last event: the
+// head taken then replays exactly what is logged after it, on either node.
+func contractHead(t *testing.T, be backend) {
+	ctx := testCtx(t)
+	empty, err := be.a.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := be.b.Since(ctx, empty, []string{"a"}); err != nil || len(evs) != 0 {
+		t.Fatalf("Since(head of an empty log) = %v, %v; want nothing, no error", dataOf(evs), err)
+	}
+	publish := func(data string) {
+		t.Helper()
+		if _, err := be.a.Publish(ctx, Event{Kind: KindMessage, ChannelID: "a", Data: json.RawMessage(data)}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("1")
+	if evs, err := be.b.Since(ctx, empty, []string{"a"}); err != nil || !slices.Equal(dataOf(evs), []string{"1"}) {
+		t.Fatalf("Since(head of an empty log) after one event = %v, %v; want [1]", dataOf(evs), err)
+	}
+	mid, err := be.b.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := be.a.Since(ctx, mid, []string{"a"}); err != nil || len(evs) != 0 {
+		t.Fatalf("Since(head) with nothing after it = %v, %v; want nothing", dataOf(evs), err)
+	}
+	publish("2")
+	publish("3")
+	if evs, err := be.a.Since(ctx, mid, []string{"a"}); err != nil || !slices.Equal(dataOf(evs), []string{"2", "3"}) {
+		t.Fatalf("Since(head) = %v, %v; want [2 3]", dataOf(evs), err)
+	}
+	// Taken again with nothing new, the head is the same position.
+	again, err := be.a.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again2, _ := be.b.Head(ctx); again != again2 {
+		t.Fatalf("two nodes read different heads: %q and %q", again, again2)
 	}
 }

@@ -274,6 +274,13 @@ func (m *Memory) Since(_ context.Context, offset string, channels []string) ([]E
 	return out, nil
 }
 
+// Head implements Broker.
+func (m *Memory) Head(context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.formatOffset(m.seq), nil
+}
+
 // Ping always succeeds in process.
 func (m *Memory) Ping(context.Context) error { return nil }
 

@@ -147,3 +147,39 @@ func (r *Redis) Since(ctx context.Context, offset string, channels []string) ([]
 		cursor = entries[len(entries)-1].ID
 	}
 }
+
+// headScript returns the log's end {epoch, seq, last entry id}, creating the epoch
+// when the log is new, as the first append would: an offset made of them is covered
+// by Since until the entries after it leave the window. The stream holds at least its
+// newest entry (appends trim only older ones), whose sequence is seq; with none,
+// "0-0" is before any entry to come.
+// KEYS: stream, epoch, seq. ARGV: candidate epoch.
+var headScript = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('SET', KEYS[3], 0)
+end
+local seq = redis.call('GET', KEYS[3]) or '0'
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if #last > 0 then id = last[1][1] end
+return {epoch, seq, id}
+`)
+
+// Head implements Broker.
+func (r *Redis) Head(ctx context.Context) (string, error) {
+	res, err := headScript.Run(ctx, r.client, []string{r.streamKey, r.epochKey, r.seqKey}, newEpoch()).StringSlice()
+	if err != nil {
+		return "", fmt.Errorf("broker: reading the log's head: %w", err)
+	}
+	if len(res) != 3 {
+		return "", fmt.Errorf("broker: the log's head: unexpected reply %q", res)
+	}
+	seq, err := strconv.ParseUint(res[1], 10, 64)
+	if err != nil || !validStreamID(res[2]) {
+		return "", fmt.Errorf("broker: the log's head: unexpected reply %q", res)
+	}
+	return position{epoch: res[0], seq: seq, id: res[2]}.offset(), nil
+}

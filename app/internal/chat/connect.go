@@ -64,6 +64,9 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	}
 	s.PID = newPID()
 	// Read before register: an event delivered in between is then replayed, not lost.
+	if h.busOffset.Load() == nil {
+		h.noteHead(ctx) // the start could not read it
+	}
 	if p := h.busOffset.Load(); p != nil {
 		c.since = *p
 	}

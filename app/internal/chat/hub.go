@@ -143,8 +143,28 @@ func (h *Hub) Start(ctx context.Context) error {
 	if err := h.Broker.Subscribe(ctx, h.deliver); err != nil {
 		return err
 	}
+	// After Subscribe: whatever is logged after the head reaches this node, and moves
+	// busOffset on from it.
+	hctx, cancel := h.opContext(ctx)
+	h.noteHead(hctx)
+	cancel()
 	h.runBackground(ctx)
 	return nil
+}
+
+// noteHead sets busOffset to the log's head while this node has delivered no logged
+// event, so that a session beginning now recovers from its first moment (before,
+// a session saved with no position could never be recovered, and every client of a
+// node that had seen no message since it started lost its session with the node).
+// A failure is logged; Connect tries again.
+func (h *Hub) noteHead(ctx context.Context) {
+	head, err := h.Broker.Head(ctx)
+	if err != nil {
+		h.Log.Warn("reading the recovery log's head failed; sessions recover once it is read", "err", err)
+		return
+	}
+	// An event delivered meanwhile set a later position: keep that one.
+	h.busOffset.CompareAndSwap(nil, &head)
 }
 
 // Drain stops accepting sends and waits (up to ctx) for the ones in flight.

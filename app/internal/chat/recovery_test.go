@@ -83,3 +83,47 @@ func TestRecoveryOrder(t *testing.T) {
 		})
 	}
 }
+
+// A session is recoverable from its first moment: on a node that has delivered no
+// logged event since it started, a client that joins and drops recovers, and gets what
+// was published while it was away. (Its position used to be empty, and an empty
+// position was never recovered: every client of a freshly started node lost its session.)
+func TestSessionIsRecoverableBeforeAnyEvent(t *testing.T) {
+	f := newSendFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.hub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	token, err := f.hub.Auth.IssueToken(f.alice.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(fields map[string]string) *socketio.Socket {
+		t.Helper()
+		raw, _ := json.Marshal(fields)
+		s := &socketio.Socket{}
+		if err := f.hub.Connect(s, raw); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := connect(map[string]string{"token": token})
+	join, _ := json.Marshal(map[string]string{"channelId": f.chID})
+	if ack, _ := json.Marshal(f.hub.join(first.Data.(*client), []json.RawMessage{join})); string(ack) != `{"ok":true}` {
+		t.Fatalf("join: %s", ack)
+	}
+	f.hub.Disconnected(first, "transport close") // before any event reached this node
+	if _, err := f.hub.Broker.Publish(ctx, broker.Event{Kind: broker.KindMessage, ChannelID: f.chID,
+		Data: json.RawMessage(`{"text":"while away"}`)}, true); err != nil {
+		t.Fatal(err)
+	}
+	second := connect(map[string]string{"token": token, "pid": first.PID})
+	if !second.Recovered {
+		t.Fatal("a session that began before any event was not recovered")
+	}
+	c := second.Data.(*client)
+	if len(c.replay) != 1 || !strings.Contains(string(c.replay[0].Data), "while away") {
+		t.Fatalf("replayed %d events, want the one published while away", len(c.replay))
+	}
+}
