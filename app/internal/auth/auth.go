@@ -133,6 +133,12 @@ func (a *Auth) IssueToken(u model.User) (string, error) {
 // Every failure is an *apperr.Error with code unauthorized; the cause is not
 // detailed beyond "expired" so clients learn when to log in again, nothing more.
 func (a *Auth) ParseToken(token string) (model.User, error) {
+	u, _, err := a.ParseTokenExpiry(token)
+	return u, err
+}
+
+// ParseTokenExpiry is ParseToken that also returns when the token expires.
+func (a *Auth) ParseTokenExpiry(token string) (model.User, time.Time, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c,
 		func(*jwt.Token) (any, error) { return a.secret, nil },
@@ -144,17 +150,17 @@ func (a *Auth) ParseToken(token string) (model.User, error) {
 	)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return model.User{}, apperr.New(apperr.Unauthorized, "token expired, log in again")
+		return model.User{}, time.Time{}, apperr.New(apperr.Unauthorized, "token expired, log in again")
 	case err != nil:
-		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+		return model.User{}, time.Time{}, apperr.New(apperr.Unauthorized, "invalid token")
 	case c.Subject == "" || c.Name == "":
-		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+		return model.User{}, time.Time{}, apperr.New(apperr.Unauthorized, "invalid token")
 	// A token must not outlive what this server issues: one signed with the key but a
 	// far exp (a leaked key's forgery, an old build's mistake) is refused.
 	case c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > a.ttl+maxClockSkew:
-		return model.User{}, apperr.New(apperr.Unauthorized, "invalid token")
+		return model.User{}, time.Time{}, apperr.New(apperr.Unauthorized, "invalid token")
 	}
-	return model.User{ID: c.Subject, Username: c.Name, TokenVersion: c.Version}, nil
+	return model.User{ID: c.Subject, Username: c.Name, TokenVersion: c.Version}, c.ExpiresAt.Time, nil
 }
 
 // TokenVersions is what Current needs of the store.

@@ -18,6 +18,9 @@ const (
 	KindMessage  = "message"
 	KindPresence = "presence"
 	KindTyping   = "typing"
+	// KindRevoke ends a user's sockets on every node (a logout); Origin is the user.
+	// Nodes act on it; it never reaches a client.
+	KindRevoke = "revoke"
 )
 
 // Event is what travels between nodes. ChannelID empty means "every connected user".

@@ -12,6 +12,7 @@ import (
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/auth"
 	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/engineio"
 	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
 )
@@ -39,7 +40,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	if a.Token == "" {
 		return refuse(apperr.Unauthorized, "missing token")
 	}
-	user, err := h.Auth.ParseToken(a.Token)
+	user, exp, err := h.Auth.ParseTokenExpiry(a.Token)
 	if err != nil {
 		return refuse(apperr.Unauthorized, "invalid or expired token")
 	}
@@ -56,7 +57,7 @@ func (h *Hub) Connect(s *socketio.Socket, raw json.RawMessage) error {
 	if !h.reserveConn(user.ID) {
 		return refuse(apperr.RateLimited, fmt.Sprintf("a user may hold at most %d connections to one server", h.cfg.MaxConnsPerUser))
 	}
-	c := &client{sock: s, user: user}
+	c := &client{sock: s, user: user, tokenExp: exp}
 	s.Data = c
 
 	if a.PID != "" && h.restore(ctx, s, c, a.PID, a.Offset) {
@@ -149,6 +150,7 @@ func (h *Hub) Connected(s *socketio.Socket) {
 	c := s.Data.(*client)
 	c.connected.Store(true)
 	h.Metrics.Connections.Inc()
+	h.expireAt(c, c.tokenExp)
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	h.userConnected(ctx, c)
@@ -197,6 +199,14 @@ func (h *Hub) Disconnected(s *socketio.Socket, reason string) {
 	if !ok {
 		return
 	}
+	if reason == engineio.ReasonSlowConsumer {
+		h.Metrics.SlowDropped.Inc()
+	}
+	c.mu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
 	h.releaseConn(c.user.ID)
 	h.unregister(c)
 	ctx, cancel := h.opContext(context.Background())

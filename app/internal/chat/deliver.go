@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/quibly/quibly/app/internal/broker"
@@ -27,6 +26,11 @@ func encodeEvent(ev broker.Event) (string, error) {
 // load a bus read brings many events, and a write per event per socket would cost
 // a system call each.
 func (h *Hub) deliver(evs []broker.Event) {
+	for _, ev := range evs {
+		if ev.Kind == broker.KindRevoke { // for the nodes, not their clients
+			h.revokeLocal(ev)
+		}
+	}
 	if len(evs) == 1 {
 		h.deliverOne(evs[0])
 		return
@@ -86,6 +90,9 @@ func (h *Hub) deliverOne(ev broker.Event) {
 // targets are chosen, see Connect), drops the online snapshot on a presence change,
 // and encodes the event once, down to the Engine.IO packet, for all its targets.
 func (h *Hub) prepare(ev broker.Event) (string, bool) {
+	if ev.Kind == broker.KindRevoke {
+		return "", false
+	}
 	if ev.Offset != "" {
 		h.busOffset.Store(&ev.Offset)
 	}
@@ -112,12 +119,11 @@ func (h *Hub) eachTarget(ev broker.Event, fn func(*client)) {
 	}
 }
 
+// countSend counts delivered packets. A drop for slowness is counted once, whatever
+// caused it (events, or acks a client never read), when the socket ends (Disconnected).
 func (h *Hub) countSend(err error, packets int) {
-	switch {
-	case err == nil:
+	if err == nil {
 		h.Metrics.Deliveries.Add(float64(packets))
-	case errors.Is(err, socketio.ErrSlowConsumer):
-		h.Metrics.SlowDropped.Inc()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/socketio"
 	"github.com/quibly/quibly/app/internal/store"
+	"github.com/quibly/quibly/app/internal/text"
 )
 
 // Event names of the wire protocol.
@@ -51,6 +52,11 @@ func decodePayload(args []json.RawMessage, v any) *apperr.Error {
 	raw := strings.TrimSpace(string(args[0]))
 	if !strings.HasPrefix(raw, "{") {
 		return apperr.New(apperr.Invalid, "the payload must be a JSON object")
+	}
+	// encoding/json would decode a lone surrogate as U+FFFD: the text stored would
+	// not be the text sent.
+	if text.LoneSurrogate(args[0]) {
+		return apperr.New(apperr.Invalid, "the payload has a lone UTF-16 surrogate escape (\\ud800 and the like)")
 	}
 	if err := json.Unmarshal(args[0], v); err != nil {
 		return apperr.New(apperr.Invalid, "malformed payload: field types do not match")

@@ -198,6 +198,10 @@ type client struct {
 	// since is the bus offset when this session began: a client that has received
 	// no logged event yet presents no offset, and recovers from here instead.
 	since string
+	// tokenExp is when the token the socket connected with expires; expiry ends the
+	// socket then (revoke.go).
+	tokenExp time.Time
+	expiry   *time.Timer
 }
 
 type heldPacket struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/sessions"
+	"github.com/quibly/quibly/app/internal/text"
 )
 
 // maxSendsInFlight is how many message:send events of one connection run at once.
@@ -67,8 +67,8 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	switch {
 	case p.ChannelID == "":
 		return fail(apperr.New(apperr.Invalid, "channelId is required"))
-	case strings.TrimSpace(p.Text) == "":
-		return fail(apperr.New(apperr.Invalid, "text must not be empty"))
+	case text.Blank(p.Text):
+		return fail(apperr.New(apperr.Invalid, "text must not be empty or only spaces and invisible characters"))
 	case !utf8.ValidString(p.Text):
 		return fail(apperr.New(apperr.Invalid, "text must be valid UTF-8"))
 	case utf8.RuneCountInString(p.Text) > h.cfg.MaxMessageChars:

@@ -94,6 +94,13 @@ type Config struct {
 	AuthBurst     int     `mapstructure:"AUTH_BURST"`
 	AuthUserRate  float64 `mapstructure:"AUTH_USER_RATE"`
 	AuthUserBurst int     `mapstructure:"AUTH_USER_BURST"`
+	// Channels one user may create in an hour (a burst, refilled over the hour) and
+	// all users on one node in a minute.
+	ChannelsPerUserHour   int `mapstructure:"CHANNELS_PER_USER_HOUR"`
+	ChannelsPerNodeMinute int `mapstructure:"CHANNELS_PER_NODE_MINUTE"`
+	// TokenTTL is how long a token from login or register admits its user; a socket
+	// ends when its token expires.
+	TokenTTL time.Duration `mapstructure:"TOKEN_TTL"`
 	// Connections one client address, and one user, may hold on a node.
 	MaxConnsPerIP   int `mapstructure:"MAX_CONNECTIONS_PER_IP"`
 	MaxConnsPerUser int `mapstructure:"MAX_CONNECTIONS_PER_USER"`
@@ -150,7 +157,14 @@ var defaults = map[string]any{
 	"TRUSTED_PROXIES":           "",
 	"MAX_CONNECTIONS_PER_IP":    1000,
 	"MAX_CONNECTIONS_PER_USER":  50,
+	"CHANNELS_PER_USER_HOUR":    20,
+	"CHANNELS_PER_NODE_MINUTE":  60,
+	"TOKEN_TTL":                 "168h",
 }
+
+// MinMetricsTokenLen is the shortest METRICS_TOKEN: it guards /metrics from the whole
+// network, so it must not be guessable.
+const MinMetricsTokenLen = 16
 
 // Load reads the environment and, when present, envFile (ignored when it does not
 // exist), and validates the result. Environment variables win over the file.
@@ -269,6 +283,10 @@ func (c Config) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("JWT_SECRET", "must be at least 32 characters")
 	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < MinMetricsTokenLen {
+		// The length is safe to report; the token itself never is.
+		bad("METRICS_TOKEN", "must be at least %d characters, got %d", MinMetricsTokenLen, len(c.MetricsToken))
+	}
 	if c.KafkaTopic == "" || strings.ContainsAny(c.KafkaTopic, " /\\,") {
 		bad("KAFKA_TOPIC", "must be a topic name without spaces, slashes or commas, got %q", c.KafkaTopic)
 	}
@@ -288,6 +306,7 @@ func (c Config) Validate() error {
 		{"MESSAGE_BURST", c.MessageBurst, 1}, {"AUTH_BURST", c.AuthBurst, 1}, {"AUTH_USER_BURST", c.AuthUserBurst, 1},
 		{"MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP, 1}, {"MAX_CONNECTIONS_PER_USER", c.MaxConnsPerUser, 1},
 		{"SEND_QUEUE_SIZE", c.SendQueueSize, 1},
+		{"CHANNELS_PER_USER_HOUR", c.ChannelsPerUserHour, 1}, {"CHANNELS_PER_NODE_MINUTE", c.ChannelsPerNodeMinute, 1},
 	} {
 		if n.value < n.min {
 			bad(n.name, "must be at least %d, got %d", n.min, n.value)
@@ -300,7 +319,7 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"PING_INTERVAL": c.PingInterval, "PING_TIMEOUT": c.PingTimeout,
 		"RECOVERY_WINDOW": c.RecoveryWindow, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "LEADER_LEASE": c.LeaderLease,
-		"HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout} {
+		"HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout, "TOKEN_TTL": c.TokenTTL} {
 		if d <= 0 {
 			bad(name, "must be a positive duration like 25s, got %v", d)
 		}

@@ -28,6 +28,9 @@ func TestLoad(t *testing.T) {
 		{name: "cluster needs a JWT secret", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k:9092", "DATABASE_URL": "postgres://x"},
 			wantErr: "JWT_SECRET: is required"},
 		{name: "short JWT secret", env: map[string]string{"JWT_SECRET": "short"}, wantErr: "JWT_SECRET: must be at least 32"},
+		{name: "short metrics token", env: map[string]string{"METRICS_TOKEN": "a"}, wantErr: "METRICS_TOKEN: must be at least 16 characters, got 1"},
+		{name: "no channel creation at all", env: map[string]string{"CHANNELS_PER_USER_HOUR": "0"}, wantErr: "CHANNELS_PER_USER_HOUR: must be at least 1"},
+		{name: "tokens that never last", env: map[string]string{"TOKEN_TTL": "0s"}, wantErr: "TOKEN_TTL: must be a positive duration"},
 		{name: "full cluster", env: map[string]string{"REDIS_STRING": "r", "KAFKA_BROKERS": "k1:9092, k2:9092", "DATABASE_URL": "postgres://x", "JWT_SECRET": secret},
 			check: func(t *testing.T, c Config) {
 				if c.Mode() != Clustered || len(c.Brokers()) != 2 || c.Brokers()[1] != "k2:9092" {

@@ -37,6 +37,12 @@ type Config struct {
 	// HashSlots bounds the bcrypt computations running at once, so a login flood
 	// cannot take every core from chat; 0 is half the cores (at least one).
 	HashSlots int
+	// ChannelsPerUser limits channel creation per user, ChannelsPerNode on the node
+	// over every user; the zero Spec is no limit.
+	ChannelsPerUser, ChannelsPerNode limit.Spec
+	// Revoked is called after a logout revoked the caller's tokens, to end the
+	// user's open sockets (on every node); nil does nothing.
+	Revoked func(ctx context.Context, userID string) error
 }
 
 // withDefaults fills the fields left zero that have a default; the zero limits are
@@ -76,6 +82,9 @@ type API struct {
 	clientIP           clientip.Resolver
 	perIP, perUsername *limit.Keyed
 	hashSlots          chan struct{}
+	// channelsPerUser and channelsPerNode (one key) limit channel creation.
+	channelsPerUser, channelsPerNode *limit.Keyed
+	revoked                          func(ctx context.Context, userID string) error
 }
 
 // New returns an API over st and au; both are required. A nil log discards.
@@ -85,15 +94,18 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &API{
-		clientIP:      cfg.ClientIP,
-		perIP:         limit.NewKeyed(cfg.AuthPerIP),
-		perUsername:   limit.NewKeyed(cfg.AuthPerUser),
-		hashSlots:     make(chan struct{}, cfg.HashSlots),
-		maxBody:       cfg.MaxBodyBytes,
-		st:            st,
-		au:            au,
-		log:           log,
-		checkPassword: auth.CheckPassword,
+		clientIP:        cfg.ClientIP,
+		perIP:           limit.NewKeyed(cfg.AuthPerIP),
+		perUsername:     limit.NewKeyed(cfg.AuthPerUser),
+		channelsPerUser: limit.NewKeyed(cfg.ChannelsPerUser),
+		channelsPerNode: limit.NewKeyed(cfg.ChannelsPerNode),
+		revoked:         cfg.Revoked,
+		hashSlots:       make(chan struct{}, cfg.HashSlots),
+		maxBody:         cfg.MaxBodyBytes,
+		st:              st,
+		au:              au,
+		log:             log,
+		checkPassword:   auth.CheckPassword,
 		dummyHash: sync.OnceValue(func() string {
 			h, _ := auth.HashPassword("quibly-timing-equaliser") // only ever compared against
 			return h

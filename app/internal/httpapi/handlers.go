@@ -11,6 +11,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/clientip"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/store"
 )
@@ -21,6 +22,10 @@ const (
 	maxPasswordBytes = auth.MaxPasswordBytes
 	defaultPageSize  = 50
 	maxPageSize      = 100
+	// A page of the channel list: the web client shows one and asks for more.
+	defaultChannelPage = 100
+	maxChannelPage     = 200
+	maxChannelName     = 64
 )
 
 var (
@@ -43,7 +48,7 @@ type authResponse struct {
 var badLogin = apperr.New(apperr.Unauthorized, "invalid username or password")
 
 func (a *API) register(w http.ResponseWriter, r *http.Request) error {
-	if err := allow(w, a.perIP, a.clientIP.IP(r), "login and register attempts from your address"); err != nil {
+	if err := allow(w, a.perIP, clientip.LimitKey(a.clientIP.IP(r)), "login and register attempts from your address"); err != nil {
 		return err
 	}
 	var req credentials
@@ -75,7 +80,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
-	if err := allow(w, a.perIP, a.clientIP.IP(r), "login and register attempts from your address"); err != nil {
+	if err := allow(w, a.perIP, clientip.LimitKey(a.clientIP.IP(r)), "login and register attempts from your address"); err != nil {
 		return err
 	}
 	var req credentials
@@ -110,8 +115,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 // logout revokes every token of the caller (all its devices): they are refused from
 // now on, on REST and on connect.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
-	if err := a.st.RevokeTokens(r.Context(), userFrom(r.Context()).ID); err != nil {
+	id := userFrom(r.Context()).ID
+	if err := a.st.RevokeTokens(r.Context(), id); err != nil {
 		return err
+	}
+	// The tokens are revoked whatever happens next; a socket the bus could not reach
+	// ends at its token's expiry or its next reconnect.
+	if a.revoked != nil {
+		if err := a.revoked(r.Context(), id); err != nil {
+			a.log.Warn("ending the sockets of a user who logged out failed", "err", err)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -126,15 +139,42 @@ func (a *API) writeToken(w http.ResponseWriter, status int, u model.User) error 
 	return nil
 }
 
+type channelsResponse struct {
+	Channels []model.Channel `json:"channels"`
+	// NextAfter is the cursor of the next page (the last name of this one); null when
+	// this page is the last.
+	NextAfter *string `json:"nextAfter"`
+}
+
+// listChannels pages the channels by name: ?limit= (1 to maxChannelPage) and
+// ?after= (the nextAfter of the page before).
 func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
-	cs, err := a.st.Channels(r.Context())
+	q := r.URL.Query()
+	limit := defaultChannelPage
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxChannelPage {
+			return apperr.New(apperr.Invalid, "limit must be an integer from 1 to %d", maxChannelPage)
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if len(after) > maxChannelName {
+		return apperr.New(apperr.Invalid, "after must be a channel name (the nextAfter of the previous page)")
+	}
+	cs, err := a.st.Channels(r.Context(), after, limit)
 	if err != nil {
 		return err
 	}
-	if cs == nil {
-		cs = []model.Channel{} // [] not null
+	resp := channelsResponse{Channels: cs}
+	if resp.Channels == nil {
+		resp.Channels = []model.Channel{} // [] not null
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"channels": cs})
+	if len(cs) == limit { // a full page: there may be more
+		next := cs[len(cs)-1].Name
+		resp.NextAfter = &next
+	}
+	WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -152,7 +192,14 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request) error {
 	if !channelNameRE.MatchString(name) {
 		return apperr.New(apperr.Invalid, "channel name must be 1 to 64 characters: lowercase letters, digits, '-' or '_'")
 	}
-	c, err := a.st.CreateChannel(r.Context(), name, userFrom(r.Context()).ID)
+	uid := userFrom(r.Context()).ID
+	if err := allow(w, a.channelsPerUser, uid, "channels created by you"); err != nil {
+		return err
+	}
+	if err := allow(w, a.channelsPerNode, "", "channels created on this server"); err != nil {
+		return err
+	}
+	c, err := a.st.CreateChannel(r.Context(), name, uid)
 	if errors.Is(err, store.ErrConflict) {
 		return apperr.New(apperr.Conflict, "channel %q already exists", name)
 	}

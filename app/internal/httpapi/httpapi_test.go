@@ -21,6 +21,7 @@ import (
 
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/auth"
+	"github.com/quibly/quibly/app/internal/limit"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/store"
 )
@@ -412,21 +413,152 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 }
 
-func TestChannelsListOrderedByName(t *testing.T) {
+// The channel list comes in pages by name; following nextAfter walks every channel
+// once, and the last page says there is no next.
+func TestChannelsListPagesByName(t *testing.T) {
 	f := newFixture(t)
 	for _, n := range []string{"zeta", "alpha", "mid"} {
 		f.mustJSON(t, "POST", "/api/channels", f.bearer(), fmt.Sprintf(`{"name":%q}`, n), 201, nil)
 	}
-	var out struct {
-		Channels []model.Channel `json:"channels"`
+	type page struct {
+		Channels  []model.Channel `json:"channels"`
+		NextAfter *string         `json:"nextAfter"`
 	}
-	f.mustJSON(t, "GET", "/api/channels", f.bearer(), "", 200, &out)
-	var names []string
-	for _, c := range out.Channels {
-		names = append(names, c.Name)
+	for _, tc := range []struct {
+		limit string
+		want  string
+		pages int
+	}{
+		{"", "[alpha general mid random zeta]", 1},
+		{"2", "[alpha general mid random zeta]", 3},
+		{"5", "[alpha general mid random zeta]", 2}, // a full last page: one more, empty
+		{"1", "[alpha general mid random zeta]", 6},
+	} {
+		var names []string
+		pages, after := 0, ""
+		for {
+			q := "?after=" + after
+			if tc.limit != "" {
+				q += "&limit=" + tc.limit
+			}
+			var p page
+			f.mustJSON(t, "GET", "/api/channels"+q, f.bearer(), "", 200, &p)
+			pages++
+			for _, c := range p.Channels {
+				names = append(names, c.Name)
+			}
+			if p.NextAfter == nil {
+				break
+			}
+			if pages > 10 {
+				t.Fatal("the pages never end")
+			}
+			after = *p.NextAfter
+		}
+		if got := fmt.Sprint(names); got != tc.want || pages != tc.pages {
+			t.Errorf("limit %q: %s in %d pages, want %s in %d", tc.limit, got, pages, tc.want, tc.pages)
+		}
 	}
-	if got := fmt.Sprint(names); got != "[alpha general mid random zeta]" {
-		t.Errorf("channels = %s", got)
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "after=" + strings.Repeat("a", 65)} {
+		res := f.do(t, "GET", "/api/channels?"+q, f.bearer(), "", false)
+		if res.status != 400 || !bytes.Contains(res.body, []byte(`"invalid"`)) {
+			t.Errorf("GET /api/channels?%s: %d %s, want 400 invalid", q, res.status, res.body)
+		}
+	}
+}
+
+// Channel creation is limited per user and on the node; the refusal is 429
+// rate_limited with Retry-After, and another user is not held to the first's limit.
+func TestChannelCreationIsLimited(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cfg         Config
+		alice, bob  int // channels each tries, one after the other
+		wantCreated int
+	}{
+		{"per user", Config{ChannelsPerUser: limit.Spec{Rate: 1.0 / 3600, Burst: 3}}, 5, 2, 3 + 2},
+		{"on the node", Config{ChannelsPerNode: limit.Spec{Rate: 1.0 / 60, Burst: 4}}, 3, 3, 4},
+		{"no limit", Config{}, 5, 5, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, mux := apiWithAlice(t, tc.cfg)
+			token := func(name string) string {
+				u, err := a.st.CreateUser(context.Background(), name, "x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := a.au.IssueToken(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tok
+			}
+			created := 0
+			for _, who := range []struct {
+				name, tok string
+				n         int
+			}{{"a", token("creator-a"), tc.alice}, {"b", token("creator-b"), tc.bob}} {
+				for i := range who.n {
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest("POST", "/api/channels", strings.NewReader(fmt.Sprintf(`{"name":"c%d-%s"}`, i, who.name)))
+					req.Header.Set("Authorization", "Bearer "+who.tok)
+					mux.ServeHTTP(rec, req)
+					switch rec.Code {
+					case http.StatusCreated:
+						created++
+					case http.StatusTooManyRequests:
+						if rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), `"rate_limited"`) {
+							t.Fatalf("429 without Retry-After or rate_limited: %s", rec.Body)
+						}
+					default:
+						t.Fatalf("create: %d %s", rec.Code, rec.Body)
+					}
+				}
+			}
+			if created != tc.wantCreated {
+				t.Fatalf("%d channels created, want %d", created, tc.wantCreated)
+			}
+		})
+	}
+}
+
+// A lone surrogate escape would decode as U+FFFD, so "pass\ud800word1" would also log
+// in as "pass\udc00word1": such a body is refused; a real pair (an emoji) is fine.
+func TestLoneSurrogateEscapesAreRefused(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"username":"dave","password":"pass\ud800word1"}`, 400},
+		{`{"username":"dave","password":"pass\udc00word1"}`, 400},
+		{`{"username":"dave","password":"pass\ud83d\ude00word1"}`, 201},
+	} {
+		res := f.do(t, "POST", "/api/auth/register", "", tc.body, false)
+		if res.status != tc.want {
+			t.Errorf("register %s: %d %s, want %d", tc.body, res.status, res.body, tc.want)
+		}
+	}
+}
+
+// A logout hands the user to Revoked, which ends the user's sockets on every node.
+func TestLogoutEndsTheUsersSockets(t *testing.T) {
+	var revoked []string
+	a, mux := apiWithAlice(t, Config{Revoked: func(_ context.Context, id string) error {
+		revoked = append(revoked, id)
+		return nil
+	}})
+	u, _, err := a.st.UserByName(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := a.au.IssueToken(u)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/api/auth/logout", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent || fmt.Sprint(revoked) != "["+u.ID+"]" {
+		t.Fatalf("logout: %d; revoked %v, want [%s]", rec.Code, revoked, u.ID)
 	}
 }
 

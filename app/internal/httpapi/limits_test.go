@@ -79,6 +79,15 @@ func TestAuthRateLimits(t *testing.T) {
 		{"one username from many addresses", func(i int) (string, string, string, string) {
 			return "/api/auth/login", fmt.Sprintf("203.0.113.%d:1", i), "", wrong
 		}, Config{AuthPerUser: limit.Spec{Burst: 2}}, 2},
+		{"addresses of one IPv6 /64 share a limit", func(i int) (string, string, string, string) {
+			return "/api/auth/login", fmt.Sprintf("[2001:db8:0:1::%x]:1", i+1), "", wrong
+		}, Config{AuthPerIP: limit.Spec{Burst: 1}}, 1},
+		{"addresses of different /64s do not", func(i int) (string, string, string, string) {
+			return "/api/auth/login", fmt.Sprintf("[2001:db8:0:%x::1]:1", i+1), "", wrong
+		}, Config{AuthPerIP: limit.Spec{Burst: 1}}, 6},
+		{"a full table of addresses does not lock newcomers out", func(i int) (string, string, string, string) {
+			return "/api/auth/login", "10.0.0.5:80", fmt.Sprintf("198.51.100.%d", i), wrong
+		}, Config{AuthPerIP: limit.Spec{Burst: 1, MaxKeys: 2}, ClientIP: trusted}, 6},
 		{"a username's case does not reset its limit", func(i int) (string, string, string, string) {
 			return "/api/auth/login", fmt.Sprintf("203.0.113.%d:1", i), "", fmt.Sprintf(`{"username":"%s","password":"wrong-password"}`, []string{"alice", "ALICE", "Alice"}[i%3])
 		}, Config{AuthPerUser: limit.Spec{Burst: 2}}, 2},

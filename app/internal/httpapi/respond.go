@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/quibly/quibly/app/internal/apperr"
+	"github.com/quibly/quibly/app/internal/text"
 )
 
 // WriteJSON writes v as a JSON response with the given status. A value that cannot
@@ -50,6 +51,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	// strings would log in as one password.
 	if !utf8.Valid(raw) {
 		return apperr.New(apperr.Invalid, "request body is not valid UTF-8")
+	}
+	// Nor may a lone surrogate escape ("\ud800") become U+FFFD: "pass\ud800word1"
+	// would log in as "pass\udc00word1".
+	if text.LoneSurrogate(raw) {
+		return apperr.New(apperr.Invalid, "request body has a lone UTF-16 surrogate escape (\\ud800 and the like)")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(dst); err != nil {

@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	au, err := auth.NewAuth(auth.Config{Secret: secret, TokenTTL: 7 * 24 * time.Hour})
+	au, err := auth.NewAuth(auth.Config{Secret: secret, TokenTTL: cfg.TokenTTL})
 	if err != nil {
 		return err
 	}
@@ -95,9 +95,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	hl := health.New(health.Config{ServerID: cfg.ServerID, Mode: string(cfg.Mode()), Checks: checks, IsLeader: be.elector.IsLeader})
 
 	mux := http.NewServeMux()
-	httpapi.New(httpapi.Config{MaxBodyBytes: 64 << 10, ClientIP: proxies,
-		AuthPerIP:   limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
-		AuthPerUser: limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},
+	httpapi.New(httpapi.Config{ClientIP: proxies,
+		AuthPerIP:       limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
+		AuthPerUser:     limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},
+		ChannelsPerUser: limit.Spec{Rate: float64(cfg.ChannelsPerUserHour) / 3600, Burst: cfg.ChannelsPerUserHour},
+		ChannelsPerNode: limit.Spec{Rate: float64(cfg.ChannelsPerNodeMinute) / 60, Burst: cfg.ChannelsPerNodeMinute},
+		Revoked:         hub.Revoke,
 	}, be.store, au, log).Register(mux)
 	mux.Handle("/socket.io/", eio)
 	mux.Handle("GET /health", hl)

@@ -440,9 +440,9 @@ func (s *Postgres) Channel(ctx context.Context, id string) (model.Channel, error
 }
 
 // Channels implements Store.
-func (s *Postgres) Channels(ctx context.Context) ([]model.Channel, error) {
+func (s *Postgres) Channels(ctx context.Context, after string, limit int) ([]model.Channel, error) {
 	// COLLATE "C" orders by bytes, as SQLite does, whatever the database's locale.
-	rows, err := s.pool.Query(ctx, pgChannelCols+` ORDER BY name COLLATE "C"`)
+	rows, err := s.pool.Query(ctx, pgChannelCols+` WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}

@@ -343,8 +343,8 @@ func (s *SQLite) Channel(ctx context.Context, id string) (model.Channel, error) 
 }
 
 // Channels implements Store.
-func (s *SQLite) Channels(ctx context.Context) ([]model.Channel, error) {
-	rows, err := s.r.QueryContext(ctx, channelCols+` ORDER BY name`)
+func (s *SQLite) Channels(ctx context.Context, after string, limit int) ([]model.Channel, error) {
+	rows, err := s.r.QueryContext(ctx, channelCols+` WHERE name > ? ORDER BY name LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}

@@ -38,8 +38,9 @@ type Store interface {
 	EnsureChannel(ctx context.Context, name string) (model.Channel, error)
 	// Channel returns one channel by id; ErrNotFound when absent.
 	Channel(ctx context.Context, id string) (model.Channel, error)
-	// Channels lists all channels ordered by name.
-	Channels(ctx context.Context) ([]model.Channel, error)
+	// Channels lists up to limit channels ordered by name (by bytes), those after
+	// the name after ("" from the first).
+	Channels(ctx context.Context, after string, limit int) ([]model.Channel, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
 	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
 	// inserted. An error wrapping ErrRejected means some message of the batch can never

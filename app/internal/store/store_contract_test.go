@@ -181,7 +181,7 @@ func contractUsers(t *testing.T, open func() Store) {
 func contractChannels(t *testing.T, open func() Store) {
 	st := open()
 	ctx := ctxT(t)
-	if cs, err := st.Channels(ctx); err != nil || len(cs) != 0 {
+	if cs, err := st.Channels(ctx, "", 10); err != nil || len(cs) != 0 {
 		t.Fatalf("Channels() on empty store = %v, %v; want none", cs, err)
 	}
 	alice := mustUser(t, st, "alice")
@@ -217,16 +217,30 @@ func contractChannels(t *testing.T, open func() Store) {
 	}
 	alpha := mustChannel(t, st, "alpha", alice.ID)
 
-	cs, err := st.Channels(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, c := range cs {
-		names = append(names, c.Name)
-	}
-	if fmt.Sprint(names) != "[alpha general random]" {
-		t.Errorf("Channels() names = %v, want ordered by name", names)
+	mustChannel(t, st, "gen-x", alice.ID) // '-' sorts before letters by bytes
+	for _, tc := range []struct {
+		after string
+		limit int
+		want  string
+	}{
+		{"", 10, "[alpha gen-x general random]"},
+		{"", 2, "[alpha gen-x]"},
+		{"gen-x", 2, "[general random]"},
+		{"general", 10, "[random]"},
+		{"random", 10, "[]"},
+		{"b", 1, "[gen-x]"}, // a cursor need not be a channel's name
+	} {
+		cs, err := st.Channels(ctx, tc.after, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range cs {
+			names = append(names, c.Name)
+		}
+		if got := fmt.Sprint(names); got != tc.want && !(tc.want == "[]" && len(names) == 0) {
+			t.Errorf("Channels(after %q, limit %d) names = %v, want %s (by name, by bytes)", tc.after, tc.limit, got, tc.want)
+		}
 	}
 
 	for _, tc := range []struct {

@@ -398,6 +398,31 @@ test('log out and back in', { timeout: 30000 }, async () => {
   await until(alice.page, () => document.querySelectorAll('#messages .message').length > 0, null, 'history after login');
 });
 
+test('a long channel list comes in pages, only the channels opened are joined, a logout elsewhere signs the page out', { timeout: 90000 }, async () => {
+  const maker = await register(ctx.srv.url, uniqueName('maker'), PASSWORD);
+  for (let i = 0; i < 110; i++) await createChannel(ctx.srv.url, maker.token, `zz-page-${String(i).padStart(3, '0')}`);
+  const carol = await person('carol', LAPTOP);
+  await showSidebar(carol);
+  const listed = () => carol.page.evaluate(() => document.querySelectorAll('#channel-list [data-testid="channel"]').length);
+  assert.ok(await listed() <= 100, 'the first page holds at most 100 channels');
+  await carol.page.locator('[data-testid="more-channels"]').click();
+  await until(carol.page, () => !!document.querySelector('#channel-list [data-channel-name="zz-page-109"]'), null, 'the next page listed');
+  assert.equal(await carol.page.locator('[data-testid="more-channels"]').count(), 0, 'no more pages');
+  // Joined on connect: only what she opened (general), not all 110 others.
+  const joined = () => carol.page.evaluate(() => JSON.parse(localStorage.getItem('quibly.joined') || '[]').map((c) => c.name));
+  assert.deepEqual(await joined(), ['general']);
+  await openChannel(carol, 'zz-page-109');
+  assert.deepEqual((await joined()).sort(), ['general', 'zz-page-109']);
+  await shot(carol.page, 'channel-pages.png');
+  // Signed out on another device: this page's socket ends and it says why.
+  const token = await carol.page.evaluate(() => localStorage.getItem('quibly.token'));
+  const out = await fetch(`${ctx.srv.url}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  assert.equal(out.status, 204);
+  await carol.page.locator('#auth-view').waitFor({ state: 'visible', timeout: 10000 });
+  assert.match(await carol.page.locator('#auth-error').textContent(), /^This account logged out everywhere; sign in again\.$/);
+  await shot(carol.page, 'signed-out-elsewhere.png');
+});
+
 test('no script errors in any page', () => {
   assert.deepEqual(ctx.errors, []);
 });

@@ -5,6 +5,7 @@
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { register, uniqueName, sleep } from './harness.mjs';
 
@@ -266,4 +267,40 @@ export function assertOneOrder({ received, senders, history: hist }) {
       acks.map((a) => a.id.toLowerCase()), `${tag}'s acked ids differ from the delivered ones`);
   }
   assert.deepEqual(lower(hist), first, 'history is another sequence than live delivery');
+}
+
+/**
+ * Runs the python-socketio client (python/burst.py) in the tests' virtualenv:
+ * it joins chId, sends `sends` messages and waits for `expect` messages of the
+ * channel. Returns {ready, result}: ready resolves once it has joined (start the
+ * burst then), result with its report ({transport, acks, received, disconnects}).
+ */
+export function pythonClient({ url, token, chId, transports, sends = 5, expect, timeoutS = 30 }) {
+  const here = new URL('.', import.meta.url).pathname;
+  const py = spawn(`${here}.venv/bin/python`, [`${here}python/burst.py`, '--url', url, '--token', token,
+    '--channel', chId, '--transports', transports, '--sends', String(sends), '--expect', String(expect),
+    '--timeout', String(timeoutS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let markReady;
+  const ready = new Promise((res) => { markReady = res; });
+  py.stdout.on('data', (d) => {
+    out += d;
+    if (out.includes('"ready": true')) markReady();
+  });
+  py.stderr.on('data', (d) => { err += d; });
+  const result = new Promise((resolve, reject) => {
+    py.on('error', reject);
+    py.on('exit', (code) => {
+      const lines = out.trim().split('\n').filter(Boolean);
+      if (code !== 0) { reject(new Error(`python client exited ${code}: ${out} ${err}`)); return; }
+      try {
+        resolve(JSON.parse(lines[lines.length - 1]));
+      } catch (e) {
+        reject(new Error(`python client printed ${out} ${err}`));
+      }
+    });
+  });
+  result.catch(() => markReady()); // a client that fails before joining must not hang the test
+  return { ready, result };
 }

@@ -13,11 +13,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OUT_DIR, sleep } from './harness.mjs';
+import { OUT_DIR, sleep, channelId } from './harness.mjs';
 import {
   connect, makeSocket, ack, closeAll, newUser, createChannel, waitFor, randomUUID, once, fullHistory, pipeline, assertOneOrder,
+  pythonClient, sortIds,
 } from './clients.mjs';
-import { LB, pin, underLoad, ROOT, LOCAL, LEASE_MS, health, leaders } from './load.mjs';
+import { LB, pin, underLoad, ROOT, LOCAL, LEASE_MS, health, leaders, nodeUrl } from './load.mjs';
 
 const RR = process.env.QUIBLY_LB_RR_URL || 'http://127.0.0.1:8081';
 const DATABASE_URL = process.env.QUIBLY_TEST_DATABASE_URL;
@@ -99,8 +100,7 @@ describe('cluster', () => {
 
   test('long-polling works through the sticky balancer and breaks without stickiness', async () => {
     const p = await newUser(LB, 'poll');
-    const gen = (await (await fetch(`${LB}/api/channels`, { headers: { authorization: `Bearer ${p.token}` } })).json());
-    const general = (Array.isArray(gen) ? gen : gen.channels).find((c) => c.name === 'general').id;
+    const general = await channelId(LB, p.token);
     // withCredentials keeps the balancer's cookie between polling requests, as a browser does.
     const s = await connect(LB, p.token, { transports: ['polling'], withCredentials: true });
     assert.equal(s.io.engine.transport.name, 'polling');
@@ -125,6 +125,89 @@ describe('cluster', () => {
       r.disconnect();
     }
     assert.equal(failures, 3, 'polling through round robin worked: stickiness would not be needed');
+  });
+
+  test('a logout on one node ends the user\'s sockets on the other nodes', { timeout: 60000 }, async () => {
+    const p = await newUser(LB, 'bye');
+    const socks = await Promise.all([2, 3].map((n) => connect(LB, p.token, { ...pin(n), transports: ['websocket'] })));
+    const ended = socks.map((s) => once(s, 'session:end', 10000));
+    const out = await fetch(`${LB}/api/auth/logout`, { method: 'POST', headers: { ...pin(1).extraHeaders, authorization: `Bearer ${p.token}` } });
+    assert.equal(out.status, 204);
+    const t0 = Date.now();
+    for (const [i, e] of (await Promise.all(ended)).entries()) {
+      assert.equal(e[0] && e[0].code, 'unauthorized', `server-${i + 2}'s socket: ${JSON.stringify(e)}`);
+    }
+    await waitFor(() => socks.every((s) => !s.connected), 5000, 'both sockets closed');
+    reports.push({ scenario: 'logout seen by sockets on other nodes', endedWithinMs: Date.now() - t0 });
+  });
+
+  for (const transports of ['polling', 'polling,websocket']) {
+    test(`python-socketio through the sticky balancer over ${transports}: a burst arrives whole`, { timeout: 60000 }, async () => {
+      const [py, other] = await Promise.all([newUser(LB, 'py'), newUser(LB, 'pyb')]);
+      const ch = await createChannel(LB, py.token, `py-${randomUUID().slice(0, 8)}`);
+      const client = pythonClient({ url: LB, token: py.token, chId: ch.id, transports, sends: 5, expect: 25 });
+      await client.ready;
+      const s = await connect(LB, other.token, { ...pin(3), transports: ['websocket'] });
+      assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
+      const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => ack(s, 'message:send', { channelId: ch.id, text: `burst ${i}`, nonce: randomUUID() })));
+      acks.forEach((a, i) => assert.ok(a.id, `burst send ${i}: ${JSON.stringify(a)}`));
+      const res = await client.result;
+      assert.deepEqual(res.disconnects, [], `the python client was dropped: ${JSON.stringify(res)}`);
+      res.acks.forEach((a, i) => assert.ok(a && a.id, `python send ${i}: ${JSON.stringify(a)}`));
+      assert.equal(res.received.length, 25, `received ${res.received.length} of 25`);
+      assert.deepEqual(res.received, sortIds(res.received), 'one ascending order');
+      s.disconnect();
+    });
+  }
+
+  test('with no message since the nodes started, a SIGKILLed node\'s clients all recover elsewhere, then get a new message once', { timeout: 180000 }, async () => {
+    // No message since start: restart every node, send nothing.
+    for (const n of [1, 2, 3]) await script('cluster.sh', 'node-start', String(n));
+    const sent = async () => {
+      let total = 0;
+      for (const n of [1, 2, 3]) {
+        const text = await (await fetch(`${nodeUrl(n)}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith('quibly_messages_total{result="ok"} '));
+        total += line ? Number(line.split(' ')[1]) : 0;
+      }
+      return total;
+    };
+    const owner = await newUser(LB, 'fresh');
+    const ch = await createChannel(LB, owner.token, `fresh-${randomUUID().slice(0, 8)}`);
+    const perNode = 20;
+    const clients = [];
+    for (const n of [1, 2, 3]) {
+      for (let i = 0; i < perNode; i += 1) {
+        const u = await newUser(LB, `f${n}c`);
+        const s = await connect(LB, u.token, { ...pin(n), transports: ['websocket'], reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 1000 });
+        const got = [];
+        s.on('message', (m) => { if (m.channelId === ch.id) got.push(m.id); });
+        assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
+        clients.push({ n, s, got });
+      }
+    }
+    assert.equal(await sent(), 0, 'a message was sent since the nodes started: the test proves nothing');
+    const killed = clients.filter((c) => c.n === 2);
+    const t0 = Date.now();
+    process.kill(nodePid(2), 'SIGKILL');
+    await waitFor(() => killed.every((c) => !c.s.connected), 10000, 'server-2\'s clients to notice');
+    await waitFor(() => killed.every((c) => c.s.connected), 30000, 'server-2\'s clients to reconnect elsewhere', 100);
+    const tookMs = Date.now() - t0;
+    const recovered = killed.filter((c) => c.s.recovered).length;
+    assert.equal(recovered, killed.length, `${recovered} of ${killed.length} clients recovered`);
+    // After the kill, one message reaches every client exactly once, the recovered ones
+    // without joining again.
+    const sender = await connect(LB, owner.token, { ...pin(1), transports: ['websocket'] });
+    assert.deepEqual(await ack(sender, 'channel:join', { channelId: ch.id }), { ok: true });
+    const res = await ack(sender, 'message:send', { channelId: ch.id, text: 'after the kill', nonce: randomUUID() });
+    assert.ok(res.id, JSON.stringify(res));
+    await waitFor(() => clients.every((c) => c.got.includes(res.id)), 10000, 'every client to get the message');
+    await sleep(500);
+    for (const c of clients) assert.equal(c.got.filter((id) => id === res.id).length, 1, `a client of server-${c.n} got it ${c.got.length} times`);
+    reports.push({ scenario: 'node SIGKILL before any message since start', clients: clients.length, dropped: killed.length, recovered, reconnectedWithinMs: tookMs });
+    clients.forEach((c) => c.s.disconnect());
+    sender.disconnect();
+    await script('cluster.sh', 'up');
   });
 
   test('SIGKILL of the leader: another node takes over within the lease', async () => {

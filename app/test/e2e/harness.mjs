@@ -54,6 +54,7 @@ export async function startServer(opts = {}) {
       // (a test of a limit sets its own).
       AUTH_RATE: '100000', AUTH_BURST: '100000', AUTH_USER_RATE: '100000', AUTH_USER_BURST: '100000',
       MAX_CONNECTIONS_PER_IP: '100000', MAX_CONNECTIONS_PER_USER: '100000',
+      CHANNELS_PER_USER_HOUR: '100000', CHANNELS_PER_NODE_MINUTE: '100000',
       ...(opts.env || {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,12 +100,16 @@ export function uniqueName(prefix = 'user') {
   return `${prefix}${process.pid % 10000}x${counter}`;
 }
 
-/** Looks up the id of the channel named name. */
+/** Looks up the id of the channel named name, paging through the channel list. */
 export async function channelId(url, token, name = 'general') {
-  const r = await fetch(`${url}/api/channels`, { headers: { authorization: `Bearer ${token}` } });
-  const body = await r.json();
-  const list = Array.isArray(body) ? body : body.channels;
-  const ch = list.find((c) => c.name === name);
-  if (!ch) throw new Error(`no channel ${name} in ${JSON.stringify(body)}`);
-  return ch.id;
+  let after = '';
+  for (;;) {
+    const r = await fetch(`${url}/api/channels?limit=200&after=${encodeURIComponent(after)}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = await r.json();
+    if (r.status !== 200) throw new Error(`GET /api/channels: ${r.status} ${JSON.stringify(body)}`);
+    const ch = body.channels.find((c) => c.name === name);
+    if (ch) return ch.id;
+    if (!body.nextAfter) throw new Error(`no channel ${name} in the channel list`);
+    after = body.nextAfter;
+  }
 }

@@ -9,7 +9,7 @@ import { startServer, channelId } from './harness.mjs';
 import {
   waitFor, once, connect, connectError, makeSocket, ack, ackArgs, closeAll, newUser, createChannel, history,
   UUID_V7, uuidV7Time, sortIds, rawEngine, rawSocketIo, stopServer, randomUUID, sleep,
-  fullHistory, pipeline, assertOneOrder,
+  fullHistory, pipeline, assertOneOrder, pythonClient,
 } from './clients.mjs';
 
 const T = { timeout: 30000 };
@@ -837,4 +837,170 @@ describe('origin checks with FRONTEND_URL', () => {
     assert.equal(p.status, 200);
     assert.equal(p.headers.get('access-control-allow-origin'), 'http://app.example');
   });
+});
+
+describe('sockets end with their tokens', () => {
+  const ctx = useServer('e2e-token-end');
+
+  it('a logout ends the user\'s open sockets: session:end, then connect_error unauthorized; a fresh token recovers', T, async () => {
+    const u = await newUser(ctx.url);
+    let token = u.token;
+    const s = makeSocket(ctx.url, { auth: (cb) => cb({ token }), reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    await once(s, 'connect');
+    const gen = await channelId(ctx.url, token);
+    await join(s, gen);
+    const ended = once(s, 'session:end', 5000);
+    const refused = once(s, 'connect_error', 10000);
+    const out = await fetch(`${ctx.url}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${u.token}` } });
+    assert.equal(out.status, 204);
+    const [end] = await ended;
+    assertFields(end, { code: 'unauthorized' }, 'session:end');
+    assert.match(end.message, /logged out|revoked/);
+    const [err] = await refused;
+    assert.equal(err.data && err.data.code, 'unauthorized', `reconnect with the revoked token: ${JSON.stringify(err.data)}`);
+    // A new login gives a token the server takes; the session recovers with it.
+    const login = await fetch(`${ctx.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: u.name, password: 'correct horse battery' }) });
+    token = (await login.json()).token;
+    s.connect();
+    await once(s, 'connect', 10000);
+    assert.equal(s.recovered, true, 'the session recovers with a fresh token of the same user');
+    assertSent(await send(s, gen, 'back after signing in again'));
+  });
+});
+
+describe('sockets end when their token expires', () => {
+  const ctx = useServer('e2e-token-expiry', { TOKEN_TTL: '3s' });
+
+  for (const transports of [['websocket'], ['polling']]) {
+    it(`a socket ends at its token's expiry with session:end unauthorized (${transports[0]})`, T, async () => {
+      const u = await newUser(ctx.url);
+      const s = await connect(ctx.url, u.token, { transports, upgrade: false });
+      const start = Date.now();
+      const [end] = await once(s, 'session:end', 8000);
+      assertFields(end, { code: 'unauthorized' }, 'session:end');
+      assert.match(end.message, /expired/);
+      await waitFor(() => !s.connected, 5000, 'the connection closed');
+      assert.ok(Date.now() - start < 6000, 'ended near the expiry');
+      const err = await connectError(ctx.url, { auth: { token: u.token } });
+      assert.equal(err.data && err.data.code, 'unauthorized');
+    });
+  }
+});
+
+describe('text that would not be the text sent', () => {
+  const ctx = useServer('e2e-text');
+
+  it('a lone surrogate escape is refused, not stored as U+FFFD; invisible-only text is refused', T, async () => {
+    const u = await newUser(ctx.url);
+    const s = await connect(ctx.url, u.token);
+    const gen = await channelId(ctx.url, u.token);
+    await join(s, gen);
+    // JSON.stringify escapes a lone surrogate as \ud800: the server must not turn it into U+FFFD.
+    assertError(await send(s, gen, 'x\ud800y'), 'invalid', 'lone high surrogate');
+    assertError(await send(s, gen, 'x\udc00y'), 'invalid', 'lone low surrogate');
+    for (const blank of ['\u200b', '\u200d\u200b', '\ufeff', '\u3164', ' \u200b\u00a0 ']) {
+      assertError(await send(s, gen, blank), 'invalid', `text ${JSON.stringify(blank)}`);
+    }
+    const ok = assertSent(await send(s, gen, 'emoji 😀 and a \u200b joiner'));
+    const page = await history(ctx.url, u.token, gen);
+    assert.equal(page.find((m) => m.id === ok.id).text, 'emoji 😀 and a \u200b joiner');
+  });
+
+  it('REST bodies over 16 KiB get 413 too_large', T, async () => {
+    const big = JSON.stringify({ username: 'x'.repeat(17 * 1024), password: 'long enough' });
+    const r = await fetch(`${ctx.url}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+    assert.equal(r.status, 413);
+    assert.equal((await r.json()).error.code, 'too_large');
+  });
+});
+
+describe('answers to a client\'s own requests never drop it', () => {
+  const ctx = useServer('e2e-ack-burst');
+
+  for (const transports of [['websocket'], ['polling']]) {
+    it(`1,200 joins at once over ${transports[0]}: every one answered, the client stays`, { timeout: 60000 }, async () => {
+      const u = await newUser(ctx.url);
+      const s = await connect(ctx.url, u.token, { transports, upgrade: false });
+      const gen = await channelId(ctx.url, u.token);
+      let disconnected = null;
+      s.on('disconnect', (reason) => { disconnected = reason; });
+      // More answers than the 256-packet send queue holds, asked for in one burst.
+      const acks = await Promise.all(Array.from({ length: 1200 }, () => ack(s, 'channel:join', { channelId: gen }, 30000)));
+      const codes = {};
+      for (const a of acks) {
+        const code = a.ok ? 'ok' : a.error.code;
+        codes[code] = (codes[code] || 0) + 1;
+      }
+      assert.ok(codes.ok >= 200 && codes.ok + (codes.rate_limited || 0) === 1200, `answers ${JSON.stringify(codes)}`);
+      assert.equal(disconnected, null, 'the client was dropped for its own answers');
+      assert.equal(s.connected, true);
+      assertSent(await send(s, gen, 'still here'));
+      assert.equal(await metric(ctx.url, 'quibly_slow_clients_dropped_total'), 0);
+    });
+  }
+});
+
+describe('channel creation limits and the channel list in pages', () => {
+  const ctx = useServer('e2e-channel-flood', { CHANNELS_PER_USER_HOUR: '5', CHANNELS_PER_NODE_MINUTE: '8' });
+
+  it('past a user\'s and the node\'s allowance: 429 rate_limited with Retry-After; the list pages', T, async () => {
+    const create = async (token, name) => fetch(`${ctx.url}/api/channels`, { method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+    const a = await newUser(ctx.url);
+    const b = await newUser(ctx.url);
+    const statuses = [];
+    for (let i = 0; i < 7; i++) statuses.push((await create(a.token, `flood-a-${i}`)).status);
+    assert.deepEqual(statuses, [201, 201, 201, 201, 201, 429, 429], 'a user gets 5 an hour');
+    const r = await create(a.token, 'flood-a-late');
+    assert.ok(Number(r.headers.get('retry-after')) > 0, 'Retry-After');
+    assert.equal((await r.json()).error.code, 'rate_limited');
+    const other = [];
+    for (let i = 0; i < 4; i++) other.push((await create(b.token, `flood-b-${i}`)).status);
+    assert.deepEqual(other, [201, 201, 201, 429], 'the node takes 8 a minute over every user');
+    // 8 created + general: pages of 3 walk all 9, once each, by name.
+    const names = [];
+    let after = '';
+    for (let pages = 0; ; pages++) {
+      assert.ok(pages < 10, 'the pages never end');
+      const body = await (await fetch(`${ctx.url}/api/channels?limit=3&after=${encodeURIComponent(after)}`,
+        { headers: { authorization: `Bearer ${a.token}` } })).json();
+      assert.ok(body.channels.length <= 3);
+      names.push(...body.channels.map((c) => c.name));
+      if (!body.nextAfter) break;
+      after = body.nextAfter;
+    }
+    assert.equal(names.length, 9, names.join(' '));
+    assert.deepEqual(names, [...names].sort(), 'by name');
+  });
+});
+
+describe('python-socketio', () => {
+  // One sender's burst of 40 is past the default per-user rate; this is about the client.
+  const ctx = useServer('e2e-python', { MESSAGE_BURST: '100', MESSAGE_RATE: '100' });
+
+  for (const transports of ['polling', 'websocket', 'polling,websocket']) {
+    it(`over ${transports}: sends are acked and a burst of 40 arrives whole, in order`, { timeout: 60000 }, async () => {
+      const u = await newUser(ctx.url);
+      const gen = await channelId(ctx.url, u.token);
+      const py = pythonClient({ url: ctx.url, token: u.token, chId: gen, transports, sends: 5, expect: 45 });
+      await py.ready;
+      // The burst: another client pipelines 40 sends, more than python-engineio takes
+      // in one polling payload (16).
+      const other = await newUser(ctx.url);
+      const s = await connect(ctx.url, other.token);
+      await join(s, gen);
+      const acks = await Promise.all(Array.from({ length: 40 }, (_, i) => send(s, gen, `burst ${i}`)));
+      acks.forEach((a) => assertSent(a, 'burst send'));
+      const res = await py.result;
+      assert.deepEqual(res.disconnects, [], `the python client was dropped: ${JSON.stringify(res)}`);
+      assert.equal(res.acks.length, 5);
+      res.acks.forEach((a) => assertSent(a, 'python send'));
+      assert.equal(res.received.length, 45, `received ${res.received.length} of 45`);
+      assert.deepEqual(res.received, sortIds(res.received), 'one ascending order');
+      for (const a of acks) assert.ok(res.received.includes(a.id), `burst message ${a.id} missing`);
+      const want = transports === 'polling' ? 'polling' : 'websocket';
+      assert.equal(res.transport, want);
+    });
+  }
 });

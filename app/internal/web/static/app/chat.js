@@ -1,7 +1,7 @@
 // The chat screen: channels, joining, the channel list.
 import { api } from './api.js';
 import { connectSocket, setConnState } from './connection.js';
-import { JOIN_TIMEOUT_MS, LS_CHANNEL } from './constants.js';
+import { CHANNEL_PAGE, JOIN_TIMEOUT_MS, LS_CHANNEL, LS_JOINED, MAX_JOINED } from './constants.js';
 import { $, avatar, describeError, h } from './helpers.js';
 import { loadLatest } from './history.js';
 import { closeSidebar } from './layout.js';
@@ -16,6 +16,7 @@ export async function startChat() {
   $('me-name').textContent = S.user.username;
   $('me-avatar').replaceWith(Object.assign(avatar(S.user.username, 'avatar-sm'), { id: 'me-avatar' }));
   setConnState('connecting');
+  loadJoined();
   try {
     await loadChannels();
   } catch (e) {
@@ -42,17 +43,59 @@ export function channelNameFromHash() {
   }
 }
 
+/** The first page of the channel list, with the channels the user joined wherever
+ * they fall in it. */
 export async function loadChannels() {
-  const res = await api('GET', '/api/channels');
-  const list = res && Array.isArray(res.channels) ? res.channels : [];
-  const before = new Set(S.channels.map((c) => c.id));
-  S.channels = list.map((c) => ({ id: String(c.id), name: String(c.name) }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  renderChannels();
-  // Join channels we had not seen (someone else created them) when live.
-  if (S.socket && S.socket.connected) {
-    for (const c of S.channels) if (!before.has(c.id)) joinChannel(c.id);
+  const res = await api('GET', `/api/channels?limit=${CHANNEL_PAGE}`);
+  S.channels = [];
+  addChannels(res);
+}
+
+/** The next page of the channel list (the "More channels" button). */
+export async function loadMoreChannels() {
+  if (!S.channelsNext) return;
+  try {
+    const res = await api('GET', `/api/channels?limit=${CHANNEL_PAGE}&after=${encodeURIComponent(S.channelsNext)}`);
+    addChannels(res);
+  } catch (e) {
+    if (S.token) showNotice(`Cannot load more channels: ${describeError(e)}`);
   }
+}
+
+function addChannels(res) {
+  const list = res && Array.isArray(res.channels) ? res.channels : [];
+  const byId = new Map(S.channels.map((c) => [c.id, c]));
+  for (const c of list) byId.set(String(c.id), { id: String(c.id), name: String(c.name) });
+  for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
+  S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
+  S.channelsNext = res && typeof res.nextAfter === 'string' ? res.nextAfter : null;
+  renderChannels();
+}
+
+/** The channels this user opened on this browser, from the last visit. */
+function loadJoined() {
+  S.joined.clear();
+  try {
+    const list = JSON.parse(localStorage.getItem(LS_JOINED) || '[]');
+    if (Array.isArray(list)) {
+      for (const c of list.slice(0, MAX_JOINED)) {
+        if (c && typeof c.id === 'string' && typeof c.name === 'string') S.joined.set(c.id, c.name);
+      }
+    }
+  } catch { /* a damaged entry: start over */ }
+}
+
+/** Remembers that the user opened channel id: it is joined on every connect. */
+function rememberJoined(id, name) {
+  if (S.joined.has(id)) return;
+  if (S.joined.size >= MAX_JOINED) S.joined.delete(S.joined.keys().next().value); // the oldest
+  S.joined.set(id, name);
+  localStorage.setItem(LS_JOINED, JSON.stringify([...S.joined].map(([cid, n]) => ({ id: cid, name: n }))));
+}
+
+/** The channels to join on connect: the open one first, then the ones the user chose. */
+export function channelsToJoin() {
+  return [S.current, ...[...S.joined.keys()].filter((id) => id !== S.current)].filter(Boolean);
 }
 
 export function channelName(id) {
@@ -77,6 +120,14 @@ export function renderChannels() {
     li.append(btn);
     return li;
   });
+  if (S.channelsNext) {
+    items.push(h('li', { className: 'channel more' }, h('button', {
+      className: 'channel-btn more-btn',
+      attrs: { type: 'button' },
+      dataset: { testid: 'more-channels' },
+      on: { click: () => loadMoreChannels() },
+    }, 'More channels…')));
+  }
   ul.replaceChildren(...items);
   updateTitle();
 }
@@ -96,6 +147,7 @@ export function selectChannel(id) {
   const st = chanState(id);
   st.unread = 0;
   const name = channelName(id);
+  rememberJoined(id, name);
   localStorage.setItem(LS_CHANNEL, id);
   if (location.hash !== '#' + encodeURIComponent(name)) history.replaceState(null, '', '#' + encodeURIComponent(name));
   $('channel-name').textContent = name;

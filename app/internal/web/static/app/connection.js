@@ -1,6 +1,6 @@
 // The Socket.IO connection: connect, recover, reconnect.
 import { logout } from './auth.js';
-import { joinChannel, loadChannels } from './chat.js';
+import { channelsToJoin, joinChannel, loadChannels } from './chat.js';
 import { RECOVERED_BADGE_MS, SocketClient } from './constants.js';
 import { $ } from './helpers.js';
 import { loadLatest } from './history.js';
@@ -73,6 +73,12 @@ export function connectSocket() {
     stopTyping(m.channelId, m.authorId);
     addMessage(m);
   });
+  // The server ends a socket whose token was revoked (a log-out elsewhere) or expired.
+  socket.onEvent('session:end', (e) => {
+    if (S.socket !== socket) return;
+    const why = e && typeof e.message === 'string' && e.message ? e.message : 'the session ended; sign in again';
+    logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
+  });
   socket.onEvent('presence', onPresence);
   socket.onEvent('typing', onTyping);
   socket.open();
@@ -95,8 +101,7 @@ export async function onConnected(socket, recovered) {
   }
   if (S.user && S.user.id && !S.online.has(S.user.id)) S.online.set(S.user.id, S.user.username);
   renderOnline();
-  const order = [S.current, ...S.channels.map((c) => c.id).filter((id) => id !== S.current)].filter(Boolean);
-  const joins = order.map((id) => joinChannel(id));
+  const joins = channelsToJoin().map((id) => joinChannel(id));
   await Promise.allSettled(joins);
   if (S.socket === socket && socket.connected) flushOutbox();
 }

@@ -2,7 +2,9 @@
 export const S = {
   token: null,
   user: null, // {id, username}
-  channels: [], // [{id, name}] sorted by name
+  channels: [], // [{id, name}] sorted by name: the pages loaded, and every joined channel
+  channelsNext: null, // the cursor of the next page of the channel list; null: no more
+  joined: new Map(), // channel id -> name: the channels the user opened, joined on connect
   current: null, // channel id
   chans: new Map(), // channel id -> ChannelState
   outbox: new Map(), // nonce -> pending/failed local message
