@@ -63,8 +63,31 @@ type Secrets struct {
 // FlagKeys are the plain true/false settings a stack file must set.
 var FlagKeys = []string{"production"}
 
+// secretSetting is one optional secret setting and the field Load reads it into.
+type secretSetting struct {
+	key   string
+	field func(*Secrets) *string
+}
+
+// secretSettings is the one list of secret settings: Load reads these, and
+// SecretKeys (what a stack file may hold) is made from it, so the two cannot drift
+// (quibly:dbAppPassword, which `make rotate-db-password` writes, once was read but
+// not allowed, and `make plan` then refused the stack file).
+var secretSettings = []secretSetting{
+	{"jwtSecret", func(s *Secrets) *string { return &s.JWTSecret }},
+	{"redisAuthToken", func(s *Secrets) *string { return &s.RedisAuthToken }},
+	{"kafkaPassword", func(s *Secrets) *string { return &s.KafkaPassword }},
+	{"dbAppPassword", func(s *Secrets) *string { return &s.DBAppPassword }},
+}
+
 // SecretKeys are the optional secret settings, by config key.
-var SecretKeys = []string{"jwtSecret", "redisAuthToken", "kafkaPassword"}
+var SecretKeys = func() []string {
+	keys := make([]string, len(secretSettings))
+	for i, s := range secretSettings {
+		keys[i] = s.key
+	}
+	return keys
+}()
 
 // App is the application the fleet runs.
 type App struct {
@@ -200,9 +223,8 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s:%s: %w", Namespace, key, err))
 		}
 	}
-	for key, into := range map[string]*string{"jwtSecret": &c.Secrets.JWTSecret,
-		"redisAuthToken": &c.Secrets.RedisAuthToken, "kafkaPassword": &c.Secrets.KafkaPassword, "dbAppPassword": &c.Secrets.DBAppPassword} {
-		*into = conf.Get(key) // plaintext stays in memory; components wrap it as a Pulumi secret
+	for _, s := range secretSettings {
+		*s.field(&c.Secrets) = conf.Get(s.key) // plaintext stays in memory; components wrap it as a Pulumi secret
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -710,6 +710,40 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+	// What `make rotate-db-password` writes into the stack file must not break `make
+	// plan` or the program: every secret Load reads is a setting the file may hold.
+	t.Run("every secret setting in the stack file", func(t *testing.T) {
+		dir := t.TempDir()
+		src, err := os.ReadFile(filepath.Join(envDir, "Pulumi.small.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The secrets the README tells operators to set, and the one
+		// scripts/ops/rotate-db-password.sh records.
+		written := []string{"jwtSecret", "redisAuthToken", "kafkaPassword", "dbAppPassword"}
+		var extra strings.Builder
+		for i, k := range written {
+			if i%2 == 0 { // as `pulumi config set --secret` writes it
+				fmt.Fprintf(&extra, "  quibly:%s:\n    secure: v1:c2VjcmV0LXZhbHVl\n", k)
+			} else { // as a plain (test) value
+				fmt.Fprintf(&extra, "  quibly:%s: plain-value-of-at-least-32-characters-%d\n", k, i)
+			}
+		}
+		withSecrets := strings.Replace(string(src), "config:\n", "config:\n"+extra.String(), 1)
+		if withSecrets == string(src) {
+			t.Fatal("the stack file has no config: block to add to")
+		}
+		if err := os.WriteFile(filepath.Join(dir, "Pulumi.small.yaml"), []byte(withSecrets), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := mocks.StackFile(dir, "small")
+		if err != nil {
+			t.Fatalf("a stack file with %v: %v", written, err)
+		}
+		if _, err := mocks.Run("small", cfg, program.Run); err != nil {
+			t.Fatalf("the program with every secret set: %v", err)
+		}
+	})
 	t.Run("unknown top-level key", func(t *testing.T) {
 		dir := t.TempDir()
 		src, err := os.ReadFile(filepath.Join(envDir, "Pulumi.small.yaml"))
