@@ -401,7 +401,9 @@ func (r *runner) setup(ctx context.Context) ([]string, error) {
 			} `json:"channel"`
 		}
 		body := fmt.Sprintf(`{"name":"bench-%s-%d"}`, run, i)
-		if err := postJSON(ctx, hc, base+"/api/channels", tokens[0], body, &out); err != nil {
+		// Spread over the users: a server limits the channels one user creates
+		// (CHANNELS_PER_USER_HOUR).
+		if err := postJSON(ctx, hc, base+"/api/channels", tokens[i%len(tokens)], body, &out); err != nil {
 			return nil, fmt.Errorf("creating a channel: %w", err)
 		}
 		r.channel[i] = out.Channel.ID
