@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -139,6 +140,19 @@ func (a *API) writeToken(w http.ResponseWriter, status int, u model.User) error 
 	return nil
 }
 
+// pageLimit reads a page's ?limit=: def when absent, else an integer from 1 to max.
+func pageLimit(q url.Values, def, max int) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, apperr.New(apperr.Invalid, "limit must be an integer from 1 to %d", max)
+	}
+	return n, nil
+}
+
 type channelsResponse struct {
 	Channels []model.Channel `json:"channels"`
 	// NextAfter is the cursor of the next page (the last name of this one); null when
@@ -150,13 +164,9 @@ type channelsResponse struct {
 // ?after= (the nextAfter of the page before).
 func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	limit := defaultChannelPage
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxChannelPage {
-			return apperr.New(apperr.Invalid, "limit must be an integer from 1 to %d", maxChannelPage)
-		}
-		limit = n
+	limit, err := pageLimit(q, defaultChannelPage, maxChannelPage)
+	if err != nil {
+		return err
 	}
 	after := q.Get("after")
 	if len(after) > maxChannelName {
@@ -223,13 +233,9 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 		return apperr.New(apperr.NotFound, "channel not found")
 	}
 	q := r.URL.Query()
-	limit := defaultPageSize
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPageSize {
-			return apperr.New(apperr.Invalid, "limit must be an integer from 1 to %d", maxPageSize)
-		}
-		limit = n
+	limit, err := pageLimit(q, defaultPageSize, maxPageSize)
+	if err != nil {
+		return err
 	}
 	before := ""
 	if s := q.Get("before"); s != "" {
