@@ -409,7 +409,10 @@ test('a long channel list comes in pages, only the channels opened are joined, a
   await until(carol.page, () => !!document.querySelector('#channel-list [data-channel-name="zz-page-109"]'), null, 'the next page listed');
   assert.equal(await carol.page.locator('[data-testid="more-channels"]').count(), 0, 'no more pages');
   // Joined on connect: only what she opened (general), not all 110 others.
-  const joined = () => carol.page.evaluate(() => JSON.parse(localStorage.getItem('quibly.joined') || '[]').map((c) => c.name));
+  const joined = () => carol.page.evaluate(() => {
+    const me = JSON.parse(localStorage.getItem('quibly.user')).id;
+    return JSON.parse(localStorage.getItem(`quibly.joined.${me}`) || '[]').map((c) => c.name);
+  });
   assert.deepEqual(await joined(), ['general']);
   await openChannel(carol, 'zz-page-109');
   assert.deepEqual((await joined()).sort(), ['general', 'zz-page-109']);

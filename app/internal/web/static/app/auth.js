@@ -1,7 +1,7 @@
 // The sign-in screen: register, log in, log out.
 import { ApiError, api } from './api.js';
 import { startChat } from './chat.js';
-import { LS_JOINED, LS_TOKEN, LS_USER } from './constants.js';
+import { LS_TOKEN, LS_USER } from './constants.js';
 import { $, describeError } from './helpers.js';
 import { hideNotice } from './notice.js';
 import { S } from './state.js';
@@ -74,7 +74,6 @@ export function logout(message) {
   clearTimeout(S.recoveredTimer);
   localStorage.removeItem(LS_TOKEN);
   localStorage.removeItem(LS_USER);
-  localStorage.removeItem(LS_JOINED); // the next user of this browser chooses their own
   $('messages').replaceChildren();
   $('channel-list').replaceChildren();
   $('online-users').replaceChildren();

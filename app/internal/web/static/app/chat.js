@@ -72,11 +72,15 @@ function addChannels(res) {
   renderChannels();
 }
 
+/** Where this browser keeps the channels a user opened: one list per user, so the
+ * next user of the browser chooses their own and the last one finds theirs again. */
+const joinedKey = () => `${LS_JOINED}.${S.user && S.user.id}`;
+
 /** The channels this user opened on this browser, from the last visit. */
 function loadJoined() {
   S.joined.clear();
   try {
-    const list = JSON.parse(localStorage.getItem(LS_JOINED) || '[]');
+    const list = JSON.parse(localStorage.getItem(joinedKey()) || '[]');
     if (Array.isArray(list)) {
       for (const c of list.slice(0, MAX_JOINED)) {
         if (c && typeof c.id === 'string' && typeof c.name === 'string') S.joined.set(c.id, c.name);
@@ -90,7 +94,7 @@ function rememberJoined(id, name) {
   if (S.joined.has(id)) return;
   if (S.joined.size >= MAX_JOINED) S.joined.delete(S.joined.keys().next().value); // the oldest
   S.joined.set(id, name);
-  localStorage.setItem(LS_JOINED, JSON.stringify([...S.joined].map(([cid, n]) => ({ id: cid, name: n }))));
+  localStorage.setItem(joinedKey(), JSON.stringify([...S.joined].map(([cid, n]) => ({ id: cid, name: n }))));
 }
 
 /** The channels to join on connect: the open one first, then the ones the user chose. */

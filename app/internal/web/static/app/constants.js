@@ -11,7 +11,8 @@ export const NOTICE_MS = 7000;
 export const LS_TOKEN = 'quibly.token';
 export const LS_USER = 'quibly.user';
 export const LS_CHANNEL = 'quibly.channel';
-// The channels this user opened, joined on every connect (not every channel there is).
+// The channels a user opened, joined on every connect (not every channel there is);
+// the key is followed by the user's id.
 export const LS_JOINED = 'quibly.joined';
 export const MAX_JOINED = 200; // the server's limit per connection
 export const CHANNEL_PAGE = 100;
