@@ -172,7 +172,7 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 	if len(after) > maxChannelName {
 		return apperr.New(apperr.Invalid, "after must be a channel name (the nextAfter of the previous page)")
 	}
-	cs, err := a.st.Channels(r.Context(), after, limit)
+	cs, err := a.st.ChannelsFor(r.Context(), userFrom(r.Context()).ID, after, limit)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := allow(w, a.channelsPerNode, "", "channels created on this server"); err != nil {
 		return err
 	}
-	c, err := a.st.CreateChannel(r.Context(), name, uid)
+	c, err := a.st.CreateChannel(r.Context(), name, model.KindPublic, uid)
 	if errors.Is(err, store.ErrConflict) {
 		return apperr.New(apperr.Conflict, "channel %q already exists", name)
 	}

@@ -92,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	if f.general, err = st.EnsureChannel(ctx, "general"); err != nil {
 		t.Fatal(err)
 	}
-	if f.random, err = st.CreateChannel(ctx, "random", f.alice.ID); err != nil {
+	if f.random, err = st.CreateChannel(ctx, "random", model.KindPublic, f.alice.ID); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {

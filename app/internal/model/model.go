@@ -13,12 +13,49 @@ type User struct {
 	TokenVersion int64 `json:"-"`
 }
 
-// Channel is a named chat room every authenticated user may join.
+// Channel kinds.
+const (
+	// KindPublic: any signed-in user may see and join it.
+	KindPublic = "public"
+	// KindPrivate: only its members see it, join it or read it.
+	KindPrivate = "private"
+	// KindDM: the direct messages of two users (of one: notes to self); it never
+	// gains members.
+	KindDM = "dm"
+)
+
+// Member roles.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Channel is a named chat room.
 type Channel struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
 	CreatedBy string    `json:"createdBy,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Role is the role in it of the user a listing is for ("" for none).
+	Role string `json:"role,omitempty"`
+}
+
+// Member is a user's membership of a channel.
+type Member struct {
+	UserID   string    `json:"userId"`
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	AddedAt  time.Time `json:"addedAt"`
+}
+
+// DMKey is what makes the DM of two users one channel, whichever of them asks.
+func DMKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + ":" + b
 }
 
 // Message is one chat message. ID is a UUIDv7, so ordering by ID orders by time.

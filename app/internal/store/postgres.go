@@ -359,34 +359,197 @@ func (s *Postgres) RevokeTokens(ctx context.Context, id string) error {
 	return nil
 }
 
-// CreateChannel implements Store. An empty createdBy records a system channel.
-func (s *Postgres) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
+// CreateChannel implements Store.
+func (s *Postgres) CreateChannel(ctx context.Context, name, kind, createdBy string) (model.Channel, error) {
 	if name == "" {
 		return model.Channel{}, errors.New("store: create channel: name is required")
 	}
-	var by *[16]byte
-	if createdBy != "" {
-		u, ok := parseID(createdBy)
-		if !ok {
-			return model.Channel{}, fmt.Errorf("store: create channel: creator %q is not a user id", createdBy)
-		}
-		b := [16]byte(u)
-		by = &b
+	if kind != model.KindPublic && kind != model.KindPrivate {
+		return model.Channel{}, fmt.Errorf("store: create channel: kind %q is not public or private", kind)
+	}
+	by, err := optionalID(createdBy)
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: creator %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: new id: %w", err)
 	}
-	c := model.Channel{ID: id.String(), Name: pgText(name), CreatedBy: createdBy, CreatedAt: nowMS()}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, created_by, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [16]byte(id), c.Name, by, c.CreatedAt)
+	c := model.Channel{ID: id.String(), Name: pgText(name), Kind: kind, CreatedBy: createdBy, CreatedAt: nowMS()}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [16]byte(id), c.Name, c.Kind, by, c.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrConflict
+		}
+		if by == nil {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)`,
+			[16]byte(id), by, model.RoleOwner, c.CreatedAt)
+		return err
+	})
+	if errors.Is(err, ErrConflict) {
+		return model.Channel{}, ErrConflict
+	}
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return model.Channel{}, ErrConflict
+	if by != nil {
+		c.Role = model.RoleOwner
 	}
 	return c, nil
+}
+
+// optionalID is a user id as the database takes it: nil for "", else its 16 bytes.
+func optionalID(id string) (*[16]byte, error) {
+	if id == "" {
+		return nil, nil
+	}
+	u, ok := parseID(id)
+	if !ok {
+		return nil, fmt.Errorf("%q is not a user id", id)
+	}
+	b := [16]byte(u)
+	return &b, nil
+}
+
+// isPGForeignKey reports a foreign key violation: a row names one that does not exist.
+func isPGForeignKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
+// DirectChannel implements Store.
+func (s *Postgres) DirectChannel(ctx context.Context, a, b string) (model.Channel, bool, error) {
+	ua, okA := parseID(a)
+	ub, okB := parseID(b)
+	if !okA || !okB {
+		return model.Channel{}, false, ErrNotFound
+	}
+	key := model.DMKey(ua.String(), ub.String())
+	id, err := uuid.NewV7()
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: new id: %w", err)
+	}
+	now := nowMS()
+	var c model.Channel
+	created := false
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A DM's name is "@" and its key: unique, and never a name a user can choose.
+		tag, err := tx.Exec(ctx, `INSERT INTO channels (id, name, kind, dm_key, created_by, created_at)
+			VALUES ($1, $2, 'dm', $3, $4, $5) ON CONFLICT DO NOTHING`, [16]byte(id), "@"+key, key, [16]byte(ua), now)
+		if err != nil {
+			return err
+		}
+		if created = tag.RowsAffected() == 1; created {
+			for _, u := range uniqueUsers(ua.String(), ub.String()) {
+				uid, _ := parseID(u)
+				if _, err := tx.Exec(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)`,
+					[16]byte(id), [16]byte(uid), model.RoleMember, now); err != nil {
+					return err
+				}
+			}
+		}
+		c, err = scanPGChannel(tx.QueryRow(ctx, pgChannelCols+` WHERE dm_key = $1`, key))
+		return err
+	})
+	if isPGForeignKey(err) {
+		return model.Channel{}, false, ErrNotFound // a user that does not exist
+	}
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	c.Role = model.RoleMember
+	return c, created, nil
+}
+
+// memberKey parses a channel and a user id; ok is false when either is no id (then
+// no such membership can exist).
+func memberKey(channelID, userID string) (ch, user [16]byte, ok bool) {
+	c, okC := parseID(channelID)
+	u, okU := parseID(userID)
+	return [16]byte(c), [16]byte(u), okC && okU
+}
+
+// Member implements Store.
+func (s *Postgres) Member(ctx context.Context, channelID, userID string) (string, error) {
+	ch, user, ok := memberKey(channelID, userID)
+	if !ok {
+		return "", ErrNotFound
+	}
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2`, ch, user).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: member: %w", err)
+	}
+	return role, nil
+}
+
+// SetMember implements Store.
+func (s *Postgres) SetMember(ctx context.Context, channelID, userID, role string) (bool, error) {
+	if !validRole(role) {
+		return false, fmt.Errorf("store: set member: role %q is not owner, admin or member", role)
+	}
+	ch, user, ok := memberKey(channelID, userID)
+	if !ok {
+		return false, ErrNotFound
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (channel_id, user_id) DO UPDATE SET role = excluded.role WHERE channel_members.role <> excluded.role`,
+		ch, user, role, nowMS())
+	if isPGForeignKey(err) {
+		return false, ErrNotFound // the channel or the user does not exist
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: set member: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// RemoveMember implements Store.
+func (s *Postgres) RemoveMember(ctx context.Context, channelID, userID string) (bool, error) {
+	ch, user, ok := memberKey(channelID, userID)
+	if !ok {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2`, ch, user)
+	if err != nil {
+		return false, fmt.Errorf("store: remove member: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Members implements Store.
+func (s *Postgres) Members(ctx context.Context, channelID string) ([]model.Member, error) {
+	ch, ok := parseID(channelID)
+	if !ok {
+		return []model.Member{}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.user_id::text, u.username, m.role, m.added_at FROM channel_members m
+		JOIN users u ON u.id = m.user_id WHERE m.channel_id = $1 ORDER BY m.added_at, m.user_id`, [16]byte(ch))
+	if err != nil {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Member, error) {
+		var m model.Member
+		err := r.Scan(&m.UserID, &m.Username, &m.Role, &m.AddedAt)
+		m.AddedAt = m.AddedAt.UTC()
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	if out == nil {
+		out = []model.Member{}
+	}
+	return out, nil
 }
 
 // EnsureChannel implements Store. Two statements, not one: under READ COMMITTED the
@@ -401,8 +564,8 @@ func (s *Postgres) EnsureChannel(ctx context.Context, name string) (model.Channe
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: new id: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, created_by, created_at)
-		VALUES ($1, $2, NULL, $3) ON CONFLICT (name) DO NOTHING`, [16]byte(id), name, nowMS()); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
+		VALUES ($1, $2, 'public', NULL, $3) ON CONFLICT (name) DO NOTHING`, [16]byte(id), name, nowMS()); err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
 	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE name = $1`, name))
@@ -412,11 +575,11 @@ func (s *Postgres) EnsureChannel(ctx context.Context, name string) (model.Channe
 	return c, nil
 }
 
-const pgChannelCols = `SELECT id, name, COALESCE(created_by::text, ''), created_at FROM channels`
+const pgChannelCols = `SELECT id, name, kind, COALESCE(created_by::text, ''), created_at FROM channels`
 
 func scanPGChannel(r pgx.Row) (model.Channel, error) {
 	var c model.Channel
-	if err := r.Scan(&c.ID, &c.Name, &c.CreatedBy, &c.CreatedAt); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt); err != nil {
 		return model.Channel{}, err
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
@@ -439,14 +602,26 @@ func (s *Postgres) Channel(ctx context.Context, id string) (model.Channel, error
 	return c, nil
 }
 
-// Channels implements Store.
-func (s *Postgres) Channels(ctx context.Context, after string, limit int) ([]model.Channel, error) {
+// ChannelsFor implements Store.
+func (s *Postgres) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
+	var user [16]byte // no user: the zero id, a member of nothing
+	if u, ok := parseID(userID); ok {
+		user = [16]byte(u)
+	}
 	// COLLATE "C" orders by bytes, as SQLite does, whatever the database's locale.
-	rows, err := s.pool.Query(ctx, pgChannelCols+` WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by::text, ''), c.created_at, COALESCE(m.role, '')
+		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
+		WHERE c.name COLLATE "C" > $2 AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		ORDER BY c.name COLLATE "C" LIMIT $3`, user, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Channel, error) { return scanPGChannel(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Channel, error) {
+		var c model.Channel
+		err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt, &c.Role)
+		c.CreatedAt = c.CreatedAt.UTC()
+		return c, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}

@@ -101,7 +101,7 @@ func rotateUnderLoad(t *testing.T, open func(*testing.T, dbauth.Credentials) (db
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := st.CreateChannel(ctx, "rotation", author.ID)
+	ch, err := st.CreateChannel(ctx, "rotation", model.KindPublic, author.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -262,18 +262,26 @@ func (s *SQLite) RevokeTokens(ctx context.Context, id string) error {
 	return nil
 }
 
-// CreateChannel implements Store. An empty createdBy records a system channel.
-func (s *SQLite) CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error) {
+// CreateChannel implements Store.
+func (s *SQLite) CreateChannel(ctx context.Context, name, kind, createdBy string) (model.Channel, error) {
 	if name == "" {
 		return model.Channel{}, errors.New("store: create channel: name is required")
+	}
+	if kind != model.KindPublic && kind != model.KindPrivate {
+		return model.Channel{}, fmt.Errorf("store: create channel: kind %q is not public or private", kind)
 	}
 	id, err := newID()
 	if err != nil {
 		return model.Channel{}, err
 	}
-	c := model.Channel{ID: id, Name: name, CreatedBy: createdBy, CreatedAt: nowMS()}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO channels (id, name, created_by, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, c.ID, c.Name, nullIfEmpty(createdBy), c.CreatedAt.UnixMilli())
+	c := model.Channel{ID: id, Name: name, Kind: kind, CreatedBy: createdBy, CreatedAt: nowMS()}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, c.ID, c.Name, c.Kind, nullIfEmpty(createdBy), c.CreatedAt.UnixMilli())
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
 	}
@@ -282,7 +290,146 @@ func (s *SQLite) CreateChannel(ctx context.Context, name, createdBy string) (mod
 	} else if n == 0 {
 		return model.Channel{}, ErrConflict
 	}
+	if createdBy != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES (?, ?, ?, ?)`,
+			c.ID, createdBy, model.RoleOwner, c.CreatedAt.UnixMilli()); err != nil {
+			return model.Channel{}, fmt.Errorf("store: create channel: its owner: %w", err)
+		}
+		c.Role = model.RoleOwner
+	}
+	if err := tx.Commit(); err != nil {
+		return model.Channel{}, fmt.Errorf("store: create channel: %w", err)
+	}
 	return c, nil
+}
+
+// DirectChannel implements Store.
+func (s *SQLite) DirectChannel(ctx context.Context, a, b string) (model.Channel, bool, error) {
+	key := model.DMKey(a, b)
+	id, err := newID()
+	if err != nil {
+		return model.Channel{}, false, err
+	}
+	now := nowMS().UnixMilli()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	// A DM's name is "@" and its key: unique, and never a name a user can choose.
+	res, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, kind, dm_key, created_by, created_at)
+		VALUES (?, ?, 'dm', ?, ?, ?) ON CONFLICT DO NOTHING`, id, "@"+key, key, a, now)
+	if isSQLiteConstraint(err) {
+		return model.Channel{}, false, ErrNotFound // a user that does not exist
+	}
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	created := n == 1
+	if created {
+		for _, u := range uniqueUsers(a, b) {
+			_, err := tx.ExecContext(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES (?, ?, ?, ?)`,
+				id, u, model.RoleMember, now)
+			if isSQLiteConstraint(err) {
+				return model.Channel{}, false, ErrNotFound
+			}
+			if err != nil {
+				return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+			}
+		}
+	}
+	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE dm_key = ?`, key))
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: direct channel: %w", err)
+	}
+	c.Role = model.RoleMember
+	return c, created, nil
+}
+
+// uniqueUsers is the members of a DM: both users, or one for notes to self.
+func uniqueUsers(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
+}
+
+// Member implements Store.
+func (s *SQLite) Member(ctx context.Context, channelID, userID string) (string, error) {
+	var role string
+	err := s.r.QueryRowContext(ctx, `SELECT role FROM channel_members WHERE channel_id = ? AND user_id = ?`, channelID, userID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: member: %w", err)
+	}
+	return role, nil
+}
+
+// SetMember implements Store.
+func (s *SQLite) SetMember(ctx context.Context, channelID, userID, role string) (bool, error) {
+	if !validRole(role) {
+		return false, fmt.Errorf("store: set member: role %q is not owner, admin or member", role)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (channel_id, user_id) DO UPDATE SET role = excluded.role WHERE role <> excluded.role`,
+		channelID, userID, role, nowMS().UnixMilli())
+	if isSQLiteConstraint(err) {
+		return false, ErrNotFound // the channel or the user does not exist
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: set member: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: set member: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RemoveMember implements Store.
+func (s *SQLite) RemoveMember(ctx context.Context, channelID, userID string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?`, channelID, userID)
+	if err != nil {
+		return false, fmt.Errorf("store: remove member: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: remove member: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Members implements Store.
+func (s *SQLite) Members(ctx context.Context, channelID string) ([]model.Member, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT m.user_id, u.username, m.role, m.added_at FROM channel_members m
+		JOIN users u ON u.id = m.user_id WHERE m.channel_id = ? ORDER BY m.added_at, m.user_id`, channelID)
+	if err != nil {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	defer rows.Close()
+	out := []model.Member{}
+	for rows.Next() {
+		var m model.Member
+		var ms int64
+		if err := rows.Scan(&m.UserID, &m.Username, &m.Role, &ms); err != nil {
+			return nil, fmt.Errorf("store: members: %w", err)
+		}
+		m.AddedAt = fromMS(ms)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	return out, nil
 }
 
 // EnsureChannel implements Store. Insert-then-select in one transaction makes it
@@ -300,8 +447,8 @@ func (s *SQLite) EnsureChannel(ctx context.Context, name string) (model.Channel,
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, created_by, created_at)
-		VALUES (?, ?, NULL, ?) ON CONFLICT (name) DO NOTHING`, id, name, nowMS().UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
+		VALUES (?, ?, 'public', NULL, ?) ON CONFLICT (name) DO NOTHING`, id, name, nowMS().UnixMilli()); err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
 	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE name = ?`, name))
@@ -314,7 +461,7 @@ func (s *SQLite) EnsureChannel(ctx context.Context, name string) (model.Channel,
 	return c, nil
 }
 
-const channelCols = `SELECT id, name, COALESCE(created_by, ''), created_at FROM channels`
+const channelCols = `SELECT id, name, kind, COALESCE(created_by, ''), created_at FROM channels`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -323,7 +470,7 @@ func scanChannel(r rowScanner) (model.Channel, error) {
 		c  model.Channel
 		ms int64
 	)
-	if err := r.Scan(&c.ID, &c.Name, &c.CreatedBy, &ms); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms); err != nil {
 		return model.Channel{}, err
 	}
 	c.CreatedAt = fromMS(ms)
@@ -342,19 +489,24 @@ func (s *SQLite) Channel(ctx context.Context, id string) (model.Channel, error) 
 	return c, nil
 }
 
-// Channels implements Store.
-func (s *SQLite) Channels(ctx context.Context, after string, limit int) ([]model.Channel, error) {
-	rows, err := s.r.QueryContext(ctx, channelCols+` WHERE name > ? ORDER BY name LIMIT ?`, after, limit)
+// ChannelsFor implements Store.
+func (s *SQLite) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by, ''), c.created_at, COALESCE(m.role, '')
+		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ?
+		WHERE c.name > ? AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		ORDER BY c.name LIMIT ?`, userID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}
 	defer rows.Close()
 	out := []model.Channel{}
 	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
+		var c model.Channel
+		var ms int64
+		if err := rows.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms, &c.Role); err != nil {
 			return nil, fmt.Errorf("store: channels: %w", err)
 		}
+		c.CreatedAt = fromMS(ms)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

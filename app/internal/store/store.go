@@ -32,15 +32,30 @@ type Store interface {
 	// RevokeTokens raises the user's token version, so every token issued before is
 	// refused; ErrNotFound when there is no such user.
 	RevokeTokens(ctx context.Context, id string) error
-	// CreateChannel inserts a channel; ErrConflict when the name is taken.
-	CreateChannel(ctx context.Context, name, createdBy string) (model.Channel, error)
+	// CreateChannel inserts a public or private channel; its creator (when not
+	// empty) becomes its owner. ErrConflict when the name is taken.
+	CreateChannel(ctx context.Context, name, kind, createdBy string) (model.Channel, error)
+	// DirectChannel returns the DM channel of users a and b (a == b: notes to self),
+	// creating it with both as members; created reports whether it is new.
+	// ErrNotFound when a user does not exist.
+	DirectChannel(ctx context.Context, a, b string) (c model.Channel, created bool, err error)
+	// Member returns userID's role in channelID; ErrNotFound when not a member.
+	Member(ctx context.Context, channelID, userID string) (string, error)
+	// SetMember makes userID a member of channelID with role, or gives it that role;
+	// changed is false when it already had it. ErrNotFound for an unknown channel or user.
+	SetMember(ctx context.Context, channelID, userID, role string) (changed bool, err error)
+	// RemoveMember ends userID's membership; removed is false when there was none.
+	RemoveMember(ctx context.Context, channelID, userID string) (removed bool, err error)
+	// Members lists a channel's members in the order they were added.
+	Members(ctx context.Context, channelID string) ([]model.Member, error)
 	// EnsureChannel returns the channel with that name, creating it when absent.
 	EnsureChannel(ctx context.Context, name string) (model.Channel, error)
 	// Channel returns one channel by id; ErrNotFound when absent.
 	Channel(ctx context.Context, id string) (model.Channel, error)
-	// Channels lists up to limit channels ordered by name (by bytes), those after
-	// the name after ("" from the first).
-	Channels(ctx context.Context, after string, limit int) ([]model.Channel, error)
+	// ChannelsFor lists up to limit of the channels userID may see (the public ones
+	// and those it is a member of), each with userID's role, ordered by name (by
+	// bytes), those after the name after ("" from the first).
+	ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
 	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
 	// inserted. An error wrapping ErrRejected means some message of the batch can never
@@ -57,6 +72,10 @@ type Store interface {
 	// Ping reports whether the store can serve.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+func validRole(role string) bool {
+	return role == model.RoleOwner || role == model.RoleAdmin || role == model.RoleMember
 }
 
 // rejectedBody is a parked message as JSON, every field kept (the time in Unix ms).

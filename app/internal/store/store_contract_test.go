@@ -26,6 +26,8 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 	}{
 		{"users", contractUsers},
 		{"channels", contractChannels},
+		{"private channels and members", contractMembers},
+		{"direct messages", contractDirect},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},
@@ -70,7 +72,7 @@ func mustUser(t *testing.T, st Store, name string) model.User {
 
 func mustChannel(t *testing.T, st Store, name, by string) model.Channel {
 	t.Helper()
-	c, err := st.CreateChannel(ctxT(t), name, by)
+	c, err := st.CreateChannel(ctxT(t), name, model.KindPublic, by)
 	if err != nil {
 		t.Fatalf("CreateChannel(%q): %v", name, err)
 	}
@@ -181,7 +183,7 @@ func contractUsers(t *testing.T, open func() Store) {
 func contractChannels(t *testing.T, open func() Store) {
 	st := open()
 	ctx := ctxT(t)
-	if cs, err := st.Channels(ctx, "", 10); err != nil || len(cs) != 0 {
+	if cs, err := st.ChannelsFor(ctx, "", "", 10); err != nil || len(cs) != 0 {
 		t.Fatalf("Channels() on empty store = %v, %v; want none", cs, err)
 	}
 	alice := mustUser(t, st, "alice")
@@ -191,7 +193,7 @@ func contractChannels(t *testing.T, open func() Store) {
 	if random.CreatedBy != alice.ID || random.Name != "random" {
 		t.Errorf("CreateChannel = %+v", random)
 	}
-	if _, err := st.CreateChannel(ctx, "random", alice.ID); !errors.Is(err, ErrConflict) {
+	if _, err := st.CreateChannel(ctx, "random", model.KindPublic, alice.ID); !errors.Is(err, ErrConflict) {
 		t.Errorf("duplicate CreateChannel err = %v, want ErrConflict", err)
 	}
 
@@ -230,7 +232,7 @@ func contractChannels(t *testing.T, open func() Store) {
 		{"random", 10, "[]"},
 		{"b", 1, "[gen-x]"}, // a cursor need not be a channel's name
 	} {
-		cs, err := st.Channels(ctx, tc.after, tc.limit)
+		cs, err := st.ChannelsFor(ctx, alice.ID, tc.after, tc.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -545,5 +547,155 @@ func contractRestart(t *testing.T, open func() Store) {
 	}
 	if _, err := st.CreateUser(ctx, "ALICE", "h"); !errors.Is(err, ErrConflict) {
 		t.Errorf("CreateUser after reopen err = %v, want ErrConflict", err)
+	}
+}
+
+// names lists the channels' names and, after a colon, the caller's role where it has one.
+func names(cs []model.Channel) string {
+	var out []string
+	for _, c := range cs {
+		n := c.Name
+		if c.Role != "" {
+			n += ":" + c.Role
+		}
+		out = append(out, n)
+	}
+	return fmt.Sprint(out)
+}
+
+// A private channel is seen only by its members, each with a role; membership
+// changes are idempotent and report whether they changed anything.
+func contractMembers(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice, bob, carol := mustUser(t, st, "alice"), mustUser(t, st, "bob"), mustUser(t, st, "carol")
+	pub := mustChannel(t, st, "lobby", alice.ID)
+	priv, err := st.CreateChannel(ctx, "secret", model.KindPrivate, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv.Kind != model.KindPrivate || priv.Role != model.RoleOwner || pub.Kind != model.KindPublic {
+		t.Fatalf("created %+v and %+v", priv, pub)
+	}
+	if got, err := st.Channel(ctx, priv.ID); err != nil || got.Kind != model.KindPrivate {
+		t.Fatalf("Channel(private) = %+v, %v", got, err)
+	}
+	if _, err := st.CreateChannel(ctx, "odd", "secret-ish", alice.ID); err == nil {
+		t.Fatal("a channel of an unknown kind was created")
+	}
+	steps := []struct {
+		name string
+		do   func() (bool, error)
+		want bool
+	}{
+		{"bob added as member", func() (bool, error) { return st.SetMember(ctx, priv.ID, bob.ID, model.RoleMember) }, true},
+		{"bob added again", func() (bool, error) { return st.SetMember(ctx, priv.ID, bob.ID, model.RoleMember) }, false},
+		{"bob made admin", func() (bool, error) { return st.SetMember(ctx, priv.ID, bob.ID, model.RoleAdmin) }, true},
+		{"carol removed though never a member", func() (bool, error) { return st.RemoveMember(ctx, priv.ID, carol.ID) }, false},
+	}
+	for _, step := range steps {
+		if got, err := step.do(); err != nil || got != step.want {
+			t.Fatalf("%s: %v, %v; want %v", step.name, got, err, step.want)
+		}
+	}
+	for _, tc := range []struct {
+		user, want string
+	}{
+		{alice.ID, "[lobby:owner secret:owner]"},
+		{bob.ID, "[lobby secret:admin]"},
+		{carol.ID, "[lobby]"},
+		{"", "[lobby]"},
+	} {
+		cs, err := st.ChannelsFor(ctx, tc.user, "", 10)
+		if err != nil || names(cs) != tc.want {
+			t.Errorf("ChannelsFor(%s) = %s, %v; want %s", tc.user, names(cs), err, tc.want)
+		}
+	}
+	if role, err := st.Member(ctx, priv.ID, bob.ID); err != nil || role != model.RoleAdmin {
+		t.Errorf("Member(bob) = %q, %v", role, err)
+	}
+	if _, err := st.Member(ctx, priv.ID, carol.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Member(carol) err = %v, want ErrNotFound", err)
+	}
+	ms, err := st.Members(ctx, priv.ID)
+	if err != nil || len(ms) != 2 || ms[0].UserID != alice.ID || ms[0].Username != "alice" || ms[0].Role != model.RoleOwner ||
+		ms[1].UserID != bob.ID || ms[1].Role != model.RoleAdmin {
+		t.Fatalf("Members = %+v, %v; want alice (owner), then bob (admin)", ms, err)
+	}
+	for _, tc := range []struct {
+		name            string
+		channel, user   string
+		role            string
+		wantErrNotFound bool
+	}{
+		{"an unknown user", priv.ID, newV7(t), model.RoleMember, true},
+		{"an unknown channel", newV7(t), bob.ID, model.RoleMember, true},
+	} {
+		if _, err := st.SetMember(ctx, tc.channel, tc.user, tc.role); errors.Is(err, ErrNotFound) != tc.wantErrNotFound {
+			t.Errorf("SetMember(%s) err = %v", tc.name, err)
+		}
+	}
+	if _, err := st.SetMember(ctx, priv.ID, bob.ID, "king"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("SetMember with an unknown role: %v, want a plain error", err)
+	}
+	if removed, err := st.RemoveMember(ctx, priv.ID, bob.ID); err != nil || !removed {
+		t.Fatalf("RemoveMember(bob) = %v, %v", removed, err)
+	}
+	if cs, _ := st.ChannelsFor(ctx, bob.ID, "", 10); names(cs) != "[lobby]" {
+		t.Errorf("after removal bob sees %s", names(cs))
+	}
+}
+
+// The DM of two users is one channel whichever of them asks; a DM with oneself is a
+// notes channel; only its members see it.
+func contractDirect(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice, bob, carol := mustUser(t, st, "alice"), mustUser(t, st, "bob"), mustUser(t, st, "carol")
+	ab, created, err := st.DirectChannel(ctx, alice.ID, bob.ID)
+	if err != nil || !created || ab.Kind != model.KindDM {
+		t.Fatalf("DirectChannel(alice, bob) = %+v, %v, %v", ab, created, err)
+	}
+	ba, created, err := st.DirectChannel(ctx, bob.ID, alice.ID)
+	if err != nil || created || ba.ID != ab.ID {
+		t.Fatalf("DirectChannel(bob, alice) = %+v, created %v, %v; want the same channel", ba, created, err)
+	}
+	self, created, err := st.DirectChannel(ctx, carol.ID, carol.ID)
+	if err != nil || !created {
+		t.Fatalf("DirectChannel(carol, carol) = %+v, %v, %v", self, created, err)
+	}
+	if ms, err := st.Members(ctx, self.ID); err != nil || len(ms) != 1 || ms[0].UserID != carol.ID {
+		t.Fatalf("notes-to-self members = %+v, %v", ms, err)
+	}
+	if ms, err := st.Members(ctx, ab.ID); err != nil || len(ms) != 2 {
+		t.Fatalf("DM members = %+v, %v", ms, err)
+	}
+	for _, tc := range []struct {
+		user string
+		want []string // the DM channels it sees
+	}{
+		{alice.ID, []string{ab.ID}},
+		{bob.ID, []string{ab.ID}},
+		{carol.ID, []string{self.ID}},
+	} {
+		cs, err := st.ChannelsFor(ctx, tc.user, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dms []string
+		for _, c := range cs {
+			if c.Kind == model.KindDM {
+				dms = append(dms, c.ID)
+				if c.Role != model.RoleMember {
+					t.Errorf("a DM listed with role %q", c.Role)
+				}
+			}
+		}
+		if fmt.Sprint(dms) != fmt.Sprint(tc.want) {
+			t.Errorf("%s sees DMs %v, want %v", tc.user, dms, tc.want)
+		}
+	}
+	if _, _, err := st.DirectChannel(ctx, alice.ID, newV7(t)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a DM with an unknown user: %v, want ErrNotFound", err)
 	}
 }

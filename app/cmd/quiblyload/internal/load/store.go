@@ -62,7 +62,7 @@ func StoreBench(ctx context.Context, cfg StoreConfig) (*StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ch, err := pg.CreateChannel(ctx, "bench", u.ID)
+	ch, err := pg.CreateChannel(ctx, "bench", model.KindPublic, u.ID)
 	if err != nil {
 		return nil, err
 	}
