@@ -1,37 +1,78 @@
 package chat
 
-import "sync"
+import (
+	"context"
+	"errors"
+	"sync"
 
-// knownChannels remembers ids of channels found in the store. Channels are never
-// deleted, so an id once found stays valid: a join (and a reconnect storm is a join
-// per client) then needs no PostgreSQL query, and every member of a channel holds
-// the one copy of its id.
+	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/store"
+)
+
+// knownChannels remembers the channels found in the store: their ids and kinds. A
+// channel's kind never changes, so a join of a public channel (and a reconnect storm
+// is a join per client) then needs no database query, and every member of a channel
+// holds the one copy of its id.
 type knownChannels struct {
 	mu  sync.RWMutex
-	ids map[string]string
+	ids map[string]knownChannel
+}
+
+type knownChannel struct {
+	id, kind string
 }
 
 // maxKnownChannels bounds the memory; past it the set starts over.
 const maxKnownChannels = 1 << 16
 
-// lookup returns the remembered copy of id.
-func (k *knownChannels) lookup(id string) (string, bool) {
+// lookup returns the remembered copy of id and its kind.
+func (k *knownChannels) lookup(id string) (knownChannel, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	canonical, ok := k.ids[id]
-	return canonical, ok
+	c, ok := k.ids[id]
+	return c, ok
 }
 
-// add remembers id, found in the store, and returns the copy to keep.
-func (k *knownChannels) add(id string) string {
+// add remembers channel c, found in the store, and returns the copy to keep.
+func (k *knownChannels) add(c model.Channel) knownChannel {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if canonical, ok := k.ids[id]; ok {
-		return canonical
+	if known, ok := k.ids[c.ID]; ok {
+		return known
 	}
 	if k.ids == nil || len(k.ids) >= maxKnownChannels {
-		k.ids = map[string]string{}
+		k.ids = map[string]knownChannel{}
 	}
-	k.ids[id] = id
-	return id
+	known := knownChannel{id: c.ID, kind: c.Kind}
+	k.ids[c.ID] = known
+	return known
+}
+
+// errNoChannel answers for a channel that does not exist and for a private one the
+// user is not a member of alike, so that the answer reveals nothing.
+var errNoChannel = errors.New("no such channel")
+
+// admit returns the channel id names when userID may be in it: any public channel,
+// a private channel or DM only for its members. errNoChannel otherwise.
+func (h *Hub) admit(ctx context.Context, id, userID string) (string, error) {
+	known, ok := h.channels.lookup(id)
+	if !ok {
+		c, err := h.Store.Channel(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", errNoChannel
+		}
+		if err != nil {
+			return "", err
+		}
+		known = h.channels.add(c)
+	}
+	if known.kind == model.KindPublic {
+		return known.id, nil
+	}
+	if _, err := h.Store.Member(ctx, known.id, userID); errors.Is(err, store.ErrNotFound) {
+		return "", errNoChannel
+	} else if err != nil {
+		return "", err
+	}
+	return known.id, nil
 }

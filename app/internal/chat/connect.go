@@ -95,11 +95,27 @@ func (h *Hub) restore(ctx context.Context, s *socketio.Socket, c *client, pid, o
 	}
 	c.recovering = true
 	for _, ch := range sess.Channels {
-		c.channels.add(ch)
+		// A channel the user may no longer be in (removed while away, or a private
+		// one it left) is not restored, and nothing of it is replayed.
+		id, err := h.admit(ctx, ch, c.user.ID)
+		if errors.Is(err, errNoChannel) {
+			continue
+		}
+		if err != nil {
+			h.Log.Warn("checking a recovered channel failed", "err", err)
+			h.Metrics.Recoveries.WithLabelValues("expired").Inc()
+			c.channels, c.recovering = nil, false
+			return false
+		}
+		c.channels.add(id)
 	}
 	h.register(c)
-	events, err := h.Broker.Since(ctx, offset, sess.Channels)
+	c.mu.Lock()
+	channels := c.channelList()
+	c.mu.Unlock()
+	events, err := h.Broker.Since(ctx, offset, channels)
 	if err == nil {
+		events = h.untilLeft(c, events)
 		s.ID, s.PID, s.Recovered = sess.SID, pid, true
 		c.replay, c.since = events, offset
 		h.Metrics.Recoveries.WithLabelValues("recovered").Inc()

@@ -51,6 +51,10 @@ func (h *Hub) deliver(evs []broker.Event) {
 			batches[c] = append(b, heldPacket{ev.Offset, packet})
 		})
 		h.mu.RUnlock()
+		// The member who left gets its member:leave and nothing after it.
+		if user := leftChannel(ev); user != "" {
+			h.removeMember(ev.ChannelID, user)
+		}
 	}
 	for _, c := range order {
 		b := batches[c]
@@ -80,6 +84,9 @@ func (h *Hub) deliverOne(ev broker.Event) {
 	var targets []*client
 	h.eachTarget(ev, func(c *client) { targets = append(targets, c) })
 	h.mu.RUnlock()
+	if user := leftChannel(ev); user != "" {
+		h.removeMember(ev.ChannelID, user)
+	}
 	for _, c := range targets {
 		h.countSend(c.send(heldPacket{ev.Offset, packet}), 1)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/quibly/quibly/app/internal/apperr"
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/socketio"
-	"github.com/quibly/quibly/app/internal/store"
 	"github.com/quibly/quibly/app/internal/text"
 )
 
@@ -129,16 +128,13 @@ func (h *Hub) join(c *client, args []json.RawMessage) any {
 	}
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
-	id, known := h.channels.lookup(p.ChannelID)
-	if !known {
-		if _, err := h.Store.Channel(ctx, p.ChannelID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return errorAck(apperr.New(apperr.NotFound, "no channel with id %q", truncate(p.ChannelID, 64)))
-			}
-			h.Log.Error("channel lookup failed", "err", err)
-			return errorAck(apperr.From(err))
-		}
-		id = h.channels.add(p.ChannelID)
+	id, err := h.admit(ctx, p.ChannelID, c.user.ID)
+	if errors.Is(err, errNoChannel) {
+		return errorAck(apperr.New(apperr.NotFound, "no channel with id %q", truncate(p.ChannelID, 64)))
+	}
+	if err != nil {
+		h.Log.Error("channel lookup failed", "err", err)
+		return errorAck(apperr.From(err))
 	}
 	c.mu.Lock()
 	if !c.channels.has(id) && len(c.channels) >= h.cfg.MaxChannelsPerConn {

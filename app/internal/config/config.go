@@ -98,6 +98,10 @@ type Config struct {
 	// all users on one node in a minute.
 	ChannelsPerUserHour   int `mapstructure:"CHANNELS_PER_USER_HOUR"`
 	ChannelsPerNodeMinute int `mapstructure:"CHANNELS_PER_NODE_MINUTE"`
+	// DMsPerUserHour bounds the direct-message channels one user opens in an hour;
+	// MaxChannelMembers the members of one channel.
+	DMsPerUserHour    int `mapstructure:"DMS_PER_USER_HOUR"`
+	MaxChannelMembers int `mapstructure:"MAX_CHANNEL_MEMBERS"`
 	// TokenTTL is how long a token from login or register admits its user; a socket
 	// ends when its token expires.
 	TokenTTL time.Duration `mapstructure:"TOKEN_TTL"`
@@ -159,6 +163,8 @@ var defaults = map[string]any{
 	"MAX_CONNECTIONS_PER_USER":  50,
 	"CHANNELS_PER_USER_HOUR":    20,
 	"CHANNELS_PER_NODE_MINUTE":  60,
+	"DMS_PER_USER_HOUR":         60,
+	"MAX_CHANNEL_MEMBERS":       1000,
 	"TOKEN_TTL":                 "168h",
 }
 
@@ -307,6 +313,7 @@ func (c Config) Validate() error {
 		{"MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP, 1}, {"MAX_CONNECTIONS_PER_USER", c.MaxConnsPerUser, 1},
 		{"SEND_QUEUE_SIZE", c.SendQueueSize, 1},
 		{"CHANNELS_PER_USER_HOUR", c.ChannelsPerUserHour, 1}, {"CHANNELS_PER_NODE_MINUTE", c.ChannelsPerNodeMinute, 1},
+		{"DMS_PER_USER_HOUR", c.DMsPerUserHour, 1}, {"MAX_CHANNEL_MEMBERS", c.MaxChannelMembers, 2},
 	} {
 		if n.value < n.min {
 			bad(n.name, "must be at least %d, got %d", n.min, n.value)

@@ -43,6 +43,15 @@ type Config struct {
 	// Revoked is called after a logout revoked the caller's tokens, to end the
 	// user's open sockets (on every node); nil does nothing.
 	Revoked func(ctx context.Context, userID string) error
+	// DMsPerUser limits the direct-message channels a user opens; the zero Spec is
+	// no limit.
+	DMsPerUser limit.Spec
+	// MaxMembers bounds a channel's members; 0 is no bound.
+	MaxMembers int
+	// MembershipChanged is called after a membership changed, to tell the channel in
+	// its order (and to take a removed member's open sockets out of it, on every
+	// node); nil does nothing.
+	MembershipChanged func(ctx context.Context, change model.MemberChange) error
 }
 
 // withDefaults fills the fields left zero that have a default; the zero limits are
@@ -85,6 +94,9 @@ type API struct {
 	// channelsPerUser and channelsPerNode (one key) limit channel creation.
 	channelsPerUser, channelsPerNode *limit.Keyed
 	revoked                          func(ctx context.Context, userID string) error
+	dmsPerUser                       *limit.Keyed
+	maxMembers                       int
+	membershipChanged                func(ctx context.Context, change model.MemberChange) error
 }
 
 // New returns an API over st and au; both are required. A nil log discards.
@@ -94,18 +106,21 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &API{
-		clientIP:        cfg.ClientIP,
-		perIP:           limit.NewKeyed(cfg.AuthPerIP),
-		perUsername:     limit.NewKeyed(cfg.AuthPerUser),
-		channelsPerUser: limit.NewKeyed(cfg.ChannelsPerUser),
-		channelsPerNode: limit.NewKeyed(cfg.ChannelsPerNode),
-		revoked:         cfg.Revoked,
-		hashSlots:       make(chan struct{}, cfg.HashSlots),
-		maxBody:         cfg.MaxBodyBytes,
-		st:              st,
-		au:              au,
-		log:             log,
-		checkPassword:   auth.CheckPassword,
+		clientIP:          cfg.ClientIP,
+		perIP:             limit.NewKeyed(cfg.AuthPerIP),
+		perUsername:       limit.NewKeyed(cfg.AuthPerUser),
+		channelsPerUser:   limit.NewKeyed(cfg.ChannelsPerUser),
+		channelsPerNode:   limit.NewKeyed(cfg.ChannelsPerNode),
+		revoked:           cfg.Revoked,
+		dmsPerUser:        limit.NewKeyed(cfg.DMsPerUser),
+		maxMembers:        cfg.MaxMembers,
+		membershipChanged: cfg.MembershipChanged,
+		hashSlots:         make(chan struct{}, cfg.HashSlots),
+		maxBody:           cfg.MaxBodyBytes,
+		st:                st,
+		au:                au,
+		log:               log,
+		checkPassword:     auth.CheckPassword,
 		dummyHash: sync.OnceValue(func() string {
 			h, _ := auth.HashPassword("quibly-timing-equaliser") // only ever compared against
 			return h
@@ -127,6 +142,10 @@ func (a *API) Register(mux *http.ServeMux) {
 		{http.MethodGet, "/api/channels", a.listChannels, true},
 		{http.MethodPost, "/api/channels", a.createChannel, true},
 		{http.MethodGet, "/api/channels/{id}/messages", a.messages, true},
+		{http.MethodGet, "/api/channels/{id}/members", a.listMembers, true},
+		{http.MethodPut, "/api/channels/{id}/members/{userId}", a.putMember, true},
+		{http.MethodDelete, "/api/channels/{id}/members/{userId}", a.deleteMember, true},
+		{http.MethodPost, "/api/dms", a.openDM, true},
 	}
 	allowed := map[string][]string{}
 	var paths []string

@@ -190,10 +190,15 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) createChannel(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Name string `json:"name"`
+		Name    string `json:"name"`
+		Private bool   `json:"private"`
 	}
 	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
 		return err
+	}
+	kind := model.KindPublic
+	if req.Private {
+		kind = model.KindPrivate
 	}
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
@@ -209,9 +214,11 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := allow(w, a.channelsPerNode, "", "channels created on this server"); err != nil {
 		return err
 	}
-	c, err := a.st.CreateChannel(r.Context(), name, model.KindPublic, uid)
+	c, err := a.st.CreateChannel(r.Context(), name, kind, uid)
 	if errors.Is(err, store.ErrConflict) {
-		return apperr.New(apperr.Conflict, "channel %q already exists", name)
+		// Names are unique over every channel, private ones included: the answer
+		// does not say which kind has it.
+		return apperr.New(apperr.Conflict, "the channel name %q is taken", name)
 	}
 	if err != nil {
 		return err
@@ -226,11 +233,11 @@ type messagesResponse struct {
 }
 
 func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
-	// Ids are UUIDs; parsing also canonicalises them, so the store compares like
-	// with like, and a non-UUID simply names no channel.
-	cid, err := uuid.Parse(r.PathValue("id"))
+	// A private channel the caller is not a member of is not found, as is a
+	// channel that does not exist.
+	c, _, err := a.visibleChannel(r.Context(), r.PathValue("id"), userFrom(r.Context()).ID)
 	if err != nil {
-		return apperr.New(apperr.NotFound, "channel not found")
+		return err
 	}
 	q := r.URL.Query()
 	limit, err := pageLimit(q, defaultPageSize, maxPageSize)
@@ -245,12 +252,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 		}
 		before = b.String()
 	}
-	if _, err := a.st.Channel(r.Context(), cid.String()); errors.Is(err, store.ErrNotFound) {
-		return apperr.New(apperr.NotFound, "channel not found")
-	} else if err != nil {
-		return err
-	}
-	msgs, err := a.st.Messages(r.Context(), cid.String(), before, limit)
+	msgs, err := a.st.Messages(r.Context(), c.ID, before, limit)
 	if err != nil {
 		return err
 	}

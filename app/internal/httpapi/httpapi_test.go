@@ -65,7 +65,7 @@ type fixture struct {
 
 // newFixture serves the API over a fresh SQLite store holding user alice, channels
 // general and random, and five messages in general.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, configure ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.NewSQLite(ctx, store.SQLiteConfig{Path: filepath.Join(t.TempDir(), "q.db")})
@@ -80,7 +80,11 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{st: st, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	New(Config{MaxBodyBytes: testMaxBody}, st, au, log).Register(mux)
+	cfg := Config{MaxBodyBytes: testMaxBody}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	New(cfg, st, au, log).Register(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 

@@ -50,6 +50,27 @@ type Member struct {
 	AddedAt  time.Time `json:"addedAt"`
 }
 
+// MemberChange is a change of a channel's membership, as its members are told of it
+// (the events member:join, member:update and member:leave).
+type MemberChange struct {
+	ChannelID string `json:"channelId"`
+	UserID    string `json:"userId"`
+	Username  string `json:"username,omitempty"`
+	// Role is the member's role after the change ("" when it left).
+	Role string `json:"role,omitempty"`
+	// By is the user who made the change (the member itself when it left).
+	By string `json:"by"`
+	// Event is member:join, member:update or member:leave.
+	Event string `json:"-"`
+}
+
+// Member change events.
+const (
+	EventMemberJoin   = "member:join"
+	EventMemberUpdate = "member:update"
+	EventMemberLeave  = "member:leave"
+)
+
 // DMKey is what makes the DM of two users one channel, whichever of them asks.
 func DMKey(a, b string) string {
 	if b < a {

@@ -96,11 +96,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	mux := http.NewServeMux()
 	httpapi.New(httpapi.Config{ClientIP: proxies,
-		AuthPerIP:       limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
-		AuthPerUser:     limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},
-		ChannelsPerUser: limit.Spec{Rate: float64(cfg.ChannelsPerUserHour) / 3600, Burst: cfg.ChannelsPerUserHour},
-		ChannelsPerNode: limit.Spec{Rate: float64(cfg.ChannelsPerNodeMinute) / 60, Burst: cfg.ChannelsPerNodeMinute},
-		Revoked:         hub.Revoke,
+		AuthPerIP:         limit.Spec{Rate: cfg.AuthRate, Burst: cfg.AuthBurst},
+		AuthPerUser:       limit.Spec{Rate: cfg.AuthUserRate, Burst: cfg.AuthUserBurst},
+		ChannelsPerUser:   limit.Spec{Rate: float64(cfg.ChannelsPerUserHour) / 3600, Burst: cfg.ChannelsPerUserHour},
+		ChannelsPerNode:   limit.Spec{Rate: float64(cfg.ChannelsPerNodeMinute) / 60, Burst: cfg.ChannelsPerNodeMinute},
+		Revoked:           hub.Revoke,
+		DMsPerUser:        limit.Spec{Rate: float64(cfg.DMsPerUserHour) / 3600, Burst: cfg.DMsPerUserHour},
+		MaxMembers:        cfg.MaxChannelMembers,
+		MembershipChanged: hub.MembershipChanged,
 	}, be.store, au, log).Register(mux)
 	mux.Handle("/socket.io/", eio)
 	mux.Handle("GET /health", hl)

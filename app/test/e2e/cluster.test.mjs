@@ -210,6 +210,37 @@ describe('cluster', () => {
     await script('cluster.sh', 'up');
   });
 
+  test('a private channel across three nodes: the outsider sees nothing, a removed member stops at its member:leave', { timeout: 60000 }, async () => {
+    const [owner, member, outsider] = await Promise.all(['own', 'mem', 'out'].map((p) => newUser(LB, p)));
+    const req = (token, method, path, body, n) => fetch(`${LB}${path}`, { method,
+      headers: { ...pin(n).extraHeaders, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    const made = await (await req(owner.token, 'POST', '/api/channels', { name: `priv-${randomUUID().slice(0, 8)}`, private: true }, 1)).json();
+    const ch = made.channel;
+    assert.equal((await req(owner.token, 'PUT', `/api/channels/${ch.id}/members/${member.user.id}`, { role: 'member' }, 1)).status, 201);
+    // owner on server-1, member on server-2, outsider on server-3
+    const [so, sm, sx] = await Promise.all([[owner, 1], [member, 2], [outsider, 3]].map(([u, n]) => connect(LB, u.token, { ...pin(n), transports: ['websocket'] })));
+    for (const s of [so, sm]) assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
+    const refused = await ack(sx, 'channel:join', { channelId: ch.id });
+    assert.equal(refused.error && refused.error.code, 'not_found');
+    const memberSaw = [];
+    sm.onAny((event, payload) => { if (payload && payload.channelId === ch.id) memberSaw.push(event); });
+    const outsiderSaw = [];
+    sx.onAny((event, payload) => { if (payload && payload.channelId === ch.id) outsiderSaw.push(event); });
+    const before = await ack(so, 'message:send', { channelId: ch.id, text: 'before', nonce: randomUUID() });
+    assert.ok(before.id, JSON.stringify(before));
+    await waitFor(() => memberSaw.includes('message'), 10000, 'the member on server-2 gets the message');
+    // Removed through server-3; the member's socket on server-2 stops at member:leave.
+    assert.equal((await req(owner.token, 'DELETE', `/api/channels/${ch.id}/members/${member.user.id}`, undefined, 3)).status, 204);
+    await waitFor(() => memberSaw.includes('member:leave'), 10000, 'the member on server-2 is told');
+    const after = await ack(so, 'message:send', { channelId: ch.id, text: 'after', nonce: randomUUID() });
+    assert.ok(after.id, JSON.stringify(after));
+    await sleep(1000);
+    assert.deepEqual(memberSaw, ['message', 'member:leave'], 'the removed member got more of the channel');
+    assert.deepEqual(outsiderSaw, [], 'the outsider got events of the private channel');
+    [so, sm, sx].forEach((s) => s.disconnect());
+  });
+
   test('SIGKILL of the leader: another node takes over within the lease', async () => {
     const [leader] = await waitFor(async () => { const l = await leaders(); return l.length === 1 && l; }, LEASE_MS + 5000, 'one leader');
     const t0 = Date.now();

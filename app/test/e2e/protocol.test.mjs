@@ -1004,3 +1004,64 @@ describe('python-socketio', () => {
     });
   }
 });
+
+describe('private channels and members', () => {
+  const ctx = useServer('e2e-members');
+  const api = async (token, method, path, body) => {
+    const r = await fetch(`${ctx.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  };
+
+  it('only members join; a member sees member:join before the new member\'s first message; a removed member gets member:leave and nothing after', T, async () => {
+    const [owner, member, outsider] = [await newUser(ctx.url), await newUser(ctx.url), await newUser(ctx.url)];
+    const made = await api(owner.token, 'POST', '/api/channels', { name: `priv-${randomUUID().slice(0, 8)}`, private: true });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const ch = made.body.channel;
+    const [so, sm, sx] = await Promise.all([owner, member, outsider].map((u) => connect(ctx.url, u.token)));
+    await join(so, ch.id);
+    const notFound = await ack(sx, 'channel:join', { channelId: ch.id });
+    const unknown = await ack(sx, 'channel:join', { channelId: randomUUID() });
+    assertError(notFound, 'not_found', 'an outsider joins the private channel');
+    assert.equal(notFound.error.message.replace(ch.id, 'X'), unknown.error.message.replace(/"[^"]+"/, '"X"'), 'the refusal reveals nothing');
+    // The owner's view of the channel, in order.
+    const seen = [];
+    so.onAny((event, payload) => { if (payload && payload.channelId === ch.id) seen.push(event === 'message' ? `message ${payload.text}` : `${event} ${payload.username || ''}`); });
+    assert.equal((await api(owner.token, 'PUT', `/api/channels/${ch.id}/members/${member.user.id}`, { role: 'member' })).status, 201);
+    await join(sm, ch.id);
+    assertSent(await send(sm, ch.id, 'hello from the new member'));
+    await waitFor(() => seen.length >= 2, 5000, 'the owner sees the join and the message');
+    assert.deepEqual(seen.slice(0, 2), [`member:join ${member.name}`, 'message hello from the new member']);
+    // Removal: the member's socket gets member:leave, then nothing of the channel.
+    const memberSaw = [];
+    sm.onAny((event, payload) => { if (payload && payload.channelId === ch.id) memberSaw.push(event); });
+    assert.equal((await api(owner.token, 'DELETE', `/api/channels/${ch.id}/members/${member.user.id}`)).status, 204);
+    await waitFor(() => memberSaw.includes('member:leave'), 5000, 'the removed member is told');
+    const after = assertSent(await send(so, ch.id, 'after the removal'));
+    await waitFor(() => seen.includes('message after the removal'), 5000, 'the owner gets its own message');
+    await sleep(300);
+    assert.deepEqual(memberSaw, ['member:leave'], 'the removed member got more of the channel');
+    assertError(await send(sm, ch.id, 'still here?'), 'forbidden', 'a removed member sends');
+    assertError(await ack(sm, 'channel:join', { channelId: ch.id }), 'not_found', 'a removed member joins again');
+    assert.equal((await api(member.token, 'GET', `/api/channels/${ch.id}/messages`)).status, 404);
+    assert.ok(after.id);
+  });
+
+  it('a DM is one channel for both, private to them', T, async () => {
+    const [a, b, c] = [await newUser(ctx.url), await newUser(ctx.url), await newUser(ctx.url)];
+    const ab = await api(a.token, 'POST', '/api/dms', { username: b.name });
+    const ba = await api(b.token, 'POST', '/api/dms', { userId: a.user.id });
+    assert.equal(ab.status, 201);
+    assert.equal(ba.status, 200);
+    assert.equal(ab.body.channel.id, ba.body.channel.id);
+    assert.equal(ab.body.channel.kind, 'dm');
+    const [sa, sb, sc] = await Promise.all([a, b, c].map((u) => connect(ctx.url, u.token)));
+    await join(sa, ab.body.channel.id);
+    await join(sb, ab.body.channel.id);
+    assertError(await ack(sc, 'channel:join', { channelId: ab.body.channel.id }), 'not_found', 'a third user joins the DM');
+    const got = inbox(sb, ab.body.channel.id);
+    const sent = assertSent(await send(sa, ab.body.channel.id, 'just between us'));
+    await waitFor(() => got.some((m) => m.id === sent.id), 5000, 'the DM reaches the other user');
+  });
+});

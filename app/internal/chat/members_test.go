@@ -1,0 +1,140 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/sessions"
+	"github.com/quibly/quibly/app/internal/socketio"
+)
+
+func memberEvent(event, channel, user, offset string) broker.Event {
+	data, _ := json.Marshal(model.MemberChange{ChannelID: channel, UserID: user, By: "owner", Event: event})
+	return broker.Event{Kind: event, ChannelID: channel, Data: data, Offset: offset}
+}
+
+func offsetsHeld(c *client) []string {
+	var got []string
+	for _, hp := range c.held {
+		got = append(got, hp.offset)
+	}
+	return got
+}
+
+// A member who leaves gets its member:leave and nothing of the channel after it, in
+// one bus read or in separate ones; the others get everything, in order.
+func TestMemberLeaveCutsDeliveryAtItsPlace(t *testing.T) {
+	for _, batched := range []bool{true, false} {
+		t.Run(fmt.Sprintf("one bus read: %v", batched), func(t *testing.T) {
+			f := newSendFixture(t)
+			newClient := func(id string) *client {
+				c := &client{sock: &socketio.Socket{}, user: model.User{ID: id, Username: id}, recovering: true, channels: channelSet{"p"}}
+				f.hub.register(c)
+				return c
+			}
+			stays, leaves, leavesElsewhere := newClient("stays"), newClient("leaves"), newClient("leaves")
+			msg := func(offset string) broker.Event {
+				return broker.Event{Kind: broker.KindMessage, ChannelID: "p", Data: json.RawMessage(`{}`), Offset: offset}
+			}
+			evs := []broker.Event{msg("e-1"), memberEvent(model.EventMemberLeave, "p", "leaves", "e-2"), msg("e-3")}
+			if batched {
+				f.hub.deliver(evs)
+			} else {
+				for _, ev := range evs {
+					f.hub.deliver([]broker.Event{ev})
+				}
+			}
+			for _, tc := range []struct {
+				c    *client
+				want string
+			}{
+				{stays, "[e-1 e-2 e-3]"},
+				{leaves, "[e-1 e-2]"},
+				{leavesElsewhere, "[e-1 e-2]"}, // the user's every socket
+			} {
+				if got := fmt.Sprint(offsetsHeld(tc.c)); got != tc.want {
+					t.Errorf("%s got %s, want %s", tc.c.user.ID, got, tc.want)
+				}
+			}
+			if leaves.inChannel("p") {
+				t.Error("the member who left is still in the channel")
+			}
+		})
+	}
+}
+
+// A private channel admits its members only; to anyone else it does not exist, on
+// join and on recovery, where nothing of it is replayed.
+func TestPrivateChannelsAdmitMembersOnly(t *testing.T) {
+	f := newSendFixture(t)
+	ctx := context.Background()
+	bob, err := f.st.CreateUser(ctx, "bob", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := f.st.CreateChannel(ctx, "secret", model.KindPrivate, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(u model.User, channelID string) string {
+		raw, _ := json.Marshal(map[string]string{"channelId": channelID})
+		res, _ := json.Marshal(f.hub.join(&client{sock: &socketio.Socket{}, user: u}, []json.RawMessage{raw}))
+		return string(res)
+	}
+	if res := join(bob, priv.ID); !strings.Contains(res, `"not_found"`) {
+		t.Fatalf("a non-member's join of a private channel: %s, want not_found", res)
+	}
+	if res := join(f.alice.user, priv.ID); res != `{"ok":true}` {
+		t.Fatalf("the owner's join: %s", res)
+	}
+	if _, err := f.st.SetMember(ctx, priv.ID, bob.ID, model.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	if res := join(bob, priv.ID); res != `{"ok":true}` {
+		t.Fatalf("a member's join: %s", res)
+	}
+
+	// bob drops; while away a message is published and bob is removed: his recovery
+	// keeps the public channel and replays nothing of the private one.
+	first, err := f.hub.Broker.Publish(ctx, broker.Event{Kind: broker.KindMessage, ChannelID: f.chID, Data: json.RawMessage(`{}`)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.hub.Sessions.Save(ctx, "pid-bob", sessionOf(bob.ID, f.chID, priv.ID), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{priv.ID, f.chID} {
+		if _, err := f.hub.Broker.Publish(ctx, broker.Event{Kind: broker.KindMessage, ChannelID: ch, Data: json.RawMessage(`{}`)}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.RemoveMember(ctx, priv.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	s := &socketio.Socket{}
+	c := &client{sock: s, user: bob}
+	if !f.hub.restore(ctx, s, c, "pid-bob", first) {
+		t.Fatal("bob's session was not recovered")
+	}
+	if c.channels.has(priv.ID) || !c.channels.has(f.chID) {
+		t.Fatalf("recovered channels %v: want the public one only", c.channels)
+	}
+	for _, ev := range c.replay {
+		if ev.ChannelID == priv.ID {
+			t.Fatal("recovery replayed an event of a channel bob was removed from")
+		}
+	}
+	if len(c.replay) != 1 {
+		t.Fatalf("replayed %d events, want the public channel's one", len(c.replay))
+	}
+}
+
+func sessionOf(userID string, channels ...string) sessions.Session {
+	return sessions.Session{SID: "sid-" + userID, UserID: userID, Channels: channels}
+}

@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/quibly/quibly/app/internal/model"
+)
+
+// people registers users on f and returns name → {id, bearer}.
+func people(t *testing.T, f *fixture, names ...string) map[string]struct{ id, bearer string } {
+	t.Helper()
+	out := map[string]struct{ id, bearer string }{"alice": {f.alice.ID, f.bearer()}}
+	for _, n := range names {
+		var reg authResponse
+		f.mustJSON(t, "POST", "/api/auth/register", "", fmt.Sprintf(`{"username":%q,"password":"password-of-%s"}`, n, n), 201, &reg)
+		out[n] = struct{ id, bearer string }{reg.User.ID, "Bearer " + reg.Token}
+	}
+	return out
+}
+
+// A private channel does not exist for a non-member: not in the list, its history,
+// its members and every change of it answer not_found, as for an id nobody made.
+func TestPrivateChannelIsInvisibleToNonMembers(t *testing.T) {
+	f := newFixture(t)
+	p := people(t, f, "bob")
+	var made struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"secret","private":true}`, 201, &made)
+	if made.Channel.Kind != model.KindPrivate || made.Channel.Role != model.RoleOwner {
+		t.Fatalf("created %+v", made.Channel)
+	}
+	var list struct{ Channels []model.Channel }
+	f.mustJSON(t, "GET", "/api/channels", p["bob"].bearer, "", 200, &list)
+	for _, c := range list.Channels {
+		if c.ID == made.Channel.ID {
+			t.Fatal("a non-member sees the private channel in the list")
+		}
+	}
+	unknown := "/api/channels/01900000-0000-7000-8000-000000000000"
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/messages", ""},
+		{"GET", "/members", ""},
+		{"PUT", "/members/" + p["bob"].id, `{"role":"member"}`},
+		{"DELETE", "/members/" + f.alice.ID, ""},
+	} {
+		secret := f.do(t, tc.method, "/api/channels/"+made.Channel.ID+tc.path, p["bob"].bearer, tc.body, false)
+		none := f.do(t, tc.method, unknown+tc.path, p["bob"].bearer, tc.body, false)
+		if secret.status != 404 || string(secret.body) != string(none.body) {
+			t.Errorf("%s %s by a non-member: %d %s; for no channel at all: %d %s", tc.method, tc.path, secret.status, secret.body, none.status, none.body)
+		}
+	}
+	// A member sees it all.
+	f.mustJSON(t, "PUT", "/api/channels/"+made.Channel.ID+"/members/"+p["bob"].id, f.bearer(), `{"role":"member"}`, 201, nil)
+	f.mustJSON(t, "GET", "/api/channels/"+made.Channel.ID+"/messages", p["bob"].bearer, "", 200, nil)
+	f.mustJSON(t, "GET", "/api/channels", p["bob"].bearer, "", 200, &list)
+	found := false
+	for _, c := range list.Channels {
+		found = found || (c.ID == made.Channel.ID && c.Role == model.RoleMember && c.Kind == model.KindPrivate)
+	}
+	if !found {
+		t.Fatalf("the new member does not see the channel with its role: %+v", list.Channels)
+	}
+}
+
+// Roles decide who may change whom; each allowed change is told to the channel once,
+// a repeated one answers without a change.
+func TestMembershipChangesByRole(t *testing.T) {
+	var mu sync.Mutex
+	var told []string
+	f := newFixture(t, func(c *Config) {
+		c.MembershipChanged = func(_ context.Context, ch model.MemberChange) error {
+			mu.Lock()
+			defer mu.Unlock()
+			told = append(told, ch.Event+" "+ch.Username+" "+ch.Role)
+			return nil
+		}
+	})
+	p := people(t, f, "bob", "carol", "dave")
+	var made struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"team","private":true}`, 201, &made)
+	members := "/api/channels/" + made.Channel.ID + "/members/"
+	steps := []struct {
+		name, who, method, target, body string
+		want                            int
+	}{
+		{"the owner adds bob", "alice", "PUT", "bob", `{"role":"member"}`, 201},
+		{"again: no change", "alice", "PUT", "bob", `{"role":"member"}`, 200},
+		{"a member may not add", "bob", "PUT", "carol", `{}`, 403},
+		{"the owner makes bob admin", "alice", "PUT", "bob", `{"role":"admin"}`, 200},
+		{"an admin adds carol", "bob", "PUT", "carol", `{}`, 201},
+		{"an admin may not make an owner", "bob", "PUT", "carol", `{"role":"owner"}`, 403},
+		{"an admin may not remove the owner", "bob", "DELETE", "alice", ``, 403},
+		{"the last owner may not leave", "alice", "DELETE", "alice", ``, 403},
+		{"nor step down", "alice", "PUT", "alice", `{"role":"member"}`, 403},
+		{"an unknown role", "alice", "PUT", "carol", `{"role":"king"}`, 400},
+		{"an unknown user", "alice", "PUT", "nobody", `{}`, 404},
+		{"ownership handed over", "alice", "PUT", "carol", `{"role":"owner"}`, 200},
+		{"then the old owner may leave", "alice", "DELETE", "alice", ``, 204},
+		{"an admin removes a member", "bob", "PUT", "dave", `{}`, 201},
+		{"", "bob", "DELETE", "dave", ``, 204},
+		{"removing a non-member again", "bob", "DELETE", "dave", ``, 204},
+		{"a member leaves", "bob", "DELETE", "bob", ``, 204},
+	}
+	for _, st := range steps {
+		target := "01900000-0000-7000-8000-000000000001"
+		if u, ok := p[st.target]; ok {
+			target = u.id
+		}
+		res := f.do(t, st.method, members+target, p[st.who].bearer, st.body, false)
+		if res.status != st.want {
+			t.Fatalf("%s (%s %s %s): %d %s, want %d", st.name, st.who, st.method, st.target, res.status, res.body, st.want)
+		}
+	}
+	want := []string{
+		"member:join bob member", "member:update bob admin", "member:join carol member",
+		"member:update carol owner", "member:leave alice ", "member:join dave member", "member:leave dave ", "member:leave bob ",
+	}
+	if strings.Join(told, "|") != strings.Join(want, "|") {
+		t.Errorf("told the channel:\n%s\nwant\n%s", strings.Join(told, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A DM is one channel for its two users whichever asks, private to them, and never
+// gains members; one with oneself is a notes channel; an unknown user is not found.
+func TestDirectMessages(t *testing.T) {
+	f := newFixture(t)
+	p := people(t, f, "bob", "carol")
+	var ab, ba struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/dms", f.bearer(), `{"username":"bob"}`, 201, &ab)
+	f.mustJSON(t, "POST", "/api/dms", p["bob"].bearer, fmt.Sprintf(`{"userId":%q}`, f.alice.ID), 200, &ba)
+	if ab.Channel.ID != ba.Channel.ID || ab.Channel.Kind != model.KindDM {
+		t.Fatalf("alice's DM %+v, bob's %+v: want one DM channel", ab.Channel, ba.Channel)
+	}
+	f.mustJSON(t, "POST", "/api/dms", f.bearer(), fmt.Sprintf(`{"userId":%q}`, f.alice.ID), 201, nil)
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"username":"nobody"}`, 404},
+		{`{"userId":"01900000-0000-7000-8000-000000000002"}`, 404},
+		{`{"userId":"not-an-id"}`, 404},
+		{`{}`, 400},
+		{`{"username":"bob","userId":"x"}`, 400},
+	} {
+		if res := f.do(t, "POST", "/api/dms", f.bearer(), tc.body, false); res.status != tc.want {
+			t.Errorf("POST /api/dms %s: %d %s, want %d", tc.body, res.status, res.body, tc.want)
+		}
+	}
+	if res := f.do(t, "GET", "/api/channels/"+ab.Channel.ID+"/messages", p["carol"].bearer, "", false); res.status != http.StatusNotFound {
+		t.Errorf("a third user reads the DM: %d", res.status)
+	}
+	if res := f.do(t, "PUT", "/api/channels/"+ab.Channel.ID+"/members/"+p["carol"].id, f.bearer(), `{}`, false); res.status != http.StatusForbidden {
+		t.Errorf("a DM gains a member: %d %s", res.status, res.body)
+	}
+}
