@@ -426,6 +426,29 @@ test('a long channel list comes in pages, only the channels opened are joined, a
   await shot(carol.page, 'signed-out-elsewhere.png');
 });
 
+test('a private channel: listed with a lock for its members only, and gone from a removed member\'s page', { timeout: 60000 }, async () => {
+  const [alice, bob] = ctx.people;
+  const token = (p) => p.page.evaluate(() => localStorage.getItem('quibly.token'));
+  const me = (p) => p.page.evaluate(() => JSON.parse(localStorage.getItem('quibly.user')).id);
+  const call = async (p, method, path, body) => fetch(`${ctx.srv.url}${path}`, { method,
+    headers: { authorization: `Bearer ${await token(p)}`, 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+  const name = `hush-${randomUUID().slice(0, 6)}`;
+  const made = await (await call(alice, 'POST', '/api/channels', { name, private: true })).json();
+  assert.equal((await call(alice, 'PUT', `/api/channels/${made.channel.id}/members/${await me(bob)}`, { role: 'member' })).status, 201);
+  for (const p of [alice, bob]) {
+    await p.page.reload();
+    await waitConnState(p.page, 'connected');
+    await openChannel(p, name);
+    assert.equal(await p.page.locator(`#channel-list [data-channel-name="${name}"] .hash`).textContent(), '🔒');
+  }
+  await sendText(alice, 'for members only');
+  await waitMessage(bob, 'for members only');
+  await shot(bob.page, 'private-channel.png');
+  assert.equal((await call(alice, 'DELETE', `/api/channels/${made.channel.id}/members/${await me(bob)}`)).status, 204);
+  await until(bob.page, (n) => !document.querySelector(`#channel-list [data-channel-name="${n}"]`), name, 'the channel gone from the removed member\'s list');
+  await until(bob.page, (n) => document.querySelector('#channel-name')?.textContent !== n, name, 'the removed member is moved out of it');
+});
+
 test('no script errors in any page', () => {
   assert.deepEqual(ctx.errors, []);
 });

@@ -65,7 +65,8 @@ export async function loadMoreChannels() {
 function addChannels(res) {
   const list = res && Array.isArray(res.channels) ? res.channels : [];
   const byId = new Map(S.channels.map((c) => [c.id, c]));
-  for (const c of list) byId.set(String(c.id), { id: String(c.id), name: String(c.name) });
+  // Direct-message channels are not shown here yet (their name is their users' ids).
+  for (const c of list) if (c.kind !== 'dm') byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private' });
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
   S.channelsNext = res && typeof res.nextAfter === 'string' ? res.nextAfter : null;
@@ -89,12 +90,32 @@ function loadJoined() {
   } catch { /* a damaged entry: start over */ }
 }
 
+function saveJoined() {
+  localStorage.setItem(joinedKey(), JSON.stringify([...S.joined].map(([cid, n]) => ({ id: cid, name: n }))));
+}
+
 /** Remembers that the user opened channel id: it is joined on every connect. */
 function rememberJoined(id, name) {
   if (S.joined.has(id)) return;
   if (S.joined.size >= MAX_JOINED) S.joined.delete(S.joined.keys().next().value); // the oldest
   S.joined.set(id, name);
-  localStorage.setItem(joinedKey(), JSON.stringify([...S.joined].map(([cid, n]) => ({ id: cid, name: n }))));
+  saveJoined();
+}
+
+/** Forgets a channel this user is no longer in: out of the joined list, and out of
+ * the channel list when it is private. */
+export function forgetChannel(id) {
+  const c = S.channels.find((x) => x.id === id);
+  S.joined.delete(id);
+  saveJoined();
+  chanState(id).joined = false;
+  if (c && c.private) S.channels = S.channels.filter((x) => x.id !== id);
+  if (S.current === id && c && c.private) {
+    showNotice(`You are no longer a member of ${c.name}.`);
+    const next = S.channels.find((x) => x.name === 'general') || S.channels[0];
+    if (next) selectChannel(next.id);
+  }
+  renderChannels();
 }
 
 /** The channels to join on connect: the open one first, then the ones the user chose. */
@@ -119,7 +140,8 @@ export function renderChannels() {
       className: 'channel-btn',
       attrs: { type: 'button', 'aria-current': c.id === S.current ? 'page' : 'false' },
       on: { click: () => selectChannel(c.id) },
-    }, h('span', { className: 'hash', text: '#', attrs: { 'aria-hidden': 'true' } }), h('span', { className: 'name', text: c.name }));
+    }, h('span', { className: 'hash', text: c.private ? '🔒' : '#', attrs: { 'aria-hidden': 'true', title: c.private ? 'private' : '' } }),
+    h('span', { className: 'name', text: c.name }));
     if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), attrs: { 'aria-label': `${st.unread} unread` } }));
     li.append(btn);
     return li;
@@ -155,6 +177,8 @@ export function selectChannel(id) {
   localStorage.setItem(LS_CHANNEL, id);
   if (location.hash !== '#' + encodeURIComponent(name)) history.replaceState(null, '', '#' + encodeURIComponent(name));
   $('channel-name').textContent = name;
+  const ch = S.channels.find((c) => c.id === id);
+  $('channel-title').querySelector('.hash').textContent = ch && ch.private ? '🔒' : '#';
   $('message-input').placeholder = `Message #${name}`;
   renderChannels();
   closeSidebar();

@@ -1,6 +1,6 @@
 // The Socket.IO connection: connect, recover, reconnect.
 import { logout } from './auth.js';
-import { channelsToJoin, joinChannel, loadChannels } from './chat.js';
+import { channelsToJoin, forgetChannel, joinChannel, loadChannels } from './chat.js';
 import { RECOVERED_BADGE_MS, SocketClient } from './constants.js';
 import { $ } from './helpers.js';
 import { loadLatest } from './history.js';
@@ -79,9 +79,17 @@ export function connectSocket() {
     const why = e && typeof e.message === 'string' && e.message ? e.message : 'the session ended; sign in again';
     logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
   });
+  socket.onEvent('member:leave', onMemberLeave);
   socket.onEvent('presence', onPresence);
   socket.onEvent('typing', onTyping);
   socket.open();
+}
+
+/** A member left a channel; when it is this user (removed, or left elsewhere), the
+ * channel goes from this page as it went from the server's view. */
+function onMemberLeave(e) {
+  if (!e || !S.user || e.userId !== S.user.id || typeof e.channelId !== 'string') return;
+  forgetChannel(e.channelId);
 }
 
 export async function onConnected(socket, recovered) {
