@@ -9,13 +9,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/model"
 )
 
 // MembershipChanged tells change's channel of it, in the channel's order, on every
-// node. Call it after the store has the change: a removed member's sockets then
+// node, as a message would be: its place is reserved, it is queued durably (clustered:
+// Kafka) so that the batch writer keeps it in the channel's history, then committed to
+// the bus. Call it after the store has the change: a removed member's sockets then
 // leave the channel at that place in its order (deliver), and its recovery no longer
 // admits the channel (restore).
 func (h *Hub) MembershipChanged(ctx context.Context, change model.MemberChange) error {
@@ -24,19 +27,30 @@ func (h *Hub) MembershipChanged(ctx context.Context, change model.MemberChange) 
 	default:
 		return fmt.Errorf("chat: membership change %q is not a member event", change.Event)
 	}
-	data, err := json.Marshal(change)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	slot, err := h.Broker.Reserve(ctx, change.ChannelID)
 	if err != nil {
 		return err
 	}
-	if _, err := h.Broker.Commit(ctx, slot, broker.Event{Kind: change.Event, ChannelID: change.ChannelID, Data: data}); err != nil {
-		_ = h.Broker.Cancel(context.WithoutCancel(ctx), slot)
+	change.ID, change.TS = slot.ID, slot.TS
+	data, err := json.Marshal(change)
+	if err != nil {
 		return err
+	}
+	msg := model.Message{ID: slot.ID, ChannelID: change.ChannelID, AuthorID: change.By, Author: change.ByName,
+		CreatedAt: time.UnixMilli(slot.TS).UTC(), Kind: change.Event, Data: data}
+	if err := h.Queue.Produce(ctx, msg); err != nil {
+		cctx, cancel := h.opContext(context.Background())
+		defer cancel()
+		_ = h.Broker.Cancel(cctx, slot)
+		return fmt.Errorf("chat: queueing %s: %w", change.Event, err)
+	}
+	ev := broker.Event{Kind: change.Event, ChannelID: change.ChannelID, Data: data}
+	if _, err := h.Broker.Commit(ctx, slot, ev); err != nil {
+		// Durable already: the fan-out is retried until the bus is back, in its place.
+		h.Metrics.FanoutErrors.Inc()
+		h.queueFanout(pendingFanout{slot: slot, ev: ev, userID: change.By, since: time.Now()})
 	}
 	return nil
 }

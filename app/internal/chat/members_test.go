@@ -138,3 +138,55 @@ func TestPrivateChannelsAdmitMembersOnly(t *testing.T) {
 func sessionOf(userID string, channels ...string) sessions.Session {
 	return sessions.Session{SID: "sid-" + userID, UserID: userID, Channels: channels}
 }
+
+// A membership change is queued like a message (the batch writer keeps it in the
+// channel's history, by the user who made it) and committed to the bus in its place;
+// one that is not a member event is refused.
+func TestMembershipChangeIsKeptInHistoryAndDelivered(t *testing.T) {
+	f := newSendFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan broker.Event, 4)
+	if err := f.hub.Broker.Subscribe(ctx, func(evs []broker.Event) {
+		for _, ev := range evs {
+			got <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	change := model.MemberChange{ChannelID: f.chID, UserID: "someone", Username: "someone", Role: model.RoleMember,
+		By: f.alice.user.ID, ByName: "alice", Event: model.EventMemberJoin}
+	if err := f.hub.MembershipChanged(ctx, change); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev.Kind != model.EventMemberJoin || ev.ChannelID != f.chID || ev.Offset == "" || !strings.Contains(string(ev.Data), `"id":"`) {
+			t.Fatalf("bus event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the change never reached the bus")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		msgs, err := f.st.Messages(ctx, f.chID, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 1 {
+			m := msgs[0]
+			if m.Kind != model.EventMemberJoin || m.AuthorID != f.alice.user.ID || m.Author != "alice" || !strings.Contains(string(m.Data), `"userId":"someone"`) {
+				t.Fatalf("kept as %+v", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change is not in the history: %v", msgs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	change.Event = "channel:explode"
+	if err := f.hub.MembershipChanged(ctx, change); err == nil {
+		t.Fatal("a change that is no member event was taken")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -597,7 +598,7 @@ func TestMessagesPagination(t *testing.T) {
 				t.Fatalf("got %d messages, want %d: %s", len(p.Messages), len(tc.want), res.body)
 			}
 			for i, m := range tc.want {
-				if p.Messages[i] != m.Wire() {
+				if !reflect.DeepEqual(p.Messages[i], m.Wire()) {
 					t.Errorf("message %d = %+v, want %+v", i, p.Messages[i], m.Wire())
 				}
 			}

@@ -205,6 +205,7 @@ func (a *API) tellMembership(ctx context.Context, change model.MemberChange) {
 	if a.membershipChanged == nil {
 		return
 	}
+	change.ByName = userFrom(ctx).Username
 	if err := a.membershipChanged(ctx, change); err != nil {
 		a.log.Warn("telling a channel of a membership change failed", "event", change.Event, "err", err)
 	}

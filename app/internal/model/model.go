@@ -1,7 +1,10 @@
 // Package model holds the domain types shared by every layer of Quibly.
 package model
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // User is a registered account. The password hash never leaves the store package.
 type User struct {
@@ -53,13 +56,18 @@ type Member struct {
 // MemberChange is a change of a channel's membership, as its members are told of it
 // (the events member:join, member:update and member:leave).
 type MemberChange struct {
+	// ID and TS are the change's place in the channel's order (its history id) and time.
+	ID        string `json:"id,omitempty"`
+	TS        int64  `json:"ts,omitempty"`
 	ChannelID string `json:"channelId"`
 	UserID    string `json:"userId"`
 	Username  string `json:"username,omitempty"`
 	// Role is the member's role after the change ("" when it left).
 	Role string `json:"role,omitempty"`
-	// By is the user who made the change (the member itself when it left).
-	By string `json:"by"`
+	// By is the user who made the change (the member itself when it left), ByName
+	// its username.
+	By     string `json:"by"`
+	ByName string `json:"byName,omitempty"`
 	// Event is member:join, member:update or member:leave.
 	Event string `json:"-"`
 }
@@ -88,6 +96,11 @@ type Message struct {
 	Text      string    `json:"text"`
 	Nonce     string    `json:"nonce,omitempty"`
 	CreatedAt time.Time `json:"-"`
+	// Kind is empty for what a user wrote; for a change of the channel's state kept in
+	// its history (member:join, member:update, member:leave) it names the event, Data
+	// holds its payload and AuthorID is the user who made the change.
+	Kind string          `json:"kind,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // WireMessage is the payload of the server → client `message` event.
@@ -99,10 +112,13 @@ type WireMessage struct {
 	Text      string `json:"text"`
 	TS        int64  `json:"ts"` // Unix milliseconds
 	Nonce     string `json:"nonce,omitempty"`
+	// Kind and Data: a change of the channel's state (see Message).
+	Kind string          `json:"kind,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Wire returns the client-facing form of m.
 func (m Message) Wire() WireMessage {
 	return WireMessage{ID: m.ID, ChannelID: m.ChannelID, AuthorID: m.AuthorID, Author: m.Author,
-		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce}
+		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce, Kind: m.Kind, Data: m.Data}
 }

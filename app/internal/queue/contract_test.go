@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +121,7 @@ func contractOrderAndOnce(t *testing.T, q queueUnderTest) {
 			t.Fatalf("message %s delivered twice or never produced", m.ID)
 		}
 		delete(want, m.ID)
-		if !m.CreatedAt.Equal(w.CreatedAt) || withoutTime(m) != withoutTime(w) {
+		if !m.CreatedAt.Equal(w.CreatedAt) || !reflect.DeepEqual(withoutTime(m), withoutTime(w)) {
 			t.Errorf("message %s = %+v, want %+v", m.ID, m, w)
 		}
 		if prev := lastSeq[m.ChannelID]; prev >= m.ID {

@@ -631,7 +631,7 @@ func (s *Postgres) ChannelsFor(ctx context.Context, userID, after string, limit 
 	return out, nil
 }
 
-var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at"}
+var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at", "kind", "data"}
 
 // messageRows validates a batch and converts it to COPY rows, before anything is
 // written. When withOrd is set each row starts with its position in the batch.
@@ -647,12 +647,12 @@ func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
 		if !ok1 || !ok2 || !ok3 {
 			return nil, fmt.Errorf("store: write messages: message %d has an id, channel id or author id that is not a canonical UUID: %w", i, ErrRejected)
 		}
-		row := make([]any, 0, 8)
+		row := make([]any, 0, 10)
 		if withOrd {
 			row = append(row, int32(i))
 		}
 		rows[i] = append(row, [16]byte(id), [16]byte(ch), [16]byte(au),
-			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt))
+			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt), pgText(m.Kind), pgText(string(m.Data)))
 	}
 	return rows, nil
 }
@@ -737,15 +737,17 @@ func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {
 		author     text        NOT NULL,
 		text       text        NOT NULL,
 		nonce      text        NOT NULL,
-		created_at timestamptz NOT NULL) ON COMMIT DELETE ROWS`); err != nil {
+		created_at timestamptz NOT NULL,
+		kind       text        NOT NULL,
+		data       text        NOT NULL) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, err
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incoming_messages"}, append([]string{"ord"}, messageCopyCols...),
 		pgx.CopyFromRows(rows)); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at)
-		SELECT id, channel_id, author_id, author, text, nonce, created_at FROM incoming_messages ORDER BY ord
+	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data)
+		SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM incoming_messages ORDER BY ord
 		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, err
@@ -765,7 +767,7 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 	if !ok {
 		return []model.Message{}, nil // not an id the store hands out: no such channel
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at FROM messages WHERE channel_id = $1`
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM messages WHERE channel_id = $1`
 	args := []any{[16]byte(ch)}
 	if before != "" {
 		b, ok := parseID(before)
@@ -785,10 +787,11 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 	out := make([]model.Message, 0, min(limit, 128))
 	for rows.Next() {
 		var m model.Message
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt); err != nil {
+		var data string
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt, &m.Kind, &data); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
-		m.CreatedAt = m.CreatedAt.UTC()
+		m.CreatedAt, m.Data = m.CreatedAt.UTC(), rawOrNil(data)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -544,15 +544,15 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	defer stmt.Close()
 	inserted := 0
 	for _, m := range msgs {
-		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli())
+		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli(), m.Kind, string(m.Data))
 		if err != nil {
 			if isSQLiteConstraint(err) {
 				return 0, fmt.Errorf("store: write message %s: %w: %w", m.ID, ErrRejected, err)
@@ -614,7 +614,7 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	if limit < 1 {
 		return nil, fmt.Errorf("store: messages: limit must be positive, got %d", limit)
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at FROM messages WHERE channel_id = ?`
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM messages WHERE channel_id = ?`
 	args := []any{channelID}
 	if before != "" {
 		q += ` AND id < ?`
@@ -630,13 +630,14 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	out := make([]model.Message, 0, min(limit, 128))
 	for rows.Next() {
 		var (
-			m  model.Message
-			ms int64
+			m    model.Message
+			ms   int64
+			data string
 		)
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms); err != nil {
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms, &m.Kind, &data); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
-		m.CreatedAt = fromMS(ms)
+		m.CreatedAt, m.Data = fromMS(ms), rawOrNil(data)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

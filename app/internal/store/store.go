@@ -74,6 +74,14 @@ type Store interface {
 	Close() error
 }
 
+// rawOrNil is a stored JSON payload, nil for none.
+func rawOrNil(data string) json.RawMessage {
+	if data == "" {
+		return nil
+	}
+	return json.RawMessage(data)
+}
+
 func validRole(role string) bool {
 	return role == model.RoleOwner || role == model.RoleAdmin || role == model.RoleMember
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -28,6 +29,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 		{"channels", contractChannels},
 		{"private channels and members", contractMembers},
 		{"direct messages", contractDirect},
+		{"state changes kept in history", contractStateInHistory},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},
@@ -697,5 +699,31 @@ func contractDirect(t *testing.T, open func() Store) {
 	}
 	if _, _, err := st.DirectChannel(ctx, alice.ID, newV7(t)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a DM with an unknown user: %v, want ErrNotFound", err)
+	}
+}
+
+// A change of a channel's state is kept in its history in its place, with its kind
+// and payload; a message has neither.
+func contractStateInHistory(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice := mustUser(t, st, "alice")
+	ch := mustChannel(t, st, "team", alice.ID)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	join := model.Message{ID: newV7(t), ChannelID: ch.ID, AuthorID: alice.ID, Author: "alice", CreatedAt: now,
+		Kind: model.EventMemberJoin, Data: json.RawMessage(`{"userId":"bob","role":"member"}`)}
+	msg := model.Message{ID: newV7(t), ChannelID: ch.ID, AuthorID: alice.ID, Author: "alice", Text: "hi", CreatedAt: now}
+	if n, err := st.WriteMessages(ctx, []model.Message{join, msg}); err != nil || n != 2 {
+		t.Fatalf("WriteMessages = %d, %v", n, err)
+	}
+	got, err := st.Messages(ctx, ch.ID, "", 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Messages = %v, %v", got, err)
+	}
+	if got[1].ID != join.ID || got[1].Kind != model.EventMemberJoin || string(got[1].Data) != string(join.Data) || got[1].Text != "" {
+		t.Errorf("the state change came back as %+v", got[1])
+	}
+	if got[0].Kind != "" || got[0].Data != nil || got[0].Text != "hi" {
+		t.Errorf("the message came back as %+v", got[0])
 	}
 }

@@ -439,12 +439,18 @@ test('a private channel: listed with a lock for its members only, and gone from 
     await p.page.reload();
     await waitConnState(p.page, 'connected');
     await openChannel(p, name);
-    assert.equal(await p.page.locator(`#channel-list [data-channel-name="${name}"] .hash`).textContent(), '🔒');
+    assert.equal(await p.page.locator(`#channel-list [data-channel-name="${name}"] .hash.lock`).count(), 1, 'a private channel is marked');
+    assert.equal(await p.page.locator('#channel-title .hash.lock').count(), 1, 'the open private channel is marked');
   }
+  // The join is in the channel's history, in its place before the first message.
+  const systemLine = (p, text) => until(p.page, (t) => [...document.querySelectorAll('#messages .message.system')]
+    .some((e) => e.textContent.includes(t)), text, `"${text}" shown to ${p.name}`);
+  await systemLine(bob, `${alice.name} added ${bob.name}`);
   await sendText(alice, 'for members only');
   await waitMessage(bob, 'for members only');
   await shot(bob.page, 'private-channel.png');
   assert.equal((await call(alice, 'DELETE', `/api/channels/${made.channel.id}/members/${await me(bob)}`)).status, 204);
+  await systemLine(alice, `${alice.name} removed ${bob.name}`);
   await until(bob.page, (n) => !document.querySelector(`#channel-list [data-channel-name="${n}"]`), name, 'the channel gone from the removed member\'s list');
   await until(bob.page, (n) => document.querySelector('#channel-name')?.textContent !== n, name, 'the removed member is moved out of it');
 });

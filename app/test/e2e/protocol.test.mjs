@@ -1045,6 +1045,14 @@ describe('private channels and members', () => {
     assertError(await send(sm, ch.id, 'still here?'), 'forbidden', 'a removed member sends');
     assertError(await ack(sm, 'channel:join', { channelId: ch.id }), 'not_found', 'a removed member joins again');
     assert.equal((await api(member.token, 'GET', `/api/channels/${ch.id}/messages`)).status, 404);
+    // History keeps the changes in their places among the messages.
+    const hist = await waitFor(async () => {
+      const page = await api(owner.token, 'GET', `/api/channels/${ch.id}/messages`);
+      return page.body.messages.length >= 4 && page.body.messages;
+    }, 10000, 'the history of the channel');
+    assert.deepEqual(hist.map((m) => m.kind || `message ${m.text}`).reverse(),
+      ['member:join', 'message hello from the new member', 'member:leave', 'message after the removal']);
+    assert.equal(hist[hist.length - 1].data.username, member.name);
     assert.ok(after.id);
   });
 

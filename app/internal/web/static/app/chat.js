@@ -140,7 +140,7 @@ export function renderChannels() {
       className: 'channel-btn',
       attrs: { type: 'button', 'aria-current': c.id === S.current ? 'page' : 'false' },
       on: { click: () => selectChannel(c.id) },
-    }, h('span', { className: 'hash', text: c.private ? '🔒' : '#', attrs: { 'aria-hidden': 'true', title: c.private ? 'private' : '' } }),
+    }, h('span', { className: c.private ? 'hash lock' : 'hash', text: c.private ? '' : '#', attrs: { 'aria-hidden': 'true' } }),
     h('span', { className: 'name', text: c.name }));
     if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), attrs: { 'aria-label': `${st.unread} unread` } }));
     li.append(btn);
@@ -178,7 +178,9 @@ export function selectChannel(id) {
   if (location.hash !== '#' + encodeURIComponent(name)) history.replaceState(null, '', '#' + encodeURIComponent(name));
   $('channel-name').textContent = name;
   const ch = S.channels.find((c) => c.id === id);
-  $('channel-title').querySelector('.hash').textContent = ch && ch.private ? '🔒' : '#';
+  const mark = $('channel-title').querySelector('.hash');
+  mark.textContent = ch && ch.private ? '' : '#';
+  mark.classList.toggle('lock', !!(ch && ch.private));
   $('message-input').placeholder = `Message #${name}`;
   renderChannels();
   closeSidebar();

@@ -7,7 +7,7 @@ import { loadLatest } from './history.js';
 import { addMessage, renderLocal } from './messages.js';
 import { onPresence, renderOnline } from './presence.js';
 import { flushOutbox } from './sending.js';
-import { S, normalizeMessage } from './state.js';
+import { S, memberChangeMessage, normalizeMessage } from './state.js';
 import { onTyping, renderTyping, stopTyping } from './typing.js';
 
 export function setConnState(state) {
@@ -79,7 +79,13 @@ export function connectSocket() {
     const why = e && typeof e.message === 'string' && e.message ? e.message : 'the session ended; sign in again';
     logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
   });
-  socket.onEvent('member:leave', onMemberLeave);
+  for (const kind of ['member:join', 'member:update', 'member:leave']) {
+    socket.onEvent(kind, (e) => {
+      const m = memberChangeMessage(kind, e);
+      if (m) addMessage(m);
+      if (kind === 'member:leave') onMemberLeave(e);
+    });
+  }
   socket.onEvent('presence', onPresence);
   socket.onEvent('typing', onTyping);
   socket.open();

@@ -36,15 +36,39 @@ export function addMessage(m, opts = {}) {
     list.insertBefore(messageEl(m), next || null);
     renderEmptyState();
     if (stick) scrollToBottom();
-  } else if (!opts.fromHistory && m.authorId !== S.user.id && st.loaded !== undefined) {
+  } else if (!opts.fromHistory && !m.kind && m.authorId !== S.user.id && st.loaded !== undefined) {
     st.unread++;
     renderChannels();
   }
   return true;
 }
 
+/** What a change of the channel's state says, in words. */
+export function describeChange(m) {
+  const d = m.data || {};
+  const who = d.username || 'someone';
+  const by = d.byName || 'someone';
+  switch (m.kind) {
+    case 'member:join':
+      return d.by === d.userId ? `${who} joined` : `${by} added ${who}${d.role && d.role !== 'member' ? ` as ${d.role}` : ''}`;
+    case 'member:update':
+      return `${by} made ${who} ${d.role === 'admin' ? 'an admin' : d.role === 'owner' ? 'an owner' : 'a member'}`;
+    case 'member:leave':
+      return d.by === d.userId ? `${who} left` : `${by} removed ${who}`;
+    default:
+      return `${m.kind}`;
+  }
+}
+
 export function messageEl(m) {
   if (m.el) return m.el;
+  if (m.kind) {
+    const d = toDate(m.ts);
+    m.el = h('div', { className: 'message system', dataset: { id: m.id, testid: 'system-message' } },
+      h('span', { className: 'text', text: describeChange(m) }),
+      h('time', { className: 'time', text: shortTime(d), attrs: { datetime: d.toISOString(), title: fullFmt.format(d) } }));
+    return m.el;
+  }
   const d = toDate(m.ts);
   const mine = S.user && m.authorId === S.user.id;
   const text = h('div', { className: 'text' });

@@ -27,17 +27,29 @@ export function chanState(id) {
 }
 
 /** A message as the server sends it, in history pages and `message` events:
- * {id, channelId, authorId, author, text, ts (ms), nonce?}; null for anything else,
- * which is not shown. */
+ * {id, channelId, authorId, author, text, ts (ms), nonce?}, or a change of the
+ * channel's state {…, kind: 'member:join' | 'member:update' | 'member:leave', data};
+ * null for anything else, which is not shown. */
 export function normalizeMessage(m) {
   if (!m || typeof m !== 'object' || typeof m.id !== 'string' || typeof m.channelId !== 'string' ||
     typeof m.authorId !== 'string' || typeof m.author !== 'string' || typeof m.text !== 'string' ||
     typeof m.ts !== 'number') return null;
+  const kind = typeof m.kind === 'string' && m.kind ? m.kind : null;
+  if (kind && (!m.data || typeof m.data !== 'object')) return null;
   return {
     id: m.id, channelId: m.channelId, authorId: m.authorId, author: m.author, text: m.text, ts: m.ts,
     nonce: typeof m.nonce === 'string' ? m.nonce : null,
+    kind, data: kind ? m.data : null,
     el: null,
   };
+}
+
+/** A live member:join/update/leave event as a message of its channel, so that it
+ * shows in its place among them (history has the same id). */
+export function memberChangeMessage(kind, e) {
+  if (!e || typeof e.id !== 'string' || typeof e.channelId !== 'string' || typeof e.ts !== 'number') return null;
+  return normalizeMessage({ id: e.id, channelId: e.channelId, authorId: String(e.by || ''), author: String(e.byName || ''),
+    text: '', ts: e.ts, kind, data: e });
 }
 
 /** The messages of a history page ({messages, nextBefore}) that are messages. */
