@@ -20,6 +20,7 @@ type knownChannels struct {
 
 type knownChannel struct {
 	id, kind string
+	archived bool
 }
 
 // maxKnownChannels bounds the memory; past it the set starts over.
@@ -43,9 +44,33 @@ func (k *knownChannels) add(c model.Channel) knownChannel {
 	if k.ids == nil || len(k.ids) >= maxKnownChannels {
 		k.ids = map[string]knownChannel{}
 	}
-	known := knownChannel{id: c.ID, kind: c.Kind}
+	known := knownChannel{id: c.ID, kind: c.Kind, archived: c.Archived}
 	k.ids[c.ID] = known
 	return known
+}
+
+// setArchived records a channel:update (archived or not) for a channel known here.
+func (k *knownChannels) setArchived(id string, archived bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c, ok := k.ids[id]; ok {
+		c.archived = archived
+		k.ids[id] = c
+	}
+}
+
+// forget drops a deleted channel: the next join of its id asks the store (not found).
+func (k *knownChannels) forget(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.ids, id)
+}
+
+// archived reports whether a channel known here is archived.
+func (k *knownChannels) archived(id string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.ids[id].archived
 }
 
 // errNoChannel answers for a channel that does not exist and for a private one the

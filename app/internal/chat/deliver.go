@@ -51,10 +51,8 @@ func (h *Hub) deliver(evs []broker.Event) {
 			batches[c] = append(b, heldPacket{ev.Offset, packet})
 		})
 		h.mu.RUnlock()
-		// The member who left gets its member:leave and nothing after it.
-		if user := leftChannel(ev); user != "" {
-			h.removeMember(ev.ChannelID, user)
-		}
+		// A member who left (everyone, on a delete) gets that event and nothing after it.
+		h.applyLeaving(ev)
 	}
 	for _, c := range order {
 		b := batches[c]
@@ -84,9 +82,7 @@ func (h *Hub) deliverOne(ev broker.Event) {
 	var targets []*client
 	h.eachTarget(ev, func(c *client) { targets = append(targets, c) })
 	h.mu.RUnlock()
-	if user := leftChannel(ev); user != "" {
-		h.removeMember(ev.ChannelID, user)
-	}
+	h.applyLeaving(ev)
 	for _, c := range targets {
 		h.countSend(c.send(heldPacket{ev.Offset, packet}), 1)
 	}

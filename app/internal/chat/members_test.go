@@ -190,3 +190,36 @@ func TestMembershipChangeIsKeptInHistoryAndDelivered(t *testing.T) {
 		t.Fatal("a change that is no member event was taken")
 	}
 }
+
+// An archived channel takes no message, from the channel:update on; a deleted one
+// loses every socket at its channel:delete, which they get, and nothing after it.
+func TestChannelUpdateAndDeleteInOrder(t *testing.T) {
+	f := newSendFixture(t)
+	f.hub.channels.add(model.Channel{ID: f.chID, Kind: model.KindPublic})
+	change := func(event string, archived bool, offset string) broker.Event {
+		data, _ := json.Marshal(model.ChannelChange{ChannelID: f.chID, Archived: archived, By: "owner", Event: event})
+		return broker.Event{Kind: event, ChannelID: f.chID, Data: data, Offset: offset}
+	}
+	f.hub.deliver([]broker.Event{change(model.EventChannelUpdate, true, "e-1")})
+	if res := f.send(t, "while archived", "n-archived"); errorCode(res) != "forbidden" {
+		t.Fatalf("a send to an archived channel: %v, want forbidden", res)
+	}
+	f.hub.deliver([]broker.Event{change(model.EventChannelUpdate, false, "e-2")})
+	if res := f.send(t, "unarchived", "n-unarchived"); errorCode(res) != "" {
+		t.Fatalf("a send after unarchiving: %v", res)
+	}
+	a := &client{sock: &socketio.Socket{}, user: model.User{ID: "a"}, recovering: true, channels: channelSet{f.chID}}
+	b := &client{sock: &socketio.Socket{}, user: model.User{ID: "b"}, recovering: true, channels: channelSet{f.chID}}
+	f.hub.register(a)
+	f.hub.register(b)
+	msg := broker.Event{Kind: broker.KindMessage, ChannelID: f.chID, Data: json.RawMessage(`{}`), Offset: "e-4"}
+	f.hub.deliver([]broker.Event{change(model.EventChannelDelete, false, "e-3"), msg})
+	for _, c := range []*client{a, b} {
+		if got := fmt.Sprint(offsetsHeld(c)); got != "[e-3]" || c.inChannel(f.chID) {
+			t.Errorf("%s got %s (still in: %v), want [e-3] and out", c.user.ID, got, c.inChannel(f.chID))
+		}
+	}
+	if _, ok := f.hub.channels.lookup(f.chID); ok {
+		t.Error("the deleted channel is still known to the node")
+	}
+}

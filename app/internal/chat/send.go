@@ -77,6 +77,8 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 		return fail(apperr.New(apperr.Invalid, "nonce is longer than %d bytes", h.cfg.MaxNonceLen))
 	case !c.inChannel(p.ChannelID):
 		return fail(apperr.New(apperr.Forbidden, "join the channel before sending to it"))
+	case h.channels.archived(p.ChannelID):
+		return fail(apperr.New(apperr.Forbidden, "the channel is archived: it takes no new messages"))
 	}
 	if ok, _ := h.limiters.Allow(c.user.ID); !ok {
 		return fail(apperr.New(apperr.RateLimited, "too many messages; slow down"))

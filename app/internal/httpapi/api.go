@@ -52,6 +52,9 @@ type Config struct {
 	// its order (and to take a removed member's open sockets out of it, on every
 	// node); nil does nothing.
 	MembershipChanged func(ctx context.Context, change model.MemberChange) error
+	// ChannelChanged is called after a channel was renamed, (un)archived or deleted,
+	// to tell it in its order; nil does nothing.
+	ChannelChanged func(ctx context.Context, change model.ChannelChange) error
 }
 
 // withDefaults fills the fields left zero that have a default; the zero limits are
@@ -97,6 +100,7 @@ type API struct {
 	dmsPerUser                       *limit.Keyed
 	maxMembers                       int
 	membershipChanged                func(ctx context.Context, change model.MemberChange) error
+	channelChanged                   func(ctx context.Context, change model.ChannelChange) error
 }
 
 // New returns an API over st and au; both are required. A nil log discards.
@@ -115,6 +119,7 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 		dmsPerUser:        limit.NewKeyed(cfg.DMsPerUser),
 		maxMembers:        cfg.MaxMembers,
 		membershipChanged: cfg.MembershipChanged,
+		channelChanged:    cfg.ChannelChanged,
 		hashSlots:         make(chan struct{}, cfg.HashSlots),
 		maxBody:           cfg.MaxBodyBytes,
 		st:                st,
@@ -142,6 +147,9 @@ func (a *API) Register(mux *http.ServeMux) {
 		{http.MethodGet, "/api/channels", a.listChannels, true},
 		{http.MethodPost, "/api/channels", a.createChannel, true},
 		{http.MethodGet, "/api/channels/{id}/messages", a.messages, true},
+		{http.MethodGet, "/api/channels/{id}", a.getChannel, true},
+		{http.MethodPatch, "/api/channels/{id}", a.updateChannel, true},
+		{http.MethodDelete, "/api/channels/{id}", a.deleteChannel, true},
 		{http.MethodGet, "/api/channels/{id}/members", a.listMembers, true},
 		{http.MethodPut, "/api/channels/{id}/members/{userId}", a.putMember, true},
 		{http.MethodDelete, "/api/channels/{id}/members/{userId}", a.deleteMember, true},

@@ -291,7 +291,8 @@ func TestRoutes(t *testing.T) {
 
 		// anything else under /api/
 		{"unknown route", "GET", "/api/nope", "", "", 404, apperr.NotFound},
-		{"unknown nested route", "GET", "/api/channels/x", okAuth, "", 404, apperr.NotFound},
+		{"unknown nested route", "GET", "/api/channels/x/nope", okAuth, "", 404, apperr.NotFound},
+		{"a channel that does not exist", "GET", "/api/channels/x", okAuth, "", 404, apperr.NotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := f.do(t, tc.method, tc.path, tc.authz, tc.body, false)

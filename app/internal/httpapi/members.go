@@ -314,3 +314,94 @@ func clip(s string) string {
 	}
 	return s[:64] + "…"
 }
+
+// getChannel answers GET /api/channels/{id}: the channel, with the caller's role.
+func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
+	c, role, err := a.visibleChannel(r.Context(), r.PathValue("id"), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	c.Role = role
+	WriteJSON(w, http.StatusOK, map[string]any{"channel": c})
+	return nil
+}
+
+// updateChannel answers PATCH /api/channels/{id} {name, archived}: an owner renames
+// (name) or archives (archived: true; false unarchives) a channel; 200 {channel,
+// changed}. A DM has no name of its own and is never archived.
+func (a *API) updateChannel(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name     string `json:"name"`
+		Archived *bool  `json:"archived"`
+	}
+	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
+		return err
+	}
+	me := userFrom(r.Context())
+	c, myRole, err := a.visibleChannel(r.Context(), r.PathValue("id"), me.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Kind == model.KindDM:
+		return apperr.New(apperr.Invalid, "a direct-message channel cannot be renamed or archived")
+	case req.Name == "" && req.Archived == nil:
+		return apperr.New(apperr.Invalid, "give a new name, archived, or both")
+	case req.Name != "" && !channelNameRE.MatchString(req.Name):
+		return apperr.New(apperr.Invalid, "channel name must be 1 to 64 characters: lowercase letters, digits, '-' or '_'")
+	case myRole != model.RoleOwner:
+		return apperr.New(apperr.Forbidden, "only the channel's owners may rename or archive it")
+	}
+	updated, changed, err := a.st.UpdateChannel(r.Context(), c.ID, req.Name, req.Archived)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return apperr.New(apperr.Conflict, "the channel name %q is taken", req.Name)
+	case errors.Is(err, store.ErrNotFound):
+		return errNoChannel
+	case err != nil:
+		return err
+	}
+	if changed {
+		a.tellChannel(r.Context(), model.ChannelChange{ChannelID: c.ID, Name: updated.Name, Archived: updated.Archived,
+			By: me.ID, Event: model.EventChannelUpdate})
+	}
+	updated.Role = myRole
+	WriteJSON(w, http.StatusOK, map[string]any{"channel": updated, "changed": changed})
+	return nil
+}
+
+// deleteChannel answers DELETE /api/channels/{id}: an owner deletes a channel for
+// everyone (204); its members are told, then it is gone.
+func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
+	me := userFrom(r.Context())
+	c, myRole, err := a.visibleChannel(r.Context(), r.PathValue("id"), me.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Kind == model.KindDM:
+		return apperr.New(apperr.Invalid, "a direct-message channel cannot be deleted")
+	case myRole != model.RoleOwner:
+		return apperr.New(apperr.Forbidden, "only the channel's owners may delete it")
+	}
+	deleted, err := a.st.DeleteChannel(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		a.tellChannel(r.Context(), model.ChannelChange{ChannelID: c.ID, Name: c.Name, By: me.ID, Event: model.EventChannelDelete})
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// tellChannel hands a change of a channel to the hub (see tellMembership).
+func (a *API) tellChannel(ctx context.Context, change model.ChannelChange) {
+	if a.channelChanged == nil {
+		return
+	}
+	change.ByName = userFrom(ctx).Username
+	if err := a.channelChanged(ctx, change); err != nil {
+		a.log.Warn("telling a channel of its change failed", "event", change.Event, "err", err)
+	}
+}

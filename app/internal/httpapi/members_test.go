@@ -42,6 +42,9 @@ func TestPrivateChannelIsInvisibleToNonMembers(t *testing.T) {
 	}
 	unknown := "/api/channels/01900000-0000-7000-8000-000000000000"
 	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "", ""},
+		{"PATCH", "", `{"name":"mine"}`},
+		{"DELETE", "", ""},
 		{"GET", "/messages", ""},
 		{"GET", "/members", ""},
 		{"PUT", "/members/" + p["bob"].id, `{"role":"member"}`},
@@ -156,4 +159,53 @@ func TestDirectMessages(t *testing.T) {
 	if res := f.do(t, "PUT", "/api/channels/"+ab.Channel.ID+"/members/"+p["carol"].id, f.bearer(), `{}`, false); res.status != http.StatusForbidden {
 		t.Errorf("a DM gains a member: %d %s", res.status, res.body)
 	}
+}
+
+// Owners rename, archive and delete; each change is told once; a DM is neither
+// renamed, archived nor deleted; a deleted channel is gone from every route.
+func TestChannelLife(t *testing.T) {
+	var told []string
+	f := newFixture(t, func(c *Config) {
+		c.ChannelChanged = func(_ context.Context, ch model.ChannelChange) error {
+			told = append(told, fmt.Sprintf("%s %s %v", ch.Event, ch.Name, ch.Archived))
+			return nil
+		}
+	})
+	p := people(t, f, "bob")
+	var made struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"plans"}`, 201, &made)
+	var dm struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/dms", f.bearer(), `{"username":"bob"}`, 201, &dm)
+	path := "/api/channels/" + made.Channel.ID
+	for _, st := range []struct {
+		name, who, method, path, body string
+		want                          int
+	}{
+		{"a non-owner may not rename", "bob", "PATCH", path, `{"name":"mine"}`, 403},
+		{"nothing to change", "alice", "PATCH", path, `{}`, 400},
+		{"a bad name", "alice", "PATCH", path, `{"name":"Bad Name"}`, 400},
+		{"a taken name", "alice", "PATCH", path, `{"name":"random"}`, 409},
+		{"rename", "alice", "PATCH", path, `{"name":"plans-2"}`, 200},
+		{"archive", "alice", "PATCH", path, `{"archived":true}`, 200},
+		{"archive again: no change", "alice", "PATCH", path, `{"archived":true}`, 200},
+		{"history stays readable", "bob", "GET", path + "/messages", ``, 200},
+		{"a DM is not archived", "alice", "PATCH", "/api/channels/" + dm.Channel.ID, `{"archived":true}`, 400},
+		{"nor deleted", "alice", "DELETE", "/api/channels/" + dm.Channel.ID, ``, 400},
+		{"a non-owner may not delete", "bob", "DELETE", path, ``, 403},
+		{"the system channel has no owner", "alice", "DELETE", "/api/channels/" + f.general.ID, ``, 403},
+		{"delete", "alice", "DELETE", path, ``, 204},
+		{"gone: history", "alice", "GET", path + "/messages", ``, 404},
+		{"gone: a change", "alice", "PATCH", path, `{"name":"plans-3"}`, 404},
+		{"gone: a second delete", "alice", "DELETE", path, ``, 404},
+	} {
+		if res := f.do(t, st.method, st.path, p[st.who].bearer, st.body, false); res.status != st.want {
+			t.Fatalf("%s: %d %s, want %d", st.name, res.status, res.body, st.want)
+		}
+	}
+	want := []string{"channel:update plans-2 false", "channel:update plans-2 true", "channel:delete plans-2 false"}
+	if fmt.Sprint(told) != fmt.Sprint(want) {
+		t.Errorf("told %v, want %v", told, want)
+	}
+	// The name is free again.
+	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"plans-2"}`, 201, nil)
 }

@@ -41,6 +41,8 @@ type Channel struct {
 	Kind      string    `json:"kind"`
 	CreatedBy string    `json:"createdBy,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Archived: the history stays, no message is taken.
+	Archived bool `json:"archived,omitempty"`
 	// Role is the role in it of the user a listing is for ("" for none).
 	Role string `json:"role,omitempty"`
 }
@@ -78,6 +80,24 @@ const (
 	EventMemberUpdate = "member:update"
 	EventMemberLeave  = "member:leave"
 )
+
+// Channel change events: renamed or (un)archived, and deleted.
+const (
+	EventChannelUpdate = "channel:update"
+	EventChannelDelete = "channel:delete"
+)
+
+// ChannelChange is a change of a channel itself, as its members are told of it.
+type ChannelChange struct {
+	ID        string `json:"id,omitempty"`
+	TS        int64  `json:"ts,omitempty"`
+	ChannelID string `json:"channelId"`
+	Name      string `json:"name,omitempty"`
+	Archived  bool   `json:"archived"`
+	By        string `json:"by"`
+	ByName    string `json:"byName,omitempty"`
+	Event     string `json:"-"`
+}
 
 // DMKey is what makes the DM of two users one channel, whichever of them asks.
 func DMKey(a, b string) string {

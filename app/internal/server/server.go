@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		DMsPerUser:        limit.Spec{Rate: float64(cfg.DMsPerUserHour) / 3600, Burst: cfg.DMsPerUserHour},
 		MaxMembers:        cfg.MaxChannelMembers,
 		MembershipChanged: hub.MembershipChanged,
+		ChannelChanged:    hub.ChannelChanged,
 	}, be.store, au, log).Register(mux)
 	mux.Handle("/socket.io/", eio)
 	mux.Handle("GET /health", hl)

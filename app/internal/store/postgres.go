@@ -575,11 +575,11 @@ func (s *Postgres) EnsureChannel(ctx context.Context, name string) (model.Channe
 	return c, nil
 }
 
-const pgChannelCols = `SELECT id, name, kind, COALESCE(created_by::text, ''), created_at FROM channels`
+const pgChannelCols = `SELECT id, name, kind, COALESCE(created_by::text, ''), created_at, archived FROM channels`
 
 func scanPGChannel(r pgx.Row) (model.Channel, error) {
 	var c model.Channel
-	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt, &c.Archived); err != nil {
 		return model.Channel{}, err
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
@@ -592,7 +592,7 @@ func (s *Postgres) Channel(ctx context.Context, id string) (model.Channel, error
 	if !ok {
 		return model.Channel{}, ErrNotFound
 	}
-	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE id = $1`, [16]byte(u)))
+	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE id = $1 AND deleted_at IS NULL`, [16]byte(u)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.Channel{}, ErrNotFound
 	}
@@ -602,6 +602,59 @@ func (s *Postgres) Channel(ctx context.Context, id string) (model.Channel, error
 	return c, nil
 }
 
+// UpdateChannel implements Store.
+func (s *Postgres) UpdateChannel(ctx context.Context, id, name string, archived *bool) (model.Channel, bool, error) {
+	u, ok := parseID(id)
+	if !ok {
+		return model.Channel{}, false, ErrNotFound
+	}
+	var c, next model.Channel
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = scanPGChannel(tx.QueryRow(ctx, pgChannelCols+` WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, [16]byte(u)))
+		if err != nil {
+			return err
+		}
+		next = c
+		if name != "" {
+			next.Name = pgText(name)
+		}
+		if archived != nil {
+			next.Archived = *archived
+		}
+		if next == c {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE channels SET name = $1, archived = $2 WHERE id = $3`, next.Name, next.Archived, [16]byte(u))
+		return err
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return model.Channel{}, false, ErrNotFound
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return model.Channel{}, false, ErrConflict // the name is taken
+	case err != nil:
+		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
+	}
+	return next, next != c, nil
+}
+
+// DeleteChannel implements Store. The row stays (its messages refer to it), renamed
+// to "~" and its id, a name no user can choose, so that the name is free again.
+func (s *Postgres) DeleteChannel(ctx context.Context, id string) (bool, error) {
+	u, ok := parseID(id)
+	if !ok {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE channels SET deleted_at = $1, name = '~' || id::text WHERE id = $2 AND deleted_at IS NULL`,
+		nowMS(), [16]byte(u))
+	if err != nil {
+		return false, fmt.Errorf("store: delete channel: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // ChannelsFor implements Store.
 func (s *Postgres) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
 	var user [16]byte // no user: the zero id, a member of nothing
@@ -609,16 +662,16 @@ func (s *Postgres) ChannelsFor(ctx context.Context, userID, after string, limit 
 		user = [16]byte(u)
 	}
 	// COLLATE "C" orders by bytes, as SQLite does, whatever the database's locale.
-	rows, err := s.pool.Query(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by::text, ''), c.created_at, COALESCE(m.role, '')
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by::text, ''), c.created_at, c.archived, COALESCE(m.role, '')
 		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
-		WHERE c.name COLLATE "C" > $2 AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		WHERE c.name COLLATE "C" > $2 AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
 		ORDER BY c.name COLLATE "C" LIMIT $3`, user, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Channel, error) {
 		var c model.Channel
-		err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt, &c.Role)
+		err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &c.CreatedAt, &c.Archived, &c.Role)
 		c.CreatedAt = c.CreatedAt.UTC()
 		return c, err
 	})

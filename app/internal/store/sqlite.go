@@ -461,7 +461,7 @@ func (s *SQLite) EnsureChannel(ctx context.Context, name string) (model.Channel,
 	return c, nil
 }
 
-const channelCols = `SELECT id, name, kind, COALESCE(created_by, ''), created_at FROM channels`
+const channelCols = `SELECT id, name, kind, COALESCE(created_by, ''), created_at, archived FROM channels`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -470,7 +470,7 @@ func scanChannel(r rowScanner) (model.Channel, error) {
 		c  model.Channel
 		ms int64
 	)
-	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms, &c.Archived); err != nil {
 		return model.Channel{}, err
 	}
 	c.CreatedAt = fromMS(ms)
@@ -479,7 +479,7 @@ func scanChannel(r rowScanner) (model.Channel, error) {
 
 // Channel implements Store.
 func (s *SQLite) Channel(ctx context.Context, id string) (model.Channel, error) {
-	c, err := scanChannel(s.r.QueryRowContext(ctx, channelCols+` WHERE id = ?`, id))
+	c, err := scanChannel(s.r.QueryRowContext(ctx, channelCols+` WHERE id = ? AND deleted_at IS NULL`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.Channel{}, ErrNotFound
 	}
@@ -489,11 +489,63 @@ func (s *SQLite) Channel(ctx context.Context, id string) (model.Channel, error) 
 	return c, nil
 }
 
+// UpdateChannel implements Store.
+func (s *SQLite) UpdateChannel(ctx context.Context, id, name string, archived *bool) (model.Channel, bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE id = ? AND deleted_at IS NULL`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.Channel{}, false, ErrNotFound
+	}
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
+	}
+	next := c
+	if name != "" {
+		next.Name = name
+	}
+	if archived != nil {
+		next.Archived = *archived
+	}
+	if next == c {
+		return c, false, nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE channels SET name = ?, archived = ? WHERE id = ?`, next.Name, next.Archived, id)
+	if isSQLiteConstraint(err) {
+		return model.Channel{}, false, ErrConflict // the name is taken
+	}
+	if err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
+	}
+	return next, true, nil
+}
+
+// DeleteChannel implements Store. The row stays (its messages refer to it), renamed
+// to "~" and its id, a name no user can choose, so that the name is free again.
+func (s *SQLite) DeleteChannel(ctx context.Context, id string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE channels SET deleted_at = ?, name = '~' || id WHERE id = ? AND deleted_at IS NULL`,
+		nowMS().UnixMilli(), id)
+	if err != nil {
+		return false, fmt.Errorf("store: delete channel: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: delete channel: %w", err)
+	}
+	return n > 0, nil
+}
+
 // ChannelsFor implements Store.
 func (s *SQLite) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by, ''), c.created_at, COALESCE(m.role, '')
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by, ''), c.created_at, c.archived, COALESCE(m.role, '')
 		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ?
-		WHERE c.name > ? AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		WHERE c.name > ? AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
 		ORDER BY c.name LIMIT ?`, userID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
@@ -503,7 +555,7 @@ func (s *SQLite) ChannelsFor(ctx context.Context, userID, after string, limit in
 	for rows.Next() {
 		var c model.Channel
 		var ms int64
-		if err := rows.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms, &c.Role); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.Kind, &c.CreatedBy, &ms, &c.Archived, &c.Role); err != nil {
 			return nil, fmt.Errorf("store: channels: %w", err)
 		}
 		c.CreatedAt = fromMS(ms)

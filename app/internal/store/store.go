@@ -48,6 +48,13 @@ type Store interface {
 	RemoveMember(ctx context.Context, channelID, userID string) (removed bool, err error)
 	// Members lists a channel's members in the order they were added.
 	Members(ctx context.Context, channelID string) ([]model.Member, error)
+	// UpdateChannel renames a channel (name "" keeps it) and archives or unarchives it
+	// (archived nil keeps it); changed is false when it was so already. ErrNotFound,
+	// and ErrConflict for a name that is taken.
+	UpdateChannel(ctx context.Context, id, name string, archived *bool) (c model.Channel, changed bool, err error)
+	// DeleteChannel deletes a channel for everyone: it is no longer found, listed or
+	// joined, and its name is free again; deleted is false when it was gone already.
+	DeleteChannel(ctx context.Context, id string) (deleted bool, err error)
 	// EnsureChannel returns the channel with that name, creating it when absent.
 	EnsureChannel(ctx context.Context, name string) (model.Channel, error)
 	// Channel returns one channel by id; ErrNotFound when absent.

@@ -30,6 +30,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 		{"private channels and members", contractMembers},
 		{"direct messages", contractDirect},
 		{"state changes kept in history", contractStateInHistory},
+		{"rename, archive and delete a channel", contractChannelLife},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},
@@ -725,5 +726,61 @@ func contractStateInHistory(t *testing.T, open func() Store) {
 	}
 	if got[0].Kind != "" || got[0].Data != nil || got[0].Text != "hi" {
 		t.Errorf("the message came back as %+v", got[0])
+	}
+}
+
+// A channel is renamed and archived in place; a name taken elsewhere is refused; a
+// deleted channel is gone (not found, not listed) and its name is free again.
+func contractChannelLife(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice := mustUser(t, st, "alice")
+	ch := mustChannel(t, st, "draft", alice.ID)
+	mustChannel(t, st, "taken", alice.ID)
+	yes, no := true, false
+	for _, step := range []struct {
+		name     string
+		newName  string
+		archived *bool
+		want     string // name/archived after, or the error
+		changed  bool
+	}{
+		{"rename", "final", nil, "final/false", true},
+		{"archive", "", &yes, "final/true", true},
+		{"archive again", "", &yes, "final/true", false},
+		{"unarchive and rename", "again", &no, "again/false", true},
+		{"a taken name", "taken", nil, "conflict", false},
+	} {
+		c, changed, err := st.UpdateChannel(ctx, ch.ID, step.newName, step.archived)
+		got := fmt.Sprintf("%s/%v", c.Name, c.Archived)
+		if errors.Is(err, ErrConflict) {
+			got = "conflict"
+		} else if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got != step.want || changed != step.changed {
+			t.Errorf("%s: %s (changed %v), want %s (changed %v)", step.name, got, changed, step.want, step.changed)
+		}
+	}
+	if c, err := st.Channel(ctx, ch.ID); err != nil || c.Name != "again" {
+		t.Fatalf("Channel after the updates = %+v, %v", c, err)
+	}
+	if deleted, err := st.DeleteChannel(ctx, ch.ID); err != nil || !deleted {
+		t.Fatalf("DeleteChannel = %v, %v", deleted, err)
+	}
+	if deleted, err := st.DeleteChannel(ctx, ch.ID); err != nil || deleted {
+		t.Errorf("DeleteChannel again = %v, %v; want false", deleted, err)
+	}
+	if _, err := st.Channel(ctx, ch.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Channel of a deleted channel: %v, want ErrNotFound", err)
+	}
+	if _, _, err := st.UpdateChannel(ctx, ch.ID, "zombie", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdateChannel of a deleted channel: %v, want ErrNotFound", err)
+	}
+	if cs, _ := st.ChannelsFor(ctx, alice.ID, "", 10); names(cs) != "[taken:owner]" {
+		t.Errorf("listed after the delete: %s", names(cs))
+	}
+	if _, err := st.CreateChannel(ctx, "again", model.KindPublic, alice.ID); err != nil {
+		t.Errorf("the deleted channel's name is not free: %v", err)
 	}
 }

@@ -449,6 +449,12 @@ test('a private channel: listed with a lock for its members only, and gone from 
   await sendText(alice, 'for members only');
   await waitMessage(bob, 'for members only');
   await shot(bob.page, 'private-channel.png');
+  // Archived: read only on every member's page, until it is opened again.
+  assert.equal((await call(alice, 'PATCH', `/api/channels/${made.channel.id}`, { archived: true })).status, 200);
+  await until(bob.page, () => document.querySelector('#message-input').disabled, null, 'the composer read-only when archived');
+  await systemLine(bob, `${alice.name} archived the channel`);
+  assert.equal((await call(alice, 'PATCH', `/api/channels/${made.channel.id}`, { archived: false })).status, 200);
+  await until(bob.page, () => !document.querySelector('#message-input').disabled, null, 'the composer open again');
   assert.equal((await call(alice, 'DELETE', `/api/channels/${made.channel.id}/members/${await me(bob)}`)).status, 204);
   await systemLine(alice, `${alice.name} removed ${bob.name}`);
   await until(bob.page, (n) => !document.querySelector(`#channel-list [data-channel-name="${n}"]`), name, 'the channel gone from the removed member\'s list');

@@ -1056,6 +1056,33 @@ describe('private channels and members', () => {
     assert.ok(after.id);
   });
 
+  it('an owner renames, archives and deletes a channel; its members see each in order; archived takes no message, deleted is gone', T, async () => {
+    const [owner, member] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const ch = (await api(owner.token, 'POST', '/api/channels', { name: `life-${randomUUID().slice(0, 8)}` })).body.channel;
+    const [so, sm] = await Promise.all([owner, member].map((u) => connect(ctx.url, u.token)));
+    await join(so, ch.id);
+    await join(sm, ch.id);
+    const seen = [];
+    sm.onAny((event, payload) => { if (payload && payload.channelId === ch.id) seen.push(event === 'message' ? `message ${payload.text}` : event); });
+    const renamed = await api(owner.token, 'PATCH', `/api/channels/${ch.id}`, { name: `${ch.name}-v2` });
+    assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+    assert.equal((await api(member.token, 'PATCH', `/api/channels/${ch.id}`, { archived: true })).status, 403);
+    assert.equal((await api(owner.token, 'PATCH', `/api/channels/${ch.id}`, { archived: true })).status, 200);
+    await waitFor(() => seen.length >= 2, 5000, 'both updates');
+    assertError(await send(sm, ch.id, 'into the archive'), 'forbidden', 'a send to an archived channel');
+    assert.equal((await api(member.token, 'GET', `/api/channels/${ch.id}/messages`)).status, 200, 'an archive stays readable');
+    assert.equal((await api(owner.token, 'PATCH', `/api/channels/${ch.id}`, { archived: false })).status, 200);
+    await waitFor(() => seen.length >= 3, 5000, 'the unarchive');
+    assertSent(await send(so, ch.id, 'open again'));
+    assert.equal((await api(owner.token, 'DELETE', `/api/channels/${ch.id}`)).status, 204);
+    await waitFor(() => seen.includes('channel:delete'), 5000, 'the delete');
+    await sleep(300);
+    assert.deepEqual(seen, ['channel:update', 'channel:update', 'channel:update', 'message open again', 'channel:delete']);
+    assertError(await send(so, ch.id, 'into the void'), 'forbidden', 'a send to a deleted channel');
+    assertError(await ack(sm, 'channel:join', { channelId: ch.id }), 'not_found', 'a join of a deleted channel');
+    assert.equal((await api(member.token, 'GET', `/api/channels/${ch.id}/messages`)).status, 404);
+  });
+
   it('a DM is one channel for both, private to them', T, async () => {
     const [a, b, c] = [await newUser(ctx.url), await newUser(ctx.url), await newUser(ctx.url)];
     const ab = await api(a.token, 'POST', '/api/dms', { username: b.name });

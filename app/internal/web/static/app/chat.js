@@ -66,7 +66,9 @@ function addChannels(res) {
   const list = res && Array.isArray(res.channels) ? res.channels : [];
   const byId = new Map(S.channels.map((c) => [c.id, c]));
   // Direct-message channels are not shown here yet (their name is their users' ids).
-  for (const c of list) if (c.kind !== 'dm') byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private' });
+  for (const c of list) {
+    if (c.kind !== 'dm') byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived });
+  }
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
   S.channelsNext = res && typeof res.nextAfter === 'string' ? res.nextAfter : null;
@@ -104,18 +106,34 @@ function rememberJoined(id, name) {
 
 /** Forgets a channel this user is no longer in: out of the joined list, and out of
  * the channel list when it is private. */
-export function forgetChannel(id) {
+export function forgetChannel(id, deleted = false) {
   const c = S.channels.find((x) => x.id === id);
   S.joined.delete(id);
   saveJoined();
   chanState(id).joined = false;
-  if (c && c.private) S.channels = S.channels.filter((x) => x.id !== id);
-  if (S.current === id && c && c.private) {
-    showNotice(`You are no longer a member of ${c.name}.`);
+  const gone = c && (c.private || deleted);
+  if (gone) S.channels = S.channels.filter((x) => x.id !== id);
+  if (S.current === id && gone) {
+    showNotice(deleted ? `#${c.name} was deleted.` : `You are no longer a member of ${c.name}.`);
     const next = S.channels.find((x) => x.name === 'general') || S.channels[0];
     if (next) selectChannel(next.id);
   }
   renderChannels();
+}
+
+/** A channel was renamed or (un)archived: the list, the header and the composer follow. */
+export function onChannelUpdate(e) {
+  if (!e || typeof e.channelId !== 'string') return;
+  const c = S.channels.find((x) => x.id === e.channelId);
+  if (!c) return;
+  if (typeof e.name === 'string' && e.name) {
+    c.name = e.name;
+    if (S.joined.has(c.id)) { S.joined.set(c.id, c.name); saveJoined(); }
+  }
+  c.archived = !!e.archived;
+  S.channels.sort((a, b) => a.name.localeCompare(b.name));
+  if (S.current === c.id) selectChannel(c.id);
+  else renderChannels();
 }
 
 /** The channels to join on connect: the open one first, then the ones the user chose. */
@@ -181,7 +199,9 @@ export function selectChannel(id) {
   const mark = $('channel-title').querySelector('.hash');
   mark.textContent = ch && ch.private ? '' : '#';
   mark.classList.toggle('lock', !!(ch && ch.private));
-  $('message-input').placeholder = `Message #${name}`;
+  const archived = !!(ch && ch.archived);
+  $('message-input').placeholder = archived ? `#${name} is archived: read only` : `Message #${name}`;
+  $('message-input').disabled = archived;
   renderChannels();
   closeSidebar();
   if (changed) {

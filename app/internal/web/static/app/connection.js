@@ -1,6 +1,6 @@
 // The Socket.IO connection: connect, recover, reconnect.
 import { logout } from './auth.js';
-import { channelsToJoin, forgetChannel, joinChannel, loadChannels } from './chat.js';
+import { channelsToJoin, forgetChannel, joinChannel, loadChannels, onChannelUpdate } from './chat.js';
 import { RECOVERED_BADGE_MS, SocketClient } from './constants.js';
 import { $ } from './helpers.js';
 import { loadLatest } from './history.js';
@@ -79,11 +79,13 @@ export function connectSocket() {
     const why = e && typeof e.message === 'string' && e.message ? e.message : 'the session ended; sign in again';
     logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
   });
-  for (const kind of ['member:join', 'member:update', 'member:leave']) {
+  for (const kind of ['member:join', 'member:update', 'member:leave', 'channel:update', 'channel:delete']) {
     socket.onEvent(kind, (e) => {
       const m = memberChangeMessage(kind, e);
       if (m) addMessage(m);
       if (kind === 'member:leave') onMemberLeave(e);
+      if (kind === 'channel:update') onChannelUpdate(e);
+      if (kind === 'channel:delete' && e && typeof e.channelId === 'string') forgetChannel(e.channelId, true);
     });
   }
   socket.onEvent('presence', onPresence);

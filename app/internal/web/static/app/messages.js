@@ -55,6 +55,10 @@ export function describeChange(m) {
       return `${by} made ${who} ${d.role === 'admin' ? 'an admin' : d.role === 'owner' ? 'an owner' : 'a member'}`;
     case 'member:leave':
       return d.by === d.userId ? `${who} left` : `${by} removed ${who}`;
+    case 'channel:update':
+      return d.archived ? `${by} archived the channel` : `${by} named the channel ${d.name || ''}`;
+    case 'channel:delete':
+      return `${by} deleted the channel`;
     default:
       return `${m.kind}`;
   }

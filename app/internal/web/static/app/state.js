@@ -44,7 +44,7 @@ export function normalizeMessage(m) {
   };
 }
 
-/** A live member:join/update/leave event as a message of its channel, so that it
+/** A live member:* or channel:* event as a message of its channel, so that it
  * shows in its place among them (history has the same id). */
 export function memberChangeMessage(kind, e) {
   if (!e || typeof e.id !== 'string' || typeof e.channelId !== 'string' || typeof e.ts !== 'number') return null;
