@@ -20,7 +20,8 @@ func atSchema[S Store](t *testing.T, v int, open func() S) S {
 }
 
 // A database of the schema before membership (0003), with users, a user's channel, the
-// system channel and messages in it, migrates on (0004 membership, 0005 message kinds):
+// system channel and messages in it, migrates on (0004 membership, 0005 message kinds,
+// 0006 channel life):
 // every channel is public, a creator owns its channel, the system channel has no
 // owner, and the messages are untouched, messages still.
 func TestMigrationToMembershipKeepsData(t *testing.T) {
