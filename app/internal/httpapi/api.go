@@ -151,6 +151,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		{http.MethodPatch, "/api/channels/{id}", a.updateChannel, true},
 		{http.MethodDelete, "/api/channels/{id}", a.deleteChannel, true},
 		{http.MethodGet, "/api/channels/{id}/members", a.listMembers, true},
+		{http.MethodPost, "/api/channels/{id}/members", a.addMemberByName, true},
 		{http.MethodPut, "/api/channels/{id}/members/{userId}", a.putMember, true},
 		{http.MethodDelete, "/api/channels/{id}/members/{userId}", a.deleteMember, true},
 		{http.MethodPost, "/api/dms", a.openDM, true},

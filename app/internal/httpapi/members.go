@@ -109,6 +109,34 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// addMemberByName answers POST /api/channels/{id}/members {username, role}: PUT by
+// username, for a client that knows a name (an invite) and not an id.
+func (a *API) addMemberByName(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Username string `json:"username"`
+		Role     string `json:"role"`
+	}
+	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
+		return err
+	}
+	if req.Username == "" {
+		return apperr.New(apperr.Invalid, "username is required")
+	}
+	// The channel first: a non-member learns nothing, not even whether the user exists.
+	if _, _, err := a.visibleChannel(r.Context(), r.PathValue("id"), userFrom(r.Context()).ID); err != nil {
+		return err
+	}
+	u, _, err := a.st.UserByName(r.Context(), req.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return apperr.New(apperr.NotFound, "no user %q", clip(req.Username))
+	}
+	if err != nil {
+		return err
+	}
+	r.SetPathValue("userId", u.ID)
+	return a.setMember(w, r, req.Role)
+}
+
 // putMember answers PUT /api/channels/{id}/members/{userId} {role}: adds the user
 // with that role, or gives a member that role (owners and admins; see mayChange).
 func (a *API) putMember(w http.ResponseWriter, r *http.Request) error {
@@ -118,6 +146,11 @@ func (a *API) putMember(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, a.maxBody, &req); err != nil {
 		return err
 	}
+	return a.setMember(w, r, req.Role)
+}
+
+func (a *API) setMember(w http.ResponseWriter, r *http.Request, role string) error {
+	req := struct{ Role string }{role}
 	if req.Role == "" {
 		req.Role = model.RoleMember
 	}

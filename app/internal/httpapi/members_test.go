@@ -101,9 +101,10 @@ func TestMembershipChangesByRole(t *testing.T) {
 		{"nor step down", "alice", "PUT", "alice", `{"role":"member"}`, 403},
 		{"an unknown role", "alice", "PUT", "carol", `{"role":"king"}`, 400},
 		{"an unknown user", "alice", "PUT", "nobody", `{}`, 404},
+		{"an unknown username", "alice", "POST", "nobody", `{"username":"nobody"}`, 404},
 		{"ownership handed over", "alice", "PUT", "carol", `{"role":"owner"}`, 200},
 		{"then the old owner may leave", "alice", "DELETE", "alice", ``, 204},
-		{"an admin removes a member", "bob", "PUT", "dave", `{}`, 201},
+		{"an admin removes a member", "bob", "POST", "dave", `{"username":"dave"}`, 201},
 		{"", "bob", "DELETE", "dave", ``, 204},
 		{"removing a non-member again", "bob", "DELETE", "dave", ``, 204},
 		{"a member leaves", "bob", "DELETE", "bob", ``, 204},
@@ -113,7 +114,11 @@ func TestMembershipChangesByRole(t *testing.T) {
 		if u, ok := p[st.target]; ok {
 			target = u.id
 		}
-		res := f.do(t, st.method, members+target, p[st.who].bearer, st.body, false)
+		path := members + target
+		if st.method == "POST" { // by username
+			path = strings.TrimSuffix(members, "/")
+		}
+		res := f.do(t, st.method, path, p[st.who].bearer, st.body, false)
 		if res.status != st.want {
 			t.Fatalf("%s (%s %s %s): %d %s, want %d", st.name, st.who, st.method, st.target, res.status, res.body, st.want)
 		}

@@ -461,6 +461,60 @@ test('a private channel: listed with a lock for its members only, and gone from 
   await until(bob.page, (n) => document.querySelector('#channel-name')?.textContent !== n, name, 'the removed member is moved out of it');
 });
 
+test('the channel panel: create a private channel, invite by name, change a role, rename, archive, delete', { timeout: 90000 }, async () => {
+  const [alice, bob] = ctx.people;
+  const name = `crew-${randomUUID().slice(0, 6)}`;
+  await showSidebar(alice);
+  await alice.page.locator('#new-channel-name').fill(name);
+  await alice.page.locator('#new-channel-private').check();
+  await alice.page.locator('#create-channel-btn').click();
+  await until(alice.page, (n) => document.querySelector('#channel-name')?.textContent === n, name, 'the new private channel open');
+  assert.equal(await alice.page.locator(`#channel-list [data-channel-name="${name}"] .hash.lock`).count(), 1);
+  await alice.page.locator('#channel-panel-btn').click();
+  await alice.page.locator('#invite-name').fill(bob.name);
+  await alice.page.locator('[data-testid="invite-btn"]').click();
+  await until(alice.page, (n) => !!document.querySelector(`#member-list [data-username="${n}"]`), bob.name, 'bob in the member list');
+  await until(alice.page, (n) => [...document.querySelectorAll('#messages .message.system')].some((e) => e.textContent.includes(`added ${n}`)), bob.name, 'the join line');
+  await alice.page.locator(`#member-list [data-username="${bob.name}"] select`).selectOption('admin');
+  await until(alice.page, (n) => document.querySelector(`#member-list [data-username="${n}"]`)?.dataset.role === 'admin', bob.name, 'bob made admin');
+  // bob's page lists the channel once it loads the list again (a reconnect or reload).
+  await bob.page.reload();
+  await waitConnState(bob.page, 'connected');
+  await showSidebar(bob);
+  await bob.page.locator(`#channel-list [data-channel-name="${name}"]`).waitFor();
+  // Rename, archive, then delete (confirmed), from the panel.
+  await alice.page.locator('#rename-name').fill(`${name}-v2`);
+  await alice.page.locator('[data-testid="rename-btn"]').click();
+  await until(alice.page, (n) => document.querySelector('#channel-name')?.textContent === n, `${name}-v2`, 'renamed in the header');
+  await alice.page.locator('#archive-btn').click();
+  await until(alice.page, () => document.querySelector('#message-input').disabled, null, 'archived: read only');
+  await shot(alice.page, 'channel-panel.png');
+  alice.page.once('dialog', (d) => d.accept());
+  await alice.page.locator('#delete-btn').click();
+  await until(alice.page, (n) => !document.querySelector(`#channel-list [data-channel-name="${n}"]`), `${name}-v2`, 'deleted from the owner\'s list');
+  await until(bob.page, (n) => !document.querySelector(`#channel-list [data-channel-name="${n}"]`), `${name}-v2`, 'deleted from bob\'s list');
+  await alice.page.locator('#channel-panel-btn').click(); // close it again
+});
+
+test('a direct message from the people list: listed apart under the other person\'s name, on both pages', { timeout: 60000 }, async () => {
+  const [alice, bob] = ctx.people;
+  await showSidebar(alice);
+  await alice.page.locator(`#online-users [data-username="${bob.name}"] [data-testid="dm-btn"]`).click();
+  await until(alice.page, (n) => document.querySelector('#channel-name')?.textContent === n, bob.name, 'the DM open under bob\'s name');
+  assert.equal(await alice.page.locator('#channel-title .hash').textContent(), '@');
+  await sendText(alice, 'just us two');
+  await waitMessage(alice, 'just us two');
+  // bob finds it in his list of DMs under alice's name after his next list load.
+  await bob.page.reload();
+  await waitConnState(bob.page, 'connected');
+  await showSidebar(bob);
+  await until(bob.page, (n) => !!document.querySelector(`#dm-list [data-peer="${n}"]`), alice.name, 'the DM listed under alice\'s name');
+  assert.equal(await bob.page.locator(`#channel-list [data-channel-name^="@"]`).count(), 0, 'DMs are not among the channels');
+  await bob.page.locator(`#dm-list [data-peer="${alice.name}"] button`).click();
+  await waitMessage(bob, 'just us two');
+  await shot(bob.page, 'direct-message.png');
+});
+
 test('no script errors in any page', () => {
   assert.deepEqual(ctx.errors, []);
 });

@@ -14,6 +14,7 @@ import { hideNotice } from './app/notice.js';
 import { send } from './app/sending.js';
 import { S } from './app/state.js';
 import { onComposerInput } from './app/typing.js';
+import { bindPanel } from './app/panel.js';
 
 function boot() {
   window.quibly = { state: S, socket: null };
@@ -22,6 +23,7 @@ function boot() {
   $('register-btn').addEventListener('click', () => authenticate('register'));
   $('logout-btn').addEventListener('click', signOut);
   $('new-channel-form').addEventListener('submit', createChannel);
+  bindPanel();
   $('composer').addEventListener('submit', send);
   $('load-older').addEventListener('click', loadOlder);
   $('notice-close').addEventListener('click', hideNotice);

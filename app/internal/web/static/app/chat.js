@@ -9,6 +9,7 @@ import { renderMessages, scrollToBottom } from './messages.js';
 import { showNotice } from './notice.js';
 import { S, chanState } from './state.js';
 import { renderTyping } from './typing.js';
+import { refreshPanel } from './panel.js';
 
 export async function startChat() {
   $('auth-view').hidden = true;
@@ -67,12 +68,50 @@ function addChannels(res) {
   const byId = new Map(S.channels.map((c) => [c.id, c]));
   // Direct-message channels are not shown here yet (their name is their users' ids).
   for (const c of list) {
-    if (c.kind !== 'dm') byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived });
+    byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived, dm: c.kind === 'dm' });
   }
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
   S.channelsNext = res && typeof res.nextAfter === 'string' ? res.nextAfter : null;
   renderChannels();
+  resolveDMNames();
+}
+
+/** Finds the other person of each DM not named yet (its members), then redraws. */
+async function resolveDMNames() {
+  const todo = S.channels.filter((c) => c.dm && !S.dmNames.has(c.id));
+  if (!todo.length) return;
+  await Promise.allSettled(todo.map(async (c) => {
+    const { members } = await api('GET', `/api/channels/${encodeURIComponent(c.id)}/members`);
+    const other = members.find((m) => !S.user || m.userId !== S.user.id) || members[0];
+    if (other) S.dmNames.set(c.id, other.username);
+  }));
+  renderChannels();
+  if (S.current && S.dmNames.has(S.current)) $('channel-name').textContent = displayName(S.channels.find((c) => c.id === S.current));
+}
+
+/** What a channel is called on the page: its name, or "@" and the other person for a DM. */
+export function displayName(c) {
+  if (!c) return '';
+  return c.dm ? `@${S.dmNames.get(c.id) || '…'}` : c.name;
+}
+
+/** Opens (making it on first use) the DM with a user, from the people list. */
+export async function openDM(userId, username) {
+  try {
+    const res = await api('POST', '/api/dms', { userId });
+    const ch = res && res.channel;
+    if (!ch) return;
+    if (username) S.dmNames.set(String(ch.id), username);
+    if (!S.channels.some((c) => c.id === ch.id)) {
+      S.channels.push({ id: String(ch.id), name: String(ch.name), dm: true });
+      S.channels.sort((a, b) => a.name.localeCompare(b.name));
+    }
+    chanState(String(ch.id)).loaded = false;
+    selectChannel(String(ch.id));
+  } catch (e) {
+    if (S.token) showNotice(`Cannot open the conversation: ${describeError(e)}`);
+  }
 }
 
 /** Where this browser keeps the channels a user opened: one list per user, so the
@@ -148,7 +187,7 @@ export function channelName(id) {
 
 export function renderChannels() {
   const ul = $('channel-list');
-  const items = S.channels.map((c) => {
+  const items = S.channels.filter((c) => !c.dm).map((c) => {
     const st = chanState(c.id);
     const li = h('li', {
       className: 'channel' + (c.id === S.current ? ' active' : '') + (st.unread ? ' has-unread' : ''),
@@ -173,14 +212,25 @@ export function renderChannels() {
     }, 'More channels…')));
   }
   ul.replaceChildren(...items);
+  $('dm-list').replaceChildren(...S.channels.filter((c) => c.dm).map((c) => {
+    const st = chanState(c.id);
+    const btn = h('button', {
+      className: 'channel-btn', attrs: { type: 'button', 'aria-current': c.id === S.current ? 'page' : 'false' },
+      on: { click: () => selectChannel(c.id) },
+    }, h('span', { className: 'name', text: displayName(c) }));
+    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread) }));
+    return h('li', { className: 'channel dm' + (c.id === S.current ? ' active' : '') + (st.unread ? ' has-unread' : ''),
+      dataset: { channelId: c.id, peer: S.dmNames.get(c.id) || '', testid: 'dm' } }, btn);
+  }));
   updateTitle();
 }
 
 export function updateTitle() {
   let unread = 0;
   for (const c of S.channels) unread += chanState(c.id).unread;
-  const name = channelName(S.current);
-  document.title = `${unread ? `(${unread}) ` : ''}${name ? '#' + name + ' · ' : ''}Quibly`;
+  const c = S.channels.find((x) => x.id === S.current);
+  const name = c ? (c.dm ? displayName(c) : `#${c.name}`) : '';
+  document.title = `${unread ? `(${unread}) ` : ''}${name ? name + ' · ' : ''}Quibly`;
   $('menu-unread').hidden = unread === 0;
 }
 
@@ -194,16 +244,17 @@ export function selectChannel(id) {
   rememberJoined(id, name);
   localStorage.setItem(LS_CHANNEL, id);
   if (location.hash !== '#' + encodeURIComponent(name)) history.replaceState(null, '', '#' + encodeURIComponent(name));
-  $('channel-name').textContent = name;
   const ch = S.channels.find((c) => c.id === id);
+  $('channel-name').textContent = ch && ch.dm ? displayName(ch).slice(1) : name;
   const mark = $('channel-title').querySelector('.hash');
-  mark.textContent = ch && ch.private ? '' : '#';
+  mark.textContent = ch && ch.dm ? '@' : ch && ch.private ? '' : '#';
   mark.classList.toggle('lock', !!(ch && ch.private));
   const archived = !!(ch && ch.archived);
-  $('message-input').placeholder = archived ? `#${name} is archived: read only` : `Message #${name}`;
+  $('message-input').placeholder = archived ? `#${name} is archived: read only` : `Message ${ch && ch.dm ? displayName(ch) : `#${name}`}`;
   $('message-input').disabled = archived;
   renderChannels();
   closeSidebar();
+  refreshPanel();
   if (changed) {
     renderMessages();
     renderTyping();
@@ -240,14 +291,15 @@ export async function createChannel(ev) {
   const btn = $('create-channel-btn');
   btn.disabled = true;
   try {
-    const res = await api('POST', '/api/channels', { name });
+    const res = await api('POST', '/api/channels', { name, private: $('new-channel-private').checked });
     const ch = (res && (res.channel || res)) || {};
-    const c = { id: String(ch.id), name: String(ch.name || name) };
+    const c = { id: String(ch.id), name: String(ch.name || name), private: ch.kind === 'private' };
     if (!S.channels.some((x) => x.id === c.id)) {
       S.channels.push(c);
       S.channels.sort((a, b) => a.name.localeCompare(b.name));
     }
     input.value = '';
+    $('new-channel-private').checked = false;
     chanState(c.id).loaded = false;
     if (S.socket && S.socket.connected) await joinChannel(c.id);
     selectChannel(c.id);

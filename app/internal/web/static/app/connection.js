@@ -9,6 +9,7 @@ import { onPresence, renderOnline } from './presence.js';
 import { flushOutbox } from './sending.js';
 import { S, memberChangeMessage, normalizeMessage } from './state.js';
 import { onTyping, renderTyping, stopTyping } from './typing.js';
+import { refreshPanel } from './panel.js';
 
 export function setConnState(state) {
   const el = $('conn-state');
@@ -84,6 +85,7 @@ export function connectSocket() {
       const m = memberChangeMessage(kind, e);
       if (m) addMessage(m);
       if (kind === 'member:leave') onMemberLeave(e);
+      if (e && e.channelId === S.current) refreshPanel();
       if (kind === 'channel:update') onChannelUpdate(e);
       if (kind === 'channel:delete' && e && typeof e.channelId === 'string') forgetChannel(e.channelId, true);
     });

@@ -1,4 +1,5 @@
 // Who is online.
+import { openDM } from './chat.js';
 import { $, h } from './helpers.js';
 import { S } from './state.js';
 import { stopTyping } from './typing.js';
@@ -22,7 +23,10 @@ export function renderOnline() {
     return h('li', { className: 'user' + (me ? ' me' : ''), dataset: { username: name, userId: id } },
       h('span', { className: 'presence-dot', attrs: { 'aria-hidden': 'true' } }),
       h('span', { className: 'name', text: name }),
-      me ? h('span', { className: 'you', text: 'you' }) : null);
+      me ? h('span', { className: 'you', text: 'you' }) : null,
+      h('button', { className: 'btn btn-ghost btn-small dm-btn', text: me ? 'Notes' : 'Message',
+        attrs: { type: 'button', 'aria-label': me ? 'Your notes' : `Message ${name}` }, dataset: { testid: 'dm-btn' },
+        on: { click: () => openDM(id, name) } }));
   }));
   $('online-count').textContent = users.length ? String(users.length) : '';
 }

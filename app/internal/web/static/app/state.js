@@ -5,6 +5,7 @@ export const S = {
   channels: [], // [{id, name}] sorted by name: the pages loaded, and every joined channel
   channelsNext: null, // the cursor of the next page of the channel list; null: no more
   joined: new Map(), // channel id -> name: the channels the user opened, joined on connect
+  dmNames: new Map(), // DM channel id -> the other user's name (one's own for notes to self)
   current: null, // channel id
   chans: new Map(), // channel id -> ChannelState
   outbox: new Map(), // nonce -> pending/failed local message
