@@ -241,6 +241,44 @@ describe('cluster', () => {
     [so, sm, sx].forEach((s) => s.disconnect());
   });
 
+  test('a member removed while its node is down recovers elsewhere without the channel: nothing of it replayed', { timeout: 90000 }, async () => {
+    const [owner, member] = await Promise.all(['kown', 'kmem'].map((p) => newUser(LB, p)));
+    const req = (token, method, path, body, n) => fetch(`${LB}${path}`, { method,
+      headers: { ...pin(n).extraHeaders, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    const ch = (await (await req(owner.token, 'POST', '/api/channels', { name: `kill-${randomUUID().slice(0, 8)}`, private: true }, 1)).json()).channel;
+    const open = await createChannel(LB, owner.token, `open-${randomUUID().slice(0, 8)}`);
+    assert.equal((await req(owner.token, 'PUT', `/api/channels/${ch.id}/members/${member.user.id}`, { role: 'member' }, 1)).status, 201);
+    const so = await connect(LB, owner.token, { ...pin(1), transports: ['websocket'] });
+    const sm = await connect(LB, member.token, { ...pin(2), transports: ['websocket'], reconnection: true, reconnectionDelay: 500, reconnectionDelayMax: 1000 });
+    for (const s of [so, sm]) {
+      for (const id of [ch.id, open.id]) assert.deepEqual(await ack(s, 'channel:join', { channelId: id }), { ok: true });
+    }
+    const memberSaw = [];
+    sm.onAny((event, payload) => { if (payload && payload.channelId) memberSaw.push(`${payload.channelId === ch.id ? 'private' : 'open'} ${event} ${payload.text || ''}`.trim()); });
+    const send = async (id, text) => { const r = await ack(so, 'message:send', { channelId: id, text, nonce: randomUUID() }); assert.ok(r.id, JSON.stringify(r)); };
+    await send(ch.id, 'before the kill');
+    await waitFor(() => memberSaw.includes('private message before the kill'), 10000, 'the member has the first message');
+    // The member's node dies; while the member is away: a message, the removal, another.
+    process.kill(nodePid(2), 'SIGKILL');
+    await waitFor(() => !sm.connected, 10000, 'the member to notice');
+    await send(ch.id, 'while away, still a member');
+    assert.equal((await req(owner.token, 'DELETE', `/api/channels/${ch.id}/members/${member.user.id}`, undefined, 3)).status, 204);
+    await send(ch.id, 'after the removal');
+    await send(open.id, 'in the open channel');
+    await waitFor(() => sm.connected, 30000, 'the member to reconnect elsewhere', 100);
+    assert.equal(sm.recovered, true, 'the member\'s session was not recovered');
+    await waitFor(() => memberSaw.includes('open message in the open channel'), 10000, 'the open channel\'s message replayed');
+    await sleep(1000);
+    assert.deepEqual(memberSaw.filter((e) => e.startsWith('private')), ['private message before the kill'],
+      'recovery replayed the private channel after the removal');
+    const still = await ack(sm, 'message:send', { channelId: ch.id, text: 'still in?', nonce: randomUUID() });
+    assert.equal(still.error && still.error.code, 'forbidden', JSON.stringify(still));
+    so.disconnect();
+    sm.disconnect();
+    await script('cluster.sh', 'up');
+  });
+
   test('SIGKILL of the leader: another node takes over within the lease', async () => {
     const [leader] = await waitFor(async () => { const l = await leaders(); return l.length === 1 && l; }, LEASE_MS + 5000, 'one leader');
     const t0 = Date.now();
