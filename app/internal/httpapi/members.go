@@ -158,25 +158,15 @@ func (a *API) setMember(w http.ResponseWriter, r *http.Request, role string) err
 		return apperr.New(apperr.Invalid, "role must be owner, admin or member")
 	}
 	me := userFrom(r.Context())
-	c, myRole, target, targetRole, err := a.memberRequest(r)
+	c, myRole, target, targetRole, ms, err := a.memberRequest(r)
 	if err != nil {
 		return err
 	}
-	last, err := a.lastOwner(r.Context(), c.ID, targetRole)
-	if err != nil {
+	if err := mayChange(c, myRole, targetRole, req.Role, lastOwner(ms, targetRole)); err != nil {
 		return err
 	}
-	if err := mayChange(c, myRole, targetRole, req.Role, last); err != nil {
-		return err
-	}
-	if targetRole == "" && a.maxMembers > 0 {
-		ms, err := a.st.Members(r.Context(), c.ID)
-		if err != nil {
-			return err
-		}
-		if len(ms) >= a.maxMembers {
-			return apperr.New(apperr.Forbidden, "a channel may have at most %d members", a.maxMembers)
-		}
+	if targetRole == "" && a.maxMembers > 0 && len(ms) >= a.maxMembers {
+		return apperr.New(apperr.Forbidden, "a channel may have at most %d members", a.maxMembers)
 	}
 	changed, err := a.st.SetMember(r.Context(), c.ID, target, req.Role)
 	if errors.Is(err, store.ErrNotFound) {
@@ -190,11 +180,14 @@ func (a *API) setMember(w http.ResponseWriter, r *http.Request, role string) err
 		status = http.StatusCreated
 	}
 	if changed {
-		event := model.EventMemberUpdate
-		if targetRole == "" {
+		event, name := model.EventMemberUpdate, memberName(ms, target)
+		if targetRole == "" { // a new member: its name is in the list from now on
 			event = model.EventMemberJoin
+			if now, err := a.st.Members(r.Context(), c.ID); err == nil {
+				name = memberName(now, target)
+			}
 		}
-		a.tellMembership(r.Context(), model.MemberChange{ChannelID: c.ID, UserID: target, Username: a.memberName(r.Context(), c.ID, target),
+		a.tellMembership(r.Context(), model.MemberChange{ChannelID: c.ID, UserID: target, Username: name,
 			Role: req.Role, By: me.ID, Event: event})
 	}
 	WriteJSON(w, status, map[string]any{"member": map[string]string{"userId": target, "role": req.Role}, "changed": changed})
@@ -206,19 +199,15 @@ func (a *API) setMember(w http.ResponseWriter, r *http.Request, role string) err
 // user's open sockets leave the channel on every node.
 func (a *API) deleteMember(w http.ResponseWriter, r *http.Request) error {
 	me := userFrom(r.Context())
-	c, myRole, target, targetRole, err := a.memberRequest(r)
+	c, myRole, target, targetRole, ms, err := a.memberRequest(r)
 	if err != nil {
 		return err
 	}
-	last, err := a.lastOwner(r.Context(), c.ID, targetRole)
-	if err != nil {
-		return err
-	}
-	if err := mayRemove(c, me.ID, myRole, target, targetRole, last); err != nil {
+	if err := mayRemove(c, me.ID, myRole, target, targetRole, lastOwner(ms, targetRole)); err != nil {
 		return err
 	}
 	if targetRole != "" {
-		name := a.memberName(r.Context(), c.ID, target) // while it is a member
+		name := memberName(ms, target)
 		removed, err := a.st.RemoveMember(r.Context(), c.ID, target)
 		if err != nil {
 			return err
@@ -244,13 +233,9 @@ func (a *API) tellMembership(ctx context.Context, change model.MemberChange) {
 	}
 }
 
-// memberName is the username of userID, a member of channelID ("" if unknown): the
-// members it is told to see a name, not only an id.
-func (a *API) memberName(ctx context.Context, channelID, userID string) string {
-	ms, err := a.st.Members(ctx, channelID)
-	if err != nil {
-		return ""
-	}
+// memberName is the username of userID among members ms ("" if not there): the
+// members a change is told to see a name, not only an id.
+func memberName(ms []model.Member, userID string) string {
 	for _, m := range ms {
 		if m.UserID == userID {
 			return m.Username
@@ -260,8 +245,9 @@ func (a *API) memberName(ctx context.Context, channelID, userID string) string {
 }
 
 // memberRequest reads a members route: the channel (visible to the caller), the
-// caller's role, the target user and its current role ("" for none).
-func (a *API) memberRequest(r *http.Request) (c model.Channel, myRole, target, targetRole string, err error) {
+// caller's role, the target user and its current role ("" for none), and the
+// channel's members, which the rules and the told change need.
+func (a *API) memberRequest(r *http.Request) (c model.Channel, myRole, target, targetRole string, ms []model.Member, err error) {
 	me := userFrom(r.Context())
 	c, myRole, err = a.visibleChannel(r.Context(), r.PathValue("id"), me.ID)
 	if err != nil {
@@ -273,24 +259,21 @@ func (a *API) memberRequest(r *http.Request) (c model.Channel, myRole, target, t
 		return
 	}
 	target = u.String()
-	targetRole = myRole
-	if target != me.ID {
-		targetRole, err = a.st.Member(r.Context(), c.ID, target)
-		if errors.Is(err, store.ErrNotFound) {
-			targetRole, err = "", nil
+	if ms, err = a.st.Members(r.Context(), c.ID); err != nil {
+		return
+	}
+	for _, m := range ms {
+		if m.UserID == target {
+			targetRole = m.Role
 		}
 	}
 	return
 }
 
-// lastOwner reports whether a member of role targetRole is channelID's only owner.
-func (a *API) lastOwner(ctx context.Context, channelID, targetRole string) (bool, error) {
+// lastOwner reports whether a member of role targetRole is the only owner among ms.
+func lastOwner(ms []model.Member, targetRole string) bool {
 	if targetRole != model.RoleOwner {
-		return false, nil
-	}
-	ms, err := a.st.Members(ctx, channelID)
-	if err != nil {
-		return false, err
+		return false
 	}
 	owners := 0
 	for _, m := range ms {
@@ -298,7 +281,7 @@ func (a *API) lastOwner(ctx context.Context, channelID, targetRole string) (bool
 			owners++
 		}
 	}
-	return owners <= 1, nil
+	return owners <= 1
 }
 
 var errLastOwner = apperr.New(apperr.Forbidden, "the last owner hands ownership to another member first")
