@@ -187,8 +187,8 @@ func (a *API) setMember(w http.ResponseWriter, r *http.Request, role string) err
 				name = memberName(now, target)
 			}
 		}
-		a.tellMembership(r.Context(), model.MemberChange{ChannelID: c.ID, UserID: target, Username: name,
-			Role: req.Role, By: me.ID, Event: event})
+		tell(a, r.Context(), a.membershipChanged, model.MemberChange{ChannelID: c.ID, UserID: target, Username: name,
+			Role: req.Role, By: me.ID, ByName: me.Username, Event: event}, event)
 	}
 	WriteJSON(w, status, map[string]any{"member": map[string]string{"userId": target, "role": req.Role}, "changed": changed})
 	return nil
@@ -213,23 +213,25 @@ func (a *API) deleteMember(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if removed {
-			a.tellMembership(r.Context(), model.MemberChange{ChannelID: c.ID, UserID: target, Username: name, By: me.ID, Event: model.EventMemberLeave})
+			tell(a, r.Context(), a.membershipChanged, model.MemberChange{ChannelID: c.ID, UserID: target, Username: name,
+				By: me.ID, ByName: me.Username, Event: model.EventMemberLeave}, model.EventMemberLeave)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// tellMembership hands a change to the hub. The store has it already; if the bus
-// cannot take it, a removed member's sockets lose the channel at their next
-// reconnect (recovery checks membership) and members learn of it from the list.
-func (a *API) tellMembership(ctx context.Context, change model.MemberChange) {
-	if a.membershipChanged == nil {
+// tell hands a change of a channel (its membership, or itself) to the hub through
+// hand (nil: nobody listens). The store has the change already, so a failure is
+// logged, not answered: if the bus cannot take it, a removed member's sockets lose
+// the channel at their next reconnect (recovery checks membership) and members learn
+// of the change from the list.
+func tell[C any](a *API, ctx context.Context, hand func(context.Context, C) error, change C, event string) {
+	if hand == nil {
 		return
 	}
-	change.ByName = userFrom(ctx).Username
-	if err := a.membershipChanged(ctx, change); err != nil {
-		a.log.Warn("telling a channel of a membership change failed", "event", change.Event, "err", err)
+	if err := hand(ctx, change); err != nil {
+		a.log.Warn("telling a channel of its change failed", "event", event, "err", err)
 	}
 }
 
@@ -378,8 +380,8 @@ func (a *API) updateChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if changed {
-		a.tellChannel(r.Context(), model.ChannelChange{ChannelID: c.ID, Name: updated.Name, Archived: updated.Archived,
-			By: me.ID, Event: model.EventChannelUpdate})
+		tell(a, r.Context(), a.channelChanged, model.ChannelChange{ChannelID: c.ID, Name: updated.Name, Archived: updated.Archived,
+			By: me.ID, ByName: me.Username, Event: model.EventChannelUpdate}, model.EventChannelUpdate)
 	}
 	updated.Role = myRole
 	WriteJSON(w, http.StatusOK, map[string]any{"channel": updated, "changed": changed})
@@ -405,19 +407,9 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if deleted {
-		a.tellChannel(r.Context(), model.ChannelChange{ChannelID: c.ID, Name: c.Name, By: me.ID, Event: model.EventChannelDelete})
+		tell(a, r.Context(), a.channelChanged, model.ChannelChange{ChannelID: c.ID, Name: c.Name,
+			By: me.ID, ByName: me.Username, Event: model.EventChannelDelete}, model.EventChannelDelete)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// tellChannel hands a change of a channel to the hub (see tellMembership).
-func (a *API) tellChannel(ctx context.Context, change model.ChannelChange) {
-	if a.channelChanged == nil {
-		return
-	}
-	change.ByName = userFrom(ctx).Username
-	if err := a.channelChanged(ctx, change); err != nil {
-		a.log.Warn("telling a channel of its change failed", "event", change.Event, "err", err)
-	}
 }
