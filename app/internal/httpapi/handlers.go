@@ -155,22 +155,32 @@ func pageLimit(q url.Values, def, max int) (int, error) {
 
 type channelsResponse struct {
 	Channels []model.Channel `json:"channels"`
-	// NextAfter is the cursor of the next page (the last name of this one); null when
-	// this page is the last.
-	NextAfter *string `json:"nextAfter"`
+	// NextAfter and NextAfterID are the cursor of the next page (the last name and id
+	// of this one); null when this page is the last. Names are unique among public
+	// channels only, so a name alone is not a place in the list.
+	NextAfter   *string `json:"nextAfter"`
+	NextAfterID *string `json:"nextAfterId"`
 }
 
-// listChannels pages the channels by name: ?limit= (1 to maxChannelPage) and
-// ?after= (the nextAfter of the page before).
+// listChannels pages the channels by name, then id: ?limit= (1 to maxChannelPage),
+// ?after= and ?afterId= (the nextAfter and nextAfterId of the page before; after
+// alone starts past every channel of that name).
 func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	limit, err := pageLimit(q, defaultChannelPage, maxChannelPage)
 	if err != nil {
 		return err
 	}
-	after := q.Get("after")
-	if len(after) > maxChannelName {
+	after := store.Cursor{Name: q.Get("after")}
+	if len(after.Name) > maxChannelName {
 		return apperr.New(apperr.Invalid, "after must be a channel name (the nextAfter of the previous page)")
+	}
+	if s := q.Get("afterId"); s != "" {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return apperr.New(apperr.Invalid, "afterId must be a channel id (the nextAfterId of the previous page)")
+		}
+		after.ID = id.String()
 	}
 	cs, err := a.st.ChannelsFor(r.Context(), userFrom(r.Context()).ID, after, limit)
 	if err != nil {
@@ -181,8 +191,8 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 		resp.Channels = []model.Channel{} // [] not null
 	}
 	if len(cs) == limit { // a full page: there may be more
-		next := cs[len(cs)-1].Name
-		resp.NextAfter = &next
+		next := store.CursorAfter(cs[len(cs)-1])
+		resp.NextAfter, resp.NextAfterID = &next.Name, &next.ID
 	}
 	WriteJSON(w, http.StatusOK, resp)
 	return nil

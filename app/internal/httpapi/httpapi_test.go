@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -419,31 +420,34 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 }
 
-// The channel list comes in pages by name; following nextAfter walks every channel
-// once, and the last page says there is no next.
+// The channel list comes in pages by name, then id; following nextAfter and
+// nextAfterId walks every channel once, those of one name too (a private channel may
+// share a public one's name), and the last page says there is no next.
 func TestChannelsListPagesByName(t *testing.T) {
 	f := newFixture(t)
-	for _, n := range []string{"zeta", "alpha", "mid"} {
-		f.mustJSON(t, "POST", "/api/channels", f.bearer(), fmt.Sprintf(`{"name":%q}`, n), 201, nil)
+	for _, c := range []string{`{"name":"zeta"}`, `{"name":"alpha"}`, `{"name":"mid"}`, `{"name":"mid","private":true}`, `{"name":"alpha","private":true}`} {
+		f.mustJSON(t, "POST", "/api/channels", f.bearer(), c, 201, nil)
 	}
 	type page struct {
-		Channels  []model.Channel `json:"channels"`
-		NextAfter *string         `json:"nextAfter"`
+		Channels    []model.Channel `json:"channels"`
+		NextAfter   *string         `json:"nextAfter"`
+		NextAfterID *string         `json:"nextAfterId"`
 	}
+	const all = "[alpha alpha general mid mid random zeta]"
 	for _, tc := range []struct {
 		limit string
 		want  string
 		pages int
 	}{
-		{"", "[alpha general mid random zeta]", 1},
-		{"2", "[alpha general mid random zeta]", 3},
-		{"5", "[alpha general mid random zeta]", 2}, // a full last page: one more, empty
-		{"1", "[alpha general mid random zeta]", 6},
+		{"", all, 1},
+		{"2", all, 4},
+		{"7", all, 2}, // a full last page: one more, empty
+		{"1", all, 8},
 	} {
 		var names []string
-		pages, after := 0, ""
+		pages, after, afterID := 0, "", ""
 		for {
-			q := "?after=" + after
+			q := "?after=" + url.QueryEscape(after) + "&afterId=" + afterID
 			if tc.limit != "" {
 				q += "&limit=" + tc.limit
 			}
@@ -453,19 +457,22 @@ func TestChannelsListPagesByName(t *testing.T) {
 			for _, c := range p.Channels {
 				names = append(names, c.Name)
 			}
-			if p.NextAfter == nil {
+			if p.NextAfter == nil || p.NextAfterID == nil {
+				if p.NextAfter != nil || p.NextAfterID != nil {
+					t.Fatalf("half a cursor: %v %v", p.NextAfter, p.NextAfterID)
+				}
 				break
 			}
 			if pages > 10 {
 				t.Fatal("the pages never end")
 			}
-			after = *p.NextAfter
+			after, afterID = *p.NextAfter, *p.NextAfterID
 		}
 		if got := fmt.Sprint(names); got != tc.want || pages != tc.pages {
 			t.Errorf("limit %q: %s in %d pages, want %s in %d", tc.limit, got, pages, tc.want, tc.pages)
 		}
 	}
-	for _, q := range []string{"limit=0", "limit=201", "limit=x", "after=" + strings.Repeat("a", 65)} {
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "after=" + strings.Repeat("a", 65), "after=mid&afterId=not-an-id"} {
 		res := f.do(t, "GET", "/api/channels?"+q, f.bearer(), "", false)
 		if res.status != 400 || !bytes.Contains(res.body, []byte(`"invalid"`)) {
 			t.Errorf("GET /api/channels?%s: %d %s, want 400 invalid", q, res.status, res.body)

@@ -56,6 +56,13 @@ func TestPrivateChannelIsInvisibleToNonMembers(t *testing.T) {
 			t.Errorf("%s %s by a non-member: %d %s; for no channel at all: %d %s", tc.method, tc.path, secret.status, secret.body, none.status, none.body)
 		}
 	}
+	// Nor does a name give it away: a public channel renamed to the private channel's
+	// name, or another private one made under it, is not refused (a second public one is).
+	var other struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/channels", p["bob"].bearer, `{"name":"other"}`, 201, &other)
+	f.mustJSON(t, "PATCH", "/api/channels/"+other.Channel.ID, p["bob"].bearer, `{"name":"secret"}`, 200, nil)
+	f.mustJSON(t, "POST", "/api/channels", p["bob"].bearer, `{"name":"secret","private":true}`, 201, nil)
+	f.mustJSON(t, "POST", "/api/channels", p["bob"].bearer, `{"name":"secret"}`, 409, nil) // bob's renamed one
 	// A member sees it all.
 	f.mustJSON(t, "PUT", "/api/channels/"+made.Channel.ID+"/members/"+p["bob"].id, f.bearer(), `{"role":"member"}`, 201, nil)
 	f.mustJSON(t, "GET", "/api/channels/"+made.Channel.ID+"/messages", p["bob"].bearer, "", 200, nil)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -30,31 +31,7 @@ func TestMigrationToMembershipKeepsData(t *testing.T) {
 		general    string
 		made       string
 	}
-	for _, tc := range []struct {
-		name string
-		// open opens the backend's store; exec runs SQL with "?" placeholders on it.
-		setup func(t *testing.T) (open func() Store, exec func(st Store, sql string, args ...any) error)
-	}{
-		{"sqlite", func(t *testing.T) (func() Store, func(Store, string, ...any) error) {
-			path := filepath.Join(t.TempDir(), "quibly.db")
-			return func() Store { return openSQLite(t, path) },
-				func(st Store, q string, args ...any) error {
-					_, err := st.(*SQLite).w.Exec(q, args...)
-					return err
-				}
-		}},
-		{"postgres", func(t *testing.T) (func() Store, func(Store, string, ...any) error) {
-			dbURL, schema := freshSchema(t)
-			return func() Store { return openPostgres(t, dbURL, schema) },
-				func(st Store, q string, args ...any) error {
-					for i := range args { // "?" to "$n"
-						q = strings.Replace(q, "?", fmt.Sprintf("$%d", i+1), 1)
-					}
-					_, err := st.(*Postgres).pool.Exec(context.Background(), q, args...)
-					return err
-				}
-		}},
-	} {
+	for _, tc := range migrationBackends() {
 		t.Run(tc.name, func(t *testing.T) {
 			open, exec := tc.setup(t)
 			ctx := ctxT(t)
@@ -84,7 +61,7 @@ func TestMigrationToMembershipKeepsData(t *testing.T) {
 			_ = old.Close()
 
 			st := open() // every migration
-			cs, err := st.ChannelsFor(ctx, s.alice.ID, "", 10)
+			cs, err := st.ChannelsFor(ctx, s.alice.ID, Cursor{}, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +73,7 @@ func TestMigrationToMembershipKeepsData(t *testing.T) {
 					t.Errorf("channel %s became %q, want public", c.Name, c.Kind)
 				}
 			}
-			if cs, _ := st.ChannelsFor(ctx, s.bob.ID, "", 10); names(cs) != "[general made-by-alice]" {
+			if cs, _ := st.ChannelsFor(ctx, s.bob.ID, Cursor{}, 10); names(cs) != "[general made-by-alice]" {
 				t.Errorf("bob's channels after the migration: %s", names(cs))
 			}
 			if ms, err := st.Members(ctx, s.general); err != nil || len(ms) != 0 {
@@ -119,4 +96,127 @@ func TestMigrationToMembershipKeepsData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// migrationBackend opens a backend's store and runs SQL with "?" placeholders on it,
+// to build a database at an earlier schema by hand.
+type migrationBackend struct {
+	name  string
+	setup func(t *testing.T) (open func() Store, exec func(st Store, sql string, args ...any) error)
+}
+
+func migrationBackends() []migrationBackend {
+	return []migrationBackend{
+		{"sqlite", func(t *testing.T) (func() Store, func(Store, string, ...any) error) {
+			path := filepath.Join(t.TempDir(), "quibly.db")
+			return func() Store { return openSQLite(t, path) },
+				func(st Store, q string, args ...any) error {
+					_, err := st.(*SQLite).w.Exec(q, args...)
+					return err
+				}
+		}},
+		{"postgres", func(t *testing.T) (func() Store, func(Store, string, ...any) error) {
+			dbURL, schema := freshSchema(t)
+			return func() Store { return openPostgres(t, dbURL, schema) },
+				func(st Store, q string, args ...any) error {
+					for i := range args { // "?" to "$n"
+						q = strings.Replace(q, "?", fmt.Sprintf("$%d", i+1), 1)
+					}
+					_, err := st.(*Postgres).pool.Exec(context.Background(), q, args...)
+					return err
+				}
+		}},
+	}
+}
+
+// A database at schema 0006 with every kind of channel (public, private, a DM, an
+// archived and a deleted one), members and messages migrates to 0007: every row and
+// field is kept, references are still enforced on the rebuilt table, and a private
+// channel no longer holds its name against a public one.
+func TestMigrationToPrivateNamesKeepsChannels(t *testing.T) {
+	for _, tc := range migrationBackends() {
+		t.Run(tc.name, func(t *testing.T) {
+			open, exec := tc.setup(t)
+			ctx := ctxT(t)
+			old := atSchema(t, 6, open)
+			alice, bob := mustUser(t, old, "alice"), mustUser(t, old, "bob")
+			pub := mustChannel(t, old, "lobby", alice.ID)
+			priv, err := old.CreateChannel(ctx, "plans", model.KindPrivate, alice.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.SetMember(ctx, priv.ID, bob.ID, model.RoleAdmin); err != nil {
+				t.Fatal(err)
+			}
+			dm, _, err := old.DirectChannel(ctx, alice.ID, bob.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			yes := true
+			if _, _, err := old.UpdateChannel(ctx, pub.ID, "", &yes); err != nil {
+				t.Fatal(err)
+			}
+			gone := mustChannel(t, old, "gone", alice.ID)
+			if _, err := old.DeleteChannel(ctx, gone.ID); err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range []model.Channel{pub, priv, dm} {
+				if _, err := old.WriteMessages(ctx, []model.Message{msg(t, ch, alice, "kept in "+ch.ID, "n-"+ch.ID)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := map[string][]model.Channel{}
+			for _, u := range []model.User{alice, bob} {
+				before[u.ID], err = old.ChannelsFor(ctx, u.ID, Cursor{}, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = old.Close()
+
+			st := open() // 0007
+			for _, u := range []model.User{alice, bob} {
+				after, err := st.ChannelsFor(ctx, u.ID, Cursor{}, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before[u.ID]) {
+					t.Errorf("%s's channels changed:\n before %+v\n after  %+v", u.Username, before[u.ID], after)
+				}
+			}
+			if _, err := st.Channel(ctx, gone.ID); !errors.Is(err, ErrNotFound) {
+				t.Errorf("the deleted channel came back: %v", err)
+			}
+			if role, err := st.Member(ctx, priv.ID, bob.ID); err != nil || role != model.RoleAdmin {
+				t.Errorf("bob in plans = %q, %v; want admin", role, err)
+			}
+			for _, ch := range []string{pub.ID, priv.ID, dm.ID} {
+				if ms, err := st.Messages(ctx, ch, "", 10); err != nil || len(ms) != 1 || ms[0].Text != "kept in "+ch {
+					t.Errorf("messages of %s after the migration: %+v, %v", ch, ms, err)
+				}
+			}
+			if again, created, err := st.DirectChannel(ctx, bob.ID, alice.ID); err != nil || created || again.ID != dm.ID {
+				t.Errorf("the DM of the pair after the migration = %s (created %v), %v; want %s", again.ID, created, err, dm.ID)
+			}
+			if err := exec(st, `INSERT INTO channel_members (channel_id, user_id, role, added_at) VALUES (?, ?, 'member', ?)`,
+				newV7(t), bob.ID, timeArg(tc.name)); err == nil {
+				t.Error("a member of a channel that does not exist was stored: references are not enforced")
+			}
+			if _, err := st.CreateChannel(ctx, "plans", model.KindPublic, bob.ID); err != nil {
+				t.Errorf("a public channel under a private one's name: %v", err)
+			}
+			if _, err := st.CreateChannel(ctx, "lobby", model.KindPublic, bob.ID); !errors.Is(err, ErrConflict) {
+				t.Errorf("a second public lobby: %v, want ErrConflict", err)
+			}
+		})
+	}
+}
+
+// timeArg is a time in the form the backend's columns take.
+func timeArg(backend string) any {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if backend == "postgres" {
+		return now
+	}
+	return now.UnixMilli()
 }

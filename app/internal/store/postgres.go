@@ -565,10 +565,10 @@ func (s *Postgres) EnsureChannel(ctx context.Context, name string) (model.Channe
 		return model.Channel{}, fmt.Errorf("store: new id: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
-		VALUES ($1, $2, 'public', NULL, $3) ON CONFLICT (name) DO NOTHING`, [16]byte(id), name, nowMS()); err != nil {
+		VALUES ($1, $2, 'public', NULL, $3) ON CONFLICT (name) WHERE kind = 'public' DO NOTHING`, [16]byte(id), name, nowMS()); err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
-	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE name = $1`, name))
+	c, err := scanPGChannel(s.pool.QueryRow(ctx, pgChannelCols+` WHERE name = $1 AND kind = 'public'`, name))
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
@@ -633,7 +633,7 @@ func (s *Postgres) UpdateChannel(ctx context.Context, id, name string, archived 
 	case errors.Is(err, pgx.ErrNoRows):
 		return model.Channel{}, false, ErrNotFound
 	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return model.Channel{}, false, ErrConflict // the name is taken
+		return model.Channel{}, false, ErrConflict // the name is taken by a public channel
 	case err != nil:
 		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
 	}
@@ -656,16 +656,25 @@ func (s *Postgres) DeleteChannel(ctx context.Context, id string) (bool, error) {
 }
 
 // ChannelsFor implements Store.
-func (s *Postgres) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
+func (s *Postgres) ChannelsFor(ctx context.Context, userID string, after Cursor, limit int) ([]model.Channel, error) {
 	var user [16]byte // no user: the zero id, a member of nothing
 	if u, ok := parseID(userID); ok {
 		user = [16]byte(u)
 	}
+	// A cursor without an id is after every channel of its name: the highest id.
+	afterID := [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	if after.ID != "" {
+		id, ok := parseID(after.ID)
+		if !ok {
+			return nil, fmt.Errorf("store: channels: cursor id %q: %w", after.ID, ErrNotFound)
+		}
+		afterID = [16]byte(id)
+	}
 	// COLLATE "C" orders by bytes, as SQLite does, whatever the database's locale.
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by::text, ''), c.created_at, c.archived, COALESCE(m.role, '')
 		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
-		WHERE c.name COLLATE "C" > $2 AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
-		ORDER BY c.name COLLATE "C" LIMIT $3`, user, after, limit)
+		WHERE (c.name COLLATE "C", c.id) > ($2, $3) AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		ORDER BY c.name COLLATE "C", c.id LIMIT $4`, user, after.Name, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}

@@ -126,14 +126,34 @@ func cloneValues(v url.Values) url.Values {
 // migrate applies every pending step in one transaction, so a crash mid-way leaves
 // the previous schema intact and the next start simply retries. The single writer
 // connection and BEGIN IMMEDIATE keep two processes from migrating at once.
+//
+// Foreign keys are off while it runs (SQLite's way to rebuild a table that others
+// refer to; the pragma is a no-op inside a transaction) and are checked before the
+// commit, so a step that breaks a reference fails whole.
 func (s *SQLite) migrate(ctx context.Context) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`) }()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := migrateTx(ctx, sqliteMigrationTx{tx}, "migrations/sqlite"); err != nil {
 		return err
+	}
+	var table string
+	switch err := tx.QueryRowContext(ctx, `PRAGMA foreign_key_check`).Scan(&table); {
+	case err == nil:
+		return fmt.Errorf("store: migrate: a row of %s refers to one that does not exist", table)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: migrate: foreign key check: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -448,10 +468,10 @@ func (s *SQLite) EnsureChannel(ctx context.Context, name string) (model.Channel,
 	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO channels (id, name, kind, created_by, created_at)
-		VALUES (?, ?, 'public', NULL, ?) ON CONFLICT (name) DO NOTHING`, id, name, nowMS().UnixMilli()); err != nil {
+		VALUES (?, ?, 'public', NULL, ?) ON CONFLICT (name) WHERE kind = 'public' DO NOTHING`, id, name, nowMS().UnixMilli()); err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
-	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE name = ?`, name))
+	c, err := scanChannel(tx.QueryRowContext(ctx, channelCols+` WHERE name = ? AND kind = 'public'`, name))
 	if err != nil {
 		return model.Channel{}, fmt.Errorf("store: ensure channel: %w", err)
 	}
@@ -515,7 +535,7 @@ func (s *SQLite) UpdateChannel(ctx context.Context, id, name string, archived *b
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE channels SET name = ?, archived = ? WHERE id = ?`, next.Name, next.Archived, id)
 	if isSQLiteConstraint(err) {
-		return model.Channel{}, false, ErrConflict // the name is taken
+		return model.Channel{}, false, ErrConflict // the name is taken by a public channel
 	}
 	if err != nil {
 		return model.Channel{}, false, fmt.Errorf("store: update channel: %w", err)
@@ -542,11 +562,16 @@ func (s *SQLite) DeleteChannel(ctx context.Context, id string) (bool, error) {
 }
 
 // ChannelsFor implements Store.
-func (s *SQLite) ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error) {
+func (s *SQLite) ChannelsFor(ctx context.Context, userID string, after Cursor, limit int) ([]model.Channel, error) {
+	// An id cursor of "" sorts before every id; "~" after every (ids are hex and dashes).
+	afterID := after.ID
+	if afterID == "" {
+		afterID = "~"
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.name, c.kind, COALESCE(c.created_by, ''), c.created_at, c.archived, COALESCE(m.role, '')
 		FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ?
-		WHERE c.name > ? AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
-		ORDER BY c.name LIMIT ?`, userID, after, limit)
+		WHERE (c.name, c.id) > (?, ?) AND c.deleted_at IS NULL AND (c.kind = 'public' OR m.user_id IS NOT NULL)
+		ORDER BY c.name, c.id LIMIT ?`, userID, after.Name, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels: %w", err)
 	}

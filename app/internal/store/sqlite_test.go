@@ -138,7 +138,7 @@ func TestSQLiteReadsNotBlockedByWriter(t *testing.T) {
 	if _, _, err := st.UserByName(rctx, u.Username); err != nil {
 		t.Fatalf("read during write transaction: %v", err)
 	}
-	cs, err := st.ChannelsFor(rctx, "", "", 100)
+	cs, err := st.ChannelsFor(rctx, "", Cursor{}, 100)
 	if err != nil {
 		t.Fatalf("Channels during write transaction: %v", err)
 	}

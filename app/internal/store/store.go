@@ -20,6 +20,13 @@ var (
 	ErrRejected = errors.New("rejected")
 )
 
+// Cursor is a place in the channel list: after the channel with this name and id. A
+// cursor with a name and no id is after every channel of that name.
+type Cursor struct{ Name, ID string }
+
+// CursorAfter is the cursor just past c.
+func CursorAfter(c model.Channel) Cursor { return Cursor{Name: c.Name, ID: c.ID} }
+
 // Store is the system of record. Implementations: SQLite (standalone), PostgreSQL (clustered).
 type Store interface {
 	// CreateUser inserts a user; ErrConflict when the username is taken.
@@ -61,8 +68,9 @@ type Store interface {
 	Channel(ctx context.Context, id string) (model.Channel, error)
 	// ChannelsFor lists up to limit of the channels userID may see (the public ones
 	// and those it is a member of), each with userID's role, ordered by name (by
-	// bytes), those after the name after ("" from the first).
-	ChannelsFor(ctx context.Context, userID, after string, limit int) ([]model.Channel, error)
+	// bytes) and then id, those after the cursor (the zero cursor: from the first).
+	// Names are unique among public channels only, hence the id.
+	ChannelsFor(ctx context.Context, userID string, after Cursor, limit int) ([]model.Channel, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
 	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
 	// inserted. An error wrapping ErrRejected means some message of the batch can never

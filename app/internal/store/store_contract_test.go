@@ -31,6 +31,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 		{"direct messages", contractDirect},
 		{"state changes kept in history", contractStateInHistory},
 		{"rename, archive and delete a channel", contractChannelLife},
+		{"private names never conflict; the list pages past equal names", contractPrivateNames},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},
@@ -186,7 +187,7 @@ func contractUsers(t *testing.T, open func() Store) {
 func contractChannels(t *testing.T, open func() Store) {
 	st := open()
 	ctx := ctxT(t)
-	if cs, err := st.ChannelsFor(ctx, "", "", 10); err != nil || len(cs) != 0 {
+	if cs, err := st.ChannelsFor(ctx, "", Cursor{}, 10); err != nil || len(cs) != 0 {
 		t.Fatalf("Channels() on empty store = %v, %v; want none", cs, err)
 	}
 	alice := mustUser(t, st, "alice")
@@ -235,7 +236,7 @@ func contractChannels(t *testing.T, open func() Store) {
 		{"random", 10, "[]"},
 		{"b", 1, "[gen-x]"}, // a cursor need not be a channel's name
 	} {
-		cs, err := st.ChannelsFor(ctx, alice.ID, tc.after, tc.limit)
+		cs, err := st.ChannelsFor(ctx, alice.ID, Cursor{Name: tc.after}, tc.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -609,7 +610,7 @@ func contractMembers(t *testing.T, open func() Store) {
 		{carol.ID, "[lobby]"},
 		{"", "[lobby]"},
 	} {
-		cs, err := st.ChannelsFor(ctx, tc.user, "", 10)
+		cs, err := st.ChannelsFor(ctx, tc.user, Cursor{}, 10)
 		if err != nil || names(cs) != tc.want {
 			t.Errorf("ChannelsFor(%s) = %s, %v; want %s", tc.user, names(cs), err, tc.want)
 		}
@@ -644,7 +645,7 @@ func contractMembers(t *testing.T, open func() Store) {
 	if removed, err := st.RemoveMember(ctx, priv.ID, bob.ID); err != nil || !removed {
 		t.Fatalf("RemoveMember(bob) = %v, %v", removed, err)
 	}
-	if cs, _ := st.ChannelsFor(ctx, bob.ID, "", 10); names(cs) != "[lobby]" {
+	if cs, _ := st.ChannelsFor(ctx, bob.ID, Cursor{}, 10); names(cs) != "[lobby]" {
 		t.Errorf("after removal bob sees %s", names(cs))
 	}
 }
@@ -681,7 +682,7 @@ func contractDirect(t *testing.T, open func() Store) {
 		{bob.ID, []string{ab.ID}},
 		{carol.ID, []string{self.ID}},
 	} {
-		cs, err := st.ChannelsFor(ctx, tc.user, "", 10)
+		cs, err := st.ChannelsFor(ctx, tc.user, Cursor{}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -777,10 +778,82 @@ func contractChannelLife(t *testing.T, open func() Store) {
 	if _, _, err := st.UpdateChannel(ctx, ch.ID, "zombie", nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("UpdateChannel of a deleted channel: %v, want ErrNotFound", err)
 	}
-	if cs, _ := st.ChannelsFor(ctx, alice.ID, "", 10); names(cs) != "[taken:owner]" {
+	if cs, _ := st.ChannelsFor(ctx, alice.ID, Cursor{}, 10); names(cs) != "[taken:owner]" {
 		t.Errorf("listed after the delete: %s", names(cs))
 	}
 	if _, err := st.CreateChannel(ctx, "again", model.KindPublic, alice.ID); err != nil {
 		t.Errorf("the deleted channel's name is not free: %v", err)
 	}
+}
+
+// A channel's name is unique among public channels only: nobody learns from a
+// conflict that a private channel has a name, and the list pages by (name, id) through
+// channels of one name without losing or repeating any.
+func contractPrivateNames(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice, bob := mustUser(t, st, "alice"), mustUser(t, st, "bob")
+	secret, err := st.CreateChannel(ctx, "secret", model.KindPrivate, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what, kind, by string
+		want           error
+	}{
+		{"a public channel under a private one's name", model.KindPublic, alice.ID, nil},
+		{"a second public channel of that name", model.KindPublic, bob.ID, ErrConflict},
+		{"a second private channel of that name", model.KindPrivate, bob.ID, nil},
+	} {
+		if _, err := st.CreateChannel(ctx, "secret", tc.kind, tc.by); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.what, err, tc.want)
+		}
+	}
+	pub := mustChannel(t, st, "lobby", alice.ID)
+	if _, _, err := st.UpdateChannel(ctx, pub.ID, "secret", nil); !errors.Is(err, ErrConflict) {
+		t.Errorf("renaming a public channel to a public one's name: %v, want ErrConflict", err)
+	}
+	if _, _, err := st.UpdateChannel(ctx, secret.ID, "lobby", nil); err != nil {
+		t.Errorf("renaming a private channel to a public one's name: %v", err)
+	}
+	if c, err := st.EnsureChannel(ctx, "lobby"); err != nil || c.ID != pub.ID {
+		t.Errorf("EnsureChannel(lobby) = %+v, %v; want the public channel %s", c, err, pub.ID)
+	}
+
+	all, err := st.ChannelsFor(ctx, bob.ID, Cursor{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(all) != "[lobby:owner lobby secret secret:owner]" {
+		t.Fatalf("bob's list = %s", names(all))
+	}
+	if cs, _ := st.ChannelsFor(ctx, alice.ID, Cursor{}, 100); names(cs) != "[lobby:owner secret:owner]" {
+		t.Errorf("alice sees %s, want only the public ones", names(cs))
+	}
+	var paged []model.Channel
+	for after := (Cursor{}); len(paged) <= len(all); {
+		page, err := st.ChannelsFor(ctx, bob.ID, after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = CursorAfter(page[0])
+	}
+	if fmt.Sprint(channelIDs(paged)) != fmt.Sprint(channelIDs(all)) {
+		t.Errorf("pages of one = %v, want %v", channelIDs(paged), channelIDs(all))
+	}
+	if cs, _ := st.ChannelsFor(ctx, bob.ID, Cursor{Name: "lobby"}, 100); names(cs) != "[secret secret:owner]" {
+		t.Errorf("after the name lobby alone = %s, want past every lobby", names(cs))
+	}
+}
+
+func channelIDs(cs []model.Channel) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID
+	}
+	return out
 }

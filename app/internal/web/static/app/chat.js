@@ -56,7 +56,7 @@ export async function loadChannels() {
 export async function loadMoreChannels() {
   if (!S.channelsNext) return;
   try {
-    const res = await api('GET', `/api/channels?limit=${CHANNEL_PAGE}&after=${encodeURIComponent(S.channelsNext)}`);
+    const res = await api('GET', `/api/channels?limit=${CHANNEL_PAGE}&after=${encodeURIComponent(S.channelsNext.after)}&afterId=${encodeURIComponent(S.channelsNext.afterId)}`);
     addChannels(res);
   } catch (e) {
     if (S.token) showNotice(`Cannot load more channels: ${describeError(e)}`);
@@ -72,7 +72,7 @@ function addChannels(res) {
   }
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
-  S.channelsNext = res && typeof res.nextAfter === 'string' ? res.nextAfter : null;
+  S.channelsNext = res && typeof res.nextAfter === 'string' && typeof res.nextAfterId === 'string' ? { after: res.nextAfter, afterId: res.nextAfterId } : null;
   renderChannels();
   resolveDMNames();
 }
