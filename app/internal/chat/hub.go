@@ -39,6 +39,9 @@ type Config struct {
 	MaxConnsPerUser int
 	MaxNonceLen     int
 	PresenceSweep   time.Duration // how often users of dead nodes are looked for
+	// Recheck is how often the channels with sockets here are checked against the
+	// store, for a change whose event never made it into the channel's order.
+	Recheck time.Duration
 }
 
 // withDefaults fills the fields left zero that have a default.
@@ -60,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PresenceSweep <= 0 {
 		c.PresenceSweep = 5 * time.Second
+	}
+	if c.Recheck <= 0 {
+		c.Recheck = time.Minute
 	}
 	return c
 }
@@ -290,6 +296,7 @@ func (h *Hub) leaveLocked(c *client, ch string) {
 func (h *Hub) runBackground(ctx context.Context) {
 	go h.every(ctx, liveSessionTTL/3, h.refreshSessions)
 	go h.republish(ctx)
+	go h.every(ctx, h.cfg.Recheck, h.recheck)
 	if sw, ok := h.Presence.(presence.Sweeper); ok {
 		go h.every(ctx, h.cfg.PresenceSweep, func(ctx context.Context) { h.sweepPresence(ctx, sw) })
 	}

@@ -223,3 +223,92 @@ func TestChannelUpdateAndDeleteInOrder(t *testing.T) {
 		t.Error("the deleted channel is still known to the node")
 	}
 }
+
+// A change whose event never reached the channel's order (its node died between the
+// store and the queue) is repaired by the recheck: a removed member's sockets get a
+// member:leave and leave, a deleted channel's sockets a channel:delete, an archive
+// refuses sends; members who stay get nothing.
+func TestRecheckRepairsChangesWhoseEventWasLost(t *testing.T) {
+	f := newSendFixture(t)
+	ctx := context.Background()
+	bob, err := f.st.CreateUser(ctx, "bob", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := f.st.CreateChannel(ctx, "secret", model.KindPrivate, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SetMember(ctx, priv.ID, bob.ID, model.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := f.st.CreateChannel(ctx, "gone", model.KindPublic, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newClient := func(u model.User, channels ...string) *client {
+		c := &client{sock: &socketio.Socket{}, user: u, recovering: true, channels: channelSet(channels)}
+		f.hub.register(c)
+		return c
+	}
+	owner, member, elsewhere := newClient(f.alice.user, priv.ID, gone.ID), newClient(bob, priv.ID), newClient(bob, gone.ID)
+	f.hub.recheck(ctx)
+	for _, c := range []*client{owner, member, elsewhere} {
+		if len(c.held) != 0 {
+			t.Fatalf("nothing changed, yet %s got %v", c.user.Username, c.held)
+		}
+	}
+
+	// The store changes; no event is ever published.
+	if _, err := f.st.RemoveMember(ctx, priv.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.DeleteChannel(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if _, _, err := f.st.UpdateChannel(ctx, f.chID, "", &yes); err != nil {
+		t.Fatal(err)
+	}
+	f.hub.channels.add(model.Channel{ID: f.chID, Kind: model.KindPublic}) // known, as not archived
+	f.hub.register(&client{sock: &socketio.Socket{}, user: f.alice.user, recovering: true, channels: channelSet{f.chID}})
+	f.hub.recheck(ctx)
+
+	held := func(c *client) string {
+		var out []string
+		for _, hp := range c.held {
+			out = append(out, hp.packet)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		what   string
+		c      *client
+		want   []string
+		out    string // the channel it must have left
+		stayIn string
+	}{
+		{"the removed member", member, []string{`"member:leave"`, priv.ID, bob.ID}, priv.ID, ""},
+		{"a socket in the deleted channel", elsewhere, []string{`"channel:delete"`, gone.ID}, gone.ID, ""},
+		{"the owner", owner, []string{`"channel:delete"`}, gone.ID, priv.ID},
+	} {
+		got := held(tc.c)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s got %q, want it to hold %s", tc.what, got, w)
+			}
+		}
+		if tc.c.inChannel(tc.out) {
+			t.Errorf("%s is still in %s", tc.what, tc.out)
+		}
+		if tc.stayIn != "" && !tc.c.inChannel(tc.stayIn) {
+			t.Errorf("%s was taken out of %s", tc.what, tc.stayIn)
+		}
+	}
+	if strings.Contains(held(owner), "member:leave") {
+		t.Error("the owner, still a member, got a member:leave")
+	}
+	if res := f.send(t, "after the archive", "n-archived"); errorCode(res) != "forbidden" {
+		t.Errorf("a send to a channel archived without an event: %v, want forbidden after the recheck", res)
+	}
+}

@@ -30,6 +30,9 @@ type Metrics struct {
 	BatchErrors     prometheus.Counter
 	FanoutErrors    prometheus.Counter
 	FanoutLate      prometheus.Counter
+	// Rechecked counts sockets taken out of a channel by the recheck (chat), each a
+	// change whose event was lost.
+	Rechecked prometheus.Counter
 	// MessagesRejected counts messages the store refused for good (parked).
 	MessagesRejected prometheus.Counter
 	IsLeader         prometheus.Gauge
@@ -72,10 +75,12 @@ func New(queueLag func() float64) *Metrics {
 			Help: "Messages committed after their slot was given up, so delivered out of id order."}),
 		MessagesRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_messages_rejected_total",
 			Help: "Messages the store refused for good (their author or channel is gone), parked in rejected_messages."}),
+		Rechecked: prometheus.NewCounter(prometheus.CounterOpts{Name: "quibly_recheck_evictions_total",
+			Help: "Sockets taken out of a channel by the periodic membership recheck: changes whose event never reached the channel's order."}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quibly_batch_writer_leader", Help: "1 when this node runs the batch writer."}),
 	}
 	reg.MustRegister(m.Connections, m.MessagesTotal, m.SendAckSeconds, m.SendStageSeconds, m.DeliverySeconds, m.Deliveries, m.SlowDropped, m.Recoveries,
-		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.MessagesRejected, m.IsLeader,
+		m.BatchSize, m.BatchSeconds, m.BatchErrors, m.FanoutErrors, m.FanoutLate, m.Rechecked, m.MessagesRejected, m.IsLeader,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "quibly_queue_lag_messages",
 			Help: "Messages accepted but not yet stored (Kafka consumer lag when clustered)."}, queueLag))
 	return m
