@@ -23,6 +23,10 @@
 #   QUIBLY_ECHO_PORT=7990  BENCH_OUT=test-output/bench  BENCH_DOC=docs/BENCHMARKS.md (empty: don't write)
 #   BENCH_ONLY="raw store fanout memory"  the parts to run; a partial run keeps the other
 #                          parts' JSON files in BENCH_OUT and regenerates the report from all
+#   BENCH_BASE=REV         also run part "base": Quibly built from git revision REV and the
+#                          working tree, each on a fresh schema and Kafka topic, at the same rate
+#                          (50 % of the working tree's median saturation), RUNS runs each,
+#                          alternating; the report gives both and their ratio
 #   plus the ports of scripts/services.sh and scripts/cluster.sh (QUIBLY_*_PORT, QUIBLY_LOCAL)
 #
 # Quibly's nodes run with MESSAGE_RATE=100000 MESSAGE_BURST=100000 (the per-user send limit
@@ -45,7 +49,8 @@ CPU_SPLIT=${BENCH_CPU_SPLIT:-1}
 PPROF_BASE=${QUIBLY_PPROF_BASE_PORT:-6060}
 USERS=${USERS:-200}
 OUT=${BENCH_OUT:-$ROOT/test-output/bench}
-ONLY=${BENCH_ONLY:-raw store fanout memory}
+BASE=${BENCH_BASE:-}
+ONLY=${BENCH_ONLY:-raw store fanout memory${BASE:+ base}}
 part() { [[ " $ONLY " == *" $1 "* ]]; }
 DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
 # Programs whose CPU time each load run reports (per 1,000 deliveries in the report).
@@ -84,7 +89,8 @@ setup() {
       store) rm -f "$OUT"/store-*.json ;;
       fanout) rm -f "$OUT"/saturation-*.json "$OUT"/sweep-*.json "$OUT"/pprof-* "$OUT"/half-*.json "$OUT"/light-*.json ;;
       memory) rm -f "$OUT"/memory-*.json ;;
-      *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, memory)" ;;
+      base) rm -f "$OUT"/base-*.json; [ -n "$BASE" ] || die "BENCH_ONLY has base: set BENCH_BASE to a git revision" ;;
+      *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, memory, base)" ;;
     esac
   done
   command -v node >/dev/null || die "node is needed for the reference peer (scripts/e2e-deps.sh installs it)"
@@ -344,6 +350,61 @@ chat() {
   say "$name: $(grep -E '^throughput' "$BDIR/logs/$name.txt" | sed 's/  */ /g'); $(grep -E '^send→' "$BDIR/logs/$name.txt" | awk '{printf "%s p50 %s p99 %s; ", $1, $4, $6}')"
 }
 
+# ------------------------------------------------------------ against a revision
+
+# base_build builds REV into the release bench-base and the working tree's binary into
+# bench-head; each release gets a schema and a Kafka topic of its own (release env), so
+# neither pays for the other's rows and an older binary never sees a newer schema.
+base_build() {
+  local rev=$1 src=$BDIR/base-src db psql v
+  rm -rf "$src" && mkdir -p "$src" "$LOCAL/releases/bench-base" "$LOCAL/releases/bench-head"
+  git -C "$ROOT" archive "$rev" | tar -x -C "$src" || die "git archive $rev failed"
+  say "building Quibly at $rev ($(git -C "$ROOT" log -1 --format=%s "$rev"))"
+  (cd "$src" && go build -o "$LOCAL/releases/bench-base/quibly" ./app/cmd/quibly) || die "go build of $rev failed"
+  cp "$QUIBLY" "$LOCAL/releases/bench-head/quibly"
+  db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
+  psql=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -name psql -path '*/bin/*' | sort -V | tail -n1)
+  [ -x "$psql" ] || die "psql not found (scripts/services.sh installs PostgreSQL)"
+  for v in base head; do
+    "$psql" -X -q -v ON_ERROR_STOP=1 "$db" -c "DROP SCHEMA IF EXISTS bench_$v CASCADE" -c "CREATE SCHEMA bench_$v" \
+      || die "cannot make schema bench_$v"
+    printf 'DATABASE_URL=%s&search_path=bench_%s\nKAFKA_TOPIC=quibly.bench-%s-%s\n' "$db" "$v" "$v" "$(date +%s)" \
+      >"$LOCAL/releases/bench-$v/env"
+  done
+}
+
+# base_switch VARIANT restarts Quibly's cluster on the release bench-VARIANT.
+base_switch() {
+  QUIBLY_SKIP_BUILD=1 "$ROOT/scripts/cluster.sh" down >/dev/null 2>&1
+  QUIBLY_NODE_VERSION=bench-$1 quibly_up >/dev/null
+}
+
+base_compare() {
+  local rev sat rate r v order
+  rev=$(git -C "$ROOT" rev-parse --short "$BASE") || die "BENCH_BASE: '$BASE' is not a git revision"
+  base_build "$rev"
+  if ! ls "$OUT"/saturation-quibly-*.json >/dev/null 2>&1; then
+    for ((r = 1; r <= RUNS; r++)); do chat quibly "saturation-quibly-$r" 0; done
+  fi
+  sat=$(median_sends "$OUT"/saturation-quibly-*.json)
+  rate=$((sat / 2))
+  [ "$rate" -ge 1 ] || rate=1
+  printf '{"rev":"%s","subject":"%s","tree":"%s","rate":%d}\n' "$rev" \
+    "$(git -C "$ROOT" log -1 --format=%s "$rev" | sed 's/["\\]/ /g')" \
+    "$(git -C "$ROOT" describe --always --dirty 2>/dev/null)" "$rate" >"$OUT/base.info"
+  say "the working tree against $rev at $rate messages/s (50 % of the working tree's saturation)"
+  for ((r = 1; r <= RUNS; r++)); do
+    # Alternate which goes first, so a drift of the machine does not favour one side.
+    order="head base"
+    [ $((r % 2)) = 0 ] && order="base head"
+    for v in $order; do
+      base_switch "$v"
+      chat quibly "base-$v-$r" "$rate"
+    done
+  done
+  fresh_nodes quibly >/dev/null 2>&1 # back to app/bin/quibly for what follows
+}
+
 # median_field FILES... FIELD: the median of a numeric JSON field over files.
 median_sends() {
   node -e 'const fs=require("fs");const v=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f)).sends_per_s).sort((a,b)=>a-b);console.log(Math.round(v[Math.floor(v.length/2)]))' "$@"
@@ -388,6 +449,9 @@ main() {
       done
     done
   done
+  fi
+  if part base; then
+    base_compare
   fi
   if part memory; then
   for target in quibly peer; do
