@@ -121,6 +121,11 @@ type Message struct {
 	// holds its payload and AuthorID is the user who made the change.
 	Kind string          `json:"kind,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+	// EditedAt (zero: never), Deleted and Reactions are the message's state now, as
+	// history shows it (see WireMessage).
+	EditedAt  time.Time       `json:"-"`
+	Deleted   bool            `json:"-"`
+	Reactions []ReactionCount `json:"-"`
 }
 
 // WireMessage is the payload of the server → client `message` event.
@@ -135,10 +140,96 @@ type WireMessage struct {
 	// Kind and Data: a change of the channel's state (see Message).
 	Kind string          `json:"kind,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+	// What happened to the message since (history only): its last edit's time (Unix
+	// ms), whether it was deleted (then its text and author's name are empty), and its
+	// reactions.
+	EditedAt  int64           `json:"editedAt,omitempty"`
+	Deleted   bool            `json:"deleted,omitempty"`
+	Reactions []ReactionCount `json:"reactions,omitempty"`
 }
 
 // Wire returns the client-facing form of m.
 func (m Message) Wire() WireMessage {
-	return WireMessage{ID: m.ID, ChannelID: m.ChannelID, AuthorID: m.AuthorID, Author: m.Author,
-		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce, Kind: m.Kind, Data: m.Data}
+	w := WireMessage{ID: m.ID, ChannelID: m.ChannelID, AuthorID: m.AuthorID, Author: m.Author,
+		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce, Kind: m.Kind, Data: m.Data,
+		Deleted: m.Deleted, Reactions: m.Reactions}
+	if !m.EditedAt.IsZero() {
+		w.EditedAt = m.EditedAt.UnixMilli()
+	}
+	return w
+}
+
+// Events that change a message after it was sent. Each is an entry of the channel's
+// order and of its log in the store (a Message whose Kind is the event and Data its
+// payload, AuthorID who did it); the store folds it into the message it names, so
+// history shows each message as it now is and lists these entries no more.
+const (
+	EventMessageUpdate = "message:update" // Data: MessageEdit
+	EventMessageDelete = "message:delete" // Data: MessageDeletion
+	EventReaction      = "reaction"       // Data: Reaction
+)
+
+// MessageEdit is an edit: the message's new text.
+type MessageEdit struct {
+	ID        string `json:"id"` // the message edited
+	ChannelID string `json:"channelId"`
+	Text      string `json:"text"`
+	EditedAt  int64  `json:"editedAt"` // Unix ms: the edit's place in the order
+}
+
+// MessageDeletion is a deletion: the message's text is gone for good.
+type MessageDeletion struct {
+	ID        string `json:"id"` // the message deleted
+	ChannelID string `json:"channelId"`
+}
+
+// Reaction ops.
+const (
+	ReactionAdd    = "add"
+	ReactionRemove = "remove"
+)
+
+// Reaction is one user's reaction added to or removed from a message.
+type Reaction struct {
+	MessageID string `json:"messageId"`
+	ChannelID string `json:"channelId"`
+	Emoji     string `json:"emoji"`
+	UserID    string `json:"userId"`
+	Op        string `json:"op"` // add or remove
+}
+
+// ReactionCount is how many users reacted to a message with one emoji, and whether
+// the user it is shown to is one of them.
+type ReactionCount struct {
+	Emoji string `json:"emoji"`
+	Count int    `json:"count"`
+	Me    bool   `json:"me,omitempty"`
+}
+
+// MessageState is what the store knows of one message for authorizing a change of it.
+type MessageState struct {
+	ID, ChannelID, AuthorID string
+	Deleted                 bool
+	// Emoji is how many distinct emoji it has; Mine how many reactions the asking
+	// user put on it.
+	Emoji, Mine int
+	// Reacted holds the emoji the asking user put on it.
+	Reacted map[string]bool
+}
+
+// CountReactions fills Emoji, Mine and Reacted from the message's present reactions
+// ({emoji, user id} pairs), for userID.
+func (s *MessageState) CountReactions(userID string, reactions [][2]string) {
+	emoji := map[string]bool{}
+	if s.Reacted == nil {
+		s.Reacted = map[string]bool{}
+	}
+	for _, r := range reactions {
+		emoji[r[0]] = true
+		if r[1] == userID {
+			s.Mine++
+			s.Reacted[r[0]] = true
+		}
+	}
+	s.Emoji = len(emoji)
 }

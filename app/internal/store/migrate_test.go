@@ -220,3 +220,53 @@ func timeArg(backend string) any {
 	}
 	return now.UnixMilli()
 }
+
+// A database at schema 0007 with messages and membership events migrates to 0008:
+// history reads the same (nothing edited, deleted or reacted to), and the messages
+// can then be edited, reacted to and deleted.
+func TestMigrationToMessageLifeKeepsHistory(t *testing.T) {
+	for _, tc := range migrationBackends() {
+		t.Run(tc.name, func(t *testing.T) {
+			open, _ := tc.setup(t)
+			ctx := ctxT(t)
+			old := atSchema(t, 7, open)
+			alice := mustUser(t, old, "alice")
+			ch := mustChannel(t, old, "kept", alice.ID)
+			join := entry(t, ch, alice, model.EventMemberJoin, model.MemberChange{ChannelID: ch.ID, UserID: alice.ID, Role: model.RoleOwner, By: alice.ID})
+			m1, m2 := msg(t, ch, alice, "one", "n1"), msg(t, ch, alice, "two", "n2")
+			if _, err := old.WriteMessages(ctx, []model.Message{join, m1, m2}); err != nil {
+				t.Fatal(err)
+			}
+			_ = old.Close()
+
+			st := open() // 0008
+			after, err := st.Messages(ctx, ch.ID, "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range after {
+				got = append(got, fmt.Sprintf("%s/%s/%s/%v/%v", m.ID, m.Kind, m.Text, m.Deleted, m.EditedAt.IsZero()))
+			}
+			want := []string{m2.ID + "//two/false/true", m1.ID + "//one/false/true", join.ID + "/" + model.EventMemberJoin + "//false/true"}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("history after the migration = %v, want %v", got, want)
+			}
+			if rs, err := st.Reactions(ctx, alice.ID, []string{m1.ID, m2.ID}); err != nil || len(rs) != 0 {
+				t.Errorf("reactions after the migration: %v, %v; want none", rs, err)
+			}
+			life := []model.Message{
+				entry(t, ch, alice, model.EventMessageUpdate, model.MessageEdit{ID: m1.ID, ChannelID: ch.ID, Text: "one, edited", EditedAt: 5}),
+				entry(t, ch, alice, model.EventReaction, model.Reaction{MessageID: m1.ID, ChannelID: ch.ID, Emoji: "👍", UserID: alice.ID, Op: model.ReactionAdd}),
+				entry(t, ch, alice, model.EventMessageDelete, model.MessageDeletion{ID: m2.ID, ChannelID: ch.ID}),
+			}
+			if _, err := st.WriteMessages(ctx, life); err != nil {
+				t.Fatal(err)
+			}
+			hist, err := st.Messages(ctx, ch.ID, "", 10)
+			if err != nil || len(hist) != 3 || hist[0].Text != "" || !hist[0].Deleted || hist[1].Text != "one, edited" || hist[2].Kind != model.EventMemberJoin {
+				t.Errorf("history after editing and deleting migrated messages: %+v, %v", hist, err)
+			}
+		})
+	}
+}

@@ -732,8 +732,12 @@ func (s *Postgres) WriteMessages(ctx context.Context, msgs []model.Message) (int
 	if err != nil {
 		return 0, err
 	}
+	effects, err := effectsOf(msgs)
+	if err != nil {
+		return 0, err
+	}
 	for attempt := 1; ; attempt++ {
-		n, err := s.writeBatch(ctx, rows)
+		n, err := s.writeBatch(ctx, rows, effects)
 		var pgErr *pgconn.PgError
 		if err != nil && attempt < pgMaxWriteAttempts && errors.As(err, &pgErr) &&
 			(pgErr.Code == "40P01" || pgErr.Code == "40001") && ctx.Err() == nil {
@@ -782,7 +786,7 @@ func (s *Postgres) RejectMessage(ctx context.Context, m model.Message, reason st
 	return nil
 }
 
-func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {
+func (s *Postgres) writeBatch(ctx context.Context, rows [][]any, effects []effect) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
@@ -814,10 +818,48 @@ func (s *Postgres) writeBatch(ctx context.Context, rows [][]any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(effects) > 0 {
+		// One round trip for all of them, in batch order.
+		b := &pgx.Batch{}
+		for _, e := range effects {
+			for _, st := range e.steps(pgIDArg, pgMSArg, pgFlagArg) {
+				b.Queue(numbered(st.sql), st.args...)
+			}
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return 0, err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, err
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// pgIDArg, pgMSArg and pgFlagArg convert effect arguments to PostgreSQL's column
+// types. A malformed id becomes NULL, which matches no row.
+func pgIDArg(id string) any {
+	if u, ok := parseID(id); ok {
+		return [16]byte(u)
+	}
+	return nil
+}
+func pgMSArg(ms int64) any { return time.UnixMilli(ms).UTC() }
+func pgFlagArg(b bool) any { return b }
+
+// numbered turns "?" placeholders into PostgreSQL's $1, $2, ….
+func numbered(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Messages implements Store.
@@ -829,7 +871,8 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 	if !ok {
 		return []model.Message{}, nil // not an id the store hands out: no such channel
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM messages WHERE channel_id = $1`
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted FROM messages
+		WHERE channel_id = $1 AND kind NOT IN (` + quotedKinds + `)`
 	args := []any{[16]byte(ch)}
 	if before != "" {
 		b, ok := parseID(before)
@@ -850,10 +893,14 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 	for rows.Next() {
 		var m model.Message
 		var data string
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt, &m.Kind, &data); err != nil {
+		var edited *time.Time
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt, &m.Kind, &data, &edited, &m.Deleted); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
 		m.CreatedAt, m.Data = m.CreatedAt.UTC(), rawOrNil(data)
+		if edited != nil {
+			m.EditedAt = edited.UTC()
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -902,4 +949,73 @@ func (s *Postgres) Stats() PoolStats {
 		EmptyAcquireCount: st.EmptyAcquireCount(),
 		AcquireDuration:   st.AcquireDuration(),
 	}
+}
+
+// MessageState implements Store.
+func (s *Postgres) MessageState(ctx context.Context, messageID, userID string) (model.MessageState, error) {
+	id, ok := parseID(messageID)
+	if !ok {
+		return model.MessageState{}, ErrNotFound
+	}
+	st := model.MessageState{ID: messageID, Reacted: map[string]bool{}}
+	err := s.pool.QueryRow(ctx, `SELECT channel_id::text, author_id::text, deleted FROM messages WHERE id = $1 AND kind = ''`, [16]byte(id)).
+		Scan(&st.ChannelID, &st.AuthorID, &st.Deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.MessageState{}, ErrNotFound
+	}
+	if err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT emoji, user_id::text FROM reactions WHERE message_id = $1 AND present`, [16]byte(id))
+	if err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	reactions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var p [2]string
+		err := r.Scan(&p[0], &p[1])
+		return p, err
+	})
+	if err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	st.CountReactions(userID, reactions)
+	return st, nil
+}
+
+// Reactions implements Store.
+func (s *Postgres) Reactions(ctx context.Context, userID string, messageIDs []string) (map[string][]model.ReactionCount, error) {
+	out := map[string][]model.ReactionCount{}
+	ids := make([][16]byte, 0, len(messageIDs))
+	for _, m := range messageIDs {
+		if u, ok := parseID(m); ok {
+			ids = append(ids, [16]byte(u))
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var user [16]byte
+	if u, ok := parseID(userID); ok {
+		user = [16]byte(u)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT message_id::text, emoji, COUNT(*), bool_or(user_id = $1) FROM reactions
+		WHERE present AND message_id = ANY($2) GROUP BY message_id, emoji ORDER BY message_id, MIN(op_id::text)`, user, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			r  model.ReactionCount
+		)
+		if err := rows.Scan(&id, &r.Emoji, &r.Count, &r.Me); err != nil {
+			return nil, fmt.Errorf("store: reactions: %w", err)
+		}
+		out[id] = append(out[id], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	return out, nil
 }

@@ -616,6 +616,10 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 	if err := validateMessages(msgs); err != nil {
 		return 0, err
 	}
+	effects, err := effectsOf(msgs)
+	if err != nil {
+		return 0, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
@@ -642,11 +646,25 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 		}
 		inserted += int(n)
 	}
+	for _, e := range effects {
+		for _, st := range e.steps(sqliteID, sqliteMS, sqliteFlag) {
+			if _, err := tx.ExecContext(ctx, st.sql, st.args...); err != nil {
+				if isSQLiteConstraint(err) {
+					return 0, fmt.Errorf("store: apply %s %s: %w: %w", e.kind, e.entryID, ErrRejected, err)
+				}
+				return 0, fmt.Errorf("store: apply %s %s: %w", e.kind, e.entryID, err)
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	return inserted, nil
 }
+
+func sqliteID(id string) any { return id }
+func sqliteMS(ms int64) any  { return ms }
+func sqliteFlag(b bool) any  { return b }
 
 // isSQLiteConstraint reports a constraint failure (a foreign key, NOT NULL, CHECK):
 // the row can never be inserted as it is.
@@ -691,7 +709,8 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	if limit < 1 {
 		return nil, fmt.Errorf("store: messages: limit must be positive, got %d", limit)
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM messages WHERE channel_id = ?`
+	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted FROM messages
+		WHERE channel_id = ? AND kind NOT IN (` + quotedKinds + `)`
 	args := []any{channelID}
 	if before != "" {
 		q += ` AND id < ?`
@@ -707,14 +726,18 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	out := make([]model.Message, 0, min(limit, 128))
 	for rows.Next() {
 		var (
-			m    model.Message
-			ms   int64
-			data string
+			m      model.Message
+			ms     int64
+			data   string
+			edited sql.NullInt64
 		)
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms, &m.Kind, &data); err != nil {
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms, &m.Kind, &data, &edited, &m.Deleted); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
 		m.CreatedAt, m.Data = fromMS(ms), rawOrNil(data)
+		if edited.Valid {
+			m.EditedAt = fromMS(edited.Int64)
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -749,4 +772,69 @@ func (s *SQLite) Close() error {
 
 func nullIfEmpty(s string) sql.NullString {
 	return sql.NullString{String: s, Valid: s != ""}
+}
+
+// MessageState implements Store.
+func (s *SQLite) MessageState(ctx context.Context, messageID, userID string) (model.MessageState, error) {
+	st := model.MessageState{ID: messageID, Reacted: map[string]bool{}}
+	err := s.r.QueryRowContext(ctx, `SELECT channel_id, author_id, deleted FROM messages WHERE id = ? AND kind = ''`, messageID).
+		Scan(&st.ChannelID, &st.AuthorID, &st.Deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.MessageState{}, ErrNotFound
+	}
+	if err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT emoji, user_id FROM reactions WHERE message_id = ? AND present = 1`, messageID)
+	if err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	defer rows.Close()
+	var reactions [][2]string
+	for rows.Next() {
+		var r [2]string
+		if err := rows.Scan(&r[0], &r[1]); err != nil {
+			return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+		}
+		reactions = append(reactions, r)
+	}
+	if err := rows.Err(); err != nil {
+		return model.MessageState{}, fmt.Errorf("store: message state: %w", err)
+	}
+	st.CountReactions(userID, reactions)
+	return st, nil
+}
+
+// Reactions implements Store.
+func (s *SQLite) Reactions(ctx context.Context, userID string, messageIDs []string) (map[string][]model.ReactionCount, error) {
+	out := map[string][]model.ReactionCount{}
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(messageIDs)+1)
+	args = append(args, userID)
+	for _, id := range messageIDs {
+		args = append(args, id)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT message_id, emoji, COUNT(*), MAX(user_id = ?) FROM reactions
+		WHERE present = 1 AND message_id IN (?`+strings.Repeat(", ?", len(messageIDs)-1)+`)
+		GROUP BY message_id, emoji ORDER BY message_id, MIN(op_id)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			r  model.ReactionCount
+		)
+		if err := rows.Scan(&id, &r.Emoji, &r.Count, &r.Me); err != nil {
+			return nil, fmt.Errorf("store: reactions: %w", err)
+		}
+		out[id] = append(out[id], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	return out, nil
 }

@@ -71,10 +71,19 @@ type Store interface {
 	// bytes) and then id, those after the cursor (the zero cursor: from the first).
 	// Names are unique among public channels only, hence the id.
 	ChannelsFor(ctx context.Context, userID string, after Cursor, limit int) ([]model.Channel, error)
+	// MessageState returns what authorizing a change of a message needs: its channel,
+	// author, whether it is deleted, and its reactions as userID sees them; ErrNotFound
+	// when no message has that id (the entries of changes are not messages).
+	MessageState(ctx context.Context, messageID, userID string) (model.MessageState, error)
+	// Reactions returns the reactions of each of messageIDs that has any, per emoji in
+	// the order they were first given, with Me set where userID is among them.
+	Reactions(ctx context.Context, userID string, messageIDs []string) (map[string][]model.ReactionCount, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
 	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
 	// inserted. An error wrapping ErrRejected means some message of the batch can never
-	// be stored; nothing of the batch was.
+	// be stored; nothing of the batch was. Entries that change a message (edits,
+	// deletions, reactions: see effects.go) are applied to it in the same transaction,
+	// with the result the channel's order gives, whatever order they come in.
 	WriteMessages(ctx context.Context, msgs []model.Message) (int, error)
 	// RejectMessage parks a message the store refused for good, with the reason, so the
 	// rest can go on (idempotent by message id).
@@ -82,7 +91,8 @@ type Store interface {
 	// RejectedIDs lists the parked messages' ids, oldest first.
 	RejectedIDs(ctx context.Context) ([]string, error)
 	// Messages returns up to limit messages of a channel with ID < before (all when before
-	// is empty), newest first.
+	// is empty), newest first, each as it now is (edited, or a deleted tombstone); the
+	// entries of edits, deletions and reactions are not listed.
 	Messages(ctx context.Context, channelID, before string, limit int) ([]model.Message, error)
 	// Ping reports whether the store can serve.
 	Ping(ctx context.Context) error

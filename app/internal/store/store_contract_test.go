@@ -32,6 +32,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 		{"state changes kept in history", contractStateInHistory},
 		{"rename, archive and delete a channel", contractChannelLife},
 		{"private names never conflict; the list pages past equal names", contractPrivateNames},
+		{"edits, deletions and reactions end as the channel's order says", contractMessageLife},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/quibly/quibly/app/internal/model"
+)
+
+// effect is what a log entry that changes a message (model.EventMessageUpdate,
+// EventMessageDelete, EventReaction) does to it, read from the entry's data. The
+// writer applies effects in the transaction that stores their entries; each is
+// guarded by the entry's id (its place in the channel's order), so the result is that
+// of the channel's order whatever order the entries are written in, and writing an
+// entry again changes nothing:
+//   - an edit sets the text only of a message not deleted and not edited by a later
+//     entry; an edit of a deleted message keeps no text either;
+//   - a delete empties the text and the author's name, and the text of every edit of
+//     the message, and drops its reactions: nothing of what was written stays;
+//   - a reaction (add or remove) of a user with an emoji counts only if no later entry
+//     set it, and none is kept on a deleted message.
+type effect struct {
+	kind, entryID, target string
+	channel               string // the entry's channel: the target must be of it
+	text                  string // edit
+	editedAt              int64  // edit, Unix ms
+	userID, emoji         string // reaction
+	add                   bool   // reaction
+}
+
+// effectKinds lists the entries that change another message; history lists them no
+// more (their message shows the result).
+var effectKinds = []string{model.EventMessageUpdate, model.EventMessageDelete, model.EventReaction}
+
+// effectOf returns m's effect, ok false when m is not such an entry. An entry of such
+// a kind whose data does not say what it changes can never be applied: ErrRejected.
+func effectOf(m model.Message) (effect, bool, error) {
+	e := effect{kind: m.Kind, entryID: m.ID, channel: m.ChannelID}
+	bad := func(err error) (effect, bool, error) {
+		return effect{}, false, fmt.Errorf("store: %s entry %s: %w: %v", m.Kind, m.ID, ErrRejected, err)
+	}
+	switch m.Kind {
+	case model.EventMessageUpdate:
+		var d model.MessageEdit
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.ID == "" {
+			return bad(fmt.Errorf("data %q: %v", m.Data, err))
+		}
+		e.target, e.text, e.editedAt = d.ID, d.Text, d.EditedAt
+	case model.EventMessageDelete:
+		var d model.MessageDeletion
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.ID == "" {
+			return bad(fmt.Errorf("data %q: %v", m.Data, err))
+		}
+		e.target = d.ID
+	case model.EventReaction:
+		var d model.Reaction
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.MessageID == "" || d.Emoji == "" || d.UserID == "" ||
+			(d.Op != model.ReactionAdd && d.Op != model.ReactionRemove) {
+			return bad(fmt.Errorf("data %q: %v", m.Data, err))
+		}
+		e.target, e.userID, e.emoji, e.add = d.MessageID, d.UserID, d.Emoji, d.Op == model.ReactionAdd
+	default:
+		return effect{}, false, nil
+	}
+	return e, true, nil
+}
+
+// effectsOf returns the effects of a batch in batch order.
+func effectsOf(msgs []model.Message) ([]effect, error) {
+	var out []effect
+	for _, m := range msgs {
+		e, ok, err := effectOf(m)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// effectSQL is the SQL for applying effects; "?" placeholders in
+// the order their apply passes arguments. One list serves both backends (PostgreSQL
+// numbers the placeholders), so their rules cannot drift apart.
+var effectSQL = struct {
+	target, edit, scrubEdit, delete, scrubEdits, dropReactions, react, unreact string
+}{
+	// target records which message an entry acts on (a delete finds the edits by it).
+	target: `UPDATE messages SET target_id = ? WHERE id = ?`,
+	// args: text, edited_at, entry, target, channel, entry
+	edit: `UPDATE messages SET text = ?, edited_at = ?, edit_id = ?
+		WHERE id = ? AND channel_id = ? AND kind = '' AND deleted = FALSE AND (edit_id IS NULL OR edit_id < ?)`,
+	// An edit of a deleted message keeps no text. args: entry, target
+	scrubEdit: `UPDATE messages SET data = '' WHERE id = ? AND EXISTS (SELECT 1 FROM messages t WHERE t.id = ? AND t.deleted = TRUE)`,
+	// args: target, channel
+	delete: `UPDATE messages SET text = '', author = '', deleted = TRUE, edited_at = NULL, edit_id = NULL
+		WHERE id = ? AND channel_id = ? AND kind = ''`,
+	// args: target
+	scrubEdits:    `UPDATE messages SET data = '' WHERE target_id = ? AND kind = 'message:update'`,
+	dropReactions: `DELETE FROM reactions WHERE message_id = ?`,
+	// args: target, user, emoji, present, entry. (VALUES, not SELECT … WHERE: there
+	// PostgreSQL takes the parameters' types from the columns.)
+	react: `INSERT INTO reactions (message_id, user_id, emoji, present, op_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (message_id, user_id, emoji) DO UPDATE SET present = excluded.present, op_id = excluded.op_id
+		WHERE excluded.op_id > reactions.op_id`,
+	// No reaction stays on a deleted message or one of another channel. args: target,
+	// user, emoji, target, channel
+	unreact: `DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?
+		AND EXISTS (SELECT 1 FROM messages WHERE id = ? AND (deleted = TRUE OR channel_id <> ?))`,
+}
+
+// effectStep is one statement of an effect with its arguments.
+type effectStep struct {
+	sql  string
+	args []any
+}
+
+// steps lists the statements that apply e. id, ts and flag convert an id, a Unix ms
+// time and a boolean to the backend's column types.
+func (e effect) steps(id func(string) any, ts func(int64) any, flag func(bool) any) []effectStep {
+	ch := e.channel
+	out := []effectStep{{effectSQL.target, []any{id(e.target), id(e.entryID)}}}
+	switch e.kind {
+	case model.EventMessageUpdate:
+		out = append(out,
+			effectStep{effectSQL.edit, []any{e.text, ts(e.editedAt), id(e.entryID), id(e.target), id(ch), id(e.entryID)}},
+			effectStep{effectSQL.scrubEdit, []any{id(e.entryID), id(e.target)}})
+	case model.EventMessageDelete:
+		out = append(out,
+			effectStep{effectSQL.delete, []any{id(e.target), id(ch)}},
+			effectStep{effectSQL.scrubEdits, []any{id(e.target)}},
+			effectStep{effectSQL.dropReactions, []any{id(e.target)}})
+	case model.EventReaction:
+		out = append(out,
+			effectStep{effectSQL.react, []any{id(e.target), id(e.userID), e.emoji, flag(e.add), id(e.entryID)}},
+			effectStep{effectSQL.unreact, []any{id(e.target), id(e.userID), e.emoji, id(e.target), id(ch)}})
+	}
+	return out
+}
+
+// quotedKinds is effectKinds as an SQL list of literals.
+var quotedKinds = func() string {
+	out := ""
+	for i, k := range effectKinds {
+		if i > 0 {
+			out += ", "
+		}
+		out += "'" + k + "'"
+	}
+	return out
+}()
