@@ -79,16 +79,28 @@ func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, at
 		ack(h.join(c, args))
 	case EventLeave:
 		ack(h.leave(c, args))
-	case EventSend:
+	case EventSend, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove:
 		if c.sendSlots == nil { // events of one socket are handled one at a time
 			c.sendSlots = make(chan struct{}, maxSendsInFlight)
 		}
-		// A send waits for Kafka's acks. Validation and the id happen here, in the
-		// connection's order (its messages get ids in the order it sent them); the rest
-		// runs off the read loop, so a connection can have several sends in flight and
-		// the producer batches them (acks may return out of order, which Socket.IO
-		// allows). Past maxSendsInFlight the read loop waits here: backpressure.
-		ps, res := h.beginSend(c, args)
+		// A send (a message, or a change of one) waits for Kafka's acks. Validation and
+		// the id happen here, in the connection's order (its entries get ids in the
+		// order it sent them); the rest runs off the read loop, so a connection can
+		// have several sends in flight and the producer batches them (acks may return
+		// out of order, which Socket.IO allows). Past maxSendsInFlight the read loop
+		// waits here: backpressure.
+		var ps *pendingSend
+		var res any
+		switch event {
+		case EventSend:
+			ps, res = h.beginSend(c, args)
+		case EventEdit:
+			ps, res = h.beginEdit(c, args)
+		case EventDelete:
+			ps, res = h.beginDelete(c, args)
+		default:
+			ps, res = h.beginReaction(c, args, event == EventReactionAdd)
+		}
 		if ps == nil {
 			ack(res)
 			return

@@ -32,14 +32,19 @@ func (h *Hub) send(c *client, args []json.RawMessage) any {
 	return h.completeSend(c, ps)
 }
 
-// pendingSend is a validated send with its place in the channel, between beginSend
-// and completeSend.
+// pendingSend is a validated send (a message, or a change of one: change.go) with its
+// place in the channel, between beginSend and completeSend.
 type pendingSend struct {
 	start time.Time
-	p     sendPayload
+	nonce string
 	msg   model.Message
 	slot  broker.Slot
+	// reply makes the ack from the entry's id and time.
+	reply func(id string, ts int64) any
 }
+
+// messageAck is a message's ack: its id and time.
+func messageAck(id string, ts int64) any { return map[string]any{"id": id, "ts": ts} }
 
 func (h *Hub) sendDone(start time.Time, result string) {
 	h.Metrics.MessagesTotal.WithLabelValues(result).Inc()
@@ -67,12 +72,8 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	switch {
 	case p.ChannelID == "":
 		return fail(apperr.New(apperr.Invalid, "channelId is required"))
-	case text.Blank(p.Text):
-		return fail(apperr.New(apperr.Invalid, "text must not be empty or only spaces and invisible characters"))
-	case !utf8.ValidString(p.Text):
-		return fail(apperr.New(apperr.Invalid, "text must be valid UTF-8"))
-	case utf8.RuneCountInString(p.Text) > h.cfg.MaxMessageChars:
-		return fail(apperr.New(apperr.TooLarge, "text is longer than %d characters", h.cfg.MaxMessageChars))
+	case h.checkText(p.Text) != nil:
+		return fail(h.checkText(p.Text))
 	case len(p.Nonce) > h.cfg.MaxNonceLen:
 		return fail(apperr.New(apperr.Invalid, "nonce is longer than %d bytes", h.cfg.MaxNonceLen))
 	case !c.inChannel(p.ChannelID):
@@ -80,19 +81,45 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	case h.channels.archived(p.ChannelID):
 		return fail(apperr.New(apperr.Forbidden, "the channel is archived: it takes no new messages"))
 	}
-	if ok, _ := h.limiters.Allow(c.user.ID); !ok {
-		return fail(apperr.New(apperr.RateLimited, "too many messages; slow down"))
+	if e := h.allow(c); e != nil {
+		return fail(e)
 	}
+	slot, done, ok := h.reserve(c, start, p.ChannelID, p.Nonce, messageAck)
+	if !ok {
+		return nil, done
+	}
+	msg := model.Message{ID: slot.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
+		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC()}
+	h.inflight.Add(1)
+	return &pendingSend{start: start, nonce: p.Nonce, msg: msg, slot: slot, reply: messageAck}, nil
+}
 
+// allow takes one of the user's sends (messages and changes of them alike) from
+// its rate limit.
+func (h *Hub) allow(c *client) *apperr.Error {
+	if ok, _ := h.limiters.Allow(c.user.ID); !ok {
+		return apperr.New(apperr.RateLimited, "too many messages; slow down")
+	}
+	return nil
+}
+
+// reserve is the part of every entry's path after its own checks (and allow): the
+// nonce claim and a place in channelID's order. ok false: answer done at
+// once (a refusal, or a retry of an entry that succeeded, answered with reply).
+func (h *Hub) reserve(c *client, start time.Time, channelID, nonce string, reply func(id string, ts int64) any) (slot broker.Slot, done any, ok bool) {
+	fail := func(e *apperr.Error) (broker.Slot, any, bool) {
+		h.sendDone(start, e.Code)
+		return broker.Slot{}, errorAck(e), false
+	}
 	ctx, cancel := h.opContext(context.Background())
 	defer cancel()
 	// A retry after a failed attempt reuses that attempt's id and time: the attempt
 	// may have reached the queue after all, and the store then keeps one message.
 	var attempt sessions.Ack
-	if p.Nonce != "" {
+	if nonce != "" {
 		// The claim only needs to outlive one send; a node that dies holding it
 		// must not block the retry for long.
-		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, p.Nonce, 3*h.cfg.SendTimeout)
+		prev, claimed, err := h.Sessions.ClaimNonce(ctx, c.user.ID, nonce, 3*h.cfg.SendTimeout)
 		attempt = prev
 		switch {
 		case errors.Is(err, sessions.ErrInFlight):
@@ -102,37 +129,34 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
 		case !claimed:
 			h.sendDone(start, "ok")
-			return nil, map[string]any{"id": prev.ID, "ts": prev.TS} // a retry of a send that already succeeded
+			return broker.Slot{}, reply(prev.ID, prev.TS), false // a retry of a send that already succeeded
 		}
 	}
 
 	// A retry after a failed attempt keeps that attempt's slot (the attempt may have
 	// reached the queue after all, and the store then keeps one message); the slot
 	// stays reserved for it until the broker's hold runs out.
-	slot := broker.Slot{ChannelID: p.ChannelID, ID: attempt.ID, TS: attempt.TS}
+	slot = broker.Slot{ChannelID: channelID, ID: attempt.ID, TS: attempt.TS}
 	if slot.ID == "" {
 		var err error
-		if slot, err = h.Broker.Reserve(ctx, p.ChannelID); err != nil {
+		if slot, err = h.Broker.Reserve(ctx, channelID); err != nil {
 			h.Log.Warn("reserving a message slot failed", "err", err)
-			if p.Nonce != "" {
-				if err := h.Sessions.ReleaseNonce(ctx, c.user.ID, p.Nonce, sessions.Ack{}, h.cfg.NonceTTL); err != nil {
+			if nonce != "" {
+				if err := h.Sessions.ReleaseNonce(ctx, c.user.ID, nonce, sessions.Ack{}, h.cfg.NonceTTL); err != nil {
 					h.Log.Warn("releasing the nonce failed; its claim expires on its own", "err", err)
 				}
 			}
 			return fail(apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry"))
 		}
 	}
-	msg := model.Message{ID: slot.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
-		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC()}
-	h.inflight.Add(1)
-	return &pendingSend{start: start, p: p, msg: msg, slot: slot}, nil
+	return slot, nil, true
 }
 
 // completeSend makes a begun send durable (Kafka), fans it out and returns its ack.
 // Sends of one connection may complete concurrently.
 func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	defer h.inflight.Done()
-	p, msg := ps.p, ps.msg
+	nonce, msg := ps.nonce, ps.msg
 	result := "ok"
 	defer func() { h.sendDone(ps.start, result) }()
 	fail := func(e *apperr.Error) any {
@@ -147,7 +171,7 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	h.Metrics.SendStageSeconds.WithLabelValues("queue").Observe(time.Since(queued).Seconds())
 	if err != nil {
 		h.Log.Warn("queueing message failed", "err", err)
-		if p.Nonce == "" {
+		if nonce == "" {
 			// Nothing can retry into this slot: the channel need not wait for it. The
 			// send's own context may be spent by the failed produce.
 			cctx, cancel := h.opContext(context.Background())
@@ -158,7 +182,7 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 		} else {
 			rctx, cancel := h.opContext(context.Background())
 			failed := sessions.Ack{ID: msg.ID, TS: msg.CreatedAt.UnixMilli()}
-			if err := h.Sessions.ReleaseNonce(rctx, c.user.ID, p.Nonce, failed, h.cfg.NonceTTL); err != nil {
+			if err := h.Sessions.ReleaseNonce(rctx, c.user.ID, nonce, failed, h.cfg.NonceTTL); err != nil {
 				h.Log.Warn("recording the failed attempt failed; its claim expires on its own", "err", err)
 			}
 			cancel()
@@ -166,8 +190,12 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 		return fail(apperr.New(apperr.Unavailable, "the message was not confirmed as stored; retry it with the same nonce"))
 	}
 	wire := msg.Wire()
-	data, _ := json.Marshal(wire)
-	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: data}
+	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: msg.Data}
+	if msg.Kind == "" {
+		ev.Data, _ = json.Marshal(wire)
+	} else { // a change of a message: its event is its entry's payload
+		ev.Kind = msg.Kind
+	}
 	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
 	published := time.Now()
 	late, err := h.Broker.Commit(ctx, ps.slot, ev)
@@ -181,13 +209,26 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 		// background until the bus is back (members get it live, late, in id order).
 		h.Metrics.FanoutErrors.Inc()
 		h.Log.Warn("fan-out failed for a stored message; retrying in the background", "id", msg.ID, "err", err)
-		h.queueFanout(pendingFanout{slot: ps.slot, ev: ev, userID: c.user.ID, nonce: p.Nonce, ack: ack, since: time.Now()})
-		return map[string]any{"id": wire.ID, "ts": wire.TS}
+		h.queueFanout(pendingFanout{slot: ps.slot, ev: ev, userID: c.user.ID, nonce: nonce, ack: ack, since: time.Now()})
+		return ps.reply(wire.ID, wire.TS)
 	}
-	if p.Nonce != "" {
-		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, p.Nonce, ack, h.cfg.NonceTTL); err != nil {
+	if nonce != "" {
+		if err := h.Sessions.CompleteNonce(ctx, c.user.ID, nonce, ack, h.cfg.NonceTTL); err != nil {
 			h.Log.Warn("recording nonce failed", "err", err)
 		}
 	}
-	return map[string]any{"id": wire.ID, "ts": wire.TS}
+	return ps.reply(wire.ID, wire.TS)
+}
+
+// checkText refuses a text no message may have (a message's or an edit's).
+func (h *Hub) checkText(s string) *apperr.Error {
+	switch {
+	case text.Blank(s):
+		return apperr.New(apperr.Invalid, "text must not be empty or only spaces and invisible characters")
+	case !utf8.ValidString(s):
+		return apperr.New(apperr.Invalid, "text must be valid UTF-8")
+	case utf8.RuneCountInString(s) > h.cfg.MaxMessageChars:
+		return apperr.New(apperr.TooLarge, "text is longer than %d characters", h.cfg.MaxMessageChars)
+	}
+	return nil
 }

@@ -266,8 +266,19 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Kind == "" && !m.Deleted {
+			ids = append(ids, m.ID)
+		}
+	}
+	reactions, err := a.st.Reactions(r.Context(), userFrom(r.Context()).ID, ids)
+	if err != nil {
+		return err
+	}
 	resp := messagesResponse{Messages: make([]model.WireMessage, 0, len(msgs))}
 	for _, m := range msgs {
+		m.Reactions = reactions[m.ID]
 		resp.Messages = append(resp.Messages, m.Wire())
 	}
 	if len(msgs) == limit { // a full page: there may be older messages

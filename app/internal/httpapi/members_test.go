@@ -2,11 +2,15 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/quibly/quibly/app/internal/model"
 )
@@ -220,4 +224,44 @@ func TestChannelLife(t *testing.T) {
 	}
 	// The name is free again.
 	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"plans-2"}`, 201, nil)
+}
+
+// History shows each message as it now is: an edit's text and time, a deleted one as
+// a tombstone, reactions counted with the caller's own marked; the entries of those
+// changes are not listed.
+func TestHistoryShowsEditsDeletionsAndReactions(t *testing.T) {
+	f := newFixture(t)
+	p := people(t, f, "bob")
+	ctx := context.Background()
+	edited, gone := f.history[3], f.history[4]
+	entry := func(kind, by string, data any) model.Message {
+		raw, _ := json.Marshal(data)
+		id, _ := uuid.NewV7()
+		return model.Message{ID: id.String(), ChannelID: f.general.ID, AuthorID: by, Kind: kind, Data: raw, CreatedAt: time.Now()}
+	}
+	if _, err := f.st.WriteMessages(ctx, []model.Message{
+		entry(model.EventMessageUpdate, f.alice.ID, model.MessageEdit{ID: edited.ID, ChannelID: f.general.ID, Text: "better", EditedAt: 1234}),
+		entry(model.EventReaction, p["bob"].id, model.Reaction{MessageID: edited.ID, ChannelID: f.general.ID, Emoji: "👍", UserID: p["bob"].id, Op: model.ReactionAdd}),
+		entry(model.EventReaction, f.alice.ID, model.Reaction{MessageID: edited.ID, ChannelID: f.general.ID, Emoji: "👍", UserID: f.alice.ID, Op: model.ReactionAdd}),
+		entry(model.EventMessageDelete, f.alice.ID, model.MessageDeletion{ID: gone.ID, ChannelID: f.general.ID}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var page struct{ Messages []map[string]any }
+	for _, who := range []struct{ name, bearer, me string }{{"alice", f.bearer(), "true"}, {"bob", p["bob"].bearer, "true"}} {
+		f.mustJSON(t, "GET", "/api/channels/"+f.general.ID+"/messages", who.bearer, "", 200, &page)
+		if len(page.Messages) != len(f.history) {
+			t.Fatalf("%s: %d entries, want the %d messages only", who.name, len(page.Messages), len(f.history))
+		}
+		newest, next := page.Messages[0], page.Messages[1]
+		if newest["id"] != gone.ID || newest["deleted"] != true || newest["text"] != "" || newest["author"] != "" {
+			t.Errorf("%s: the deleted message reads %v", who.name, newest)
+		}
+		if next["id"] != edited.ID || next["text"] != "better" || next["editedAt"] != float64(1234) {
+			t.Errorf("%s: the edited message reads %v", who.name, next)
+		}
+		if got := fmt.Sprint(next["reactions"]); got != "[map[count:2 emoji:👍 me:"+who.me+"]]" {
+			t.Errorf("%s: reactions %s", who.name, got)
+		}
+	}
 }

@@ -210,26 +210,23 @@ type ReactionCount struct {
 type MessageState struct {
 	ID, ChannelID, AuthorID string
 	Deleted                 bool
-	// Emoji is how many distinct emoji it has; Mine how many reactions the asking
-	// user put on it.
+	// Emoji is how many distinct emoji it has, Counts how many users gave each; Mine
+	// how many reactions the asking user put on it, Reacted which.
 	Emoji, Mine int
-	// Reacted holds the emoji the asking user put on it.
-	Reacted map[string]bool
+	Counts      map[string]int
+	Reacted     map[string]bool
 }
 
 // CountReactions fills Emoji, Mine and Reacted from the message's present reactions
 // ({emoji, user id} pairs), for userID.
 func (s *MessageState) CountReactions(userID string, reactions [][2]string) {
-	emoji := map[string]bool{}
-	if s.Reacted == nil {
-		s.Reacted = map[string]bool{}
-	}
+	s.Counts, s.Reacted, s.Mine = map[string]int{}, map[string]bool{}, 0
 	for _, r := range reactions {
-		emoji[r[0]] = true
+		s.Counts[r[0]]++
 		if r[1] == userID {
 			s.Mine++
 			s.Reacted[r[0]] = true
 		}
 	}
-	s.Emoji = len(emoji)
+	s.Emoji = len(s.Counts)
 }

@@ -1,6 +1,9 @@
 package text
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLoneSurrogate(t *testing.T) {
 	for _, tc := range []struct {
@@ -47,6 +50,37 @@ func TestBlank(t *testing.T) {
 	} {
 		if got := Blank(tc.s); got != tc.blank {
 			t.Errorf("Blank(%q) = %v, want %v", tc.s, got, tc.blank)
+		}
+	}
+}
+
+func TestEmoji(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"👍", true},
+		{"👍🏽", true},               // with a skin tone
+		{"❤️", true},               // with the emoji variation selector
+		{"👩‍👩‍👧‍👦", true},          // a family: zero-width joiners, one grapheme
+		{"🇫🇷", true},               // a flag: two regional indicators
+		{"1️⃣", true},              // a keycap
+		{"#⃣", true},               // a keycap without the selector
+		{":shipit:", true},         // a short name
+		{":party_parrot+1:", true}, // letters, digits, _ + -
+		{"", false},                // nothing
+		{"👍👍", false},              // two emoji
+		{"a", false},               // a letter
+		{"1", false},               // a digit alone
+		{"👍a", false},              // an emoji and a letter
+		{":Ship It:", false},       // a name with upper case and a space
+		{":" + strings.Repeat("a", 33) + ":", false}, // too long a name
+		{"\u200d", false}, // a joiner alone
+		{"🇫", false},      // half a flag
+		{"\xff", false},   // not UTF-8
+	} {
+		if got := Emoji(tc.in); got != tc.want {
+			t.Errorf("Emoji(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }

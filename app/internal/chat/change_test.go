@@ -1,0 +1,189 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/model"
+)
+
+// change runs one client event that changes a message (as Event would, without the
+// socket) and returns its ack.
+func (f *sendFixture) change(t *testing.T, c *client, event string, payload map[string]string) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(payload)
+	args := []json.RawMessage{raw}
+	var ps *pendingSend
+	var res any
+	switch event {
+	case EventEdit:
+		ps, res = f.hub.beginEdit(c, args)
+	case EventDelete:
+		ps, res = f.hub.beginDelete(c, args)
+	case EventReactionAdd, EventReactionRemove:
+		ps, res = f.hub.beginReaction(c, args, event == EventReactionAdd)
+	default:
+		t.Fatalf("not a change: %s", event)
+	}
+	if ps != nil {
+		res = f.hub.completeSend(c, ps)
+	}
+	out := map[string]any{}
+	b, _ := json.Marshal(res)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Who may change a message, and every bad input, each with its code; what is allowed
+// lands in history as the channel's order says.
+func TestMessageChangesAreAuthorizedAndKept(t *testing.T) {
+	f := newSendFixture(t)
+	ctx := context.Background()
+	st := f.st
+	mk := func(name string) model.User {
+		u, err := st.CreateUser(ctx, name, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	bob, carol, dave := mk("bob"), mk("carol"), mk("dave")
+	room, err := st.CreateChannel(ctx, "room", model.KindPublic, f.alice.user.ID) // alice owns it
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := st.CreateChannel(ctx, "secret", model.KindPrivate, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := func(u model.User, chs ...string) *client { return &client{user: u, channels: channelSet(chs)} }
+	alice, bobC, carolC, daveC := joined(f.alice.user, room.ID, secret.ID), joined(bob, room.ID), joined(carol, room.ID), joined(dave)
+	say := func(c *client, ch, text string) string {
+		raw, _ := json.Marshal(map[string]string{"channelId": ch, "text": text})
+		res, _ := f.hub.send(c, []json.RawMessage{raw}).(map[string]any)
+		id, _ := res["id"].(string)
+		if id == "" {
+			t.Fatalf("send: %v", res)
+		}
+		return id
+	}
+	byCarol, byBob, secretMsg := say(carolC, room.ID, "carol's"), say(bobC, room.ID, "bob's"), say(alice, secret.ID, "secret")
+	notV7 := uuid.New().String() // not a new message: not waited for
+
+	for _, tc := range []struct {
+		name  string
+		c     *client
+		event string
+		p     map[string]string
+		want  string // the error code, or "ok"
+	}{
+		{"bob edits carol's message", bobC, EventEdit, map[string]string{"id": byCarol, "text": "mine now"}, "forbidden"},
+		{"an empty edit", carolC, EventEdit, map[string]string{"id": byCarol, "text": " \u200b "}, "invalid"},
+		{"an oversized edit", carolC, EventEdit, map[string]string{"id": byCarol, "text": strings.Repeat("x", 101)}, "too_large"},
+		{"an edit of no message", carolC, EventEdit, map[string]string{"id": notV7, "text": "x"}, "not_found"},
+		{"an edit of a malformed id", carolC, EventEdit, map[string]string{"id": "42", "text": "x"}, "not_found"},
+		{"carol edits her message", carolC, EventEdit, map[string]string{"id": byCarol, "text": "carol's, edited", "nonce": "e1"}, "ok"},
+		{"the same edit again (its nonce)", carolC, EventEdit, map[string]string{"id": byCarol, "text": "carol's, edited", "nonce": "e1"}, "ok"},
+		{"a non-member edits in a private channel", daveC, EventEdit, map[string]string{"id": secretMsg, "text": "x"}, "not_found"},
+		{"a non-member reacts in a private channel", daveC, EventReactionAdd, map[string]string{"messageId": secretMsg, "emoji": "👍"}, "not_found"},
+		{"a member who has not joined", daveC, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "👍"}, "forbidden"},
+		{"a reaction that is no emoji", bobC, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "ok"}, "invalid"},
+		{"two emoji", bobC, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "👍👍"}, "invalid"},
+		{"bob reacts", bobC, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "👍"}, "ok"},
+		{"bob reacts again: already so", bobC, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "👍"}, "ok"},
+		{"alice reacts", alice, EventReactionAdd, map[string]string{"messageId": byCarol, "emoji": "🎉"}, "ok"},
+		{"alice takes back what she never gave", alice, EventReactionRemove, map[string]string{"messageId": byCarol, "emoji": "👍"}, "ok"},
+		{"bob deletes carol's message", bobC, EventDelete, map[string]string{"id": byCarol}, "forbidden"},
+		{"bob deletes his own", bobC, EventDelete, map[string]string{"id": byBob}, "ok"},
+		{"an edit of a deleted message", bobC, EventEdit, map[string]string{"id": byBob, "text": "back"}, "not_found"},
+		{"a reaction on a deleted message", carolC, EventReactionAdd, map[string]string{"messageId": byBob, "emoji": "👍"}, "not_found"},
+	} {
+		ack := f.change(t, tc.c, tc.event, tc.p)
+		got := errorCode(ack)
+		if got == "" && ack["ok"] == true {
+			got = "ok"
+		}
+		if got != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, ack, tc.want)
+		}
+	}
+	// The owner of the channel deletes anyone's message after all that; a second
+	// delete finds nothing.
+	if ack := f.change(t, alice, EventDelete, map[string]string{"id": byCarol}); ack["ok"] != true {
+		t.Fatalf("the owner's delete: %v", ack)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hist, err := st.Messages(ctx, room.ID, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]string, 0, len(hist))
+		for _, m := range hist {
+			got = append(got, fmt.Sprintf("%q/%v/%v", m.Text, m.Deleted, !m.EditedAt.IsZero()))
+		}
+		if fmt.Sprint(got) == `[""/true/false ""/true/false]` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history = %v, want both messages deleted", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The edit's ack gives its time, an edit a moment after its message (before the batch
+// writer stored it) waits for it, and the edit reaches the bus as message:update.
+func TestEditOfAMessageJustSent(t *testing.T) {
+	f := newSendFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bus := make(chan model.Message, 8)
+	if err := f.hub.Broker.Subscribe(ctx, func(evs []broker.Event) {
+		for _, ev := range evs {
+			bus <- model.Message{Kind: ev.Kind, Data: ev.Data}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := f.send(t, "typo", "n-1")["id"].(string)
+	ack := f.change(t, f.alice, EventEdit, map[string]string{"id": id, "text": "fixed", "nonce": "n-2"})
+	editedAt, ok := ack["editedAt"].(float64)
+	if ack["ok"] != true || !ok || editedAt <= 0 {
+		t.Fatalf("edit ack %v", ack)
+	}
+	again := f.change(t, f.alice, EventEdit, map[string]string{"id": id, "text": "fixed", "nonce": "n-2"})
+	if again["editedAt"] != ack["editedAt"] {
+		t.Errorf("the retry's ack %v, want the first's %v", again, ack)
+	}
+	var kinds []string
+	for len(kinds) < 2 {
+		select {
+		case ev := <-bus:
+			kinds = append(kinds, ev.Kind)
+			if ev.Kind == model.EventMessageUpdate && !strings.Contains(string(ev.Data), `"text":"fixed"`) {
+				t.Errorf("message:update %s", ev.Data)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the bus got %v", kinds)
+		}
+	}
+	select {
+	case ev := <-bus:
+		t.Errorf("a third event %s: the retry was published again", ev.Kind)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if fmt.Sprint(kinds) != "[message message:update]" {
+		t.Errorf("the bus: %v, want the message and one edit", kinds)
+	}
+}
