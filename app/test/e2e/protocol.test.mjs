@@ -1100,3 +1100,105 @@ describe('private channels and members', () => {
     await waitFor(() => got.some((m) => m.id === sent.id), 5000, 'the DM reaches the other user');
   });
 });
+
+describe("a message's life: edit, delete, reactions", () => {
+  const ctx = useServer('e2e-life');
+  const reconnectOpts = {
+    transports: ['websocket'], reconnection: true, reconnectionDelay: 3000, reconnectionDelayMax: 3000, randomizationFactor: 0,
+  };
+  const LIFE = ['message', 'message:update', 'message:delete', 'reaction'];
+  /** What a socket receives of a channel's messages and their changes, in order. */
+  function lifeLog(socket, chId) {
+    const log = [];
+    socket.onAny((event, p) => {
+      if (!LIFE.includes(event) || !p || p.channelId !== chId) return;
+      if (event === 'message') log.push(`message ${p.text}`);
+      else if (event === 'message:update') log.push(`update ${p.id.slice(-4)} ${p.text}`);
+      else if (event === 'message:delete') log.push(`delete ${p.id.slice(-4)}`);
+      else log.push(`reaction ${p.messageId.slice(-4)} ${p.emoji} ${p.op}`);
+    });
+    return log;
+  }
+
+  it('the author edits, members react and take it back, the author deletes; every member sees it in order and history agrees', T, async () => {
+    const [a, b] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const ch = await createChannel(ctx.url, a.token, `life-${randomUUID().slice(0, 8)}`);
+    const [sa, sb] = await Promise.all([a, b].map((u) => connect(ctx.url, u.token)));
+    await join(sa, ch.id);
+    await join(sb, ch.id);
+    const seen = lifeLog(sb, ch.id);
+    const m = assertSent(await send(sa, ch.id, 'tpyo'));
+    const k = m.id.slice(-4);
+    const edited = await ack(sa, 'message:edit', { id: m.id, text: 'typo', nonce: randomUUID() });
+    assertOk(edited, 'message:edit');
+    assert.equal(typeof edited.editedAt, 'number');
+    assertError(await ack(sb, 'message:edit', { id: m.id, text: 'mine' }), 'forbidden', "an edit of another's message");
+    assertOk(await ack(sb, 'reaction:add', { messageId: m.id, emoji: '👍' }), 'reaction:add');
+    assertOk(await ack(sa, 'reaction:add', { messageId: m.id, emoji: '🎉' }), 'reaction:add');
+    assertError(await ack(sb, 'reaction:add', { messageId: m.id, emoji: 'thumbs up' }), 'invalid', 'a reaction that is no emoji');
+    const page = await waitFor(async () => {
+      const h = await history(ctx.url, b.token, ch.id);
+      const msg = h.find((x) => x.id === m.id);
+      return msg && msg.text === 'typo' && msg.reactions && msg.reactions.length === 2 && h;
+    }, 10000, 'history has the edit and both reactions');
+    const inHistory = page.find((x) => x.id === m.id);
+    assert.equal(inHistory.editedAt, edited.editedAt);
+    assert.deepEqual(inHistory.reactions, [{ emoji: '👍', count: 1, me: true }, { emoji: '🎉', count: 1 }]);
+    assertOk(await ack(sb, 'reaction:remove', { messageId: m.id, emoji: '👍' }), 'reaction:remove');
+    assertOk(await ack(sa, 'message:delete', { id: m.id, nonce: randomUUID() }), 'message:delete');
+    assertError(await ack(sb, 'reaction:add', { messageId: m.id, emoji: '👍' }), 'not_found', 'a reaction on a deleted message');
+    assertError(await ack(sa, 'message:edit', { id: m.id, text: 'back' }), 'not_found', 'an edit of a deleted message');
+    await waitFor(() => seen.length >= 6, 5000, 'B sees every change');
+    await sleep(200);
+    assert.deepEqual(seen, ['message tpyo', `update ${k} typo`, `reaction ${k} 👍 add`, `reaction ${k} 🎉 add`, `reaction ${k} 👍 remove`, `delete ${k}`]);
+    const tomb = await waitFor(async () => {
+      const h = await history(ctx.url, a.token, ch.id);
+      const msg = h.find((x) => x.id === m.id);
+      return msg && msg.deleted && msg;
+    }, 10000, 'history shows the tombstone');
+    assert.equal(tomb.text, '');
+    assert.equal(tomb.author, '');
+    assert.equal(tomb.reactions, undefined);
+  });
+
+  it('a client that drops while its peer edits, reacts and deletes recovers exactly those changes, once each, in order', T, async () => {
+    const [a, b] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const ch = await createChannel(ctx.url, a.token, `life-rec-${randomUUID().slice(0, 8)}`);
+    const sa = await connect(ctx.url, a.token, reconnectOpts);
+    const sb = await connect(ctx.url, b.token);
+    await join(sa, ch.id);
+    await join(sb, ch.id);
+    const seen = lifeLog(sa, ch.id);
+    const [m1, m2] = [assertSent(await send(sb, ch.id, 'one')), assertSent(await send(sb, ch.id, 'two'))];
+    await waitFor(() => seen.length === 2, 5000, 'A has both messages');
+    const disconnected = once(sa, 'disconnect', 5000);
+    sa.io.engine.close();
+    await disconnected;
+    assertOk(await ack(sb, 'message:edit', { id: m1.id, text: 'one, edited', nonce: randomUUID() }), 'edit while A is away');
+    assertOk(await ack(sb, 'reaction:add', { messageId: m1.id, emoji: '❤️' }), 'reaction while A is away');
+    assertOk(await ack(sb, 'message:delete', { id: m2.id }), 'delete while A is away');
+    assert.equal(sa.connected, false, 'A reconnected too early; the test proves nothing');
+    await once(sa, 'connect', 15000);
+    assert.equal(sa.recovered, true, 'A was not recovered');
+    await waitFor(() => seen.length >= 5, 5000, 'A gets the three changes');
+    await sleep(300); // catch duplicates
+    assert.deepEqual(seen, ['message one', 'message two', `update ${m1.id.slice(-4)} one, edited`, `reaction ${m1.id.slice(-4)} ❤️ add`, `delete ${m2.id.slice(-4)}`]);
+  });
+
+  it('a retry with the same nonce applies once', T, async () => {
+    const [a, b] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const ch = await createChannel(ctx.url, a.token, `life-nonce-${randomUUID().slice(0, 8)}`);
+    const [sa, sb] = await Promise.all([a, b].map((u) => connect(ctx.url, u.token)));
+    await join(sa, ch.id);
+    await join(sb, ch.id);
+    const seen = lifeLog(sb, ch.id);
+    const m = assertSent(await send(sa, ch.id, 'draft'));
+    const nonce = randomUUID();
+    const first = await ack(sa, 'message:edit', { id: m.id, text: 'final', nonce });
+    const again = await ack(sa, 'message:edit', { id: m.id, text: 'final', nonce });
+    assert.deepEqual(again, first);
+    await waitFor(() => seen.length >= 2, 5000, 'the edit');
+    await sleep(300);
+    assert.deepEqual(seen, ['message draft', `update ${m.id.slice(-4)} final`]);
+  });
+});
