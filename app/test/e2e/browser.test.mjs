@@ -515,6 +515,69 @@ test('a direct message from the people list: listed apart under the other person
   await shot(bob.page, 'direct-message.png');
 });
 
+test("a message's life on two pages: edit with the up arrow, react and toggle, delete with a confirmation; a reload agrees", { timeout: 90000 }, async () => {
+  const carol = await person('carol', LAPTOP);
+  const dan = await person('dan', LAPTOP);
+  for (const p of [carol, dan]) await until(p.page, () => document.querySelector('#channel-name')?.textContent === 'general', null, `${p.name} in #general`);
+  const text = `life of ${carol.name}: tpyo`;
+  await sendText(carol, text);
+  for (const p of [carol, dan]) await waitMessage(p, text);
+  const id = (await messages(carol)).find((m) => m.text === text).id;
+  const msg = (p) => p.page.locator(`#messages .message[data-id="${id}"]`);
+
+  // Edit: the up arrow in the empty composer opens the user's last message.
+  await carol.page.locator('#message-input').press('ArrowUp');
+  const editor = msg(carol).locator('[data-testid="edit-input"]');
+  await editor.waitFor({ state: 'visible', timeout: 5000 });
+  await editor.fill(`life of ${carol.name}: typo`);
+  await editor.press('Enter');
+  for (const p of [carol, dan]) {
+    await until(p.page, ([i, t]) => document.querySelector(`#messages .message[data-id="${i}"] .text`)?.textContent === t,
+      [id, `life of ${carol.name}: typo`], `${p.name} sees the edit`);
+    await msg(p).locator('[data-testid="edited"]').waitFor({ timeout: 5000 });
+  }
+  // dan may not edit or delete carol's message in #general (no role there).
+  await msg(dan).hover();
+  assert.equal(await msg(dan).locator('[data-testid="edit-btn"]').count(), 0, "an edit button on another's message");
+  assert.equal(await msg(dan).locator('[data-testid="delete-btn"]').count(), 0, "a delete button on another's message");
+
+  // React from the picker; the other toggles the chip on and off.
+  await msg(dan).locator('[data-testid="react-btn"]').click();
+  await msg(dan).locator('[data-testid="pick"][data-emoji="👍"]').click();
+  const chip = (p) => msg(p).locator('[data-testid="reaction"][data-emoji="👍"]');
+  const chipText = (p, want, label) => until(p.page, ([i, w]) => document.querySelector(`#messages .message[data-id="${i}"] [data-testid="reaction"][data-emoji="👍"]`)?.textContent === w,
+    [id, want], label);
+  await chipText(carol, '👍 1', `${carol.name} sees dan's 👍`);
+  await chip(carol).click();
+  for (const p of [carol, dan]) await chipText(p, '👍 2', `${p.name} sees two 👍`);
+  assert.equal(await chip(carol).getAttribute('aria-pressed'), 'true');
+  assert.equal(await chip(dan).getAttribute('aria-pressed'), 'true');
+  await chip(dan).click();
+  for (const p of [carol, dan]) await chipText(p, '👍 1', `${p.name} sees dan's 👍 taken back`);
+  assert.equal(await chip(dan).getAttribute('aria-pressed'), 'false');
+  await shot(carol.page, 'message-life.png');
+
+  // A reload of both pages shows the same: the edit and one 👍, carol's.
+  for (const p of [carol, dan]) {
+    await p.page.reload();
+    await waitConnState(p.page, 'connected');
+    await chipText(p, '👍 1', `${p.name} after a reload`);
+    await msg(p).locator('[data-testid="edited"]').waitFor({ timeout: 5000 });
+  }
+
+  // Delete, confirmed in place; both pages, and both after a reload, show the tombstone.
+  await msg(carol).hover();
+  await msg(carol).locator('[data-testid="delete-btn"]').click();
+  await msg(carol).locator('[data-testid="delete-confirm"]').click();
+  for (const p of [carol, dan]) {
+    await until(p.page, (i) => document.querySelector(`#messages .message[data-id="${i}"]`)?.classList.contains('deleted'), id, `${p.name} sees the delete`);
+    await p.page.reload();
+    await waitConnState(p.page, 'connected');
+    await until(p.page, (i) => document.querySelector(`#messages .message[data-id="${i}"] .text`)?.textContent === 'This message was deleted.', id, `${p.name} sees the tombstone after a reload`);
+    assert.equal(await msg(p).locator('[data-testid="reaction"]').count(), 0, 'reactions on a deleted message');
+  }
+});
+
 test('no script errors in any page', () => {
   assert.deepEqual(ctx.errors, []);
 });

@@ -15,6 +15,7 @@ import { send } from './app/sending.js';
 import { S } from './app/state.js';
 import { onComposerInput } from './app/typing.js';
 import { bindPanel } from './app/panel.js';
+import { bindLife } from './app/life.js';
 
 function boot() {
   window.quibly = { state: S, socket: null };
@@ -24,6 +25,7 @@ function boot() {
   $('logout-btn').addEventListener('click', signOut);
   $('new-channel-form').addEventListener('submit', createChannel);
   bindPanel();
+  bindLife();
   $('composer').addEventListener('submit', send);
   $('load-older').addEventListener('click', loadOlder);
   $('notice-close').addEventListener('click', hideNotice);

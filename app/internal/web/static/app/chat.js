@@ -68,7 +68,8 @@ function addChannels(res) {
   const byId = new Map(S.channels.map((c) => [c.id, c]));
   // Direct-message channels are not shown here yet (their name is their users' ids).
   for (const c of list) {
-    byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived, dm: c.kind === 'dm' });
+    byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived, dm: c.kind === 'dm',
+      role: typeof c.role === 'string' ? c.role : '' });
   }
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));

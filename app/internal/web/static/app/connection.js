@@ -9,6 +9,7 @@ import { onPresence, renderOnline } from './presence.js';
 import { flushOutbox } from './sending.js';
 import { S, memberChangeMessage, normalizeMessage } from './state.js';
 import { onTyping, renderTyping, stopTyping } from './typing.js';
+import { onMessageDelete, onMessageUpdate, onReaction } from './life.js';
 import { refreshPanel } from './panel.js';
 
 export function setConnState(state) {
@@ -90,6 +91,9 @@ export function connectSocket() {
       if (kind === 'channel:delete' && e && typeof e.channelId === 'string') forgetChannel(e.channelId, true);
     });
   }
+  socket.onEvent('message:update', onMessageUpdate);
+  socket.onEvent('message:delete', onMessageDelete);
+  socket.onEvent('reaction', onReaction);
   socket.onEvent('presence', onPresence);
   socket.onEvent('typing', onTyping);
   socket.open();

@@ -1,6 +1,7 @@
 // Rendering messages and keeping each channel's list in order.
 import { renderChannels } from './chat.js';
 import { $, SHORT_ERROR, avatar, describeError, fillText, fullFmt, h, shortTime, toDate } from './helpers.js';
+import { actionsEl, reactionsEl } from './life.js';
 import { discard, retry } from './sending.js';
 import { S, chanState } from './state.js';
 
@@ -76,18 +77,30 @@ export function messageEl(m) {
   const d = toDate(m.ts);
   const mine = S.user && m.authorId === S.user.id;
   const text = h('div', { className: 'text' });
-  fillText(text, m.text);
+  if (m.deleted) text.textContent = 'This message was deleted.';
+  else fillText(text, m.text);
+  const meta = h('div', { className: 'meta' },
+    h('span', { className: 'author', text: m.deleted ? '' : m.author }),
+    h('time', { className: 'time', text: shortTime(d), attrs: { datetime: d.toISOString(), title: fullFmt.format(d) } }));
+  if (m.editedAt && !m.deleted) {
+    const e = toDate(m.editedAt);
+    meta.append(h('span', { className: 'edited', text: '(edited)', attrs: { title: `Edited ${fullFmt.format(e)}` }, dataset: { testid: 'edited' } }));
+  }
   m.el = h('article', {
-    className: 'message' + (mine ? ' mine' : ''),
+    className: 'message' + (mine ? ' mine' : '') + (m.deleted ? ' deleted' : ''),
     dataset: { id: m.id, authorId: m.authorId, testid: 'message' },
   },
-  avatar(m.author),
-  h('div', { className: 'body' },
-    h('div', { className: 'meta' },
-      h('span', { className: 'author', text: m.author }),
-      h('time', { className: 'time', text: shortTime(d), attrs: { datetime: d.toISOString(), title: fullFmt.format(d) } })),
-    text));
+  avatar(m.deleted ? '?' : m.author),
+  h('div', { className: 'body' }, meta, text, ...(m.deleted ? [] : [reactionsEl(m), actionsEl(m)])));
   return m.el;
+}
+
+/** Draws a message again after it changed (edited, deleted, reacted to). */
+export function rerender(m) {
+  const old = m.el;
+  m.el = null;
+  const el = messageEl(m);
+  if (old && old.isConnected) old.replaceWith(el);
 }
 
 /** The element of a message not yet acked (pending) or refused (failed). */

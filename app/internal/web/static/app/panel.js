@@ -26,6 +26,8 @@ export async function refreshPanel() {
       api('GET', `/api/channels/${encodeURIComponent(id)}/members`),
     ]);
     if (S.current !== id) return;
+    const known = S.channels.find((c) => c.id === id);
+    if (known) known.role = channel.role || ''; // what the message actions offer
     renderPanel(channel, members);
   } catch (e) {
     if (S.token) showNotice(`Cannot load the channel's members: ${describeError(e)}`);

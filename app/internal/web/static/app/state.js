@@ -28,7 +28,8 @@ export function chanState(id) {
 }
 
 /** A message as the server sends it, in history pages and `message` events:
- * {id, channelId, authorId, author, text, ts (ms), nonce?}, or a change of the
+ * {id, channelId, authorId, author, text, ts (ms), nonce?, editedAt?, deleted?,
+ * reactions? [{emoji, count, me}]}, or a change of the
  * channel's state {…, kind: 'member:join' | 'member:update' | 'member:leave', data};
  * null for anything else, which is not shown. */
 export function normalizeMessage(m) {
@@ -41,6 +42,11 @@ export function normalizeMessage(m) {
     id: m.id, channelId: m.channelId, authorId: m.authorId, author: m.author, text: m.text, ts: m.ts,
     nonce: typeof m.nonce === 'string' ? m.nonce : null,
     kind, data: kind ? m.data : null,
+    editedAt: typeof m.editedAt === 'number' ? m.editedAt : null,
+    deleted: m.deleted === true,
+    reactions: Array.isArray(m.reactions)
+      ? m.reactions.filter((r) => r && typeof r.emoji === 'string' && typeof r.count === 'number').map((r) => ({ emoji: r.emoji, count: r.count, me: r.me === true }))
+      : [],
     el: null,
   };
 }
