@@ -279,6 +279,63 @@ describe('cluster', () => {
     await script('cluster.sh', 'up');
   });
 
+  test('concurrent edits, reactions and a delete from three nodes end in one state on every client and in history', { timeout: 90000 }, async () => {
+    const [author, bob, carol] = await Promise.all(['lauth', 'lbob', 'lcar'].map((p) => newUser(LB, p)));
+    const ch = await createChannel(LB, author.token, `life-${randomUUID().slice(0, 8)}`);
+    const sock = (u, n) => connect(LB, u.token, { ...pin(n), transports: ['websocket'] });
+    // The author on server-1 and server-3, bob on server-2, carol on server-3.
+    const [a1, a3, sb, sc] = await Promise.all([sock(author, 1), sock(author, 3), sock(bob, 2), sock(carol, 3)]);
+    const all = [a1, a3, sb, sc];
+    for (const s of all) assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
+    const logs = all.map((s) => {
+      const log = [];
+      s.onAny((event, p) => { if (p && p.channelId === ch.id && ['message:update', 'message:delete', 'reaction'].includes(event)) log.push({ event, ...p }); });
+      return log;
+    });
+    const send = async (text) => { const r = await ack(a1, 'message:send', { channelId: ch.id, text, nonce: randomUUID() }); assert.ok(r.id, JSON.stringify(r)); return r.id; };
+    const [kept, doomed] = [await send('kept'), await send('doomed')];
+    const edit = (s, id, text) => ack(s, 'message:edit', { id, text, nonce: randomUUID() });
+    const react = (s, id, emoji, op = 'add') => ack(s, `reaction:${op}`, { messageId: id, emoji, nonce: randomUUID() });
+    // Everything at once, from every node.
+    const acks = await Promise.all([
+      edit(a1, kept, 'kept: from server-1'), edit(a3, kept, 'kept: from server-3'), react(sb, kept, '👍'), react(sc, kept, '👍'), react(sc, kept, '🎉'),
+      edit(a1, doomed, 'doomed: edited'), ack(a3, 'message:delete', { id: doomed, nonce: randomUUID() }), react(sb, doomed, '😢'), edit(a1, doomed, 'doomed: again'),
+    ]);
+    for (const r of acks) assert.ok(r.ok || (r.error && r.error.code === 'not_found'), `a change was refused: ${JSON.stringify(r)}`);
+    await react(sc, kept, '🎉', 'remove');
+    // Each client folds the events it got, in order, as the web client does.
+    const fold = (log) => {
+      const st = { [kept]: { text: 'kept', deleted: false, r: {} }, [doomed]: { text: 'doomed', deleted: false, r: {} } };
+      for (const e of log) {
+        const m = st[e.id || e.messageId];
+        if (!m || m.deleted) continue;
+        if (e.event === 'message:update') m.text = e.text;
+        if (e.event === 'message:delete') Object.assign(m, { deleted: true, text: '', r: {} });
+        if (e.event === 'reaction') m.r[e.emoji] = (m.r[e.emoji] || 0) + (e.op === 'add' ? 1 : -1);
+      }
+      for (const m of Object.values(st)) for (const [k, v] of Object.entries(m.r)) if (!v) delete m.r[k];
+      return st;
+    };
+    const settled = () => logs.every((l) => l.length === logs[0].length) && logs[0].some((e) => e.event === 'reaction' && e.op === 'remove');
+    await waitFor(settled, 10000, 'every client has every change');
+    await sleep(500);
+    const key = (e) => `${e.event} ${e.id || e.messageId} ${e.text || e.emoji || ''} ${e.op || ''}`;
+    for (const l of logs.slice(1)) assert.deepEqual(l.map(key), logs[0].map(key), 'two clients got the changes in different orders');
+    const final = fold(logs[0]);
+    assert.equal(final[doomed].deleted, true, 'the delete was lost');
+    assert.deepEqual(final[kept].r, { '👍': 2 });
+    // History says the same, once the batch writer has it.
+    await waitFor(async () => {
+      const page = await (await fetch(`${LB}/api/channels/${ch.id}/messages`, { headers: { authorization: `Bearer ${bob.token}` } })).json();
+      const h = Object.fromEntries(page.messages.map((m) => [m.id, m]));
+      const k = h[kept];
+      const d = h[doomed];
+      return k && d && k.text === final[kept].text && d.deleted && d.text === '' &&
+        JSON.stringify((k.reactions || []).map((r) => [r.emoji, r.count])) === JSON.stringify([['👍', 2]]);
+    }, 15000, `history agrees with the clients (${JSON.stringify(final)})`);
+    all.forEach((s) => s.disconnect());
+  });
+
   test('SIGKILL of the leader: another node takes over within the lease', async () => {
     const [leader] = await waitFor(async () => { const l = await leaders(); return l.length === 1 && l; }, LEASE_MS + 5000, 'one leader');
     const t0 = Date.now();
