@@ -121,6 +121,10 @@ type Message struct {
 	// holds its payload and AuthorID is the user who made the change.
 	Kind string          `json:"kind,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+	// ReplyTo is the message of the same channel this one answers ("" for none);
+	// Mentions the users its text names with @username (members of its channel).
+	ReplyTo  string   `json:"replyTo,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
 	// EditedAt (zero: never), Deleted and Reactions are the message's state now, as
 	// history shows it (see WireMessage).
 	EditedAt  time.Time       `json:"-"`
@@ -140,6 +144,9 @@ type WireMessage struct {
 	// Kind and Data: a change of the channel's state (see Message).
 	Kind string          `json:"kind,omitempty"`
 	Data json.RawMessage `json:"data,omitempty"`
+	// ReplyTo and Mentions: see Message.
+	ReplyTo  string   `json:"replyTo,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
 	// What happened to the message since (history only): its last edit's time (Unix
 	// ms), whether it was deleted (then its text and author's name are empty), and its
 	// reactions.
@@ -152,7 +159,7 @@ type WireMessage struct {
 func (m Message) Wire() WireMessage {
 	w := WireMessage{ID: m.ID, ChannelID: m.ChannelID, AuthorID: m.AuthorID, Author: m.Author,
 		Text: m.Text, TS: m.CreatedAt.UnixMilli(), Nonce: m.Nonce, Kind: m.Kind, Data: m.Data,
-		Deleted: m.Deleted, Reactions: m.Reactions}
+		ReplyTo: m.ReplyTo, Mentions: m.Mentions, Deleted: m.Deleted, Reactions: m.Reactions}
 	if !m.EditedAt.IsZero() {
 		w.EditedAt = m.EditedAt.UnixMilli()
 	}
@@ -167,7 +174,26 @@ const (
 	EventMessageUpdate = "message:update" // Data: MessageEdit
 	EventMessageDelete = "message:delete" // Data: MessageDeletion
 	EventReaction      = "reaction"       // Data: Reaction
+	EventRead          = "read"           // Data: ReadMarker
 )
+
+// ReadMarker is how far a user has read a channel: up to and including MessageID.
+// Receipt says whether the channel's members are told (its members are few enough).
+type ReadMarker struct {
+	ChannelID string `json:"channelId"`
+	UserID    string `json:"userId"`
+	Username  string `json:"username,omitempty"`
+	MessageID string `json:"messageId"`
+	Receipt   bool   `json:"-"`
+}
+
+// Unread is a user's place in one channel: its read marker ("" before the first
+// read), the messages after it by others, and those of them that mention the user.
+type Unread struct {
+	Marker   string `json:"marker,omitempty"`
+	Unread   int    `json:"unread"`
+	Mentions int    `json:"mentions"`
+}
 
 // MessageEdit is an edit: the message's new text.
 type MessageEdit struct {

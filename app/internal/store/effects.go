@@ -18,19 +18,26 @@ import (
 //   - a delete empties the text and the author's name, and the text of every edit of
 //     the message, and drops its reactions: nothing of what was written stays;
 //   - a reaction (add or remove) of a user with an emoji counts only if no later entry
-//     set it, and none is kept on a deleted message.
+//     set it, and none is kept on a deleted message;
+//   - a read entry moves the user's marker in the channel forward, never back;
+//   - a message that mentions users gets a row per user in mentions (gone with it).
 type effect struct {
 	kind, entryID, target string
-	channel               string // the entry's channel: the target must be of it
-	text                  string // edit
-	editedAt              int64  // edit, Unix ms
-	userID, emoji         string // reaction
-	add                   bool   // reaction
+	channel               string   // the entry's channel: the target must be of it
+	text                  string   // edit
+	editedAt              int64    // edit, Unix ms
+	userID, emoji         string   // reaction, read
+	add                   bool     // reaction
+	users                 []string // mentions
 }
+
+// effectMentions is the effect of a message that mentions users: a row each, so that
+// a user's mentions in a channel can be counted.
+const effectMentions = "mentions"
 
 // effectKinds lists the entries that change another message; history lists them no
 // more (their message shows the result).
-var effectKinds = []string{model.EventMessageUpdate, model.EventMessageDelete, model.EventReaction}
+var effectKinds = []string{model.EventMessageUpdate, model.EventMessageDelete, model.EventReaction, model.EventRead}
 
 // effectOf returns m's effect, ok false when m is not such an entry. An entry of such
 // a kind whose data does not say what it changes can never be applied: ErrRejected.
@@ -59,6 +66,17 @@ func effectOf(m model.Message) (effect, bool, error) {
 			return bad(fmt.Errorf("data %q: %v", m.Data, err))
 		}
 		e.target, e.userID, e.emoji, e.add = d.MessageID, d.UserID, d.Emoji, d.Op == model.ReactionAdd
+	case model.EventRead:
+		var d model.ReadMarker
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.MessageID == "" || d.UserID == "" {
+			return bad(fmt.Errorf("data %q: %v", m.Data, err))
+		}
+		e.target, e.userID = d.MessageID, d.UserID
+	case "":
+		if len(m.Mentions) == 0 {
+			return effect{}, false, nil
+		}
+		e.kind, e.target, e.users = effectMentions, m.ID, m.Mentions
 	default:
 		return effect{}, false, nil
 	}
@@ -84,7 +102,7 @@ func effectsOf(msgs []model.Message) ([]effect, error) {
 // the order their apply passes arguments. One list serves both backends (PostgreSQL
 // numbers the placeholders), so their rules cannot drift apart.
 var effectSQL = struct {
-	target, edit, scrubEdit, delete, scrubEdits, dropReactions, react, unreact string
+	target, edit, scrubEdit, delete, scrubEdits, dropReactions, dropMentions, react, unreact, read, mention string
 }{
 	// target records which message an entry acts on (a delete finds the edits by it).
 	target: `UPDATE messages SET target_id = ? WHERE id = ?`,
@@ -99,6 +117,14 @@ var effectSQL = struct {
 	// args: target
 	scrubEdits:    `UPDATE messages SET data = '' WHERE target_id = ? AND kind = 'message:update'`,
 	dropReactions: `DELETE FROM reactions WHERE message_id = ?`,
+	dropMentions:  `DELETE FROM mentions WHERE message_id = ?`,
+	// A marker only moves forward. args: user, channel, message
+	read: `INSERT INTO read_markers (user_id, channel_id, message_id) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, channel_id) DO UPDATE SET message_id = excluded.message_id
+		WHERE excluded.message_id > read_markers.message_id`,
+	// args: user, channel, message. (A delete of the message is accepted only once it
+	// is stored, so its entry always comes later.)
+	mention: `INSERT INTO mentions (user_id, channel_id, message_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 	// args: target, user, emoji, present, entry. (VALUES, not SELECT … WHERE: there
 	// PostgreSQL takes the parameters' types from the columns.)
 	react: `INSERT INTO reactions (message_id, user_id, emoji, present, op_id) VALUES (?, ?, ?, ?, ?)
@@ -120,6 +146,16 @@ type effectStep struct {
 // time and a boolean to the backend's column types.
 func (e effect) steps(id func(string) any, ts func(int64) any, flag func(bool) any) []effectStep {
 	ch := e.channel
+	switch e.kind {
+	case effectMentions: // a message, not an entry acting on one
+		out := make([]effectStep, 0, len(e.users))
+		for _, u := range e.users {
+			out = append(out, effectStep{effectSQL.mention, []any{id(u), id(ch), id(e.entryID)}})
+		}
+		return out
+	case model.EventRead:
+		return []effectStep{{effectSQL.read, []any{id(e.userID), id(ch), id(e.target)}}}
+	}
 	out := []effectStep{{effectSQL.target, []any{id(e.target), id(e.entryID)}}}
 	switch e.kind {
 	case model.EventMessageUpdate:
@@ -130,7 +166,8 @@ func (e effect) steps(id func(string) any, ts func(int64) any, flag func(bool) a
 		out = append(out,
 			effectStep{effectSQL.delete, []any{id(e.target), id(ch)}},
 			effectStep{effectSQL.scrubEdits, []any{id(e.target)}},
-			effectStep{effectSQL.dropReactions, []any{id(e.target)}})
+			effectStep{effectSQL.dropReactions, []any{id(e.target)}},
+			effectStep{effectSQL.dropMentions, []any{id(e.target)}})
 	case model.EventReaction:
 		out = append(out,
 			effectStep{effectSQL.react, []any{id(e.target), id(e.userID), e.emoji, flag(e.add), id(e.entryID)}},
@@ -150,3 +187,24 @@ var quotedKinds = func() string {
 	}
 	return out
 }()
+
+// mentionsText is a message's mentions as stored: a JSON array, "" for none.
+func mentionsText(users []string) string {
+	if len(users) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(users) // strings always encode
+	return string(b)
+}
+
+// parseMentions reads what mentionsText stored (nil for none or unreadable).
+func parseMentions(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	if json.Unmarshal([]byte(s), &out) != nil {
+		return nil
+	}
+	return out
+}

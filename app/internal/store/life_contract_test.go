@@ -142,3 +142,96 @@ func contractMessageLife(t *testing.T, open func() Store) {
 		t.Errorf("a reaction without emoji, user or op: %v, want ErrRejected", err)
 	}
 }
+
+// Replies page a thread; mentions and read markers give each user's unread and
+// mention counts; a marker only moves forward; a deleted message counts no more.
+func contractThreadsReadsMentions(t *testing.T, open func() Store) {
+	st := open()
+	ctx := ctxT(t)
+	alice, bob, carol := mustUser(t, st, "alice"), mustUser(t, st, "bob"), mustUser(t, st, "carol")
+	ch, other := mustChannel(t, st, "threads", alice.ID), mustChannel(t, st, "other", alice.ID)
+	p := msg(t, ch, alice, "a question", "p")
+	r1, r2 := msg(t, ch, bob, "an answer", "r1"), msg(t, ch, carol, "another", "r2")
+	r1.ReplyTo, r2.ReplyTo = p.ID, p.ID
+	m3, m4 := msg(t, ch, bob, "@alice look", "m3"), msg(t, ch, carol, "@alice @bob look", "m4")
+	m3.Mentions, m4.Mentions = []string{alice.ID}, []string{alice.ID, bob.ID}
+	if _, err := st.WriteMessages(ctx, []model.Message{p, r1, r2, m3, m4}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		channel, before string
+		want            []string
+	}{
+		{ch.ID, "", []string{r2.ID, r1.ID}},
+		{ch.ID, r2.ID, []string{r1.ID}},
+		{other.ID, "", nil},
+	} {
+		got, err := st.Replies(ctx, tc.channel, p.ID, tc.before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, m := range got {
+			ids = append(ids, m.ID)
+			if m.ReplyTo != p.ID {
+				t.Errorf("a reply's replyTo = %q", m.ReplyTo)
+			}
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(tc.want) {
+			t.Errorf("Replies(%s, before %q) = %v, want %v", tc.channel, tc.before, ids, tc.want)
+		}
+	}
+	hist, err := st.Messages(ctx, ch.ID, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hist[0].ID != m4.ID || fmt.Sprint(hist[0].Mentions) != fmt.Sprint(m4.Mentions) || hist[3].ReplyTo != p.ID {
+		t.Errorf("history lost mentions or replyTo: %+v", hist)
+	}
+	unread := func(u model.User, want string) {
+		t.Helper()
+		got, err := st.Unread(ctx, u.ID, []string{ch.ID, other.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := got[ch.ID]
+		s := fmt.Sprintf("marker=%v unread=%d mentions=%d", c.Marker != "", c.Unread, c.Mentions)
+		if s != want {
+			t.Errorf("%s's unread: %s, want %s", u.Username, s, want)
+		}
+		if got[other.ID].Unread != 0 || got[other.ID].Mentions != 0 {
+			t.Errorf("%s's unread in an empty channel: %+v", u.Username, got[other.ID])
+		}
+	}
+	unread(alice, "marker=false unread=4 mentions=2") // the owner: a member, nothing read yet
+	unread(bob, "marker=false unread=0 mentions=1")   // no member and no marker: only mentions count
+	read := func(u model.User, m model.Message) model.Message {
+		return entry(t, ch, u, model.EventRead, model.ReadMarker{ChannelID: ch.ID, UserID: u.ID, MessageID: m.ID})
+	}
+	forward, back := read(alice, m3), read(alice, r1)
+	if _, err := st.WriteMessages(ctx, []model.Message{forward, back, read(bob, m4)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ReadMarker(ctx, alice.ID, ch.ID); err != nil || got != m3.ID {
+		t.Errorf("alice's marker = %q, %v; want m3 (a marker only moves forward)", got, err)
+	}
+	unread(alice, "marker=true unread=1 mentions=1")
+	unread(bob, "marker=true unread=0 mentions=0")
+	if got, _ := st.ReadMarker(ctx, carol.ID, ch.ID); got != "" {
+		t.Errorf("carol's marker = %q, want none", got)
+	}
+	marks, err := st.ReadMarkers(ctx, ch.ID, 10)
+	if err != nil || fmt.Sprint(marks) != fmt.Sprint([]model.ReadMarker{
+		{ChannelID: ch.ID, UserID: bob.ID, Username: "bob", MessageID: m4.ID},
+		{ChannelID: ch.ID, UserID: alice.ID, Username: "alice", MessageID: m3.ID}}) {
+		t.Errorf("ReadMarkers = %+v, %v", marks, err)
+	}
+	del := entry(t, ch, carol, model.EventMessageDelete, model.MessageDeletion{ID: m4.ID, ChannelID: ch.ID})
+	if _, err := st.WriteMessages(ctx, []model.Message{del}); err != nil {
+		t.Fatal(err)
+	}
+	unread(alice, "marker=true unread=0 mentions=0")
+	if hist, _ := st.Messages(ctx, ch.ID, "", 10); len(hist) != 5 {
+		t.Errorf("history lists %d entries, want the 5 messages (no read entries)", len(hist))
+	}
+}

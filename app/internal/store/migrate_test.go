@@ -160,8 +160,10 @@ func TestMigrationToPrivateNamesKeepsChannels(t *testing.T) {
 			if _, err := old.DeleteChannel(ctx, gone.ID); err != nil {
 				t.Fatal(err)
 			}
-			for _, ch := range []model.Channel{pub, priv, dm} {
-				if _, err := old.WriteMessages(ctx, []model.Message{msg(t, ch, alice, "kept in "+ch.ID, "n-"+ch.ID)}); err != nil {
+			for _, ch := range []model.Channel{pub, priv, dm} { // as the store of schema 0006 wrote them
+				m := msg(t, ch, alice, "kept in "+ch.ID, "n-"+ch.ID)
+				if err := exec(old, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+					m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, timeArg(tc.name)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -227,15 +229,18 @@ func timeArg(backend string) any {
 func TestMigrationToMessageLifeKeepsHistory(t *testing.T) {
 	for _, tc := range migrationBackends() {
 		t.Run(tc.name, func(t *testing.T) {
-			open, _ := tc.setup(t)
+			open, exec := tc.setup(t)
 			ctx := ctxT(t)
 			old := atSchema(t, 7, open)
 			alice := mustUser(t, old, "alice")
 			ch := mustChannel(t, old, "kept", alice.ID)
 			join := entry(t, ch, alice, model.EventMemberJoin, model.MemberChange{ChannelID: ch.ID, UserID: alice.ID, Role: model.RoleOwner, By: alice.ID})
 			m1, m2 := msg(t, ch, alice, "one", "n1"), msg(t, ch, alice, "two", "n2")
-			if _, err := old.WriteMessages(ctx, []model.Message{join, m1, m2}); err != nil {
-				t.Fatal(err)
+			for _, m := range []model.Message{join, m1, m2} { // as the store of schema 0007 wrote them
+				if err := exec(old, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, timeArg(tc.name), m.Kind, string(m.Data)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			_ = old.Close()
 
@@ -266,6 +271,54 @@ func TestMigrationToMessageLifeKeepsHistory(t *testing.T) {
 			hist, err := st.Messages(ctx, ch.ID, "", 10)
 			if err != nil || len(hist) != 3 || hist[0].Text != "" || !hist[0].Deleted || hist[1].Text != "one, edited" || hist[2].Kind != model.EventMemberJoin {
 				t.Errorf("history after editing and deleting migrated messages: %+v, %v", hist, err)
+			}
+		})
+	}
+}
+
+// A database at schema 0008 with messages, an edit and a reaction migrates to 0009:
+// history reads the same (no replies, no mentions), nobody has a marker, and replies,
+// mentions and markers then work on the old messages.
+func TestMigrationToRepliesAndMarkersKeepsHistory(t *testing.T) {
+	for _, tc := range migrationBackends() {
+		t.Run(tc.name, func(t *testing.T) {
+			open, exec := tc.setup(t)
+			ctx := ctxT(t)
+			old := atSchema(t, 8, open)
+			alice, bob := mustUser(t, old, "alice"), mustUser(t, old, "bob")
+			ch := mustChannel(t, old, "kept", alice.ID)
+			m1 := msg(t, ch, alice, "one", "n1")
+			edit := entry(t, ch, alice, model.EventMessageUpdate, model.MessageEdit{ID: m1.ID, ChannelID: ch.ID, Text: "one, edited", EditedAt: 7})
+			for _, m := range []model.Message{m1, edit} { // as the store of schema 0008 wrote them
+				if err := exec(old, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, timeArg(tc.name), m.Kind, string(m.Data)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := exec(old, `UPDATE messages SET text = ?, edited_at = ?, edit_id = ? WHERE id = ?`, "one, edited", timeArg(tc.name), edit.ID, m1.ID); err != nil {
+				t.Fatal(err)
+			}
+			_ = old.Close()
+
+			st := open() // 0009
+			hist, err := st.Messages(ctx, ch.ID, "", 10)
+			if err != nil || len(hist) != 1 || hist[0].Text != "one, edited" || hist[0].EditedAt.IsZero() || hist[0].ReplyTo != "" || hist[0].Mentions != nil {
+				t.Fatalf("history after the migration: %+v, %v", hist, err)
+			}
+			if n, err := st.Unread(ctx, bob.ID, []string{ch.ID}); err != nil || n[ch.ID] != (model.Unread{}) {
+				t.Errorf("bob's unread after the migration: %+v, %v", n, err)
+			}
+			reply := msg(t, ch, bob, "@alice yes", "n2")
+			reply.ReplyTo, reply.Mentions = m1.ID, []string{alice.ID}
+			mark := entry(t, ch, bob, model.EventRead, model.ReadMarker{ChannelID: ch.ID, UserID: bob.ID, MessageID: reply.ID})
+			if _, err := st.WriteMessages(ctx, []model.Message{reply, mark}); err != nil {
+				t.Fatal(err)
+			}
+			if rs, err := st.Replies(ctx, ch.ID, m1.ID, "", 10); err != nil || len(rs) != 1 || rs[0].ID != reply.ID {
+				t.Errorf("replies to a migrated message: %+v, %v", rs, err)
+			}
+			if n, _ := st.Unread(ctx, alice.ID, []string{ch.ID}); n[ch.ID].Unread != 1 || n[ch.ID].Mentions != 1 {
+				t.Errorf("alice's unread: %+v", n[ch.ID])
 			}
 		})
 	}

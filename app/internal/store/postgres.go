@@ -693,7 +693,7 @@ func (s *Postgres) ChannelsFor(ctx context.Context, userID string, after Cursor,
 	return out, nil
 }
 
-var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at", "kind", "data"}
+var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at", "kind", "data", "reply_to", "mentions"}
 
 // messageRows validates a batch and converts it to COPY rows, before anything is
 // written. When withOrd is set each row starts with its position in the batch.
@@ -713,8 +713,17 @@ func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
 		if withOrd {
 			row = append(row, int32(i))
 		}
+		var replyTo any // NULL
+		if m.ReplyTo != "" {
+			r, ok := parseID(m.ReplyTo)
+			if !ok {
+				return nil, fmt.Errorf("store: write messages: message %d replies to %q, not a canonical UUID: %w", i, m.ReplyTo, ErrRejected)
+			}
+			replyTo = [16]byte(r)
+		}
 		rows[i] = append(row, [16]byte(id), [16]byte(ch), [16]byte(au),
-			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt), pgText(m.Kind), pgText(string(m.Data)))
+			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt), pgText(m.Kind), pgText(string(m.Data)),
+			replyTo, mentionsText(m.Mentions))
 	}
 	return rows, nil
 }
@@ -805,15 +814,17 @@ func (s *Postgres) writeBatch(ctx context.Context, rows [][]any, effects []effec
 		nonce      text        NOT NULL,
 		created_at timestamptz NOT NULL,
 		kind       text        NOT NULL,
-		data       text        NOT NULL) ON COMMIT DELETE ROWS`); err != nil {
+		data       text        NOT NULL,
+		reply_to   uuid,
+		mentions   text        NOT NULL) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, err
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incoming_messages"}, append([]string{"ord"}, messageCopyCols...),
 		pgx.CopyFromRows(rows)); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data)
-		SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data FROM incoming_messages ORDER BY ord
+	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions)
+		SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions FROM incoming_messages ORDER BY ord
 		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, err
@@ -871,8 +882,7 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 	if !ok {
 		return []model.Message{}, nil // not an id the store hands out: no such channel
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted FROM messages
-		WHERE channel_id = $1 AND kind NOT IN (` + quotedKinds + `)`
+	q := `SELECT ` + pgMessageCols + ` FROM messages WHERE channel_id = $1 AND kind NOT IN (` + quotedKinds + `)`
 	args := []any{[16]byte(ch)}
 	if before != "" {
 		b, ok := parseID(before)
@@ -889,18 +899,35 @@ func (s *Postgres) Messages(ctx context.Context, channelID, before string, limit
 		return nil, fmt.Errorf("store: messages: %w", err)
 	}
 	defer rows.Close()
+	return scanPGMessages(rows, limit)
+}
+
+// pgMessageCols are the columns scanPGMessages reads, in its order.
+const pgMessageCols = `id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted, reply_to, mentions`
+
+// scanPGMessages reads rows of pgMessageCols.
+func scanPGMessages(rows pgx.Rows, limit int) ([]model.Message, error) {
+	defer rows.Close()
 	out := make([]model.Message, 0, min(limit, 128))
 	for rows.Next() {
-		var m model.Message
-		var data string
-		var edited *time.Time
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt, &m.Kind, &data, &edited, &m.Deleted); err != nil {
+		var (
+			m        model.Message
+			data     string
+			edited   *time.Time
+			replyTo  *[16]byte
+			mentions string
+		)
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &m.CreatedAt, &m.Kind, &data, &edited, &m.Deleted, &replyTo, &mentions); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
 		m.CreatedAt, m.Data = m.CreatedAt.UTC(), rawOrNil(data)
 		if edited != nil {
 			m.EditedAt = edited.UTC()
 		}
+		if replyTo != nil {
+			m.ReplyTo = uuid.UUID(*replyTo).String()
+		}
+		m.Mentions = parseMentions(mentions)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -1016,6 +1043,120 @@ func (s *Postgres) Reactions(ctx context.Context, userID string, messageIDs []st
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	return out, nil
+}
+
+// Replies implements Store.
+func (s *Postgres) Replies(ctx context.Context, channelID, parentID, before string, limit int) ([]model.Message, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("store: replies: limit must be positive, got %d", limit)
+	}
+	ch, ok1 := parseID(channelID)
+	parent, ok2 := parseID(parentID)
+	if !ok1 || !ok2 {
+		return []model.Message{}, nil
+	}
+	q := `SELECT ` + pgMessageCols + ` FROM messages WHERE reply_to = $1 AND channel_id = $2 AND kind = ''`
+	args := []any{[16]byte(parent), [16]byte(ch)}
+	if before != "" {
+		b, ok := parseID(before)
+		if !ok {
+			return nil, fmt.Errorf("store: replies: cursor %q is not a message id", before)
+		}
+		q += ` AND id < $3`
+		args = append(args, [16]byte(b))
+	}
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)+1)
+	rows, err := s.pool.Query(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: replies: %w", err)
+	}
+	return scanPGMessages(rows, limit)
+}
+
+// ReadMarker implements Store.
+func (s *Postgres) ReadMarker(ctx context.Context, userID, channelID string) (string, error) {
+	u, ok1 := parseID(userID)
+	c, ok2 := parseID(channelID)
+	if !ok1 || !ok2 {
+		return "", nil
+	}
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT message_id::text FROM read_markers WHERE user_id = $1 AND channel_id = $2`, [16]byte(u), [16]byte(c)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read marker: %w", err)
+	}
+	return id, nil
+}
+
+// ReadMarkers implements Store.
+func (s *Postgres) ReadMarkers(ctx context.Context, channelID string, limit int) ([]model.ReadMarker, error) {
+	c, ok := parseID(channelID)
+	if !ok {
+		return []model.ReadMarker{}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT r.user_id::text, u.username, r.message_id::text FROM read_markers r JOIN users u ON u.id = r.user_id
+		WHERE r.channel_id = $1 ORDER BY r.message_id DESC, u.username LIMIT $2`, [16]byte(c), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: read markers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.ReadMarker, error) {
+		m := model.ReadMarker{ChannelID: channelID}
+		err := r.Scan(&m.UserID, &m.Username, &m.MessageID)
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read markers: %w", err)
+	}
+	if out == nil {
+		out = []model.ReadMarker{}
+	}
+	return out, nil
+}
+
+// Unread implements Store.
+func (s *Postgres) Unread(ctx context.Context, userID string, channelIDs []string) (map[string]model.Unread, error) {
+	out := make(map[string]model.Unread, len(channelIDs))
+	ids := make([][16]byte, 0, len(channelIDs))
+	for _, c := range channelIDs {
+		if u, ok := parseID(c); ok {
+			ids = append(ids, [16]byte(u))
+		}
+	}
+	u, ok := parseID(userID)
+	if !ok || len(ids) == 0 {
+		return out, nil
+	}
+	// The zero uuid is before every message id: no marker, everything is after it.
+	rows, err := s.pool.Query(ctx, `SELECT c.id::text, COALESCE(r.message_id::text, ''),
+		CASE WHEN r.message_id IS NULL AND NOT EXISTS (SELECT 1 FROM channel_members cm WHERE cm.channel_id = c.id AND cm.user_id = $1) THEN 0 ELSE
+			(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.channel_id = c.id
+				AND m.id > COALESCE(r.message_id, '00000000-0000-0000-0000-000000000000'::uuid)
+				AND m.kind = '' AND NOT m.deleted AND m.author_id <> $1 LIMIT $2) s) END,
+		(SELECT COUNT(*) FROM mentions x WHERE x.user_id = $1 AND x.channel_id = c.id
+			AND x.message_id > COALESCE(r.message_id, '00000000-0000-0000-0000-000000000000'::uuid))
+		FROM channels c LEFT JOIN read_markers r ON r.channel_id = c.id AND r.user_id = $1
+		WHERE c.id = ANY($3)`, [16]byte(u), MaxUnread, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: unread: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			n  model.Unread
+		)
+		if err := rows.Scan(&id, &n.Marker, &n.Unread, &n.Mentions); err != nil {
+			return nil, fmt.Errorf("store: unread: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: unread: %w", err)
 	}
 	return out, nil
 }

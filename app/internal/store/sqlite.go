@@ -625,15 +625,16 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	defer stmt.Close()
 	inserted := 0
 	for _, m := range msgs {
-		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli(), m.Kind, string(m.Data))
+		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli(), m.Kind, string(m.Data),
+			nullIfEmpty(m.ReplyTo), mentionsText(m.Mentions))
 		if err != nil {
 			if isSQLiteConstraint(err) {
 				return 0, fmt.Errorf("store: write message %s: %w: %w", m.ID, ErrRejected, err)
@@ -709,8 +710,7 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	if limit < 1 {
 		return nil, fmt.Errorf("store: messages: limit must be positive, got %d", limit)
 	}
-	q := `SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted FROM messages
-		WHERE channel_id = ? AND kind NOT IN (` + quotedKinds + `)`
+	q := `SELECT ` + sqliteMessageCols + ` FROM messages WHERE channel_id = ? AND kind NOT IN (` + quotedKinds + `)`
 	args := []any{channelID}
 	if before != "" {
 		q += ` AND id < ?`
@@ -722,22 +722,32 @@ func (s *SQLite) Messages(ctx context.Context, channelID, before string, limit i
 	if err != nil {
 		return nil, fmt.Errorf("store: messages: %w", err)
 	}
+	return scanSQLiteMessages(rows, limit)
+}
+
+// sqliteMessageCols are the columns scanSQLiteMessages reads, in its order.
+const sqliteMessageCols = `id, channel_id, author_id, author, text, nonce, created_at, kind, data, edited_at, deleted, COALESCE(reply_to, ''), mentions`
+
+// scanSQLiteMessages reads rows of sqliteMessageCols.
+func scanSQLiteMessages(rows *sql.Rows, limit int) ([]model.Message, error) {
 	defer rows.Close()
 	out := make([]model.Message, 0, min(limit, 128))
 	for rows.Next() {
 		var (
-			m      model.Message
-			ms     int64
-			data   string
-			edited sql.NullInt64
+			m        model.Message
+			ms       int64
+			data     string
+			edited   sql.NullInt64
+			mentions string
 		)
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms, &m.Kind, &data, &edited, &m.Deleted); err != nil {
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.AuthorID, &m.Author, &m.Text, &m.Nonce, &ms, &m.Kind, &data, &edited, &m.Deleted, &m.ReplyTo, &mentions); err != nil {
 			return nil, fmt.Errorf("store: messages: %w", err)
 		}
 		m.CreatedAt, m.Data = fromMS(ms), rawOrNil(data)
 		if edited.Valid {
 			m.EditedAt = fromMS(edited.Int64)
 		}
+		m.Mentions = parseMentions(mentions)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -835,6 +845,97 @@ func (s *SQLite) Reactions(ctx context.Context, userID string, messageIDs []stri
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: reactions: %w", err)
+	}
+	return out, nil
+}
+
+// Replies implements Store.
+func (s *SQLite) Replies(ctx context.Context, channelID, parentID, before string, limit int) ([]model.Message, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("store: replies: limit must be positive, got %d", limit)
+	}
+	q := `SELECT ` + sqliteMessageCols + ` FROM messages WHERE reply_to = ? AND channel_id = ? AND kind = ''`
+	args := []any{parentID, channelID}
+	if before != "" {
+		q += ` AND id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: replies: %w", err)
+	}
+	return scanSQLiteMessages(rows, limit)
+}
+
+// ReadMarker implements Store.
+func (s *SQLite) ReadMarker(ctx context.Context, userID, channelID string) (string, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT message_id FROM read_markers WHERE user_id = ? AND channel_id = ?`, userID, channelID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read marker: %w", err)
+	}
+	return id, nil
+}
+
+// ReadMarkers implements Store.
+func (s *SQLite) ReadMarkers(ctx context.Context, channelID string, limit int) ([]model.ReadMarker, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT r.user_id, u.username, r.message_id FROM read_markers r JOIN users u ON u.id = r.user_id
+		WHERE r.channel_id = ? ORDER BY r.message_id DESC, u.username LIMIT ?`, channelID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: read markers: %w", err)
+	}
+	defer rows.Close()
+	out := []model.ReadMarker{}
+	for rows.Next() {
+		r := model.ReadMarker{ChannelID: channelID}
+		if err := rows.Scan(&r.UserID, &r.Username, &r.MessageID); err != nil {
+			return nil, fmt.Errorf("store: read markers: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read markers: %w", err)
+	}
+	return out, nil
+}
+
+// Unread implements Store.
+func (s *SQLite) Unread(ctx context.Context, userID string, channelIDs []string) (map[string]model.Unread, error) {
+	out := make(map[string]model.Unread, len(channelIDs))
+	if len(channelIDs) == 0 {
+		return out, nil
+	}
+	args := []any{userID, userID, MaxUnread, userID, userID}
+	for _, id := range channelIDs {
+		args = append(args, id)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, COALESCE(r.message_id, ''),
+		CASE WHEN r.message_id IS NULL AND NOT EXISTS (SELECT 1 FROM channel_members cm WHERE cm.channel_id = c.id AND cm.user_id = ?) THEN 0 ELSE
+			(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.id > COALESCE(r.message_id, '')
+				AND m.kind = '' AND m.deleted = 0 AND m.author_id <> ? LIMIT ?)) END,
+		(SELECT COUNT(*) FROM mentions x WHERE x.user_id = ? AND x.channel_id = c.id AND x.message_id > COALESCE(r.message_id, ''))
+		FROM channels c LEFT JOIN read_markers r ON r.channel_id = c.id AND r.user_id = ?
+		WHERE c.id IN (?`+strings.Repeat(", ?", len(channelIDs)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: unread: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			u  model.Unread
+		)
+		if err := rows.Scan(&id, &u.Marker, &u.Unread, &u.Mentions); err != nil {
+			return nil, fmt.Errorf("store: unread: %w", err)
+		}
+		out[id] = u
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: unread: %w", err)
 	}
 	return out, nil
 }

@@ -27,6 +27,10 @@ type Cursor struct{ Name, ID string }
 // CursorAfter is the cursor just past c.
 func CursorAfter(c model.Channel) Cursor { return Cursor{Name: c.Name, ID: c.ID} }
 
+// MaxUnread caps an unread count: past it a client shows "99+", and the count needs
+// no scan of a long-unread channel's whole history.
+const MaxUnread = 100
+
 // Store is the system of record. Implementations: SQLite (standalone), PostgreSQL (clustered).
 type Store interface {
 	// CreateUser inserts a user; ErrConflict when the username is taken.
@@ -78,6 +82,18 @@ type Store interface {
 	// Reactions returns the reactions of each of messageIDs that has any, per emoji in
 	// the order they were first given, with Me set where userID is among them.
 	Reactions(ctx context.Context, userID string, messageIDs []string) (map[string][]model.ReactionCount, error)
+	// Replies returns up to limit of the messages that reply to parentID in channelID,
+	// with ID < before (all when before is empty), newest first, as Messages does.
+	Replies(ctx context.Context, channelID, parentID, before string, limit int) ([]model.Message, error)
+	// ReadMarker returns how far userID has read channelID ("" before any read).
+	ReadMarker(ctx context.Context, userID, channelID string) (string, error)
+	// ReadMarkers lists every member's marker in channelID, with their usernames,
+	// furthest first, up to limit.
+	ReadMarkers(ctx context.Context, channelID string, limit int) ([]model.ReadMarker, error)
+	// Unread returns userID's marker and counts in each of channelIDs: messages after
+	// the marker by others, not deleted (counted up to MaxUnread), and those of them
+	// that mention userID. A channel userID never read and is no member of counts none.
+	Unread(ctx context.Context, userID string, channelIDs []string) (map[string]model.Unread, error)
 	// WriteMessages stores a batch in one transaction. It is idempotent: a message whose
 	// ID, or whose (AuthorID, Nonce) pair, is already stored is skipped. Returns rows
 	// inserted. An error wrapping ErrRejected means some message of the batch can never

@@ -33,6 +33,7 @@ func runStoreContract(t *testing.T, newBackend func(t *testing.T) (open func() S
 		{"rename, archive and delete a channel", contractChannelLife},
 		{"private names never conflict; the list pages past equal names", contractPrivateNames},
 		{"edits, deletions and reactions end as the channel's order says", contractMessageLife},
+		{"threads, read markers, unread and mention counts", contractThreadsReadsMentions},
 		{"write messages idempotent", contractWriteIdempotent},
 		{"write messages concurrent retries", contractWriteConcurrent},
 		{"write messages rejects bad batch atomically", contractWriteInvalid},
