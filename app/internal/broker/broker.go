@@ -31,6 +31,9 @@ type Event struct {
 	// Origin is the id of the user whose action caused the event; typing is not echoed
 	// to that user's connections.
 	Origin string `json:"o,omitempty"`
+	// To, when set, is the one user whose connections get the event, whatever
+	// channels they joined (and recovery replays it to that user only).
+	To string `json:"t,omitempty"`
 	// Offset is set by the broker on logged events; empty on ephemeral ones.
 	Offset string `json:"-"`
 	// PublishedAt is when the broker logged the event, by its clock (Redis's, to the

@@ -187,3 +187,139 @@ func TestEditOfAMessageJustSent(t *testing.T) {
 		t.Errorf("the bus: %v, want the message and one edit", kinds)
 	}
 }
+
+// Replies must answer a message of their channel; @names of users who may read the
+// channel become mentions, told to each of them alone; a read marker moves forward
+// only, is addressed to its reader in a public channel, and refuses a message of
+// another channel.
+func TestRepliesMentionsAndReadMarkers(t *testing.T) {
+	f := newSendFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bus := make(chan broker.Event, 64)
+	if err := f.hub.Broker.Subscribe(ctx, func(evs []broker.Event) {
+		for _, ev := range evs {
+			bus <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	next := func(kind string) broker.Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-bus:
+				if ev.Kind == kind {
+					return ev
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no %s on the bus", kind)
+			}
+		}
+	}
+	bob, err := f.st.CreateUser(ctx, "bob", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.st.CreateChannel(ctx, "other", model.KindPublic, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := f.st.CreateChannel(ctx, "secret", model.KindPrivate, f.alice.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.alice.channels = channelSet{f.chID, other.ID, secret.ID}
+	sendTo := func(ch, text, replyTo string) map[string]any {
+		raw, _ := json.Marshal(map[string]string{"channelId": ch, "text": text, "replyTo": replyTo})
+		out := map[string]any{}
+		b, _ := json.Marshal(f.hub.send(f.alice, []json.RawMessage{raw}))
+		_ = json.Unmarshal(b, &out)
+		return out
+	}
+	parent, _ := sendTo(f.chID, "a question", "")["id"].(string)
+	elsewhere, _ := sendTo(other.ID, "elsewhere", "")["id"].(string)
+	for _, tc := range []struct {
+		name, ch, text, replyTo, want string
+	}{
+		{"a reply", f.chID, "an answer", parent, "ok"},
+		{"a reply to a message of another channel", f.chID, "x", elsewhere, "invalid"},
+		{"a reply to no message", f.chID, "x", uuid.New().String(), "not_found"},
+		{"a reply to a malformed id", f.chID, "x", "nope", "not_found"},
+	} {
+		res := sendTo(tc.ch, tc.text, tc.replyTo)
+		got := errorCode(res)
+		if got == "" && res["id"] != nil {
+			got = "ok"
+		}
+		if got != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, res, tc.want)
+		}
+	}
+	for _, kind := range []string{broker.KindMessage, broker.KindMessage} {
+		next(kind)
+	}
+	if ev := next(broker.KindMessage); !strings.Contains(string(ev.Data), `"replyTo":"`+parent+`"`) {
+		t.Errorf("the reply's event: %s", ev.Data)
+	}
+
+	// @bob names a user who may read a public channel; in the private one he may not.
+	sendTo(f.chID, "hey @Bob and @nobody-here, also me @alice", "")
+	ev := next(broker.KindMessage)
+	if !strings.Contains(string(ev.Data), `"mentions":["`+bob.ID+`","`+f.alice.user.ID+`"]`) {
+		t.Errorf("mentions in %s", ev.Data)
+	}
+	if m := next(EventMention); m.To != bob.ID || !strings.Contains(string(m.Data), f.chID) {
+		t.Errorf("the mention event %+v %s: want it for bob alone", m, m.Data)
+	}
+	sendTo(secret.ID, "@bob cannot read this", "")
+	if ev := next(broker.KindMessage); strings.Contains(string(ev.Data), "mentions") {
+		t.Errorf("a mention of a non-member: %s", ev.Data)
+	}
+
+	// Read markers.
+	bobC := &client{user: bob, channels: channelSet{f.chID}}
+	read := func(c *client, ch, msg string) map[string]any {
+		raw, _ := json.Marshal(map[string]string{"channelId": ch, "messageId": msg})
+		ps, res := f.hub.beginRead(c, []json.RawMessage{raw})
+		if ps != nil {
+			res = f.hub.completeSend(c, ps)
+		}
+		out := map[string]any{}
+		b, _ := json.Marshal(res)
+		_ = json.Unmarshal(b, &out)
+		return out
+	}
+	latest, _ := sendTo(f.chID, "the latest", "")["id"].(string)
+	if res := read(bobC, f.chID, latest); res["ok"] != true || res["marker"] != latest {
+		t.Fatalf("bob reads to the latest: %v", res)
+	}
+	if ev := next(model.EventRead); ev.To != bob.ID || ev.Origin != bob.ID || !strings.Contains(string(ev.Data), latest) {
+		t.Errorf("a public channel's marker %+v: want it for its reader alone", ev)
+	}
+	for _, tc := range []struct {
+		name, ch, msg, want string
+	}{
+		{"an older marker: no step back", f.chID, parent, "ok " + latest},
+		{"the same marker again", f.chID, latest, "ok " + latest},
+		{"a message of another channel", f.chID, elsewhere, "invalid"},
+		{"a private channel bob is not in", secret.ID, latest, "not_found"},
+		{"no message", f.chID, uuid.New().String(), "not_found"},
+	} {
+		res := read(bobC, tc.ch, tc.msg)
+		got := errorCode(res)
+		if got == "" {
+			got = fmt.Sprint("ok ", res["marker"])
+		}
+		if got != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, res, tc.want)
+		}
+	}
+	select {
+	case ev := <-bus:
+		if ev.Kind == model.EventRead {
+			t.Errorf("a marker that did not move was published: %s", ev.Data)
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/retry"
 	"github.com/quibly/quibly/app/internal/sessions"
 	"github.com/quibly/quibly/app/internal/socketio"
@@ -110,6 +111,10 @@ func (h *Hub) prepare(ev broker.Event) (string, bool) {
 
 // eachTarget calls fn for every local client ev goes to. Callers hold h.mu (read).
 func (h *Hub) eachTarget(ev broker.Event, fn func(*client)) {
+	if ev.To != "" || ev.Kind == model.EventRead {
+		h.eachPersonal(ev, fn)
+		return
+	}
 	all := h.clients
 	if ev.ChannelID != "" {
 		all = h.members[ev.ChannelID]
@@ -186,6 +191,30 @@ func (h *Hub) republish(ctx context.Context) {
 			if !retry.Sleep(ctx, wait.Next()) {
 				return
 			}
+		}
+	}
+}
+
+// eachPersonal is eachTarget for an event addressed to a user (To), and for a read
+// marker: its reader's every connection gets it (unread counts agree on every
+// device, joined to the channel or not), and so do the channel's members when the
+// marker is a receipt (To empty). Callers hold h.mu (read).
+func (h *Hub) eachPersonal(ev broker.Event, fn func(*client)) {
+	user := ev.To
+	if user == "" {
+		user = ev.Origin
+		for c := range h.members[ev.ChannelID] {
+			if c.user.ID != user {
+				fn(c)
+			}
+		}
+	}
+	if h.userConns[user] == 0 {
+		return
+	}
+	for c := range h.clients {
+		if c.user.ID == user {
+			fn(c)
 		}
 	}
 }

@@ -79,7 +79,7 @@ func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, at
 		ack(h.join(c, args))
 	case EventLeave:
 		ack(h.leave(c, args))
-	case EventSend, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove:
+	case EventSend, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove, EventRead:
 		if c.sendSlots == nil { // events of one socket are handled one at a time
 			c.sendSlots = make(chan struct{}, maxSendsInFlight)
 		}
@@ -98,6 +98,8 @@ func (h *Hub) Event(s *socketio.Socket, event string, args []json.RawMessage, at
 			ps, res = h.beginEdit(c, args)
 		case EventDelete:
 			ps, res = h.beginDelete(c, args)
+		case EventRead:
+			ps, res = h.beginRead(c, args)
 		default:
 			ps, res = h.beginReaction(c, args, event == EventReactionAdd)
 		}

@@ -151,15 +151,16 @@ func (h *Hub) removeMember(channelID, userID string) {
 }
 
 // untilLeft cuts a recovery replay for c at each member:leave of c's own user, and at
-// a channel:delete: c gets that event and nothing later of its channel, and leaves it. (The removal
+// a channel:delete: c gets that event and nothing later of its channel, and leaves it.
+// It also drops what is addressed to another user (a read marker that is no receipt). (The removal
 // can land between the membership check of a restore and its registration, where the
 // live path cannot see c yet; the log has it in its place.)
 func (h *Hub) untilLeft(c *client, events []broker.Event) []broker.Event {
 	var left map[string]bool
 	out := events[:0:0]
 	for _, ev := range events {
-		if left[ev.ChannelID] {
-			continue
+		if left[ev.ChannelID] || (ev.To != "" && ev.To != c.user.ID) {
+			continue // after c left; or another user's own event
 		}
 		out = append(out, ev)
 		if leftChannel(ev) == c.user.ID || ev.Kind == model.EventChannelDelete {

@@ -11,6 +11,7 @@ import (
 	"github.com/quibly/quibly/app/internal/broker"
 	"github.com/quibly/quibly/app/internal/model"
 	"github.com/quibly/quibly/app/internal/sessions"
+	"github.com/quibly/quibly/app/internal/store"
 	"github.com/quibly/quibly/app/internal/text"
 )
 
@@ -21,6 +22,7 @@ type sendPayload struct {
 	ChannelID string `json:"channelId"`
 	Text      string `json:"text"`
 	Nonce     string `json:"nonce"`
+	ReplyTo   string `json:"replyTo"`
 }
 
 // send is the message path: validate, make durable, fan out, then ack.
@@ -41,6 +43,8 @@ type pendingSend struct {
 	slot  broker.Slot
 	// reply makes the ack from the entry's id and time.
 	reply func(id string, ts int64) any
+	// to addresses the entry's event to one user (broker.Event.To).
+	to string
 }
 
 // messageAck is a message's ack: its id and time.
@@ -84,12 +88,16 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	if e := h.allow(c); e != nil {
 		return fail(e)
 	}
+	replyTo, mentions, e := h.references(c, p)
+	if e != nil {
+		return fail(e)
+	}
 	slot, done, ok := h.reserve(c, start, p.ChannelID, p.Nonce, messageAck)
 	if !ok {
 		return nil, done
 	}
 	msg := model.Message{ID: slot.ID, ChannelID: p.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
-		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC()}
+		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC(), ReplyTo: replyTo, Mentions: mentions}
 	h.inflight.Add(1)
 	return &pendingSend{start: start, nonce: p.Nonce, msg: msg, slot: slot, reply: messageAck}, nil
 }
@@ -193,8 +201,8 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 	ev := broker.Event{Kind: broker.KindMessage, ChannelID: msg.ChannelID, Data: msg.Data}
 	if msg.Kind == "" {
 		ev.Data, _ = json.Marshal(wire)
-	} else { // a change of a message: its event is its entry's payload
-		ev.Kind = msg.Kind
+	} else { // a change of a message, or a read marker: its event is its entry's payload
+		ev.Kind, ev.Origin, ev.To = msg.Kind, msg.AuthorID, ps.to
 	}
 	ack := sessions.Ack{ID: wire.ID, TS: wire.TS}
 	published := time.Now()
@@ -217,6 +225,7 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 			h.Log.Warn("recording nonce failed", "err", err)
 		}
 	}
+	h.notifyMentions(ctx, msg)
 	return ps.reply(wire.ID, wire.TS)
 }
 
@@ -231,4 +240,64 @@ func (h *Hub) checkText(s string) *apperr.Error {
 		return apperr.New(apperr.TooLarge, "text is longer than %d characters", h.cfg.MaxMessageChars)
 	}
 	return nil
+}
+
+// MaxMentions is how many users one message may mention (more @names are text).
+const MaxMentions = 20
+
+// references checks what a message refers to, only when it refers to anything (the
+// plain send path reads no store): the message it replies to must be a message of
+// its channel, and each @name it mentions becomes a mention when it names a user who
+// may be in the channel (anyone, for a public one; a member, otherwise).
+func (h *Hub) references(c *client, p sendPayload) (string, []string, *apperr.Error) {
+	names := text.Mentions(p.Text, MaxMentions)
+	if p.ReplyTo == "" && len(names) == 0 {
+		return "", nil, nil
+	}
+	ctx, cancel := h.opContext(context.Background())
+	defer cancel()
+	replyTo := ""
+	if p.ReplyTo != "" {
+		parent, e := h.target(ctx, c, p.ReplyTo)
+		if e != nil {
+			return "", nil, e
+		}
+		if parent.ChannelID != p.ChannelID {
+			return "", nil, apperr.New(apperr.Invalid, "replyTo must be a message of the same channel")
+		}
+		replyTo = parent.ID
+	}
+	var mentions []string
+	for _, name := range names {
+		u, _, err := h.Store.UserByName(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // an @word that names no one
+		}
+		if err != nil {
+			return "", nil, apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry")
+		}
+		if _, err := h.admit(ctx, p.ChannelID, u.ID); err != nil {
+			continue // not someone who may read the channel: no mention
+		}
+		mentions = append(mentions, u.ID)
+	}
+	return replyTo, mentions, nil
+}
+
+// EventMention tells a user a message mentions them.
+const EventMention = "mention"
+
+// notifyMentions tells each user msg mentions (but its author) on every connection,
+// joined to the channel or not, with an event outside the channel's order: the
+// message itself, with its mentions, is in the order and history.
+func (h *Hub) notifyMentions(ctx context.Context, msg model.Message) {
+	for _, u := range msg.Mentions {
+		if u == msg.AuthorID {
+			continue
+		}
+		data, _ := json.Marshal(map[string]string{"channelId": msg.ChannelID, "messageId": msg.ID})
+		if _, err := h.Broker.Publish(ctx, broker.Event{Kind: EventMention, ChannelID: msg.ChannelID, Data: data, To: u}, false); err != nil {
+			h.Log.Warn("telling a mentioned user failed; the mention still counts", "err", err)
+		}
+	}
 }

@@ -147,6 +147,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		{http.MethodGet, "/api/channels", a.listChannels, true},
 		{http.MethodPost, "/api/channels", a.createChannel, true},
 		{http.MethodGet, "/api/channels/{id}/messages", a.messages, true},
+		{http.MethodGet, "/api/channels/{id}/messages/{messageId}/replies", a.replies, true},
+		{http.MethodGet, "/api/channels/{id}/reads", a.reads, true},
 		{http.MethodGet, "/api/channels/{id}", a.getChannel, true},
 		{http.MethodPatch, "/api/channels/{id}", a.updateChannel, true},
 		{http.MethodDelete, "/api/channels/{id}", a.deleteChannel, true},

@@ -153,8 +153,14 @@ func pageLimit(q url.Values, def, max int) (int, error) {
 	return n, nil
 }
 
+// listedChannel is a channel of the list with the caller's read state in it.
+type listedChannel struct {
+	model.Channel
+	model.Unread
+}
+
 type channelsResponse struct {
-	Channels []model.Channel `json:"channels"`
+	Channels []listedChannel `json:"channels"`
 	// NextAfter and NextAfterID are the cursor of the next page (the last name and id
 	// of this one); null when this page is the last. Names are unique among public
 	// channels only, so a name alone is not a place in the list.
@@ -186,9 +192,17 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := channelsResponse{Channels: cs}
-	if resp.Channels == nil {
-		resp.Channels = []model.Channel{} // [] not null
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	unread, err := a.st.Unread(r.Context(), userFrom(r.Context()).ID, ids)
+	if err != nil {
+		return err
+	}
+	resp := channelsResponse{Channels: make([]listedChannel, len(cs))} // [] not null
+	for i, c := range cs {
+		resp.Channels[i] = listedChannel{Channel: c, Unread: unread[c.ID]}
 	}
 	if len(cs) == limit { // a full page: there may be more
 		next := store.CursorAfter(cs[len(cs)-1])
@@ -243,6 +257,22 @@ type messagesResponse struct {
 }
 
 func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
+	return a.messagePage(w, r, "")
+}
+
+// replies pages the thread of one message: the messages that reply to it.
+func (a *API) replies(w http.ResponseWriter, r *http.Request) error {
+	parent, err := uuid.Parse(r.PathValue("messageId"))
+	if err != nil {
+		return apperr.New(apperr.NotFound, "no such message")
+	}
+	return a.messagePage(w, r, parent.String())
+}
+
+// messagePage answers a page of a channel's history (parent "") or of a thread,
+// newest first (?limit=, ?before= a message id), each message as it now is, with its
+// reactions as the caller sees them.
+func (a *API) messagePage(w http.ResponseWriter, r *http.Request, parent string) error {
 	// A private channel the caller is not a member of is not found, as is a
 	// channel that does not exist.
 	c, _, err := a.visibleChannel(r.Context(), r.PathValue("id"), userFrom(r.Context()).ID)
@@ -262,7 +292,12 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 		}
 		before = b.String()
 	}
-	msgs, err := a.st.Messages(r.Context(), c.ID, before, limit)
+	var msgs []model.Message
+	if parent == "" {
+		msgs, err = a.st.Messages(r.Context(), c.ID, before, limit)
+	} else {
+		msgs, err = a.st.Replies(r.Context(), c.ID, parent, before, limit)
+	}
 	if err != nil {
 		return err
 	}
@@ -284,6 +319,34 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 	if len(msgs) == limit { // a full page: there may be older messages
 		next := msgs[len(msgs)-1].ID
 		resp.NextBefore = &next
+	}
+	WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// reads lists how far the channel's members have read it ("seen by"), furthest
+// first, for a private channel or DM small enough for read receipts
+// (model.ReceiptMembers); receipts is false, with no list, elsewhere.
+func (a *API) reads(w http.ResponseWriter, r *http.Request) error {
+	c, _, err := a.visibleChannel(r.Context(), r.PathValue("id"), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	resp := struct {
+		Receipts bool               `json:"receipts"`
+		Reads    []model.ReadMarker `json:"reads"`
+	}{Reads: []model.ReadMarker{}}
+	if c.Kind != model.KindPublic {
+		members, err := a.st.Members(r.Context(), c.ID)
+		if err != nil {
+			return err
+		}
+		if len(members) <= model.ReceiptMembers {
+			resp.Receipts = true
+			if resp.Reads, err = a.st.ReadMarkers(r.Context(), c.ID, model.ReceiptMembers); err != nil {
+				return err
+			}
+		}
 	}
 	WriteJSON(w, http.StatusOK, resp)
 	return nil

@@ -265,3 +265,66 @@ func TestHistoryShowsEditsDeletionsAndReactions(t *testing.T) {
 		}
 	}
 }
+
+// The channel list carries each channel's unread and mention counts and the caller's
+// marker; a thread pages its replies; reads lists markers in a small private channel
+// and none in a public one.
+func TestUnreadThreadsAndReads(t *testing.T) {
+	f := newFixture(t)
+	p := people(t, f, "bob")
+	ctx := context.Background()
+	var priv struct{ Channel model.Channel }
+	f.mustJSON(t, "POST", "/api/channels", f.bearer(), `{"name":"plans","private":true}`, 201, &priv)
+	f.mustJSON(t, "PUT", "/api/channels/"+priv.Channel.ID+"/members/"+p["bob"].id, f.bearer(), `{"role":"member"}`, 201, nil)
+	newID := func() string { id, _ := uuid.NewV7(); return id.String() }
+	parent := model.Message{ID: newID(), ChannelID: priv.Channel.ID, AuthorID: f.alice.ID, Author: "alice", Text: "q", CreatedAt: time.Now()}
+	reply := model.Message{ID: newID(), ChannelID: priv.Channel.ID, AuthorID: f.alice.ID, Author: "alice", Text: "@bob a", CreatedAt: time.Now(),
+		ReplyTo: parent.ID, Mentions: []string{p["bob"].id}}
+	mark, _ := json.Marshal(model.ReadMarker{ChannelID: priv.Channel.ID, UserID: f.alice.ID, MessageID: reply.ID})
+	read := model.Message{ID: newID(), ChannelID: priv.Channel.ID, AuthorID: f.alice.ID, Kind: model.EventRead, Data: mark, CreatedAt: time.Now()}
+	if _, err := f.st.WriteMessages(ctx, []model.Message{parent, reply, read}); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Channels []struct {
+			ID       string `json:"id"`
+			Unread   int    `json:"unread"`
+			Mentions int    `json:"mentions"`
+			Marker   string `json:"marker"`
+		}
+	}
+	f.mustJSON(t, "GET", "/api/channels", p["bob"].bearer, "", 200, &list)
+	found := false
+	for _, c := range list.Channels {
+		if c.ID == priv.Channel.ID {
+			found = true
+			if c.Unread != 2 || c.Mentions != 1 || c.Marker != "" {
+				t.Errorf("bob's plans: %+v, want 2 unread, 1 mention, no marker", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("plans is not in bob's list")
+	}
+	var thread struct{ Messages []model.WireMessage }
+	f.mustJSON(t, "GET", "/api/channels/"+priv.Channel.ID+"/messages/"+parent.ID+"/replies", p["bob"].bearer, "", 200, &thread)
+	if len(thread.Messages) != 1 || thread.Messages[0].ID != reply.ID || thread.Messages[0].ReplyTo != parent.ID {
+		t.Errorf("the thread: %+v", thread.Messages)
+	}
+	f.mustJSON(t, "GET", "/api/channels/"+priv.Channel.ID+"/messages/nope/replies", p["bob"].bearer, "", 404, nil)
+	var reads struct {
+		Receipts bool
+		Reads    []model.ReadMarker
+	}
+	f.mustJSON(t, "GET", "/api/channels/"+priv.Channel.ID+"/reads", p["bob"].bearer, "", 200, &reads)
+	if !reads.Receipts || len(reads.Reads) != 1 || reads.Reads[0].UserID != f.alice.ID || reads.Reads[0].MessageID != reply.ID {
+		t.Errorf("reads of plans: %+v", reads)
+	}
+	f.mustJSON(t, "GET", "/api/channels/"+f.general.ID+"/reads", p["bob"].bearer, "", 200, &reads)
+	if reads.Receipts || len(reads.Reads) != 0 {
+		t.Errorf("reads of a public channel: %+v, want no receipts", reads)
+	}
+	outsider := people(t, f, "carol")["carol"]
+	f.mustJSON(t, "GET", "/api/channels/"+priv.Channel.ID+"/reads", outsider.bearer, "", 404, nil)
+	f.mustJSON(t, "GET", "/api/channels/"+priv.Channel.ID+"/messages/"+parent.ID+"/replies", outsider.bearer, "", 404, nil)
+}

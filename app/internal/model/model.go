@@ -177,6 +177,11 @@ const (
 	EventRead          = "read"           // Data: ReadMarker
 )
 
+// ReceiptMembers is the most members a private channel or DM may have for its
+// members to get each other's read markers (read receipts); above it, and in public
+// channels (which have no member list), only counts are kept.
+const ReceiptMembers = 50
+
 // ReadMarker is how far a user has read a channel: up to and including MessageID.
 // Receipt says whether the channel's members are told (its members are few enough).
 type ReadMarker struct {

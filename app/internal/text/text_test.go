@@ -1,6 +1,7 @@
 package text
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -81,6 +82,29 @@ func TestEmoji(t *testing.T) {
 	} {
 		if got := Emoji(tc.in); got != tc.want {
 			t.Errorf("Emoji(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestMentions(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+	}{
+		{"hello @bob", "[bob]"},
+		{"@Alice and @bob, then @ALICE again", "[alice bob]"},
+		{"thanks @bob.", "[bob]"},
+		{"mail me at me@example.com", "[]"},
+		{"@@bob", "[]"},
+		{"(@carol)", "[carol]"},
+		{"@al", "[]"}, // too short for a username
+		{"@a.b-c_d", "[a.b-c_d]"},
+		{"no mention", "[]"},
+		{"@u01 @u02 @u03 @u04", "[u01 u02 u03]"}, // at most 3 here
+	} {
+		got := Mentions(tc.in, 3)
+		if s := fmt.Sprint(got); s != tc.want && !(tc.want == "[]" && len(got) == 0) {
+			t.Errorf("Mentions(%q) = %s, want %s", tc.in, s, tc.want)
 		}
 	}
 }
