@@ -1202,3 +1202,67 @@ describe("a message's life: edit, delete, reactions", () => {
     assert.deepEqual(seen, ['message draft', `update ${m.id.slice(-4)} final`]);
   });
 });
+
+describe('replies, mentions and read markers', () => {
+  const ctx = useServer('e2e-reads');
+  const api = async (token, method, path, body) => {
+    const r = await fetch(`${ctx.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  };
+
+  it('a reply carries replyTo and pages in its thread; a mention reaches every connection of the user, joined or not, and counts until read', T, async () => {
+    const [a, b] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const ch = await createChannel(ctx.url, a.token, `thread-${randomUUID().slice(0, 8)}`);
+    const sa = await connect(ctx.url, a.token);
+    const [sb1, sb2] = [await connect(ctx.url, b.token), await connect(ctx.url, b.token)];
+    await join(sa, ch.id);
+    await join(sb1, ch.id); // sb2 stays out of the channel
+    const mentions = [];
+    sb2.on('mention', (e) => mentions.push(e));
+    const q = assertSent(await send(sa, ch.id, 'a question'));
+    const replyAck = await ack(sa, 'message:send', { channelId: ch.id, text: `@${b.name} what do you think?`, replyTo: q.id, nonce: randomUUID() });
+    const reply = assertSent(replyAck);
+    assertError(await ack(sa, 'message:send', { channelId: ch.id, text: 'x', replyTo: randomUUID() }), 'not_found', 'a reply to no message');
+    await waitFor(() => mentions.length === 1, 5000, 'the mention reaches the connection that did not join');
+    assert.deepEqual(mentions[0], { channelId: ch.id, messageId: reply.id });
+    const thread = await api(b.token, 'GET', `/api/channels/${ch.id}/messages/${q.id}/replies`);
+    assert.equal(thread.status, 200);
+    assert.deepEqual(thread.body.messages.map((m) => [m.id, m.replyTo, m.mentions]), [[reply.id, q.id, [b.user.id]]]);
+    const counts = async () => (await api(b.token, 'GET', '/api/channels?limit=200')).body.channels.find((c) => c.id === ch.id);
+    await waitFor(async () => (await counts()).mentions === 1, 5000, 'the mention counts');
+    // b reads on one connection; the other, not in the channel, learns it too.
+    const reads = [];
+    sb2.on('read', (e) => reads.push(e));
+    const readAck = await ack(sb1, 'channel:read', { channelId: ch.id, messageId: reply.id, nonce: randomUUID() });
+    assert.deepEqual(readAck, { ok: true, marker: reply.id });
+    await waitFor(() => reads.length === 1, 5000, "the reader's other connection gets the marker");
+    assert.equal(reads[0].userId, b.user.id);
+    assert.deepEqual(await ack(sb1, 'channel:read', { channelId: ch.id, messageId: q.id }), { ok: true, marker: reply.id }, 'a marker never moves back');
+    await waitFor(async () => { const c = await counts(); return c.unread === 0 && c.mentions === 0 && c.marker === reply.id; }, 5000, 'read: nothing unread');
+    const aSaw = [];
+    sa.on('read', (e) => aSaw.push(e));
+    await sleep(300);
+    assert.deepEqual(aSaw, [], 'a marker in a public channel went to another member');
+  });
+
+  it('in a DM each side gets the other\'s read receipts, and seen-by lists them', T, async () => {
+    const [a, b] = [await newUser(ctx.url), await newUser(ctx.url)];
+    const dm = (await api(a.token, 'POST', '/api/dms', { username: b.name })).body.channel;
+    const [sa, sb] = [await connect(ctx.url, a.token), await connect(ctx.url, b.token)];
+    await join(sa, dm.id);
+    await join(sb, dm.id);
+    const receipts = [];
+    sa.on('read', (e) => receipts.push(e));
+    const m = assertSent(await send(sa, dm.id, 'did you see this?'));
+    assertOk(await ack(sb, 'channel:read', { channelId: dm.id, messageId: m.id }), 'channel:read');
+    await waitFor(() => receipts.some((r) => r.userId === b.user.id && r.messageId === m.id), 5000, 'a gets b\'s receipt');
+    const seen = await waitFor(async () => {
+      const r = await api(a.token, 'GET', `/api/channels/${dm.id}/reads`);
+      return r.body.reads.length === 1 && r.body;
+    }, 5000, 'seen-by');
+    assert.equal(seen.receipts, true);
+    assert.deepEqual(seen.reads.map((r) => [r.userId, r.username, r.messageId]), [[b.user.id, b.name, m.id]]);
+  });
+});
