@@ -578,6 +578,67 @@ test("a message's life on two pages: edit with the up arrow, react and toggle, d
   }
 });
 
+test('replies, a thread, mentions with autocomplete, unread badges, the "new messages" line and "seen by" in a DM; a reload agrees', { timeout: 120000 }, async () => {
+  const erin = await person('erin', LAPTOP);
+  const finn = await person('finn', LAPTOP);
+  await until(erin.page, (n) => !!document.querySelector(`#online-users [data-username="${n}"]`), finn.name, 'erin sees finn online');
+  await erin.page.locator(`#online-users [data-username="${finn.name}"] [data-testid="dm-btn"]`).click();
+  await until(erin.page, (n) => document.querySelector('#channel-name')?.textContent === n, finn.name, 'the DM open');
+  await sendText(erin, 'first of all');
+  await waitMessage(erin, 'first of all');
+  // finn, in #general, gets the DM listed with its unread count after a list load.
+  await finn.page.reload();
+  await waitConnState(finn.page, 'connected');
+  const dmItem = `#dm-list [data-peer="${erin.name}"]`;
+  await until(finn.page, (sel) => document.querySelector(`${sel} [data-testid="unread"]`)?.textContent === '1', dmItem, 'finn sees 1 unread in the DM');
+  // Autocomplete on erin's side, then a mention of finn.
+  await erin.page.locator('#message-input').pressSequentially(`look @${finn.name.slice(0, 3)}`, { delay: 20 });
+  await until(erin.page, (n) => !!document.querySelector(`#mention-list [data-name="${n}"]`), finn.name, 'the autocomplete offers finn');
+  await erin.page.locator('#message-input').press('Tab');
+  assert.equal(await erin.page.locator('#message-input').inputValue(), `look @${finn.name} `);
+  await erin.page.locator('#send-btn').click();
+  await waitMessage(erin, `look @${finn.name} `.trimEnd());
+  assert.equal(await erin.page.locator('#messages .message .text .mention').last().textContent(), `@${finn.name}`);
+  await until(finn.page, (sel) => document.querySelector(`${sel} [data-testid="unread"]`)?.textContent === '2', dmItem, 'finn sees 2 unread');
+  await until(finn.page, (sel) => !!document.querySelector(`${sel} .mention-badge`), dmItem, 'finn sees the mention badge');
+
+  // finn opens the DM: the "new messages" line before the first unread, the badges
+  // go, the mention is marked, and erin sees "seen by finn".
+  await finn.page.locator(`${dmItem} button`).click();
+  await waitMessage(finn, 'first of all');
+  const order = await finn.page.$$eval('#messages > *', (els) => els.map((e) => (e.dataset.testid === 'new-divider' ? 'divider' : e.querySelector('.text')?.textContent)));
+  assert.deepEqual(order.slice(-3), ['divider', 'first of all', `look @${finn.name}`]);
+  assert.equal(await finn.page.locator('#messages .message.mentions-me').count(), 1);
+  await until(finn.page, (sel) => !document.querySelector(`${sel} [data-testid="unread"]`) && !document.querySelector(`${sel} .mention-badge`), dmItem, 'finn\'s badges clear');
+  await until(erin.page, (n) => document.querySelector('#messages [data-testid="seen-by"]')?.textContent === `Seen by ${n}`, finn.name, 'erin sees "Seen by finn"');
+
+  // finn replies to the first message; erin sees the quote and opens the thread.
+  const first = (await messages(finn)).find((m) => m.text === 'first of all').id;
+  await finn.page.locator(`#messages .message[data-id="${first}"]`).hover();
+  await finn.page.locator(`#messages .message[data-id="${first}"] [data-testid="reply-btn"]`).click();
+  await until(finn.page, () => !document.querySelector('#reply-banner')?.hidden, null, 'the reply banner');
+  await sendText(finn, 'an answer to that');
+  await waitMessage(erin, 'an answer to that');
+  const answer = (await messages(erin)).find((m) => m.text === 'an answer to that').id;
+  const quote = erin.page.locator(`#messages .message[data-id="${answer}"] [data-testid="quote"]`);
+  assert.match(await quote.textContent(), /first of all/);
+  await quote.click();
+  await until(erin.page, () => [...document.querySelectorAll('#thread-panel [data-testid="thread-reply"] .text')].some((e) => e.textContent === 'an answer to that'),
+    null, 'the thread lists the answer');
+  await sendText(finn, 'and one more'); // not a reply: stays out of the thread
+  await waitMessage(erin, 'and one more');
+  assert.equal(await erin.page.locator('#thread-panel [data-testid="thread-reply"]').count(), 1);
+  await shot(erin.page, 'thread-and-seen.png');
+
+  // After a reload finn's DM has nothing unread: the marker is the server's.
+  await finn.page.locator('#message-input').fill('');
+  await finn.page.reload();
+  await waitConnState(finn.page, 'connected');
+  await showSidebar(finn);
+  await finn.page.locator(dmItem).waitFor();
+  assert.equal(await finn.page.locator(`${dmItem} [data-testid="unread"]`).count(), 0, 'unread after a reload');
+});
+
 test('no script errors in any page', () => {
   assert.deepEqual(ctx.errors, []);
 });

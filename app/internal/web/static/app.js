@@ -16,6 +16,7 @@ import { S } from './app/state.js';
 import { onComposerInput } from './app/typing.js';
 import { bindPanel } from './app/panel.js';
 import { bindLife } from './app/life.js';
+import { bindReads } from './app/reads.js';
 
 function boot() {
   window.quibly = { state: S, socket: null };
@@ -26,6 +27,7 @@ function boot() {
   $('new-channel-form').addEventListener('submit', createChannel);
   bindPanel();
   bindLife();
+  bindReads();
   $('composer').addEventListener('submit', send);
   $('load-older').addEventListener('click', loadOlder);
   $('notice-close').addEventListener('click', hideNotice);

@@ -10,6 +10,7 @@ import { showNotice } from './notice.js';
 import { S, chanState } from './state.js';
 import { renderTyping } from './typing.js';
 import { refreshPanel } from './panel.js';
+import { closeThread, markRead, openedChannel, renderReplyBanner, takeCounts } from './reads.js';
 
 export async function startChat() {
   $('auth-view').hidden = true;
@@ -68,12 +69,16 @@ function addChannels(res) {
   const byId = new Map(S.channels.map((c) => [c.id, c]));
   // Direct-message channels are not shown here yet (their name is their users' ids).
   for (const c of list) {
+    takeCounts(c);
     byId.set(String(c.id), { id: String(c.id), name: String(c.name), private: c.kind === 'private', archived: !!c.archived, dm: c.kind === 'dm',
       role: typeof c.role === 'string' ? c.role : '' });
   }
   for (const [id, name] of S.joined) if (!byId.has(id)) byId.set(id, { id, name });
   S.channels = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
   S.channelsNext = res && typeof res.nextAfter === 'string' && typeof res.nextAfterId === 'string' ? { after: res.nextAfter, afterId: res.nextAfterId } : null;
+  if (S.socket && S.socket.connected) {
+    for (const c of S.channels) if (c.dm && !chanState(c.id).joined) joinChannel(c.id); // their messages count as they come
+  }
   renderChannels();
   resolveDMNames();
 }
@@ -176,9 +181,11 @@ export function onChannelUpdate(e) {
   else renderChannels();
 }
 
-/** The channels to join on connect: the open one first, then the ones the user chose. */
+/** The channels to join on connect: the open one first, then the ones the user chose,
+ * then every direct-message channel listed (few, and a new message there must show). */
 export function channelsToJoin() {
-  return [S.current, ...[...S.joined.keys()].filter((id) => id !== S.current)].filter(Boolean);
+  const dms = S.channels.filter((c) => c.dm).map((c) => c.id);
+  return [...new Set([S.current, ...S.joined.keys(), ...dms])].filter(Boolean).slice(0, MAX_JOINED);
 }
 
 export function channelName(id) {
@@ -200,7 +207,8 @@ export function renderChannels() {
       on: { click: () => selectChannel(c.id) },
     }, h('span', { className: c.private ? 'hash lock' : 'hash', text: c.private ? '' : '#', attrs: { 'aria-hidden': 'true' } }),
     h('span', { className: 'name', text: c.name }));
-    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), attrs: { 'aria-label': `${st.unread} unread` } }));
+    if (st.mentions) btn.append(h('span', { className: 'mention-badge', text: `@${st.mentions}`, attrs: { 'aria-label': `${st.mentions} mentions` }, dataset: { testid: 'mention-badge' } }));
+    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), attrs: { 'aria-label': `${st.unread} unread` }, dataset: { testid: 'unread' } }));
     li.append(btn);
     return li;
   });
@@ -219,7 +227,8 @@ export function renderChannels() {
       className: 'channel-btn', attrs: { type: 'button', 'aria-current': c.id === S.current ? 'page' : 'false' },
       on: { click: () => selectChannel(c.id) },
     }, h('span', { className: 'name', text: displayName(c) }));
-    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread) }));
+    if (st.mentions) btn.append(h('span', { className: 'mention-badge', text: `@${st.mentions}` }));
+    if (st.unread) btn.append(h('span', { className: 'unread', text: st.unread > 99 ? '99+' : String(st.unread), dataset: { testid: 'unread' } }));
     return h('li', { className: 'channel dm' + (c.id === S.current ? ' active' : '') + (st.unread ? ' has-unread' : ''),
       dataset: { channelId: c.id, peer: S.dmNames.get(c.id) || '', testid: 'dm' } }, btn);
   }));
@@ -240,7 +249,13 @@ export function selectChannel(id) {
   const changed = S.current !== id;
   S.current = id;
   const st = chanState(id);
+  if (changed) {
+    openedChannel(id); // the "new messages" line and receipts, before the counts go
+    closeThread();
+    renderReplyBanner();
+  }
   st.unread = 0;
+  st.mentions = 0;
   const name = channelName(id);
   rememberJoined(id, name);
   localStorage.setItem(LS_CHANNEL, id);
@@ -262,6 +277,7 @@ export function selectChannel(id) {
     scrollToBottom();
   }
   if (!st.loaded || st.stale) loadLatest(id);
+  else markRead();
   if (S.socket && S.socket.connected && !st.joined) joinChannel(id);
   if (window.matchMedia('(min-width: 769px)').matches) $('message-input').focus();
 }

@@ -10,6 +10,7 @@ import { flushOutbox } from './sending.js';
 import { S, memberChangeMessage, normalizeMessage } from './state.js';
 import { onTyping, renderTyping, stopTyping } from './typing.js';
 import { onMessageDelete, onMessageUpdate, onReaction } from './life.js';
+import { onMention, onRead } from './reads.js';
 import { refreshPanel } from './panel.js';
 
 export function setConnState(state) {
@@ -94,6 +95,8 @@ export function connectSocket() {
   socket.onEvent('message:update', onMessageUpdate);
   socket.onEvent('message:delete', onMessageDelete);
   socket.onEvent('reaction', onReaction);
+  socket.onEvent('read', onRead);
+  socket.onEvent('mention', onMention);
   socket.onEvent('presence', onPresence);
   socket.onEvent('typing', onTyping);
   socket.open();

@@ -91,9 +91,21 @@ export function describeError(err) {
 
 export const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]}]/gi;
 
-/** Fills el with text, turning http(s) URLs into links; no HTML parsing. */
-export function fillText(el, text) {
+/** Fills el with text, turning http(s) URLs into links and @names into highlighted
+ * spans (me: the user's own name); no HTML parsing. */
+export function fillText(el, text, me = '') {
   el.textContent = '';
+  const plain = (s) => {
+    let at = 0;
+    for (const m of s.matchAll(/(^|[^A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{3,32})/g)) {
+      const start = m.index + m[1].length;
+      if (start > at) el.append(s.slice(at, start));
+      const name = m[2].replace(/[.-]+$/, '');
+      el.append(h('span', { className: 'mention' + (me && name.toLowerCase() === me.toLowerCase() ? ' me' : ''), text: `@${name}` }));
+      at = start + 1 + name.length;
+    }
+    if (at < s.length) el.append(s.slice(at));
+  };
   let last = 0;
   for (const m of text.matchAll(URL_RE)) {
     let href;
@@ -102,9 +114,9 @@ export function fillText(el, text) {
       if (u.protocol !== 'http:' && u.protocol !== 'https:') continue;
       href = u.href;
     } catch { continue; }
-    if (m.index > last) el.append(text.slice(last, m.index));
+    if (m.index > last) plain(text.slice(last, m.index));
     el.append(h('a', { text: m[0], attrs: { href, target: '_blank', rel: 'noopener noreferrer nofollow' } }));
     last = m.index + m[0].length;
   }
-  if (last < text.length) el.append(text.slice(last));
+  if (last < text.length) plain(text.slice(last));
 }

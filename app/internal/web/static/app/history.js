@@ -2,7 +2,8 @@
 import { api } from './api.js';
 import { HISTORY_PAGE } from './constants.js';
 import { $, describeError } from './helpers.js';
-import { addMessage, isNearBottom, renderEmptyState, renderOlderButton, scrollToBottom } from './messages.js';
+import { addMessage, isNearBottom, renderEmptyState, renderMessages, renderOlderButton, scrollToBottom } from './messages.js';
+import { markRead, renderSeen } from './reads.js';
 import { showNotice } from './notice.js';
 import { S, chanState, pageMessages } from './state.js';
 
@@ -31,9 +32,12 @@ export function loadLatest(id) {
       const atBottom = isNearBottom();
       for (const m of page) addMessage(m, { fromHistory: true });
       if (id === S.current) {
+        if (st.divider !== null) renderMessages(); // the "new messages" line goes in its place
         renderOlderButton();
         renderEmptyState();
         if (atBottom || !st.ids.length) scrollToBottom();
+        markRead();
+        renderSeen();
       }
     } catch (e) {
       if (S.token && id === S.current && e.code !== 'unauthorized') showNotice(`Cannot load messages: ${describeError(e)}`);

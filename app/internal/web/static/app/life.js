@@ -5,6 +5,7 @@
 import { SEND_TIMEOUT_MS } from './constants.js';
 import { $, describeError, h, uuid } from './helpers.js';
 import { rerender } from './messages.js';
+import { openThread, startReply } from './reads.js';
 import { showNotice } from './notice.js';
 import { S, chanState } from './state.js';
 
@@ -66,7 +67,10 @@ export function actionsEl(m) {
       dataset: { emoji: e, testid: 'pick' }, on: { click: () => { picker.hidden = true; react(m, e, true); } } })));
   picker.hidden = true;
   const buttons = [h('button', { className: 'act', text: '☺+', attrs: { type: 'button', title: 'Add a reaction' },
-    dataset: { testid: 'react-btn' }, on: { click: () => { picker.hidden = !picker.hidden; } } })];
+    dataset: { testid: 'react-btn' }, on: { click: () => { picker.hidden = !picker.hidden; } } }),
+  h('button', { className: 'act', text: 'Reply', attrs: { type: 'button' }, dataset: { testid: 'reply-btn' }, on: { click: () => startReply(m) } }),
+  h('button', { className: 'act', text: 'Thread', attrs: { type: 'button', title: 'The replies to this message' }, dataset: { testid: 'thread-btn' },
+    on: { click: () => openThread(m.channelId, m.id) } })];
   if (canEdit(m)) {
     buttons.push(h('button', { className: 'act', text: 'Edit', attrs: { type: 'button' }, dataset: { testid: 'edit-btn' }, on: { click: () => startEdit(m) } }));
   }

@@ -2,6 +2,7 @@
 import { renderChannels } from './chat.js';
 import { $, SHORT_ERROR, avatar, describeError, fillText, fullFmt, h, shortTime, toDate } from './helpers.js';
 import { actionsEl, reactionsEl } from './life.js';
+import { dividerBefore, markRead, mentionsMe, quoteEl, renderSeen, threadReply } from './reads.js';
 import { discard, retry } from './sending.js';
 import { S, chanState } from './state.js';
 
@@ -37,12 +38,17 @@ export function addMessage(m, opts = {}) {
     list.insertBefore(messageEl(m), next || null);
     renderEmptyState();
     if (stick) scrollToBottom();
+    if (!m.kind) markRead();
+    if (mine(m)) renderSeen();
   } else if (!opts.fromHistory && !m.kind && m.authorId !== S.user.id && st.loaded !== undefined) {
     st.unread++;
     renderChannels();
   }
+  if (m.replyTo) threadReply(m);
   return true;
 }
+
+const mine = (m) => S.user && m.authorId === S.user.id;
 
 /** What a change of the channel's state says, in words. */
 export function describeChange(m) {
@@ -78,7 +84,7 @@ export function messageEl(m) {
   const mine = S.user && m.authorId === S.user.id;
   const text = h('div', { className: 'text' });
   if (m.deleted) text.textContent = 'This message was deleted.';
-  else fillText(text, m.text);
+  else fillText(text, m.text, S.user ? S.user.username : '');
   const meta = h('div', { className: 'meta' },
     h('span', { className: 'author', text: m.deleted ? '' : m.author }),
     h('time', { className: 'time', text: shortTime(d), attrs: { datetime: d.toISOString(), title: fullFmt.format(d) } }));
@@ -87,11 +93,11 @@ export function messageEl(m) {
     meta.append(h('span', { className: 'edited', text: '(edited)', attrs: { title: `Edited ${fullFmt.format(e)}` }, dataset: { testid: 'edited' } }));
   }
   m.el = h('article', {
-    className: 'message' + (mine ? ' mine' : '') + (m.deleted ? ' deleted' : ''),
+    className: 'message' + (mine ? ' mine' : '') + (m.deleted ? ' deleted' : '') + (!m.deleted && mentionsMe(m) ? ' mentions-me' : ''),
     dataset: { id: m.id, authorId: m.authorId, testid: 'message' },
   },
   avatar(m.deleted ? '?' : m.author),
-  h('div', { className: 'body' }, meta, text, ...(m.deleted ? [] : [reactionsEl(m), actionsEl(m)])));
+  h('div', { className: 'body' }, meta, ...(m.replyTo ? [quoteEl(m)] : []), text, ...(m.deleted ? [] : [reactionsEl(m), actionsEl(m)])));
   return m.el;
 }
 
@@ -139,6 +145,8 @@ export function renderMessages() {
   const list = $('messages');
   const st = chanState(S.current);
   const els = st.ids.map((id) => messageEl(st.msgs.get(id)));
+  const at = dividerBefore(st);
+  if (at) els.splice(st.ids.indexOf(at), 0, h('div', { className: 'new-divider', text: 'New messages', dataset: { testid: 'new-divider' } }));
   for (const o of S.outbox.values()) {
     if (o.channelId !== S.current) continue;
     o.el = localEl(o);

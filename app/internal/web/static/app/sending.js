@@ -4,6 +4,7 @@ import { $, describeError, uuid } from './helpers.js';
 import { autosize } from './layout.js';
 import { addMessage, renderEmptyState, renderLocal, scrollToBottom } from './messages.js';
 import { showNotice } from './notice.js';
+import { cancelReply } from './reads.js';
 import { S } from './state.js';
 
 export function send(ev) {
@@ -11,7 +12,9 @@ export function send(ev) {
   const input = $('message-input');
   const text = input.value.replace(/\s+$/, '').replace(/^\n+/, '');
   if (!text.trim() || !S.current) return;
-  const o = { nonce: uuid(), channelId: S.current, text, status: 'pending', error: null, inFlight: false, el: null };
+  const replyTo = S.replyTo && S.replyTo.channelId === S.current ? S.replyTo.id : null;
+  const o = { nonce: uuid(), channelId: S.current, text, replyTo, status: 'pending', error: null, inFlight: false, el: null };
+  if (replyTo) cancelReply();
   S.outbox.set(o.nonce, o);
   input.value = '';
   autosize();
@@ -27,14 +30,17 @@ export async function transmit(o) {
   if (!S.socket || !S.socket.connected || o.inFlight) return; // resent on (re)connect
   o.inFlight = true;
   try {
-    const ack = await S.socket.request('message:send', { channelId: o.channelId, text: o.text, nonce: o.nonce }, SEND_TIMEOUT_MS);
+    const payload = { channelId: o.channelId, text: o.text, nonce: o.nonce };
+    if (o.replyTo) payload.replyTo = o.replyTo;
+    const ack = await S.socket.request('message:send', payload, SEND_TIMEOUT_MS);
     o.inFlight = false;
     if (!S.outbox.has(o.nonce)) return; // already confirmed by the message event
     if (!ack || ack.error || !ack.id) {
       fail(o, (ack && ack.error) || { code: 'invalid', message: 'Unexpected answer from the server' });
       return;
     }
-    addMessage({ id: String(ack.id), channelId: o.channelId, authorId: S.user.id, author: S.user.username, text: o.text, ts: ack.ts, nonce: o.nonce, el: null });
+    addMessage({ id: String(ack.id), channelId: o.channelId, authorId: S.user.id, author: S.user.username, text: o.text, ts: ack.ts, nonce: o.nonce,
+      replyTo: o.replyTo, mentions: [], reactions: [], el: null });
     if (S.outbox.has(o.nonce)) { // not replaced (already known by id)
       S.outbox.delete(o.nonce);
       if (o.el) o.el.remove();

@@ -12,6 +12,8 @@ export const S = {
   online: new Map(), // userId -> username
   typing: new Map(), // channelId -> Map(userId -> {username, until})
   socket: null,
+  replyTo: null, // the message the composer answers
+  thread: null, // the open thread: {channelId, parentId, parent, msgs}
   lastTypingSent: 0,
   recoveredTimer: null,
   typingTimer: null,
@@ -21,7 +23,11 @@ export const S = {
 export function chanState(id) {
   let c = S.chans.get(id);
   if (!c) {
-    c = { msgs: new Map(), ids: [], nextBefore: null, loaded: false, loading: null, stale: false, unread: 0, joined: false };
+    // marker: how far the user read (the server's); mentions: unread mentions;
+    // divider: the marker when the channel was opened (the "new messages" line);
+    // reads: other members' markers (receipts), user id -> {username, messageId}.
+    c = { msgs: new Map(), ids: [], nextBefore: null, loaded: false, loading: null, stale: false, unread: 0, joined: false,
+      marker: null, mentions: 0, divider: null, reads: new Map() };
     S.chans.set(id, c);
   }
   return c;
@@ -43,6 +49,8 @@ export function normalizeMessage(m) {
     nonce: typeof m.nonce === 'string' ? m.nonce : null,
     kind, data: kind ? m.data : null,
     editedAt: typeof m.editedAt === 'number' ? m.editedAt : null,
+    replyTo: typeof m.replyTo === 'string' && m.replyTo ? m.replyTo : null,
+    mentions: Array.isArray(m.mentions) ? m.mentions.filter((x) => typeof x === 'string') : [],
     deleted: m.deleted === true,
     reactions: Array.isArray(m.reactions)
       ? m.reactions.filter((r) => r && typeof r.emoji === 'string' && typeof r.count === 'number').map((r) => ({ emoji: r.emoji, count: r.count, me: r.me === true }))
