@@ -23,6 +23,9 @@
 #   QUIBLY_ECHO_PORT=7990  BENCH_OUT=test-output/bench  BENCH_DOC=docs/BENCHMARKS.md (empty: don't write)
 #   BENCH_ONLY="raw store fanout memory"  the parts to run; a partial run keeps the other
 #                          parts' JSON files in BENCH_OUT and regenerates the report from all
+#   BENCH_MIX=0.1          part "mix": Quibly at 50 % of its saturation with messages only and
+#                          with that share of sends changing messages instead (edits, reactions,
+#                          read markers: quiblyload -mix), RUNS runs each, alternating
 #   BENCH_BASE=REV         also run part "base": Quibly built from git revision REV and the
 #                          working tree, each on a fresh schema and Kafka topic, at the same rate
 #                          (50 % of the working tree's median saturation), RUNS runs each,
@@ -50,7 +53,8 @@ PPROF_BASE=${QUIBLY_PPROF_BASE_PORT:-6060}
 USERS=${USERS:-200}
 OUT=${BENCH_OUT:-$ROOT/test-output/bench}
 BASE=${BENCH_BASE:-}
-ONLY=${BENCH_ONLY:-raw store fanout memory${BASE:+ base}}
+MIX=${BENCH_MIX:-0.1}
+ONLY=${BENCH_ONLY:-raw store fanout mix memory${BASE:+ base}}
 part() { [[ " $ONLY " == *" $1 "* ]]; }
 DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
 # Programs whose CPU time each load run reports (per 1,000 deliveries in the report).
@@ -90,7 +94,8 @@ setup() {
       fanout) rm -f "$OUT"/saturation-*.json "$OUT"/sweep-*.json "$OUT"/pprof-* "$OUT"/half-*.json "$OUT"/light-*.json ;;
       memory) rm -f "$OUT"/memory-*.json ;;
       base) rm -f "$OUT"/base-*.json; [ -n "$BASE" ] || die "BENCH_ONLY has base: set BENCH_BASE to a git revision" ;;
-      *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, memory, base)" ;;
+      mix) rm -f "$OUT"/mix-*.json ;;
+      *) die "BENCH_ONLY: unknown part '$p' (raw, store, fanout, mix, memory, base)" ;;
     esac
   done
   command -v node >/dev/null || die "node is needed for the reference peer (scripts/e2e-deps.sh installs it)"
@@ -335,6 +340,7 @@ chat() {
   if [ "$target" = quibly ]; then
     extra+=(-metrics "$(node_urls quibly)")
     [ "${PROFILE:-0}" = 1 ] && extra+=(-pprof "http://$HOST:$((PPROF_BASE + 1))" -pprof-out "$OUT/pprof-$name.pb.gz")
+    [ -n "${CHANGES:-}" ] && extra+=(-mix "$CHANGES")
   fi
   in_load_group "$LOAD" -target "$target" -url "$(lb_url "$target")" -conns "$SAT_CONNS" -channels "$SAT_CHANNELS" \
     -senders "$SAT_SENDERS" -window "$SAT_WINDOW" -rate "$rate" -duration "$DURATION" -warmup "$WARMUP" -users "$USERS" \
@@ -405,6 +411,29 @@ base_compare() {
   fresh_nodes quibly >/dev/null 2>&1 # back to app/bin/quibly for what follows
 }
 
+# mix_compare: messages alone against messages with a share of changes (BENCH_MIX), at
+# 50 % of Quibly's saturation, runs alternating.
+mix_compare() {
+  local sat rate r
+  if ! ls "$OUT"/saturation-quibly-*.json >/dev/null 2>&1; then
+    for ((r = 1; r <= RUNS; r++)); do chat quibly "saturation-quibly-$r" 0; done
+  fi
+  sat=$(median_sends "$OUT"/saturation-quibly-*.json)
+  rate=$((sat / 2))
+  [ "$rate" -ge 1 ] || rate=1
+  printf '{"mix":%s,"rate":%d}\n' "$MIX" "$rate" >"$OUT/mix.info"
+  say "messages alone against $MIX of sends changing messages, at $rate sends/s"
+  for ((r = 1; r <= RUNS; r++)); do
+    if [ $((r % 2)) = 1 ]; then
+      chat quibly "mix-plain-$r" "$rate"
+      CHANGES=$MIX chat quibly "mix-changes-$r" "$rate"
+    else
+      CHANGES=$MIX chat quibly "mix-changes-$r" "$rate"
+      chat quibly "mix-plain-$r" "$rate"
+    fi
+  done
+}
+
 # median_field FILES... FIELD: the median of a numeric JSON field over files.
 median_sends() {
   node -e 'const fs=require("fs");const v=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f)).sends_per_s).sort((a,b)=>a-b);console.log(Math.round(v[Math.floor(v.length/2)]))' "$@"
@@ -449,6 +478,9 @@ main() {
       done
     done
   done
+  fi
+  if part mix; then
+    mix_compare
   fi
   if part base; then
     base_compare

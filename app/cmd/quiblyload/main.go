@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.Idle, "idle", false, "connect and join only, then hold until SIGINT/SIGTERM (memory per connection)")
 	fs.StringVar(&c.ReadyFile, "ready-file", "", "idle: write this file once every connection is up")
 	fs.StringVar(&c.Label, "label", "", "free text copied into the result")
+	fs.Float64Var(&c.Mix, "mix", 0, "share of sends (0 to 0.5) that change the sender's last message instead: edit, reaction, its removal, read marker in turn (quibly only)")
 	cpu := fs.String("cpu", "", "comma-separated process names (e.g. quibly,haproxy,java) whose CPU time in the measured window is reported")
 	metricsURLs := fs.String("metrics", "", "comma-separated node URLs whose stage histograms (/metrics) are read around the measured window")
 	fs.StringVar(&c.ProfileURL, "pprof", "", "a node's net/http/pprof base URL: take a CPU profile of the measured window there")

@@ -109,6 +109,31 @@ func TestSmokeStandalone(t *testing.T) {
 	t.Log("\n" + tb.String())
 }
 
+// A run with -mix changes messages too: edits, reactions and read markers are acked
+// without an error and their events come back.
+func TestSmokeMix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	base := startStandalone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, Config{URLs: []string{base}, Target: TargetQuibly, Conns: 20, Channels: 2, Users: 4,
+		Rate: 200, Mix: 0.25, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changes == 0 || res.ChangeDeliveries == 0 || res.Sent == 0 {
+		t.Fatalf("sent %d messages and %d changes, got %d change events (errors %v)", res.Sent, res.Changes, res.ChangeDeliveries, res.Errors)
+	}
+	if res.AckErrors != 0 || res.Lost != 0 {
+		t.Errorf("ack errors %d, lost %d: %v", res.AckErrors, res.Lost, res.Errors)
+	}
+	if _, err := Run(ctx, Config{URLs: []string{base}, Target: TargetPeer, Conns: 1, Mix: 0.1}); err == nil {
+		t.Error("a mix against the peer was taken")
+	}
+}
+
 func TestEchoAndSocketURL(t *testing.T) {
 	u, err := SocketURL("http://127.0.0.1:5000/")
 	if err != nil || u != "ws://127.0.0.1:5000/socket.io/?EIO=4&transport=websocket" {

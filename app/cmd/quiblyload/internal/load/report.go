@@ -22,6 +22,9 @@ func PrintTable(w io.Writer, res *Result) {
 	fmt.Fprintf(tw, "rate\t%s (window %d), measured %.1fs, connect took %.1fs\n", rate, res.Window, res.DurationS, res.ConnectS)
 	fmt.Fprintf(tw, "sent / acked / ack errors / lost\t%d / %d / %d / %d\n", res.Sent, res.Acked, res.AckErrors, res.Lost)
 	fmt.Fprintf(tw, "deliveries (expected, missing)\t%d (%d, %d)\n", res.Deliveries, res.Expected, res.Missing)
+	if res.Changes > 0 {
+		fmt.Fprintf(tw, "changes sent, change events received\t%d, %d\n", res.Changes, res.ChangeDeliveries)
+	}
 	fmt.Fprintf(tw, "throughput\tsends %.0f/s, acks %.0f/s, deliveries %.0f/s\n", res.SendsPerS, res.AcksPerS, res.DelivPerS)
 	if len(res.CPUSeconds) > 0 {
 		names := make([]string, 0, len(res.CPUSeconds))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,10 @@ type Config struct {
 	Idle      bool          // connect and join only, then hold until ctx ends
 	ReadyFile string        // idle: written (with the Result so far) once every connection is up
 	Label     string        // free text copied into the result
+	// Mix is the share of sends (0 to 0.5) that change a message instead of sending one:
+	// in turn an edit of the sender's last message, a reaction added to it, the same
+	// reaction removed, and a read marker at it (Quibly only).
+	Mix float64
 	// CPUPrograms are process names (comm) whose CPU time over the measured window
 	// is reported, summed per name (Linux /proc).
 	CPUPrograms []string
@@ -98,39 +103,47 @@ func (c *Config) defaults() error {
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
 	}
+	if c.Mix < 0 || c.Mix > 0.5 || (c.Mix > 0 && c.Target != TargetQuibly) {
+		return errors.New("load: -mix is a share from 0 to 0.5, for Quibly only")
+	}
 	return nil
 }
 
 // Result is what a run measured. Latencies count only messages sent inside the
 // measured window; deliveries/s is those messages' deliveries over the window.
 type Result struct {
-	Label       string           `json:"label,omitempty"`
-	Target      string           `json:"target"`
-	URLs        []string         `json:"urls"`
-	Started     time.Time        `json:"started"`
-	Conns       int              `json:"conns"`
-	Connected   int              `json:"connected"`
-	Joined      int              `json:"joined"`
-	Channels    int              `json:"channels"`
-	Senders     int              `json:"senders"`
-	Rate        float64          `json:"rate"` // asked; 0 = max
-	Window      int              `json:"window"`
-	DurationS   float64          `json:"duration_s"`
-	ConnectS    float64          `json:"connect_s"`
-	Sent        int64            `json:"sent"`
-	Acked       int64            `json:"acked"`
-	AckErrors   int64            `json:"ack_errors"`
-	Lost        int64            `json:"lost"` // acks that never came
-	Deliveries  int64            `json:"deliveries"`
-	Expected    int64            `json:"expected_deliveries"`
-	Missing     int64            `json:"missing_deliveries"`
-	SendsPerS   float64          `json:"sends_per_s"`
-	AcksPerS    float64          `json:"acks_per_s"`
-	DelivPerS   float64          `json:"deliveries_per_s"`
-	Ack         Latency          `json:"ack_latency"`
-	Delivery    Latency          `json:"delivery_latency"`
-	Errors      map[string]int64 `json:"errors,omitempty"`
-	Disconnects int64            `json:"disconnects"`
+	Label      string    `json:"label,omitempty"`
+	Target     string    `json:"target"`
+	URLs       []string  `json:"urls"`
+	Started    time.Time `json:"started"`
+	Conns      int       `json:"conns"`
+	Connected  int       `json:"connected"`
+	Joined     int       `json:"joined"`
+	Channels   int       `json:"channels"`
+	Senders    int       `json:"senders"`
+	Rate       float64   `json:"rate"` // asked; 0 = max
+	Window     int       `json:"window"`
+	DurationS  float64   `json:"duration_s"`
+	ConnectS   float64   `json:"connect_s"`
+	Sent       int64     `json:"sent"`
+	Acked      int64     `json:"acked"`
+	AckErrors  int64     `json:"ack_errors"`
+	Lost       int64     `json:"lost"` // acks that never came
+	Deliveries int64     `json:"deliveries"`
+	// Changes are the sends of the window that changed a message (Config.Mix), and
+	// ChangeDeliveries the change events (message:update, reaction, read) received
+	// in the window.
+	Changes          int64            `json:"changes"`
+	ChangeDeliveries int64            `json:"change_deliveries"`
+	Expected         int64            `json:"expected_deliveries"`
+	Missing          int64            `json:"missing_deliveries"`
+	SendsPerS        float64          `json:"sends_per_s"`
+	AcksPerS         float64          `json:"acks_per_s"`
+	DelivPerS        float64          `json:"deliveries_per_s"`
+	Ack              Latency          `json:"ack_latency"`
+	Delivery         Latency          `json:"delivery_latency"`
+	Errors           map[string]int64 `json:"errors,omitempty"`
+	Disconnects      int64            `json:"disconnects"`
 	// CPUSeconds is the CPU time each of Config.CPUPrograms used in the window.
 	CPUSeconds map[string]float64 `json:"cpu_s,omitempty"`
 	// Stages is the servers' own view of the window, per stage (Config.MetricsURLs).
@@ -146,6 +159,7 @@ type runner struct {
 	measureFrom, measureTo atomic.Int64 // unix ns; sends in [from, to) count
 
 	sent, acked, ackErr, lost, deliv, expected atomic.Int64
+	changes, changeDeliv                       atomic.Int64
 	totalDeliv, totalAcks, totalSent           atomic.Int64
 	disconnects                                atomic.Int64
 	ackH, delH                                 *Hist
@@ -282,6 +296,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Sent, res.Acked, res.AckErrors = r.sent.Load(), r.acked.Load(), r.ackErr.Load()
 	res.Lost = res.Sent - res.Acked - res.AckErrors
 	res.Deliveries, res.Expected = r.deliv.Load(), r.expected.Load()
+	res.Changes, res.ChangeDeliveries = r.changes.Load(), r.changeDeliv.Load()
 	if res.Expected > res.Deliveries {
 		res.Missing = res.Expected - res.Deliveries
 	}
@@ -513,6 +528,11 @@ var textKey = []byte(`"text":"`)
 func (r *runner) onEvent(i int) func(string, []byte) {
 	return func(event string, payload []byte) {
 		if event != "message" {
+			if event == "message:update" || event == "reaction" || event == "read" {
+				if now := time.Now().UnixNano(); now >= r.measureFrom.Load() && now < r.measureTo.Load() {
+					r.changeDeliv.Add(1)
+				}
+			}
 			return
 		}
 		now := time.Now().UnixNano()
@@ -558,6 +578,13 @@ func (r *runner) sender(ctx context.Context, i int) {
 	}
 	next := time.Now()
 	var buf []byte
+	// every is how often a send is a change (Config.Mix); last the sender's last
+	// acked message, the one its changes act on.
+	every := 0
+	if r.cfg.Mix > 0 {
+		every = int(math.Round(1 / r.cfg.Mix))
+	}
+	var last atomic.Pointer[string]
 	for seq := 0; ctx.Err() == nil; seq++ {
 		if interval > 0 {
 			next = next.Add(interval)
@@ -578,6 +605,14 @@ func (r *runner) sender(ctx context.Context, i int) {
 		}
 		at := time.Now()
 		ns := at.UnixNano()
+		if every > 0 && seq%every == every-1 {
+			if id := last.Load(); id != nil {
+				if !r.change(c, i, seq/every, *id, chanID, ns, window, interval == 0) {
+					return
+				}
+				continue
+			}
+		}
 		buf = buf[:0]
 		buf = append(buf, `{"channelId":"`...)
 		buf = append(buf, chanID...)
@@ -619,6 +654,11 @@ func (r *runner) sender(ctx context.Context, i int) {
 				r.expected.Add(members)
 				r.ackH.Record(i, time.Since(at))
 			}
+			if every > 0 && ok {
+				if id := ackID(arg); id != "" {
+					last.Store(&id)
+				}
+			}
 		})
 		if err != nil {
 			if inWindow {
@@ -659,4 +699,71 @@ func (r *runner) profileWindow(ctx context.Context) <-chan error {
 	}
 	go func() { done <- fetchProfile(ctx, r.cfg.ProfileURL, r.cfg.Duration, r.cfg.ProfileOut) }()
 	return done
+}
+
+var idKey = []byte(`"id":"`)
+
+// ackID is the message id in a send's ack ("" when there is none).
+func ackID(arg []byte) string {
+	k := bytes.Index(arg, idKey)
+	if k < 0 {
+		return ""
+	}
+	rest := arg[k+len(idKey):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return ""
+	}
+	return string(rest[:end])
+}
+
+// change sends the n-th change of sender i (Config.Mix) on message id of channel
+// chanID: an edit, a reaction, its removal, a read marker, in turn. False when the
+// connection is gone.
+func (r *runner) change(c *Conn, i, n int, id, chanID string, ns int64, window chan struct{}, windowed bool) bool {
+	nonce := "c" + strconv.Itoa(i) + "-" + strconv.FormatInt(ns, 36)
+	var event string
+	var payload []byte
+	switch n % 4 {
+	case 0:
+		event = "message:edit"
+		payload = fmt.Appendf(nil, `{"id":%q,"text":"%d.%d.%d edited","nonce":%q}`, id, i, n, ns, nonce)
+	case 1, 2:
+		event = "reaction:add"
+		if n%4 == 2 {
+			event = "reaction:remove"
+		}
+		payload = fmt.Appendf(nil, `{"messageId":%q,"emoji":"👍","nonce":%q}`, id, nonce)
+	default:
+		event = "channel:read"
+		payload = fmt.Appendf(nil, `{"channelId":%q,"messageId":%q,"nonce":%q}`, chanID, id, nonce)
+	}
+	inWindow := ns >= r.measureFrom.Load() && ns < r.measureTo.Load()
+	r.totalSent.Add(1)
+	if inWindow {
+		r.changes.Add(1)
+	}
+	err := c.Emit(event, payload, func(arg json.RawMessage, ok bool) {
+		if windowed {
+			<-window
+		}
+		r.totalAcks.Add(1)
+		if !inWindow {
+			return
+		}
+		switch {
+		case !ok:
+			r.errorf("ack: connection closed")
+		case bytes.Contains(arg, []byte(`"error"`)):
+			r.ackErr.Add(1)
+			r.errorf(event + " ack: " + errCode(arg))
+		}
+	})
+	if err != nil {
+		if inWindow {
+			r.errorf("send: " + shortErr(err))
+		}
+		return false
+	}
+	return true
 }
