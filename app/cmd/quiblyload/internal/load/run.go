@@ -585,6 +585,7 @@ func (r *runner) sender(ctx context.Context, i int) {
 		every = int(math.Round(1 / r.cfg.Mix))
 	}
 	var last atomic.Pointer[string]
+	reactedOn := ""
 	for seq := 0; ctx.Err() == nil; seq++ {
 		if interval > 0 {
 			next = next.Add(interval)
@@ -607,7 +608,17 @@ func (r *runner) sender(ctx context.Context, i int) {
 		ns := at.UnixNano()
 		if every > 0 && seq%every == every-1 {
 			if id := last.Load(); id != nil {
-				if !r.change(c, i, seq/every, *id, chanID, ns, window, interval == 0) {
+				// A removal takes back the reaction just added, on the message it went to.
+				target := *id
+				switch n := seq / every; n % 4 {
+				case 1:
+					reactedOn = target
+				case 2:
+					if reactedOn != "" {
+						target = reactedOn
+					}
+				}
+				if !r.change(c, i, seq/every, target, chanID, ns, window, interval == 0) {
 					return
 				}
 				continue
