@@ -92,8 +92,14 @@ func (h *Hub) beginDelete(c *client, args []json.RawMessage) (*pendingSend, any)
 		})
 }
 
+// reactionTTL is how long a reaction's latest state is kept apart from the database
+// (sessions.Store.SetReaction): far longer than the batch writer ever lags.
+const reactionTTL = 24 * time.Hour
+
 // beginReaction is beginSend for reaction:add (add) and reaction:remove. A reaction
-// the user already has (or has not, to remove) is answered ok with no entry.
+// the user already has (or has not, to remove) is answered ok with no entry; which it
+// is, the sessions store decides at once for every node (the database lags an add of
+// a moment ago), so that clients can count each add and remove as a change.
 func (h *Hub) beginReaction(c *client, args []json.RawMessage, add bool) (*pendingSend, any) {
 	var p reactionPayload
 	check := func() (string, string, *apperr.Error) {
@@ -106,14 +112,20 @@ func (h *Hub) beginReaction(c *client, args []json.RawMessage, add bool) (*pendi
 		func(ctx context.Context, st model.MessageState) (string, any, *apperr.Error) {
 			op := model.ReactionRemove
 			switch {
-			case add && st.Reacted[p.Emoji], !add && !st.Reacted[p.Emoji]:
-				return "", nil, nil // so already
-			case add && st.Counts[p.Emoji] == 0 && st.Emoji >= MaxEmojiPerMessage:
+			case add && !st.Reacted[p.Emoji] && st.Counts[p.Emoji] == 0 && st.Emoji >= MaxEmojiPerMessage:
 				return "", nil, apperr.New(apperr.TooLarge, "a message takes at most %d different emoji", MaxEmojiPerMessage)
-			case add && st.Mine >= MaxReactionsPerUser:
+			case add && !st.Reacted[p.Emoji] && st.Mine >= MaxReactionsPerUser:
 				return "", nil, apperr.New(apperr.TooLarge, "one user puts at most %d reactions on a message", MaxReactionsPerUser)
 			case add:
 				op = model.ReactionAdd
+			}
+			changed, err := h.Sessions.SetReaction(ctx, c.user.ID, st.ID, p.Emoji, add, st.Reacted[p.Emoji], reactionTTL)
+			if err != nil {
+				h.Log.Warn("recording a reaction failed", "err", err)
+				return "", nil, apperr.New(apperr.Unavailable, "the service is temporarily unavailable, retry")
+			}
+			if !changed {
+				return "", nil, nil // so already
 			}
 			return model.EventReaction, model.Reaction{MessageID: st.ID, ChannelID: st.ChannelID, Emoji: p.Emoji, UserID: c.user.ID, Op: op}, nil
 		})
@@ -165,8 +177,23 @@ func (h *Hub) beginChange(c *client, args []json.RawMessage, payload any, check 
 	if kind == model.EventMessageUpdate {
 		reply = func(_ string, ts int64) any { return map[string]any{"ok": true, "editedAt": ts} }
 	}
+	// A reaction recorded by decide but never queued is put back, so that the user's
+	// retry is not taken for a repeat.
+	var undo func()
+	if r, ok := data.(model.Reaction); ok {
+		undo = func() {
+			uctx, cancel := h.opContext(context.Background())
+			defer cancel()
+			if _, err := h.Sessions.SetReaction(uctx, r.UserID, r.MessageID, r.Emoji, r.Op != model.ReactionAdd, r.Op == model.ReactionAdd, reactionTTL); err != nil {
+				h.Log.Warn("putting back a reaction that was not queued failed", "err", err)
+			}
+		}
+	}
 	slot, done, ok := h.reserve(c, start, st.ChannelID, nonce, reply)
 	if !ok {
+		if undo != nil {
+			undo()
+		}
 		return nil, done
 	}
 	if edit, ok := data.(model.MessageEdit); ok {
@@ -180,7 +207,7 @@ func (h *Hub) beginChange(c *client, args []json.RawMessage, payload any, check 
 	msg := model.Message{ID: slot.ID, ChannelID: st.ChannelID, AuthorID: c.user.ID, Author: c.user.Username,
 		Nonce: nonce, CreatedAt: time.UnixMilli(slot.TS).UTC(), Kind: kind, Data: raw}
 	h.inflight.Add(1)
-	return &pendingSend{start: start, nonce: nonce, msg: msg, slot: slot, reply: reply}, nil
+	return &pendingSend{start: start, nonce: nonce, msg: msg, slot: slot, reply: reply, undo: undo}, nil
 }
 
 // target finds the message id names for c to change: not_found when there is none,

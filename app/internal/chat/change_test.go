@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quibly/quibly/app/internal/broker"
+	"github.com/quibly/quibly/app/internal/limit"
 	"github.com/quibly/quibly/app/internal/model"
 )
 
@@ -321,5 +322,42 @@ func TestRepliesMentionsAndReadMarkers(t *testing.T) {
 			t.Errorf("a marker that did not move was published: %s", ev.Data)
 		}
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// Changes and read markers draw on the sender's message rate like messages: past
+// the burst each is refused rate_limited before it reads the store.
+func TestChangesAreRateLimited(t *testing.T) {
+	f := newSendFixture(t)
+	id, _ := f.send(t, "limited", "")["id"].(string)
+	f.hub.limiters = limit.NewKeyed(limit.Spec{Rate: 0.001, Burst: 3})
+	codes := map[string]int{}
+	for i := 0; i < 8; i++ {
+		var ack map[string]any
+		switch i % 4 {
+		case 0:
+			ack = f.change(t, f.alice, EventEdit, map[string]string{"id": id, "text": fmt.Sprint("v", i)})
+		case 1:
+			ack = f.change(t, f.alice, EventReactionAdd, map[string]string{"messageId": id, "emoji": "👍"})
+		case 2:
+			ack = f.change(t, f.alice, EventReactionRemove, map[string]string{"messageId": id, "emoji": "👍"})
+		default:
+			raw, _ := json.Marshal(map[string]string{"channelId": f.chID, "messageId": id})
+			ps, res := f.hub.beginRead(f.alice, []json.RawMessage{raw})
+			if ps != nil {
+				res = f.hub.completeSend(f.alice, ps)
+			}
+			b, _ := json.Marshal(res)
+			ack = map[string]any{}
+			_ = json.Unmarshal(b, &ack)
+		}
+		code := errorCode(ack)
+		if code == "" {
+			code = "ok"
+		}
+		codes[code]++
+	}
+	if codes["ok"] != 3 || codes["rate_limited"] != 5 {
+		t.Errorf("8 changes past a burst of 3: %v, want 3 ok and 5 rate_limited", codes)
 	}
 }

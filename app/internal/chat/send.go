@@ -45,6 +45,9 @@ type pendingSend struct {
 	reply func(id string, ts int64) any
 	// to addresses the entry's event to one user (broker.Event.To).
 	to string
+	// undo, when set, takes back what the send's checks recorded, should it not be
+	// queued.
+	undo func()
 }
 
 // messageAck is a message's ack: its id and time.
@@ -194,6 +197,9 @@ func (h *Hub) completeSend(c *client, ps *pendingSend) any {
 				h.Log.Warn("recording the failed attempt failed; its claim expires on its own", "err", err)
 			}
 			cancel()
+		}
+		if ps.undo != nil {
+			ps.undo()
 		}
 		return fail(apperr.New(apperr.Unavailable, "the message was not confirmed as stored; retry it with the same nonce"))
 	}

@@ -156,4 +156,54 @@ func runStoreContract(t *testing.T, s Store, advance func(time.Duration)) {
 			t.Fatalf("got %+v %v %v", got, ok, err)
 		}
 	})
+	t.Run("a reaction changes once, from the database's state when there is no record", func(t *testing.T) {
+		steps := []struct {
+			name        string
+			on, stored  bool
+			wantChanged bool
+		}{
+			{"add, the database has none", true, false, true},
+			{"add again", true, false, false},
+			{"remove, the database still lags", false, false, true},
+			{"remove again", false, true, false},
+		}
+		for _, st := range steps {
+			changed, err := s.SetReaction(ctx, "u1", "m1", "👍", st.on, st.stored, time.Minute)
+			if err != nil || changed != st.wantChanged {
+				t.Errorf("%s: changed %v, %v; want %v", st.name, changed, err, st.wantChanged)
+			}
+		}
+		// Another user, another emoji, another message: records of their own.
+		if changed, _ := s.SetReaction(ctx, "u2", "m1", "👍", true, true, time.Minute); changed {
+			t.Error("an add the database already has changed something")
+		}
+		if changed, _ := s.SetReaction(ctx, "u1", "m1", "🎉", true, false, time.Minute); !changed {
+			t.Error("another emoji shares a record")
+		}
+		// Past its ttl a record gives way to the database.
+		if _, err := s.SetReaction(ctx, "u3", "m2", "👍", true, false, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		advance(500 * time.Millisecond)
+		if changed, _ := s.SetReaction(ctx, "u3", "m2", "👍", true, false, time.Minute); !changed {
+			t.Error("an expired record still counted")
+		}
+	})
+	t.Run("of two nodes adding one reaction at once, one changes it", func(t *testing.T) {
+		var changed atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c, err := s.SetReaction(ctx, "race", "m9", "👍", true, false, time.Minute); err == nil && c {
+					changed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if changed.Load() != 1 {
+			t.Errorf("%d of 8 concurrent adds changed the reaction, want 1", changed.Load())
+		}
+	})
 }

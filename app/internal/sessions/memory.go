@@ -15,6 +15,7 @@ type Memory struct {
 	mu       sync.Mutex
 	sessions map[string]expiring[Session]
 	nonces   map[string]expiring[nonceState]
+	reacts   map[string]expiring[bool]
 	sweeps   int
 }
 
@@ -25,7 +26,8 @@ type expiring[T any] struct {
 
 // NewMemory returns an empty in-process store.
 func NewMemory() *Memory {
-	return &Memory{now: time.Now, sessions: map[string]expiring[Session]{}, nonces: map[string]expiring[nonceState]{}}
+	return &Memory{now: time.Now, sessions: map[string]expiring[Session]{}, nonces: map[string]expiring[nonceState]{},
+		reacts: map[string]expiring[bool]{}}
 }
 
 // sweep drops expired entries now and then, so memory stays bounded. Callers hold m.mu.
@@ -43,6 +45,11 @@ func (m *Memory) sweep() {
 	for k, e := range m.nonces {
 		if now.After(e.exp) {
 			delete(m.nonces, k)
+		}
+	}
+	for k, e := range m.reacts {
+		if now.After(e.exp) {
+			delete(m.reacts, k)
 		}
 	}
 }
@@ -116,3 +123,21 @@ func (m *Memory) ReleaseNonce(_ context.Context, userID, nonce string, attempt A
 }
 
 func (m *Memory) Close() error { return nil }
+
+func (m *Memory) SetReaction(_ context.Context, userID, messageID, emoji string, on, stored bool, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep()
+	k := reactionKey(userID, messageID, emoji)
+	cur := stored
+	if e, ok := m.reacts[k]; ok && !m.now().After(e.exp) {
+		cur = e.v
+	}
+	m.reacts[k] = expiring[bool]{v: on, exp: m.now().Add(ttl)}
+	return cur != on, nil
+}
+
+// reactionKey is one user's reaction with one emoji on one message.
+func reactionKey(userID, messageID, emoji string) string {
+	return messageID + ":" + userID + ":" + emoji
+}

@@ -175,6 +175,29 @@ func (r *Redis) ReleaseNonce(ctx context.Context, userID, nonce string, attempt 
 	return nil
 }
 
+// reactionScript sets a reaction's state and answers 1 when that changed it; with no
+// record, ARGV[2] (the database's state) is the state before.
+var reactionScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1]) or ARGV[2]
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if cur == ARGV[1] then return 0 end
+return 1`)
+
+func (r *Redis) SetReaction(ctx context.Context, userID, messageID, emoji string, on, stored bool, ttl time.Duration) (bool, error) {
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	n, err := reactionScript.Run(ctx, r.client, []string{r.prefix + "reaction:" + reactionKey(userID, messageID, emoji)},
+		flag(on), flag(stored), ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("sessions: set reaction: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Ping reports whether Redis answers.
 func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
 

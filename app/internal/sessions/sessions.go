@@ -1,6 +1,7 @@
 // Package sessions keeps the short-lived per-user state a node needs beyond one
 // connection: sessions that a reconnecting client may recover, and recent send
-// nonces so that a retried send is not stored twice.
+// nonces so that a retried send is not stored twice, and each user's latest reactions,
+// so that a reaction changes once however many nodes are asked at once.
 package sessions
 
 import (
@@ -49,5 +50,12 @@ type Store interface {
 	// attempt, kept for ttl, so a retry can go through with the same id. It never
 	// touches a completed ack.
 	ReleaseNonce(ctx context.Context, userID, nonce string, attempt Ack, ttl time.Duration) error
+	// SetReaction records whether userID's reaction with emoji on messageID is on and
+	// reports whether that changed it, atomically over every node: of two nodes
+	// adding the same reaction at once, one changes it. stored is what the database
+	// holds, taken as the state when this record has none (its first change, or ttl
+	// after the last): the database may lag a change of the last moments, never one
+	// of ttl ago.
+	SetReaction(ctx context.Context, userID, messageID, emoji string, on, stored bool, ttl time.Duration) (changed bool, err error)
 	Close() error
 }

@@ -336,6 +336,43 @@ describe('cluster', () => {
     all.forEach((s) => s.disconnect());
   });
 
+  test('a client away while its peers edit, react and delete recovers on another node with exactly those changes, once each, in order', { timeout: 60000 }, async () => {
+    const [a, b] = await Promise.all(['rcva', 'rcvb'].map((p) => newUser(LB, p)));
+    const ch = await createChannel(LB, a.token, `life-rec-${randomUUID().slice(0, 8)}`);
+    const sa = await connect(LB, a.token, { ...pin(2), transports: ['websocket'], reconnection: true, reconnectionDelay: 1500, reconnectionDelayMax: 1500, randomizationFactor: 0 });
+    const sb = await connect(LB, b.token, { ...pin(1), transports: ['websocket'] });
+    for (const s of [sa, sb]) assert.deepEqual(await ack(s, 'channel:join', { channelId: ch.id }), { ok: true });
+    const seen = [];
+    sa.onAny((event, p) => {
+      if (!p || p.channelId !== ch.id) return;
+      if (event === 'message') seen.push(`message ${p.text}`);
+      else if (event === 'message:update') seen.push(`update ${p.text}`);
+      else if (event === 'message:delete') seen.push(`delete ${p.id.slice(-4)}`);
+      else if (event === 'reaction') seen.push(`reaction ${p.emoji} ${p.op}`);
+    });
+    const sent = async (text) => { const r = await ack(sb, 'message:send', { channelId: ch.id, text, nonce: randomUUID() }); assert.ok(r.id, JSON.stringify(r)); return r.id; };
+    const [one, two] = [await sent('one'), await sent('two')];
+    await waitFor(() => seen.length === 2, 10000, 'a has both messages');
+    // a drops; its next connection goes to server-3.
+    sa.io.opts.extraHeaders = pin(3).extraHeaders;
+    const dropped = once(sa, 'disconnect', 5000);
+    sa.io.engine.close();
+    await dropped;
+    for (const [event, payload] of [
+      ['message:edit', { id: one, text: 'one, edited' }], ['reaction:add', { messageId: one, emoji: '🎉' }],
+      ['reaction:remove', { messageId: one, emoji: '🎉' }], ['message:delete', { id: two }]]) {
+      const r = await ack(sb, event, { ...payload, nonce: randomUUID() });
+      assert.equal(r.ok, true, `${event}: ${JSON.stringify(r)}`);
+    }
+    assert.equal(sa.connected, false, 'a reconnected too early; the test proves nothing');
+    await once(sa, 'connect', 15000);
+    assert.equal(sa.recovered, true, 'a was not recovered on server-3');
+    await waitFor(() => seen.length >= 6, 10000, 'a gets the four changes').catch((e) => { throw new Error(`${e.message}: a saw ${JSON.stringify(seen)}`); });
+    await sleep(500);
+    assert.deepEqual(seen, ['message one', 'message two', 'update one, edited', 'reaction 🎉 add', 'reaction 🎉 remove', `delete ${two.slice(-4)}`]);
+    [sa, sb].forEach((s) => s.disconnect());
+  });
+
   test('SIGKILL of the leader: another node takes over within the lease', async () => {
     const [leader] = await waitFor(async () => { const l = await leaders(); return l.length === 1 && l; }, LEASE_MS + 5000, 'one leader');
     const t0 = Date.now();
