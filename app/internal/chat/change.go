@@ -138,15 +138,8 @@ func (h *Hub) beginReaction(c *client, args []json.RawMessage, add bool) (*pendi
 // takes its place in the channel's order, as a send does.
 func (h *Hub) beginChange(c *client, args []json.RawMessage, payload any, check func() (id, nonce string, e *apperr.Error),
 	decide func(context.Context, model.MessageState) (string, any, *apperr.Error)) (*pendingSend, any) {
-	start := time.Now()
-	fail := func(e *apperr.Error) (*pendingSend, any) {
-		h.sendDone(start, e.Code)
-		return nil, errorAck(e)
-	}
-	if h.draining.Load() {
-		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
-	}
-	if e := decodePayload(args, payload); e != nil {
+	start, fail, e := h.opening(args, payload)
+	if e != nil {
 		return fail(e)
 	}
 	id, nonce, e := check()

@@ -33,16 +33,9 @@ type readPayload struct {
 // beginRead is beginSend for channel:read. A marker at or before the caller's is
 // answered ok with no entry.
 func (h *Hub) beginRead(c *client, args []json.RawMessage) (*pendingSend, any) {
-	start := time.Now()
-	fail := func(e *apperr.Error) (*pendingSend, any) {
-		h.sendDone(start, e.Code)
-		return nil, errorAck(e)
-	}
-	if h.draining.Load() {
-		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
-	}
 	var p readPayload
-	if e := decodePayload(args, &p); e != nil {
+	start, fail, e := h.opening(args, &p)
+	if e != nil {
 		return fail(e)
 	}
 	if len(p.Nonce) > h.cfg.MaxNonceLen {

@@ -64,16 +64,9 @@ func (h *Hub) sendDone(start time.Time, result string) {
 // returns either a pendingSend (h.inflight counts it until completeSend) or the ack
 // to answer at once.
 func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
-	start := time.Now()
-	fail := func(e *apperr.Error) (*pendingSend, any) {
-		h.sendDone(start, e.Code)
-		return nil, errorAck(e)
-	}
-	if h.draining.Load() {
-		return fail(apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting"))
-	}
 	var p sendPayload
-	if e := decodePayload(args, &p); e != nil {
+	start, fail, e := h.opening(args, &p)
+	if e != nil {
 		return fail(e)
 	}
 	switch {
@@ -103,6 +96,21 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 		Text: p.Text, Nonce: p.Nonce, CreatedAt: time.UnixMilli(slot.TS).UTC(), ReplyTo: replyTo, Mentions: mentions}
 	h.inflight.Add(1)
 	return &pendingSend{start: start, nonce: p.Nonce, msg: msg, slot: slot, reply: messageAck}, nil
+}
+
+// opening starts every entry's checks (a message, a change of one, a read marker):
+// the clock its latency and result are counted from, fail (which counts a refusal and
+// makes its ack), the drain check and the payload.
+func (h *Hub) opening(args []json.RawMessage, payload any) (time.Time, func(*apperr.Error) (*pendingSend, any), *apperr.Error) {
+	start := time.Now()
+	fail := func(e *apperr.Error) (*pendingSend, any) {
+		h.sendDone(start, e.Code)
+		return nil, errorAck(e)
+	}
+	if h.draining.Load() {
+		return start, fail, apperr.New(apperr.Unavailable, "server is shutting down, retry after reconnecting")
+	}
+	return start, fail, decodePayload(args, payload)
 }
 
 // allow takes one of the user's sends (messages and changes of them alike) from
