@@ -164,7 +164,7 @@ results.errors = Object.fromEntries(
   ]),
 );
 const below = (m, limit) => m?.median != null && m.median < limit;
-// The targets of issue 15 (docs/BENCHMARKS.md, Targets); each is met or missed.
+// The targets (docs/BENCHMARKS.md, Targets); each is met or missed.
 results.targets = {
   node_cpu_le_3ms_every_step: q.sweep.length > 1 && q.sweep.every((st) => nodeCPU(st) != null && nodeCPU(st) <= 3.0),
   delivery_p99_lt_50ms_at_half: below(qHalf?.delivery_p99_ms, 50),

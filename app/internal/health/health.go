@@ -66,7 +66,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Services:          make(map[string]bool, len(h.cfg.Checks)),
 		BatchWriterLeader: h.cfg.IsLeader != nil && h.cfg.IsLeader(),
 	}
-	// Clustered answers carry exactly the guide's keys; standalone says which mode it is.
+	// Clustered answers carry exactly status, timestamp, uptime, serverId, services and
+	// batchWriterLeader (what load balancers and dashboards read); standalone also says
+	// which mode it is.
 	if h.cfg.Mode != "clustered" {
 		doc.Mode = h.cfg.Mode
 	}

@@ -22,7 +22,7 @@ func TestHealth(t *testing.T) {
 		wantMode   bool
 	}{
 		{"standalone healthy", "standalone", map[string]Check{"database": ok, "socketio": ok}, false, 200, []string{"database", "socketio"}, true},
-		{"clustered healthy has the guide's keys", "clustered", map[string]Check{"redis": ok, "kafka": ok, "database": ok, "socketio": ok}, false, 200,
+		{"clustered healthy has exactly the documented keys", "clustered", map[string]Check{"redis": ok, "kafka": ok, "database": ok, "socketio": ok}, false, 200,
 			[]string{"redis", "kafka", "database", "socketio"}, false},
 		{"a dependency down", "clustered", map[string]Check{"redis": down, "kafka": ok, "database": ok, "socketio": ok}, false, 503,
 			[]string{"redis", "kafka", "database", "socketio"}, false},

@@ -47,7 +47,7 @@ after(async () => {
 });
 
 describe('cluster', () => {
-  test('health in clustered mode has exactly the guide keys, one batch-writer leader', async () => {
+  test('health in clustered mode has exactly the documented keys, one batch-writer leader', async () => {
     for (const n of [1, 2, 3]) {
       const h = await health(n);
       const { http, ...doc } = h;

@@ -187,7 +187,8 @@ type Fleet struct {
 	MemoryMax string `json:"memoryMax"`
 }
 
-// Alarms are the guide's alerts.
+// Alarms are the thresholds of the CloudWatch alarms every tier has (CPU, 5xx,
+// Kafka lag and disk, database connections, Redis memory) and where they notify.
 type Alarms struct {
 	Email                string  `json:"email"`
 	CPUPercent           float64 `json:"cpuPercent"`

@@ -40,7 +40,8 @@ func LoadPrices() (*Prices, error) {
 	return &p, nil
 }
 
-// Kind says why a line exists, so the report can explain the gap to the guide.
+// Kind says why a line exists, so the report can explain the gap to the deployment
+// guide's published estimate (plan.GuideEstimates).
 type Kind string
 
 const (

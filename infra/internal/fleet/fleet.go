@@ -83,7 +83,8 @@ type Fleet struct {
 	AMI string
 }
 
-// ServerID names the n-th server (1-based), as the app and the guide expect.
+// ServerID names the n-th server (1-based): server-1, server-2, … (SERVER_ID, and the
+// serverId of /health).
 func ServerID(n int) string { return fmt.Sprintf("server-%d", n) }
 
 // NodeVersionParameter is the SSM parameter naming the release one node runs. Each

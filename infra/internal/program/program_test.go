@@ -25,7 +25,7 @@ import (
 // envDir is the committed stack files: a typo there fails these tests.
 const envDir = "../../../environments"
 
-// tier is what the issue and the guide fix for each stack.
+// tier is what each committed stack must have: its size and the settings of its tier.
 type tier struct {
 	stack          string
 	servers        int
@@ -350,7 +350,8 @@ func TestTiers(t *testing.T) {
 	}
 }
 
-// TestLoadBalancer checks the guide's ALB settings and the drain-friendly timeouts.
+// TestLoadBalancer checks the ALB's settings (sticky sessions, websocket-friendly
+// idle timeout, health check) and the drain-friendly timeouts.
 func TestLoadBalancer(t *testing.T) {
 	for _, tc := range tiers {
 		t.Run(tc.stack, func(t *testing.T) {
