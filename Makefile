@@ -6,7 +6,7 @@ BIN        := app/bin/quibly
 TEST_OUT   ?= $(CURDIR)/test-output
 export TEST_OUTPUT_DIR := $(TEST_OUT)
 
-.PHONY: help run build test test-unit test-go test-protocol test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean
+.PHONY: help run build test test-unit test-go test-protocol test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean lint
 
 # The addresses of the local services, for the integration tests (see scripts/services.sh).
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
@@ -20,7 +20,10 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: test-go test-infra test-protocol test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
+test: lint test-go test-infra test-protocol test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
+
+lint: ## staticcheck over both Go modules and shellcheck over every script (pinned; installed by scripts/lint.sh)
+	scripts/lint.sh
 
 test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip without services)
 	go vet ./app/...

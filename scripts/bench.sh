@@ -216,7 +216,7 @@ sum_rss() {
 # ("load") and everything they measure in another ("servers") at twice its weight:
 # under contention the load side gets at most a third of the CPU, and any CPU the
 # servers leave idle. CPU_SPLIT_NOTE says what was done, for the report.
-CG_SERVERS= CG_LOAD= CG_WEIGHT_FILE= CPU_SPLIT_NOTE="none: every process competes for the cores alone"
+CG_SERVERS='' CG_LOAD='' CG_WEIGHT_FILE='' CPU_SPLIT_NOTE="none: every process competes for the cores alone"
 cpu_split_setup() {
   [ "$CPU_SPLIT" = 1 ] || { CPU_SPLIT_NOTE="none (BENCH_CPU_SPLIT=0)"; return 0; }
   local root servers_w load_w
@@ -232,7 +232,7 @@ cpu_split_setup() {
   if ! { mkdir -p "$CG_SERVERS" "$CG_LOAD" && echo "$servers_w" >"$CG_SERVERS/$CG_WEIGHT_FILE" &&
     echo "$load_w" >"$CG_LOAD/$CG_WEIGHT_FILE"; } 2>/dev/null; then
     CPU_SPLIT_NOTE="none: cannot create cgroups under $root (not root?)"; warn "CPU split: $CPU_SPLIT_NOTE"
-    CG_SERVERS= CG_LOAD=; return 0
+    CG_SERVERS='' CG_LOAD=''; return 0
   fi
   CPU_SPLIT_NOTE="cgroups under $root: the load tool and both HAProxies in one ($CG_WEIGHT_FILE $load_w), the nodes, Kafka, Redis and PostgreSQL in another ($CG_WEIGHT_FILE $servers_w): under contention the load side gets at most a third of the machine's CPU, otherwise what the servers leave"
   say "CPU split: $CPU_SPLIT_NOTE"

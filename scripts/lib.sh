@@ -1,5 +1,7 @@
 # Shared helpers for the scripts in this folder; source it, don't run it.
 # shellcheck shell=bash
+# The settings below are for the scripts that source this file (SC2034: unused here).
+# shellcheck disable=SC2034
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT

@@ -27,24 +27,23 @@ const envDir = "../../../environments"
 
 // tier is what each committed stack must have: its size and the settings of its tier.
 type tier struct {
-	stack          string
-	servers        int
-	serverType     string
-	cacheNode      string
-	cacheCluster   bool
-	cacheShards    int
-	cacheNodes     int
-	cacheFailover  bool
-	brokers        int
-	brokerType     string
-	https          bool
-	dbEngine       string
-	dbClass        string
-	dbProtected    bool
-	minAZs         int
-	replication    int
-	minInsync      int
-	maxConnections int
+	stack         string
+	servers       int
+	serverType    string
+	cacheNode     string
+	cacheCluster  bool
+	cacheShards   int
+	cacheNodes    int
+	cacheFailover bool
+	brokers       int
+	brokerType    string
+	https         bool
+	dbEngine      string
+	dbClass       string
+	dbProtected   bool
+	minAZs        int
+	replication   int
+	minInsync     int
 }
 
 var tiers = []tier{
