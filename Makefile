@@ -6,7 +6,7 @@ BIN        := app/bin/quibly
 TEST_OUT   ?= $(CURDIR)/test-output
 export TEST_OUTPUT_DIR := $(TEST_OUT)
 
-.PHONY: help run build test test-unit test-go test-protocol test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean lint
+.PHONY: help run build test test-unit test-go test-race test-protocol test-e2e test-cluster e2e-deps services services-down cluster cluster-down bench fmt clean lint
 
 # The addresses of the local services, for the integration tests (see scripts/services.sh).
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
@@ -20,7 +20,7 @@ run: build ## run Quibly standalone (no services needed) on http://localhost:500
 build: ## build the server binary into app/bin/
 	go build -o $(BIN) ./app/cmd/quibly
 
-test: lint test-go test-infra test-protocol test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
+test: lint test-go test-race test-infra test-protocol test-e2e test-cluster test-ops ## run every test (installs and starts what the tests need)
 
 lint: ## staticcheck over both Go modules and shellcheck over every script (pinned; installed by scripts/lint.sh)
 	scripts/lint.sh
@@ -32,6 +32,16 @@ test-unit: ## Go unit, table and fuzz-seed tests only (integration tests skip wi
 test-go: services aws-local ## Go unit and integration tests against real Redis, Kafka, PostgreSQL and a local AWS API
 	go vet ./app/...
 	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 ./app/...
+
+# The packages whose goroutines meet (the hub, the protocol layers, the backends) run
+# again under the race detector; the HTTP API (bcrypt is many times slower under it)
+# and the store (its writes are serial) do not, to keep make test within CI's time.
+RACE_PACKAGES = ./app/internal/chat/ ./app/internal/engineio/ ./app/internal/socketio/ ./app/internal/broker/ \
+	./app/internal/batch/ ./app/internal/sessions/ ./app/internal/presence/ ./app/internal/leader/ \
+	./app/internal/limit/ ./app/internal/queue/
+
+test-race: services ## the concurrent packages' tests under the race detector, against the real services
+	$(SERVICES_ENV) && go test -race -count=1 $(RACE_PACKAGES)
 
 e2e-deps:
 	scripts/e2e-deps.sh

@@ -35,8 +35,11 @@ type Config struct {
 	// ClientIP finds the client's address behind the load balancer.
 	ClientIP clientip.Resolver
 	// HashSlots bounds the bcrypt computations running at once, so a login flood
-	// cannot take every core from chat; 0 is half the cores (at least one).
+	// cannot take every core from chat; 0 is half the cores (at least one). HashWait is
+	// how long a login or register waits for a slot before it is refused as
+	// rate_limited (0: DefaultHashWait).
 	HashSlots int
+	HashWait  time.Duration
 	// ChannelsPerUser limits channel creation per user, ChannelsPerNode on the node
 	// over every user; the zero Spec is no limit.
 	ChannelsPerUser, ChannelsPerNode limit.Spec
@@ -66,6 +69,9 @@ func (c Config) withDefaults() Config {
 	if c.HashSlots <= 0 {
 		c.HashSlots = max(1, runtime.GOMAXPROCS(0)/2)
 	}
+	if c.HashWait <= 0 {
+		c.HashWait = DefaultHashWait
+	}
 	// Addresses and usernames are the client's to choose: keep their buckets bounded.
 	for _, s := range []*limit.Spec{&c.AuthPerIP, &c.AuthPerUser} {
 		if s.MaxKeys == 0 {
@@ -75,9 +81,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// hashWait is how long a login or register waits for a bcrypt slot before it is
-// refused as rate_limited.
-const hashWait = 3 * time.Second
+// DefaultHashWait is how long a login or register waits for a bcrypt slot before it
+// is refused as rate_limited.
+const DefaultHashWait = 3 * time.Second
 
 // API holds the handlers. Create it with New and mount it with Register.
 type API struct {
@@ -94,6 +100,7 @@ type API struct {
 	clientIP           clientip.Resolver
 	perIP, perUsername *limit.Keyed
 	hashSlots          chan struct{}
+	hashWait           time.Duration
 	// channelsPerUser and channelsPerNode (one key) limit channel creation.
 	channelsPerUser, channelsPerNode *limit.Keyed
 	revoked                          func(ctx context.Context, userID string) error
@@ -121,6 +128,7 @@ func New(cfg Config, st store.Store, au *auth.Auth, log *slog.Logger) *API {
 		membershipChanged: cfg.MembershipChanged,
 		channelChanged:    cfg.ChannelChanged,
 		hashSlots:         make(chan struct{}, cfg.HashSlots),
+		hashWait:          cfg.HashWait,
 		maxBody:           cfg.MaxBodyBytes,
 		st:                st,
 		au:                au,
@@ -267,7 +275,7 @@ func allow(w http.ResponseWriter, lim *limit.Keyed, key, what string) error {
 // withHashSlot runs fn (bcrypt work) once one of the slots is free, or refuses when
 // none frees up in time.
 func (a *API) withHashSlot(w http.ResponseWriter, r *http.Request, fn func()) error {
-	t := time.NewTimer(hashWait)
+	t := time.NewTimer(a.hashWait)
 	defer t.Stop()
 	select {
 	case a.hashSlots <- struct{}{}:
