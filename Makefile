@@ -51,7 +51,7 @@ test-protocol: ## the official Engine.IO and Socket.IO protocol test suites agai
 
 test-e2e: build e2e-deps ## protocol, restart and browser tests with the real socket.io-client and Chromium
 	mkdir -p $(TEST_OUT)
-	cd app/test/e2e && node --test --test-concurrency=1 protocol.test.mjs restart.test.mjs browser.test.mjs
+	cd app/test/e2e && node --test --test-concurrency=1 webmodules.test.mjs protocol.test.mjs restart.test.mjs browser.test.mjs
 
 # The ordering tests pipeline 200 sends per client: past the default rate limit and
 # send queue. Nodes the tests restart get the same settings.

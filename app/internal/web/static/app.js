@@ -3,20 +3,30 @@
 // textContent / DOM nodes only, never parsed as HTML.
 // This module starts the client; the rest is in app/, one module a concern.
 
-import { authenticate, showAuth, signOut } from './app/auth.js';
-import { channelNameFromHash, createChannel, loadChannels, selectChannel, startChat } from './app/chat.js';
+import { authenticate, logout, showAuth, signOut } from './app/auth.js';
+import {
+  channelNameFromHash, channelsToJoin, createChannel, forgetChannel, joinChannel, loadChannels, onChannelUpdate, openDM,
+  renderChannels, selectChannel, startChat,
+} from './app/chat.js';
 import { setConnState } from './app/connection.js';
 import { LS_TOKEN, LS_USER } from './app/constants.js';
 import { $ } from './app/helpers.js';
 import { loadOlder } from './app/history.js';
+import { hooks } from './app/hooks.js';
 import { closeSidebar, openSidebar } from './app/layout.js';
+import { rerender } from './app/messages.js';
 import { hideNotice } from './app/notice.js';
-import { send } from './app/sending.js';
+import { discard, retry, send } from './app/sending.js';
 import { S } from './app/state.js';
 import { onComposerInput } from './app/typing.js';
 import { bindPanel } from './app/panel.js';
 import { bindLife } from './app/life.js';
 import { bindReads } from './app/reads.js';
+
+// What lower modules call of higher ones (app/hooks.js).
+Object.assign(hooks, {
+  logout, renderChannels, forgetChannel, openDM, joinChannel, loadChannels, onChannelUpdate, channelsToJoin, rerender, retry, discard,
+});
 
 function boot() {
   window.quibly = { state: S, socket: null };

@@ -1,5 +1,5 @@
 // The JSON HTTP API.
-import { logout } from './auth.js';
+import { hooks } from './hooks.js';
 import { $ } from './helpers.js';
 import { S } from './state.js';
 
@@ -31,7 +31,7 @@ export async function api(method, path, body) {
     const code = e.code || (res.status === 401 ? 'unauthorized' : res.status === 429 ? 'rate_limited' : res.status >= 500 ? 'unavailable' : 'invalid');
     const err = new ApiError(res.status, code, e.message || `${res.status} ${res.statusText}`);
     if (res.status === 401 && S.token && !path.startsWith('/api/auth/')) {
-      logout('Your session has expired. Please log in again.');
+      hooks.logout('Your session has expired. Please log in again.');
     }
     throw err;
   }

@@ -1,6 +1,5 @@
 // The Socket.IO connection: connect, recover, reconnect.
-import { logout } from './auth.js';
-import { channelsToJoin, forgetChannel, joinChannel, loadChannels, onChannelUpdate } from './chat.js';
+import { hooks } from './hooks.js';
 import { RECOVERED_BADGE_MS, SocketClient } from './constants.js';
 import { $ } from './helpers.js';
 import { loadLatest } from './history.js';
@@ -68,7 +67,7 @@ export function connectSocket() {
   });
   socket.on('connect_error', (err) => {
     if (S.socket !== socket) return;
-    if (err.auth) logout('Your session has expired. Please log in again.');
+    if (err.auth) hooks.logout('Your session has expired. Please log in again.');
   });
   socket.onEvent('message', (raw) => {
     const m = normalizeMessage(raw);
@@ -80,7 +79,7 @@ export function connectSocket() {
   socket.onEvent('session:end', (e) => {
     if (S.socket !== socket) return;
     const why = e && typeof e.message === 'string' && e.message ? e.message : 'the session ended; sign in again';
-    logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
+    hooks.logout(`${why[0].toUpperCase()}${why.slice(1)}.`);
   });
   for (const kind of ['member:join', 'member:update', 'member:leave', 'channel:update', 'channel:delete']) {
     socket.onEvent(kind, (e) => {
@@ -88,8 +87,8 @@ export function connectSocket() {
       if (m) addMessage(m);
       if (kind === 'member:leave') onMemberLeave(e);
       if (e && e.channelId === S.current) refreshPanel();
-      if (kind === 'channel:update') onChannelUpdate(e);
-      if (kind === 'channel:delete' && e && typeof e.channelId === 'string') forgetChannel(e.channelId, true);
+      if (kind === 'channel:update') hooks.onChannelUpdate(e);
+      if (kind === 'channel:delete' && e && typeof e.channelId === 'string') hooks.forgetChannel(e.channelId, true);
     });
   }
   socket.onEvent('message:update', onMessageUpdate);
@@ -106,7 +105,7 @@ export function connectSocket() {
  * channel goes from this page as it went from the server's view. */
 function onMemberLeave(e) {
   if (!e || !S.user || e.userId !== S.user.id || typeof e.channelId !== 'string') return;
-  forgetChannel(e.channelId);
+  hooks.forgetChannel(e.channelId);
 }
 
 export async function onConnected(socket, recovered) {
@@ -121,12 +120,12 @@ export async function onConnected(socket, recovered) {
         if (id === S.current) loadLatest(id);
         else if (st.loaded) st.stale = true;
       }
-      loadChannels().catch(() => {});
+      hooks.loadChannels().catch(() => {});
     }
   }
   if (S.user && S.user.id && !S.online.has(S.user.id)) S.online.set(S.user.id, S.user.username);
   renderOnline();
-  const joins = channelsToJoin().map((id) => joinChannel(id));
+  const joins = hooks.channelsToJoin().map((id) => hooks.joinChannel(id));
   await Promise.allSettled(joins);
   if (S.socket === socket && socket.connected) flushOutbox();
 }

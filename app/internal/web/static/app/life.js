@@ -4,7 +4,7 @@
 // that event comes, so every member's page shows the same, in the same order.
 import { SEND_TIMEOUT_MS } from './constants.js';
 import { $, describeError, h, uuid } from './helpers.js';
-import { rerender } from './messages.js';
+import { hooks } from './hooks.js';
 import { openThread, startReply } from './reads.js';
 import { showNotice } from './notice.js';
 import { S, chanState } from './state.js';
@@ -91,7 +91,7 @@ export function startEdit(m) {
   if (!body) return;
   const input = h('textarea', { className: 'edit-input', attrs: { rows: '2', 'aria-label': 'Edit message' }, dataset: { testid: 'edit-input' } });
   input.value = m.text;
-  const cancel = () => { rerender(m); };
+  const cancel = () => { hooks.rerender(m); };
   const save = async () => {
     const text = input.value.replace(/\s+$/, '');
     if (text === m.text) { cancel(); return; }
@@ -144,7 +144,7 @@ export function onMessageUpdate(e) {
   if (!m || m.deleted || typeof e.text !== 'string') return; // a change after the delete changes nothing
   m.text = e.text;
   m.editedAt = typeof e.editedAt === 'number' ? e.editedAt : Date.now();
-  rerender(m);
+  hooks.rerender(m);
 }
 
 export function onMessageDelete(e) {
@@ -153,7 +153,7 @@ export function onMessageDelete(e) {
   m.deleted = true;
   m.text = '';
   m.reactions = [];
-  rerender(m);
+  hooks.rerender(m);
 }
 
 export function onReaction(e) {
@@ -166,7 +166,7 @@ export function onReaction(e) {
   if (e.op === 'add') { r.count += 1; if (mine) r.me = true; }
   if (e.op === 'remove') { r.count = Math.max(0, r.count - 1); if (mine) r.me = false; }
   m.reactions = list.filter((x) => x.count > 0);
-  rerender(m);
+  hooks.rerender(m);
 }
 
 export function bindLife() {

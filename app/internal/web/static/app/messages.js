@@ -1,9 +1,8 @@
 // Rendering messages and keeping each channel's list in order.
-import { renderChannels } from './chat.js';
+import { hooks } from './hooks.js';
 import { $, SHORT_ERROR, avatar, describeError, fillText, fullFmt, h, shortTime, toDate } from './helpers.js';
 import { actionsEl, reactionsEl } from './life.js';
 import { dividerBefore, markRead, mentionsMe, quoteEl, renderSeen, threadReply } from './reads.js';
-import { discard, retry } from './sending.js';
 import { S, chanState } from './state.js';
 
 export function bsearch(ids, id) {
@@ -42,7 +41,7 @@ export function addMessage(m, opts = {}) {
     if (mine(m)) renderSeen();
   } else if (!opts.fromHistory && !m.kind && m.authorId !== S.user.id && st.loaded !== undefined) {
     st.unread++;
-    renderChannels();
+    hooks.renderChannels();
   }
   if (m.replyTo) threadReply(m);
   return true;
@@ -117,8 +116,8 @@ export function localEl(o) {
   if (o.status === 'failed') {
     status.append(
       h('span', { className: 'status-text', text: `Not sent: ${(o.error && SHORT_ERROR[o.error.code]) || describeError(o.error)}.` }),
-      h('button', { className: 'btn btn-small btn-danger retry-btn', text: 'Retry', attrs: { type: 'button' }, on: { click: () => retry(o.nonce) } }),
-      h('button', { className: 'btn btn-small btn-ghost discard-btn', text: 'Discard', attrs: { type: 'button' }, on: { click: () => discard(o.nonce) } }));
+      h('button', { className: 'btn btn-small btn-danger retry-btn', text: 'Retry', attrs: { type: 'button' }, on: { click: () => hooks.retry(o.nonce) } }),
+      h('button', { className: 'btn btn-small btn-ghost discard-btn', text: 'Discard', attrs: { type: 'button' }, on: { click: () => hooks.discard(o.nonce) } }));
   } else {
     status.append(h('span', { className: 'status-text', text: S.socket && S.socket.connected ? 'Sending…' : 'Waiting for connection…' }));
   }

@@ -1,7 +1,7 @@
 // The channel panel: the open channel's members and roles, and what the user's role
 // lets it do there (invite, change roles, remove, rename, archive, delete, leave).
 import { api } from './api.js';
-import { forgetChannel } from './chat.js';
+import { hooks } from './hooks.js';
 import { $, describeError, h } from './helpers.js';
 import { showNotice } from './notice.js';
 import { S } from './state.js';
@@ -100,10 +100,10 @@ export function bindPanel() {
     const c = S.channels.find((x) => x.id === S.current);
     if (!c || !window.confirm(`Delete #${c.name} for everyone? Its history goes with it.`)) return;
     const id = c.id;
-    if (await act('DELETE', '', undefined, false)) forgetChannel(id, true);
+    if (await act('DELETE', '', undefined, false)) hooks.forgetChannel(id, true);
   });
   $('leave-btn').addEventListener('click', async () => {
     const id = S.current;
-    if (S.user && await act('DELETE', `/members/${S.user.id}`, undefined, false)) forgetChannel(id);
+    if (S.user && await act('DELETE', `/members/${S.user.id}`, undefined, false)) hooks.forgetChannel(id);
   });
 }

@@ -1,5 +1,5 @@
 // Who is online.
-import { openDM } from './chat.js';
+import { hooks } from './hooks.js';
 import { $, h } from './helpers.js';
 import { S } from './state.js';
 import { stopTyping } from './typing.js';
@@ -26,7 +26,7 @@ export function renderOnline() {
       me ? h('span', { className: 'you', text: 'you' }) : null,
       h('button', { className: 'btn btn-ghost btn-small dm-btn', text: me ? 'Notes' : 'Message',
         attrs: { type: 'button', 'aria-label': me ? 'Your notes' : `Message ${name}` }, dataset: { testid: 'dm-btn' },
-        on: { click: () => openDM(id, name) } }));
+        on: { click: () => hooks.openDM(id, name) } }));
   }));
   $('online-count').textContent = users.length ? String(users.length) : '';
 }

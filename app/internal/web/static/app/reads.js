@@ -4,7 +4,7 @@
 // events of the user's other devices (and, in small private channels and DMs, the
 // other members' receipts).
 import { api } from './api.js';
-import { renderChannels } from './chat.js';
+import { hooks } from './hooks.js';
 import { SEND_TIMEOUT_MS } from './constants.js';
 import { $, describeError, h, uuid } from './helpers.js';
 import { showNotice } from './notice.js';
@@ -48,7 +48,7 @@ function setMarker(channelId, marker) {
     st.unread = 0;
     st.mentions = 0;
   }
-  renderChannels();
+  hooks.renderChannels();
 }
 
 /** A read event: the user's own marker from any device, or another member's receipt. */
@@ -72,7 +72,7 @@ export function onMention(e) {
   const st = chanState(e.channelId);
   st.mentions = (st.mentions || 0) + 1;
   if (!st.joined) st.unread += 1; // a joined channel counts the message itself
-  renderChannels();
+  hooks.renderChannels();
 }
 
 /** The counts the channel list came with. */
