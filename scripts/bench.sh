@@ -368,7 +368,7 @@ base_build() {
   say "building Quibly at $rev ($(git -C "$ROOT" log -1 --format=%s "$rev"))"
   (cd "$src" && go build -o "$LOCAL/releases/bench-base/quibly" ./app/cmd/quibly) || die "go build of $rev failed"
   cp "$QUIBLY" "$LOCAL/releases/bench-head/quibly"
-  db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
+  db=$LOCAL_DATABASE_URL
   psql=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -name psql -path '*/bin/*' | sort -V | tail -n1)
   [ -x "$psql" ] || die "psql not found (scripts/services.sh installs PostgreSQL)"
   for v in base head; do
@@ -459,7 +459,7 @@ main() {
   settle none
   say "batch writer against raw COPY (PostgreSQL, fresh schema per run)"
   local db
-  db=$("$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p")
+  db=$LOCAL_DATABASE_URL
   for ((r = 1; r <= RUNS; r++)); do
     "$LOAD" -mode store -database-url "$db" -rows 100000 -batch 1000 -quiet -out "$OUT/store-$r.json"
   done

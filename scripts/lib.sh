@@ -19,6 +19,10 @@ NODE_BASE_PORT=${QUIBLY_NODE_BASE_PORT:-5000} # server-N listens on NODE_BASE_PO
 LB_PORT=${QUIBLY_LB_PORT:-8080}
 LB_RR_PORT=${QUIBLY_LB_RR_PORT:-8081}
 LB_STATS_PORT=${QUIBLY_LB_STATS_PORT:-8404}
+# The local PostgreSQL's database, role and password (scripts/services.sh creates them),
+# and the URL of that database: one definition for every script that needs it.
+PG_DB=quibly PG_USER=quibly PG_PASSWORD=quibly
+LOCAL_DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"
 # The benchmark's peer cluster (ref-N on REF_BASE_PORT + N, its HAProxy) and echo server.
 REF_BASE_PORT=${QUIBLY_REF_BASE_PORT:-7000}
 REF_LB_PORT=${QUIBLY_REF_LB_PORT:-8090}

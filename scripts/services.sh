@@ -23,8 +23,7 @@ KAFKA_VERSION=${QUIBLY_KAFKA_VERSION:-3.9.2}
 # re-format after a wipe gives the same id).
 KAFKA_CLUSTER_ID=UXVpYmx5TG9jYWxLYWZrYQ
 
-PG_DB=quibly PG_USER=quibly PG_PASSWORD=quibly
-DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/$PG_DB?sslmode=disable"
+DATABASE_URL=$LOCAL_DATABASE_URL
 
 REDIS_DIR=$LOCAL/redis
 PG_DIR=$LOCAL/postgres

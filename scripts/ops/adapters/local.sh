@@ -76,4 +76,4 @@ scale_apply() {
   sh_cmd env NODES="$1" QUIBLY_SKIP_BUILD=1 QUIBLY_NODE_VERSION="$cur" "$CLUSTER" up >&2
 }
 
-database_url() { "$ROOT/scripts/services.sh" env | sed -n "s/^export QUIBLY_TEST_DATABASE_URL='\(.*\)'$/\1/p"; }
+database_url() { echo "$LOCAL_DATABASE_URL"; }
