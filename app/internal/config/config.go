@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/quibly/quibly/app/internal/clientip"
+	"github.com/quibly/quibly/app/internal/redact"
 )
 
 // Mode is how the node runs.
@@ -350,22 +351,8 @@ func (c Config) Redacted() Config {
 	c.KafkaPassword = hide(c.KafkaPassword)
 	c.JWTSecret = hide(c.JWTSecret)
 	c.MetricsToken = hide(c.MetricsToken)
-	c.DatabaseURL = redactURL(c.DatabaseURL)
+	c.DatabaseURL = redact.DatabaseURL(c.DatabaseURL)
 	return c
-}
-
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[redacted]"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "redacted")
-	}
-	return u.String()
 }
 
 // keys lists every variable name, taken from the struct tags so the two cannot drift.

@@ -117,11 +117,17 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 }
 
 func TestRedactedHidesSecrets(t *testing.T) {
-	c := Config{RedisPassword: "rp", KafkaPassword: "kp", JWTSecret: "js", DatabaseURL: "postgres://u:dbpass@h/db", MetricsToken: "mt"}
-	all := fmt.Sprintf("%+v", c.Redacted())
-	for _, secret := range []string{"rp", "kp", "js", "dbpass", "mt"} {
-		if strings.Contains(all, secret) {
-			t.Fatalf("secret %q visible in %q", secret, all)
+	for _, dbURL := range []string{
+		"postgres://u:dbpass@h/db",
+		"postgres://u@h/db?password=dbpass",       // a password as a parameter
+		"host=h user=u password=dbpass dbname=db", // the key=value form pgx also takes
+	} {
+		c := Config{RedisPassword: "rp", KafkaPassword: "kp", JWTSecret: "js", DatabaseURL: dbURL, MetricsToken: "mt"}
+		all := fmt.Sprintf("%+v", c.Redacted())
+		for _, secret := range []string{"rp", "kp", "js", "dbpass", "mt"} {
+			if strings.Contains(all, secret) {
+				t.Errorf("secret %q visible in %q", secret, all)
+			}
 		}
 	}
 }

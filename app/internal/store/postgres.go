@@ -15,12 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/quibly/quibly/app/internal/dbauth"
 	"github.com/quibly/quibly/app/internal/model"
+	"github.com/quibly/quibly/app/internal/redact"
 )
 
 // PostgresConfig configures the clustered store.
 type PostgresConfig struct {
 	// URL is DATABASE_URL: a postgres:// URL or a key=value string. It may carry a
-	// password, so it never appears in errors or logs; RedactedURL shows what may.
+	// password, so it never appears in errors or logs; redact.DatabaseURL shows what may.
 	URL string
 	// MaxConns caps the pool. 0 keeps pgxpool's default (the larger of 4 and the CPU count).
 	MaxConns int32
@@ -93,7 +94,7 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if raw == "" {
 		return nil, errors.New("store: DATABASE_URL is empty")
 	}
-	shown := RedactedURL(raw)
+	shown := redact.DatabaseURL(raw)
 	// Never wrap the parse error: pgx redacts the password only on a best-effort
 	// basis, and the underlying url error quotes the raw string.
 	pcfg, err := pgxpool.ParseConfig(raw)
@@ -151,45 +152,6 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 		return nil, errors.New(scrub(err, secret))
 	}
 	return s, nil
-}
-
-// RedactedURL returns DATABASE_URL in a form fit for logs and errors: the password
-// (in the user info or as a password/sslpassword parameter) is replaced by xxxxx.
-// A string that is not a URL is reduced to its host and database, or to a placeholder.
-func RedactedURL(raw string) string {
-	raw = strings.TrimSpace(raw)
-	if strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://") {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return "(unparseable URL)"
-		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		for k := range q {
-			if strings.Contains(strings.ToLower(k), "password") {
-				q.Set(k, "xxxxx")
-			}
-		}
-		u.RawQuery = q.Encode()
-		return u.Redacted() // Redacted keeps the xxxxx we set; it never shows a password
-	}
-	// key=value form: keep only settings that cannot be secret.
-	var kept []string
-	for _, f := range strings.Fields(raw) {
-		k, _, ok := strings.Cut(f, "=")
-		switch strings.ToLower(k) {
-		case "host", "port", "dbname", "user", "sslmode":
-			if ok {
-				kept = append(kept, f)
-			}
-		}
-	}
-	if len(kept) == 0 {
-		return "(key=value string)"
-	}
-	return strings.Join(kept, " ")
 }
 
 // scrub returns err's text with the password removed: pgx's errors name the server

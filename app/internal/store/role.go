@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/quibly/quibly/app/internal/dbauth"
+	"github.com/quibly/quibly/app/internal/redact"
 )
 
 // roleLockKey serialises SetupRole across nodes that start at once ("qrole" in ASCII).
@@ -33,7 +34,7 @@ type RoleSetup struct {
 // start of a server, so it also carries a rotated app password to the database.
 // The password is sent as a SCRAM verifier, so the statement never holds it.
 func SetupRole(ctx context.Context, rs RoleSetup) error {
-	shown := RedactedURL(rs.URL)
+	shown := redact.DatabaseURL(rs.URL)
 	cc, err := pgx.ParseConfig(strings.TrimSpace(rs.URL))
 	if err != nil {
 		return fmt.Errorf("store: DATABASE_URL %s is not a valid PostgreSQL URL or key=value string", shown)
