@@ -624,22 +624,7 @@ func (r *runner) sender(ctx context.Context, i int) {
 				continue
 			}
 		}
-		buf = buf[:0]
-		buf = append(buf, `{"channelId":"`...)
-		buf = append(buf, chanID...)
-		buf = append(buf, `","text":"`...)
-		buf = strconv.AppendInt(buf, int64(i), 10)
-		buf = append(buf, '.')
-		buf = strconv.AppendInt(buf, int64(seq), 10)
-		buf = append(buf, '.')
-		buf = strconv.AppendInt(buf, ns, 10)
-		buf = append(buf, ' ')
-		buf = append(buf, pad...)
-		buf = append(buf, `","nonce":"n`...)
-		buf = strconv.AppendInt(buf, int64(i), 10)
-		buf = append(buf, '-')
-		buf = strconv.AppendInt(buf, ns, 36)
-		buf = append(buf, `"}`...)
+		buf = appendSend(buf[:0], chanID, i, seq, ns, pad)
 		inWindow := ns >= r.measureFrom.Load() && ns < r.measureTo.Load()
 		members := r.members[ch].Load()
 		r.totalSent.Add(1)
@@ -777,4 +762,24 @@ func (r *runner) change(c *Conn, i, n int, id, chanID string, ns int64, window c
 		return false
 	}
 	return true
+}
+
+// appendSend appends sender i's seq-th message:send payload, sent at ns: its text
+// "<sender>.<seq>.<unixnano> pad" is what onEvent matches a delivery by.
+func appendSend(buf []byte, chanID string, i, seq int, ns int64, pad string) []byte {
+	buf = append(buf, `{"channelId":"`...)
+	buf = append(buf, chanID...)
+	buf = append(buf, `","text":"`...)
+	buf = strconv.AppendInt(buf, int64(i), 10)
+	buf = append(buf, '.')
+	buf = strconv.AppendInt(buf, int64(seq), 10)
+	buf = append(buf, '.')
+	buf = strconv.AppendInt(buf, ns, 10)
+	buf = append(buf, ' ')
+	buf = append(buf, pad...)
+	buf = append(buf, `","nonce":"n`...)
+	buf = strconv.AppendInt(buf, int64(i), 10)
+	buf = append(buf, '-')
+	buf = strconv.AppendInt(buf, ns, 36)
+	return append(buf, `"}`...)
 }
