@@ -1,4 +1,4 @@
-// Package alarms turns the deployment guide's alerts into CloudWatch alarms that
+// Package alarms makes the CloudWatch alarms of a stack, one table of them, that
 // notify one SNS topic: unhealthy targets, 5xx rate, Kafka consumer lag, Kafka
 // disk, database connections near the limit, Redis memory, server CPU, and messages
 // the store refused for good.
@@ -131,158 +131,19 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 		}
 	}
 	actions := pulumi.Array{topic.Arn}
-
-	alarm := func(suffix string, al *cloudwatch.MetricAlarmArgs) error {
-		al.Name = pulumi.Sprintf("%s-%s", args.Name, suffix)
-		al.AlarmActions = actions
-		al.OkActions = actions
-		al.Tags = args.Tags
-		if al.TreatMissingData == nil {
-			al.TreatMissingData = pulumi.String("notBreaching")
-		}
+	for _, w := range watches(args) {
+		al := w.alarm
+		al.Name = pulumi.Sprintf("%s-%s", args.Name, w.suffix)
+		al.AlarmDescription = w.description
+		al.AlarmActions, al.OkActions, al.Tags = actions, actions, args.Tags
+		al.ComparisonOperator = pulumi.String("GreaterThanThreshold")
+		al.TreatMissingData = pulumi.String("notBreaching")
 		// PutMetricAlarm overwrites an alarm of the same name, so a create-first
 		// replacement would be deleted right after: replace delete-first.
-		_, err := cloudwatch.NewMetricAlarm(ctx, name+"-"+suffix, al, parent, pulumi.DeleteBeforeReplace(true))
+		if _, err := cloudwatch.NewMetricAlarm(ctx, name+"-"+w.suffix, &al, parent, pulumi.DeleteBeforeReplace(true)); err != nil {
+			return nil, err
+		}
 		a.Count++
-		return err
-	}
-
-	// A message the store refused for good was parked, not stored: someone must look
-	// (docs/REFERENCE.md; the batch writer logs its id).
-	if err := alarm("messages-rejected", &cloudwatch.MetricAlarmArgs{
-		AlarmDescription:   pulumi.String("The store refused a message for good; it is parked in rejected_messages"),
-		Namespace:          pulumi.String(AppNamespace(args.Name)),
-		MetricName:         pulumi.String("MessagesRejected"),
-		Statistic:          pulumi.String("Sum"),
-		Period:             pulumi.Int(300),
-		EvaluationPeriods:  pulumi.Int(1),
-		Threshold:          pulumi.Float64(0),
-		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-	}); err != nil {
-		return nil, err
-	}
-
-	albDims := pulumi.StringMap{"LoadBalancer": args.LoadBalancerSuffix, "TargetGroup": args.TargetGroupSuffix}
-	if err := alarm("unhealthy-targets", &cloudwatch.MetricAlarmArgs{
-		AlarmDescription:   pulumi.String("A server fails /health (guide: health check failures)"),
-		Namespace:          pulumi.String("AWS/ApplicationELB"),
-		MetricName:         pulumi.String("UnHealthyHostCount"),
-		Dimensions:         albDims,
-		Statistic:          pulumi.String("Maximum"),
-		Period:             pulumi.Int(60),
-		EvaluationPeriods:  pulumi.Int(2),
-		Threshold:          pulumi.Float64(0),
-		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-	}); err != nil {
-		return nil, err
-	}
-
-	metric := func(id, metricName string) cloudwatch.MetricAlarmMetricQueryArgs {
-		return cloudwatch.MetricAlarmMetricQueryArgs{Id: pulumi.String(id), Metric: &cloudwatch.MetricAlarmMetricQueryMetricArgs{
-			Namespace: pulumi.String("AWS/ApplicationELB"), MetricName: pulumi.String(metricName),
-			Dimensions: pulumi.StringMap{"LoadBalancer": args.LoadBalancerSuffix}, Period: pulumi.Int(300), Stat: pulumi.String("Sum"),
-		}}
-	}
-	if err := alarm("http-5xx-rate", &cloudwatch.MetricAlarmArgs{
-		AlarmDescription: pulumi.Sprintf("More than %v%% of requests answered 5xx (guide: high error rates)", args.HTTP5xxPercent),
-		MetricQueries: cloudwatch.MetricAlarmMetricQueryArray{
-			metric("target5xx", "HTTPCode_Target_5XX_Count"),
-			metric("elb5xx", "HTTPCode_ELB_5XX_Count"),
-			metric("requests", "RequestCount"),
-			cloudwatch.MetricAlarmMetricQueryArgs{
-				Id:         pulumi.String("rate"),
-				Expression: pulumi.String("IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"),
-				Label:      pulumi.String("5xx %"),
-				ReturnData: pulumi.Bool(true),
-			},
-		},
-		EvaluationPeriods:  pulumi.Int(2),
-		Threshold:          pulumi.Float64(args.HTTP5xxPercent),
-		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-	}); err != nil {
-		return nil, err
-	}
-
-	if err := alarm("kafka-consumer-lag", &cloudwatch.MetricAlarmArgs{
-		AlarmDescription: pulumi.Sprintf("Batch writer lags more than %v messages (guide: Kafka consumer lag > 1000)", args.KafkaLag),
-		Namespace:        pulumi.String("AWS/Kafka"),
-		MetricName:       pulumi.String("SumOffsetLag"),
-		Dimensions: pulumi.StringMap{
-			"Cluster Name": args.KafkaClusterName, "Consumer Group": pulumi.String(args.KafkaConsumerGroup), "Topic": pulumi.String(args.KafkaTopic),
-		},
-		Statistic:          pulumi.String("Maximum"),
-		Period:             pulumi.Int(60),
-		EvaluationPeriods:  pulumi.Int(5),
-		Threshold:          pulumi.Float64(args.KafkaLag),
-		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-	}); err != nil {
-		return nil, err
-	}
-
-	if err := alarm("db-connections", &cloudwatch.MetricAlarmArgs{
-		AlarmDescription: pulumi.Sprintf("Database connections above %v%% of max_connections %d (guide: pool exhaustion)",
-			args.DBConnectionsPercent, args.DBMaxConnections),
-		Namespace:          pulumi.String("AWS/RDS"),
-		MetricName:         pulumi.String("DatabaseConnections"),
-		Dimensions:         args.DBDimension,
-		Statistic:          pulumi.String("Maximum"),
-		Period:             pulumi.Int(60),
-		EvaluationPeriods:  pulumi.Int(3),
-		Threshold:          pulumi.Float64(float64(args.DBMaxConnections) * args.DBConnectionsPercent / 100),
-		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-	}); err != nil {
-		return nil, err
-	}
-
-	// MSK brokers are numbered from 1; a full disk stops the broker.
-	for broker := 1; broker <= args.KafkaBrokers; broker++ {
-		if err := alarm(fmt.Sprintf("kafka-disk-%d", broker), &cloudwatch.MetricAlarmArgs{
-			AlarmDescription: pulumi.Sprintf("Kafka broker %d data disk above %v%% (storage autoscaling could not keep up, or hit its ceiling)", broker, args.KafkaDiskPercent),
-			Namespace:        pulumi.String("AWS/Kafka"),
-			MetricName:       pulumi.String("KafkaDataLogsDiskUsed"),
-			Dimensions: pulumi.StringMap{
-				"Cluster Name": args.KafkaClusterName, "Broker ID": pulumi.String(fmt.Sprint(broker)),
-			},
-			Statistic:          pulumi.String("Maximum"),
-			Period:             pulumi.Int(300),
-			EvaluationPeriods:  pulumi.Int(2),
-			Threshold:          pulumi.Float64(args.KafkaDiskPercent),
-			ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-		}); err != nil {
-			return nil, err
-		}
-	}
-
-	for _, node := range args.CacheNodeIDs {
-		if err := alarm("redis-memory-"+node, &cloudwatch.MetricAlarmArgs{
-			AlarmDescription:   pulumi.Sprintf("Redis node %s memory above %v%% (guide: Redis memory > 80%%)", node, args.RedisMemoryPercent),
-			Namespace:          pulumi.String("AWS/ElastiCache"),
-			MetricName:         pulumi.String("DatabaseMemoryUsagePercentage"),
-			Dimensions:         pulumi.StringMap{"CacheClusterId": pulumi.String(node)},
-			Statistic:          pulumi.String("Maximum"),
-			Period:             pulumi.Int(300),
-			EvaluationPeriods:  pulumi.Int(2),
-			Threshold:          pulumi.Float64(args.RedisMemoryPercent),
-			ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-		}); err != nil {
-			return nil, err
-		}
-	}
-
-	for _, in := range args.Instances {
-		if err := alarm("cpu-"+in.ServerID, &cloudwatch.MetricAlarmArgs{
-			AlarmDescription:   pulumi.Sprintf("%s CPU above %v%% (guide: time to scale out)", in.ServerID, args.CPUPercent),
-			Namespace:          pulumi.String("AWS/EC2"),
-			MetricName:         pulumi.String("CPUUtilization"),
-			Dimensions:         pulumi.StringMap{"InstanceId": in.InstanceID},
-			Statistic:          pulumi.String("Average"),
-			Period:             pulumi.Int(300),
-			EvaluationPeriods:  pulumi.Int(3),
-			Threshold:          pulumi.Float64(args.CPUPercent),
-			ComparisonOperator: pulumi.String("GreaterThanThreshold"),
-		}); err != nil {
-			return nil, err
-		}
 	}
 
 	a.TopicArn = topic.Arn
@@ -293,4 +154,78 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 		return nil, err
 	}
 	return a, nil
+}
+
+// watch is one alarm: its name suffix, what it says when it fires, and what it
+// watches (fired above the threshold; no data is no alarm).
+type watch struct {
+	suffix      string
+	description pulumi.StringInput
+	alarm       cloudwatch.MetricAlarmArgs
+}
+
+// metric is a watch of one metric's statistic over periods of period seconds, firing
+// when evaluations of them in a row are above threshold.
+func metric(namespace, name, stat string, dims pulumi.StringMapInput, period, evaluations int, threshold float64) cloudwatch.MetricAlarmArgs {
+	return cloudwatch.MetricAlarmArgs{
+		Namespace: pulumi.String(namespace), MetricName: pulumi.String(name), Dimensions: dims, Statistic: pulumi.String(stat),
+		Period: pulumi.Int(period), EvaluationPeriods: pulumi.Int(evaluations), Threshold: pulumi.Float64(threshold),
+	}
+}
+
+// watches is every alarm of a stack, as a table: one row per alarm, one per Kafka
+// broker, cache node and server where the metric is theirs.
+func watches(args *AlarmsArgs) []watch {
+	albQuery := func(id, metricName string) cloudwatch.MetricAlarmMetricQueryArgs {
+		return cloudwatch.MetricAlarmMetricQueryArgs{Id: pulumi.String(id), Metric: &cloudwatch.MetricAlarmMetricQueryMetricArgs{
+			Namespace: pulumi.String("AWS/ApplicationELB"), MetricName: pulumi.String(metricName),
+			Dimensions: pulumi.StringMap{"LoadBalancer": args.LoadBalancerSuffix}, Period: pulumi.Int(300), Stat: pulumi.String("Sum"),
+		}}
+	}
+	out := []watch{
+		// A parked message was not stored: someone must look (the batch writer logs its id).
+		{"messages-rejected", pulumi.String("The store refused a message for good; it is parked in rejected_messages"),
+			metric(AppNamespace(args.Name), "MessagesRejected", "Sum", nil, 300, 1, 0)},
+		{"unhealthy-targets", pulumi.String("A server fails /health"),
+			metric("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum",
+				pulumi.StringMap{"LoadBalancer": args.LoadBalancerSuffix, "TargetGroup": args.TargetGroupSuffix}, 60, 2, 0)},
+		{"http-5xx-rate", pulumi.Sprintf("More than %v%% of requests answered 5xx", args.HTTP5xxPercent), cloudwatch.MetricAlarmArgs{
+			MetricQueries: cloudwatch.MetricAlarmMetricQueryArray{
+				albQuery("target5xx", "HTTPCode_Target_5XX_Count"),
+				albQuery("elb5xx", "HTTPCode_ELB_5XX_Count"),
+				albQuery("requests", "RequestCount"),
+				cloudwatch.MetricAlarmMetricQueryArgs{
+					Id:         pulumi.String("rate"),
+					Expression: pulumi.String("IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"),
+					Label:      pulumi.String("5xx %"),
+					ReturnData: pulumi.Bool(true),
+				},
+			},
+			EvaluationPeriods: pulumi.Int(2), Threshold: pulumi.Float64(args.HTTP5xxPercent),
+		}},
+		{"kafka-consumer-lag", pulumi.Sprintf("The batch writer lags more than %v messages behind Kafka", args.KafkaLag),
+			metric("AWS/Kafka", "SumOffsetLag", "Maximum", pulumi.StringMap{
+				"Cluster Name": args.KafkaClusterName, "Consumer Group": pulumi.String(args.KafkaConsumerGroup), "Topic": pulumi.String(args.KafkaTopic),
+			}, 60, 5, args.KafkaLag)},
+		{"db-connections", pulumi.Sprintf("Database connections above %v%% of max_connections %d: the pools are near exhaustion",
+			args.DBConnectionsPercent, args.DBMaxConnections),
+			metric("AWS/RDS", "DatabaseConnections", "Maximum", args.DBDimension, 60, 3, float64(args.DBMaxConnections)*args.DBConnectionsPercent/100)},
+	}
+	// MSK brokers are numbered from 1; a full disk stops the broker.
+	for broker := 1; broker <= args.KafkaBrokers; broker++ {
+		out = append(out, watch{fmt.Sprintf("kafka-disk-%d", broker),
+			pulumi.Sprintf("Kafka broker %d data disk above %v%% (storage autoscaling could not keep up, or hit its ceiling)", broker, args.KafkaDiskPercent),
+			metric("AWS/Kafka", "KafkaDataLogsDiskUsed", "Maximum", pulumi.StringMap{
+				"Cluster Name": args.KafkaClusterName, "Broker ID": pulumi.String(fmt.Sprint(broker)),
+			}, 300, 2, args.KafkaDiskPercent)})
+	}
+	for _, node := range args.CacheNodeIDs {
+		out = append(out, watch{"redis-memory-" + node, pulumi.Sprintf("Redis node %s memory above %v%%", node, args.RedisMemoryPercent),
+			metric("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", "Maximum", pulumi.StringMap{"CacheClusterId": pulumi.String(node)}, 300, 2, args.RedisMemoryPercent)})
+	}
+	for _, in := range args.Instances {
+		out = append(out, watch{"cpu-" + in.ServerID, pulumi.Sprintf("%s CPU above %v%%: time to scale out", in.ServerID, args.CPUPercent),
+			metric("AWS/EC2", "CPUUtilization", "Average", pulumi.StringMap{"InstanceId": in.InstanceID}, 300, 3, args.CPUPercent)})
+	}
+	return out
 }
