@@ -265,12 +265,30 @@ var (
 	appVersion  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
-// Validate says everything that is wrong, each naming its setting.
+// complaint records one invalid setting: its key and what is wrong with it.
+type complaint func(key, format string, args ...any)
+
+// Validate says everything that is wrong, each naming its setting, section by section.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
+	c.validateStack(bad)
+	c.validateApp(bad)
+	c.validateNetwork(bad)
+	c.validateLoadBalancer(bad)
+	c.validateCache(bad)
+	c.validateKafka(bad)
+	c.validateDatabase(bad)
+	c.validateFleet(bad)
+	c.validateAlarms(bad)
+	c.validateSecrets(bad)
+	return errors.Join(errs...)
+}
+
+// validateStack checks the stack's name and region.
+func (c *Config) validateStack(bad complaint) {
 	// Names of the cache, MSK and DB derive from the stack, and those have length and charset limits.
 	if !stackName.MatchString(c.Stack) {
 		bad("stack", "%q must start with a letter, hold lower-case letters, digits and single '-' between them, and be at most 19 characters", c.Stack)
@@ -278,7 +296,10 @@ func (c *Config) Validate() error {
 	if c.Region == "" {
 		bad("aws:region", "is required")
 	}
+}
 
+// validateApp checks the app section.
+func (c *Config) validateApp(bad complaint) {
 	a := c.App
 	if !appVersion.MatchString(a.Version) {
 		bad("quibly:app.version", "%q must be a non-empty artifact version (letters, digits, '.', '_', '-')", a.Version)
@@ -289,7 +310,10 @@ func (c *Config) Validate() error {
 	if a.Port < 1 || a.Port > 65535 {
 		bad("quibly:app.port", "%d is not a port", a.Port)
 	}
+}
 
+// validateNetwork checks the network section.
+func (c *Config) validateNetwork(bad complaint) {
 	n := c.Network
 	if p, err := netip.ParsePrefix(n.CIDR); err != nil || !p.Addr().Is4() || p.Bits() > 16 {
 		bad("quibly:network.cidr", "%q must be an IPv4 block of /16 or larger", n.CIDR)
@@ -303,7 +327,10 @@ func (c *Config) Validate() error {
 	if c.Production && n.NATGateways != n.AZCount {
 		bad("quibly:network.natGateways", "%d must equal azCount (%d) in production, so losing one AZ does not cut the others off from AWS APIs", n.NATGateways, n.AZCount)
 	}
+}
 
+// validateLoadBalancer checks the load balancer section.
+func (c *Config) validateLoadBalancer(bad complaint) {
 	l := c.LoadBalancer
 	if l.PingIntervalSeconds < 1 {
 		bad("quibly:loadBalancer.pingIntervalSeconds", "must be the app's ping interval in seconds")
@@ -335,7 +362,10 @@ func (c *Config) Validate() error {
 	if c.Production && !c.HTTPS() {
 		bad("quibly:loadBalancer", "production serves sign-in and tokens over HTTPS only: set certificateArn, or domain and hostedZoneId")
 	}
+}
 
+// validateCache checks the cache section.
+func (c *Config) validateCache(bad complaint) {
 	k := c.Cache
 	if !strings.HasPrefix(k.NodeType, "cache.") {
 		bad("quibly:cache.nodeType", "%q must be an ElastiCache node type (cache.…)", k.NodeType)
@@ -352,8 +382,11 @@ func (c *Config) Validate() error {
 	if k.ClusterMode && k.ReplicasPerShard < 1 {
 		bad("quibly:cache.replicasPerShard", "cluster mode needs at least one replica per shard for automatic failover")
 	}
+}
 
-	m := c.Kafka
+// validateKafka checks the Kafka section.
+func (c *Config) validateKafka(bad complaint) {
+	m, n := c.Kafka, c.Network
 	if !strings.HasPrefix(m.Version, "3.9") {
 		bad("quibly:kafka.version", "%q must be 3.9.x, the version the local test broker runs", m.Version)
 	}
@@ -381,7 +414,10 @@ func (c *Config) Validate() error {
 	if m.Topic == "" || m.ConsumerGroup == "" {
 		bad("quibly:kafka", "topic and consumerGroup are required (the lag alarm watches them)")
 	}
+}
 
+// validateDatabase checks the database section.
+func (c *Config) validateDatabase(bad complaint) {
 	d := c.Database
 	switch d.Engine {
 	case EnginePostgres:
@@ -422,7 +458,10 @@ func (c *Config) Validate() error {
 	if c.Production && !d.DeletionProtection {
 		bad("quibly:database.deletionProtection", "must be true in production")
 	}
+}
 
+// validateFleet checks the fleet section.
+func (c *Config) validateFleet(bad complaint) {
 	f := c.Fleet
 	if !ec2Type.MatchString(f.InstanceType) {
 		bad("quibly:fleet.instanceType", "%q is not an EC2 instance type", f.InstanceType)
@@ -445,7 +484,10 @@ func (c *Config) Validate() error {
 	if !memoryLimit.MatchString(f.MemoryMax) {
 		bad("quibly:fleet.memoryMax", "%q must be a systemd size like 1G", f.MemoryMax)
 	}
+}
 
+// validateAlarms checks the alarms section.
+func (c *Config) validateAlarms(bad complaint) {
 	al := c.Alarms
 	for name, v := range map[string]float64{"cpuPercent": al.CPUPercent, "http5xxPercent": al.HTTP5xxPercent,
 		"dbConnectionsPercent": al.DBConnectionsPercent, "redisMemoryPercent": al.RedisMemoryPercent, "kafkaDiskPercent": al.KafkaDiskPercent} {
@@ -462,6 +504,10 @@ func (c *Config) Validate() error {
 	if c.Production && al.Email == "" {
 		bad("quibly:alarms.email", "is required in production: alarms that notify nobody are not monitoring")
 	}
+}
+
+// validateSecrets checks the secrets (never shown in an error).
+func (c *Config) validateSecrets(bad complaint) {
 	sec := c.Secrets
 	if sec.JWTSecret != "" && len(sec.JWTSecret) < 32 {
 		bad("quibly:jwtSecret", "must be at least 32 characters (the value is not shown)")
@@ -475,7 +521,6 @@ func (c *Config) Validate() error {
 	if p := sec.KafkaPassword; p != "" && len(p) < 16 {
 		bad("quibly:kafkaPassword", "must be at least 16 characters (the value is not shown)")
 	}
-	return errors.Join(errs...)
 }
 
 // HTTPS says the ALB gets a certificate (an ARN, or one requested for the domain).
