@@ -127,6 +127,54 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	f.AMI = ami
 	f.NodeVersionPrefix = fmt.Sprintf("/%s/nodes/", args.Name)
 
+	bucket, err := artifactBucket(ctx, name, args, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	// The running version lives here, not in user data: a new instance boots into it,
+	// and changing it replaces nothing (the rolling deploy restarts nodes one by one).
+	version, err := ssm.NewParameter(ctx, name+"-app-version", &ssm.ParameterArgs{
+		Name:        pulumi.Sprintf("/%s/app-version", args.Name),
+		Type:        pulumi.String("String"),
+		Value:       pulumi.String(args.AppVersion),
+		Description: pulumi.String("Quibly release of the stack: what new servers start on; a deploy moves it once every node runs the release"),
+		Tags:        args.Tags,
+	}, parent, pulumi.DeleteBeforeReplace(true))
+	if err != nil {
+		return nil, err
+	}
+
+	profile, err := serverProfile(ctx, name, args, bucket.Arn, version.Arn, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	for i := 1; i <= args.Instances; i++ {
+		srv, err := newServer(ctx, name, i, args, ami, bucket, profile, parent)
+		if err != nil {
+			return nil, err
+		}
+		f.Servers = append(f.Servers, srv)
+	}
+
+	f.ArtifactBucket = bucket.Bucket
+	f.VersionParameter = version.Name
+	instances := pulumi.StringMap{}
+	for _, s := range f.Servers {
+		instances[s.ServerID] = s.InstanceID
+	}
+	if err := ctx.RegisterResourceOutputs(f, pulumi.Map{
+		"instances": instances, "artifactBucket": f.ArtifactBucket, "versionParameter": f.VersionParameter,
+	}); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// artifactBucket is where releases are uploaded (quibly/<version>/): private,
+// TLS-only, encrypted with the stack's key, versioned for rollbacks.
+func artifactBucket(ctx *pulumi.Context, name string, args *FleetArgs, parent pulumi.ResourceOrInvokeOption) (*s3.BucketV2, error) {
 	bucket, err := s3.NewBucketV2(ctx, name+"-artifacts", &s3.BucketV2Args{
 		BucketPrefix: pulumi.Sprintf("%s-artifacts-", args.Name),
 		ForceDestroy: pulumi.Bool(!args.Protect),
@@ -186,20 +234,13 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	}, parent, pulumi.DependsOn([]pulumi.Resource{versioning})); err != nil {
 		return nil, err
 	}
+	return bucket, nil
+}
 
-	// The running version lives here, not in user data: a new instance boots into it,
-	// and changing it replaces nothing (the rolling deploy restarts nodes one by one).
-	version, err := ssm.NewParameter(ctx, name+"-app-version", &ssm.ParameterArgs{
-		Name:        pulumi.Sprintf("/%s/app-version", args.Name),
-		Type:        pulumi.String("String"),
-		Value:       pulumi.String(args.AppVersion),
-		Description: pulumi.String("Quibly release of the stack: what new servers start on; a deploy moves it once every node runs the release"),
-		Tags:        args.Tags,
-	}, parent, pulumi.DeleteBeforeReplace(true))
-	if err != nil {
-		return nil, err
-	}
-
+// serverProfile is the servers' role: the SSM agent's calls, and reading the stack's
+// secrets, releases and version parameters (serverPolicy).
+func serverProfile(ctx *pulumi.Context, name string, args *FleetArgs, bucketArn, versionArn pulumi.StringOutput,
+	parent pulumi.ResourceOrInvokeOption) (*iam.InstanceProfile, error) {
 	role, err := iam.NewRole(ctx, name, &iam.RoleArgs{
 		NamePrefix:       pulumi.Sprintf("%s-server-", args.Name),
 		AssumeRolePolicy: pulumi.String(assumeEC2),
@@ -216,7 +257,7 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	}, parent); err != nil {
 		return nil, err
 	}
-	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn, args.KmsKeyArn, bucket.Arn, version.Arn).ApplyT(
+	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn, args.KmsKeyArn, bucketArn, versionArn).ApplyT(
 		func(v []any) (string, error) {
 			nodes := strings.TrimSuffix(v[6].(string), "/app-version") + "/nodes/*"
 			return serverPolicy([]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)}, v[4].(string), v[5].(string), nodes, args.MetricsNamespace)
@@ -230,86 +271,77 @@ func NewFleet(ctx *pulumi.Context, name string, args *FleetArgs, opts ...pulumi.
 	if err != nil {
 		return nil, err
 	}
+	return profile, nil
+}
 
-	for i := 1; i <= args.Instances; i++ {
-		serverID := ServerID(i)
-		// Created on the stack's release; from then on the rolling deploy moves it.
-		pin, err := ssm.NewParameter(ctx, fmt.Sprintf("%s-%s-app-version", name, serverID), &ssm.ParameterArgs{
-			Name:        pulumi.String(NodeVersionParameter(args.Name, serverID)),
-			Type:        pulumi.String("String"),
-			Value:       pulumi.String(args.AppVersion),
-			Description: pulumi.Sprintf("Quibly release %s runs; read by quibly-fetch at each start, moved by the rolling deploy", serverID),
-			Tags:        args.Tags,
-		}, parent, pulumi.IgnoreChanges([]string{"value"}), pulumi.DeleteBeforeReplace(true))
-		if err != nil {
-			return nil, err
-		}
-		userData := pulumi.All(bucket.Bucket, pin.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
-			args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn).ApplyT(func(v []any) (string, error) {
-			return UserData(BootSettings{
-				ServerID: serverID, Port: args.AppPort, Region: args.Region,
-				ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
-				MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
-				FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
-				KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
-				KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
-				PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
-				MetricsNamespace: args.MetricsNamespace,
-				DrainSeconds:     args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
-				AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
-			})
-		}).(pulumi.StringOutput)
+// newServer is the i-th server: its version parameter, its instance (booting into
+// the release that parameter names) and its place in the target group.
+func newServer(ctx *pulumi.Context, name string, i int, args *FleetArgs, ami string, bucket *s3.BucketV2, profile *iam.InstanceProfile,
+	parent pulumi.ResourceOrInvokeOption) (Server, error) {
+	serverID := ServerID(i)
+	// Created on the stack's release; from then on the rolling deploy moves it.
+	pin, err := ssm.NewParameter(ctx, fmt.Sprintf("%s-%s-app-version", name, serverID), &ssm.ParameterArgs{
+		Name:        pulumi.String(NodeVersionParameter(args.Name, serverID)),
+		Type:        pulumi.String("String"),
+		Value:       pulumi.String(args.AppVersion),
+		Description: pulumi.Sprintf("Quibly release %s runs; read by quibly-fetch at each start, moved by the rolling deploy", serverID),
+		Tags:        args.Tags,
+	}, parent, pulumi.IgnoreChanges([]string{"value"}), pulumi.DeleteBeforeReplace(true))
+	if err != nil {
+		return Server{}, err
+	}
+	userData := pulumi.All(bucket.Bucket, pin.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
+		args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn).ApplyT(func(v []any) (string, error) {
+		return UserData(BootSettings{
+			ServerID: serverID, Port: args.AppPort, Region: args.Region,
+			ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
+			MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
+			FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
+			KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
+			KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
+			PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
+			MetricsNamespace: args.MetricsNamespace,
+			DrainSeconds:     args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
+			AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
+		})
+	}).(pulumi.StringOutput)
 
-		tags := pulumi.StringMap{"Name": pulumi.Sprintf("%s-%s", args.Name, serverID), "ServerId": pulumi.String(serverID)}
-		for k, v := range args.Tags {
-			tags[k] = v
-		}
-		inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, serverID), &ec2.InstanceArgs{
-			Ami:                      pulumi.String(ami),
-			InstanceType:             pulumi.String(args.InstanceType),
-			SubnetId:                 args.SubnetIDs[(i-1)%len(args.SubnetIDs)], // round-robin over AZs
-			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
-			AssociatePublicIpAddress: pulumi.Bool(false),
-			IamInstanceProfile:       profile.Name,
-			UserData:                 userData,
-			MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
-				HttpTokens: pulumi.String("required"), HttpEndpoint: pulumi.String("enabled"), HttpPutResponseHopLimit: pulumi.Int(1),
-			},
-			RootBlockDevice: &ec2.InstanceRootBlockDeviceArgs{
-				VolumeType: pulumi.String("gp3"), VolumeSize: pulumi.Int(args.VolumeGB), Encrypted: pulumi.Bool(true),
-				DeleteOnTermination: pulumi.Bool(true),
-			},
-			Monitoring: pulumi.Bool(false),
-			Tags:       tags,
-			VolumeTags: tags,
-		}, parent,
-			// User data runs once at first boot, and a resolve:ssm AMI names a newer image
-			// whenever AWS publishes one: neither may replace a running server. Releases
-			// go through the node's version parameter and the rolling deploy.
-			pulumi.IgnoreChanges([]string{"userData", "ami"}))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := lb.NewTargetGroupAttachment(ctx, fmt.Sprintf("%s-%s", name, serverID), &lb.TargetGroupAttachmentArgs{
-			TargetGroupArn: args.TargetGroupArn, TargetId: inst.ID(), Port: pulumi.Int(args.AppPort),
-		}, parent); err != nil {
-			return nil, err
-		}
-		f.Servers = append(f.Servers, Server{ServerID: serverID, InstanceID: inst.ID().ToStringOutput()})
+	tags := pulumi.StringMap{"Name": pulumi.Sprintf("%s-%s", args.Name, serverID), "ServerId": pulumi.String(serverID)}
+	for k, v := range args.Tags {
+		tags[k] = v
 	}
-
-	f.ArtifactBucket = bucket.Bucket
-	f.VersionParameter = version.Name
-	instances := pulumi.StringMap{}
-	for _, s := range f.Servers {
-		instances[s.ServerID] = s.InstanceID
+	inst, err := ec2.NewInstance(ctx, fmt.Sprintf("%s-%s", name, serverID), &ec2.InstanceArgs{
+		Ami:                      pulumi.String(ami),
+		InstanceType:             pulumi.String(args.InstanceType),
+		SubnetId:                 args.SubnetIDs[(i-1)%len(args.SubnetIDs)], // round-robin over AZs
+		VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
+		AssociatePublicIpAddress: pulumi.Bool(false),
+		IamInstanceProfile:       profile.Name,
+		UserData:                 userData,
+		MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
+			HttpTokens: pulumi.String("required"), HttpEndpoint: pulumi.String("enabled"), HttpPutResponseHopLimit: pulumi.Int(1),
+		},
+		RootBlockDevice: &ec2.InstanceRootBlockDeviceArgs{
+			VolumeType: pulumi.String("gp3"), VolumeSize: pulumi.Int(args.VolumeGB), Encrypted: pulumi.Bool(true),
+			DeleteOnTermination: pulumi.Bool(true),
+		},
+		Monitoring: pulumi.Bool(false),
+		Tags:       tags,
+		VolumeTags: tags,
+	}, parent,
+		// User data runs once at first boot, and a resolve:ssm AMI names a newer image
+		// whenever AWS publishes one: neither may replace a running server. Releases
+		// go through the node's version parameter and the rolling deploy.
+		pulumi.IgnoreChanges([]string{"userData", "ami"}))
+	if err != nil {
+		return Server{}, err
 	}
-	if err := ctx.RegisterResourceOutputs(f, pulumi.Map{
-		"instances": instances, "artifactBucket": f.ArtifactBucket, "versionParameter": f.VersionParameter,
-	}); err != nil {
-		return nil, err
+	if _, err := lb.NewTargetGroupAttachment(ctx, fmt.Sprintf("%s-%s", name, serverID), &lb.TargetGroupAttachmentArgs{
+		TargetGroupArn: args.TargetGroupArn, TargetId: inst.ID(), Port: pulumi.Int(args.AppPort),
+	}, parent); err != nil {
+		return Server{}, err
 	}
-	return f, nil
+	return Server{ServerID: serverID, InstanceID: inst.ID().ToStringOutput()}, nil
 }
 
 const assumeEC2 = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
