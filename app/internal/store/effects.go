@@ -102,10 +102,8 @@ func effectsOf(msgs []model.Message) ([]effect, error) {
 // the order their apply passes arguments. One list serves both backends (PostgreSQL
 // numbers the placeholders), so their rules cannot drift apart.
 var effectSQL = struct {
-	target, edit, scrubEdit, delete, scrubEdits, dropReactions, dropMentions, react, unreact, read, mention string
+	edit, scrubEdit, delete, scrubEdits, dropReactions, dropMentions, react, unreact, read, mention string
 }{
-	// target records which message an entry acts on (a delete finds the edits by it).
-	target: `UPDATE messages SET target_id = ? WHERE id = ?`,
 	// args: text, edited_at, entry, target, channel, entry
 	edit: `UPDATE messages SET text = ?, edited_at = ?, edit_id = ?
 		WHERE id = ? AND channel_id = ? AND kind = '' AND deleted = FALSE AND (edit_id IS NULL OR edit_id < ?)`,
@@ -156,7 +154,7 @@ func (e effect) steps(id func(string) any, ts func(int64) any, flag func(bool) a
 	case model.EventRead:
 		return []effectStep{{effectSQL.read, []any{id(e.userID), id(ch), id(e.target)}}}
 	}
-	out := []effectStep{{effectSQL.target, []any{id(e.target), id(e.entryID)}}}
+	var out []effectStep
 	switch e.kind {
 	case model.EventMessageUpdate:
 		out = append(out,
@@ -205,6 +203,20 @@ func parseMentions(s string) []string {
 	var out []string
 	if json.Unmarshal([]byte(s), &out) != nil {
 		return nil
+	}
+	return out
+}
+
+// targetsOf maps each entry of a batch that acts on a message (an edit, a deletion,
+// a reaction) to that message, the target_id its row is inserted with: a deletion
+// finds the message's edits by it.
+func targetsOf(effects []effect) map[string]string {
+	out := map[string]string{}
+	for _, e := range effects {
+		switch e.kind {
+		case model.EventMessageUpdate, model.EventMessageDelete, model.EventReaction:
+			out[e.entryID] = e.target
+		}
 	}
 	return out
 }

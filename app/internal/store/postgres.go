@@ -655,11 +655,11 @@ func (s *Postgres) ChannelsFor(ctx context.Context, userID string, after Cursor,
 	return out, nil
 }
 
-var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at", "kind", "data", "reply_to", "mentions"}
+var messageCopyCols = []string{"id", "channel_id", "author_id", "author", "text", "nonce", "created_at", "kind", "data", "reply_to", "mentions", "target_id"}
 
 // messageRows validates a batch and converts it to COPY rows, before anything is
 // written. When withOrd is set each row starts with its position in the batch.
-func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
+func messageRows(msgs []model.Message, withOrd bool, targets map[string]string) ([][]any, error) {
 	if err := validateMessages(msgs); err != nil {
 		return nil, err
 	}
@@ -685,7 +685,7 @@ func messageRows(msgs []model.Message, withOrd bool) ([][]any, error) {
 		}
 		rows[i] = append(row, [16]byte(id), [16]byte(ch), [16]byte(au),
 			pgText(m.Author), pgText(m.Text), pgText(m.Nonce), toMS(m.CreatedAt), pgText(m.Kind), pgText(string(m.Data)),
-			replyTo, mentionsText(m.Mentions))
+			replyTo, mentionsText(m.Mentions), pgIDArg(targets[m.ID]))
 	}
 	return rows, nil
 }
@@ -699,11 +699,11 @@ func (s *Postgres) WriteMessages(ctx context.Context, msgs []model.Message) (int
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	rows, err := messageRows(msgs, true)
+	effects, err := effectsOf(msgs)
 	if err != nil {
 		return 0, err
 	}
-	effects, err := effectsOf(msgs)
+	rows, err := messageRows(msgs, true, targetsOf(effects))
 	if err != nil {
 		return 0, err
 	}
@@ -778,15 +778,16 @@ func (s *Postgres) writeBatch(ctx context.Context, rows [][]any, effects []effec
 		kind       text        NOT NULL,
 		data       text        NOT NULL,
 		reply_to   uuid,
-		mentions   text        NOT NULL) ON COMMIT DELETE ROWS`); err != nil {
+		mentions   text        NOT NULL,
+		target_id  uuid) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, err
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incoming_messages"}, append([]string{"ord"}, messageCopyCols...),
 		pgx.CopyFromRows(rows)); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions)
-		SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions FROM incoming_messages ORDER BY ord
+	tag, err := tx.Exec(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions, target_id)
+		SELECT id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions, target_id FROM incoming_messages ORDER BY ord
 		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, err

@@ -620,13 +620,14 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 	if err != nil {
 		return 0, err
 	}
+	targets := targetsOf(effects)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel_id, author_id, author, text, nonce, created_at, kind, data, reply_to, mentions, target_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("store: write messages: %w", err)
 	}
@@ -634,7 +635,7 @@ func (s *SQLite) WriteMessages(ctx context.Context, msgs []model.Message) (int, 
 	inserted := 0
 	for _, m := range msgs {
 		res, err := stmt.ExecContext(ctx, m.ID, m.ChannelID, m.AuthorID, m.Author, m.Text, m.Nonce, m.CreatedAt.UnixMilli(), m.Kind, string(m.Data),
-			nullIfEmpty(m.ReplyTo), mentionsText(m.Mentions))
+			nullIfEmpty(m.ReplyTo), mentionsText(m.Mentions), nullIfEmpty(targets[m.ID]))
 		if err != nil {
 			if isSQLiteConstraint(err) {
 				return 0, fmt.Errorf("store: write message %s: %w: %w", m.ID, ErrRejected, err)
