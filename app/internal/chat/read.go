@@ -94,16 +94,12 @@ func (h *Hub) beginRead(c *client, args []json.RawMessage) (*pendingSend, any) {
 	return &pendingSend{start: start, nonce: p.Nonce, msg: msg, slot: slot, reply: reply, to: to}, nil
 }
 
-// receipts reports whether ch's members get each other's read markers: a private
-// channel or DM of at most ReceiptMembers members.
+// receipts reports whether ch's members get each other's read markers
+// (store.Receipts), for a channel this node knows (admit learnt it).
 func (h *Hub) receipts(ctx context.Context, ch string) (bool, error) {
 	known, ok := h.channels.lookup(ch)
-	if !ok || known.kind == model.KindPublic {
+	if !ok {
 		return false, nil
 	}
-	members, err := h.Store.Members(ctx, ch)
-	if err != nil {
-		return false, err
-	}
-	return len(members) <= model.ReceiptMembers, nil
+	return store.Receipts(ctx, h.Store, ch, known.kind)
 }

@@ -69,11 +69,12 @@ func (h *Hub) beginSend(c *client, args []json.RawMessage) (*pendingSend, any) {
 	if e != nil {
 		return fail(e)
 	}
+	textErr := h.checkText(p.Text)
 	switch {
 	case p.ChannelID == "":
 		return fail(apperr.New(apperr.Invalid, "channelId is required"))
-	case h.checkText(p.Text) != nil:
-		return fail(h.checkText(p.Text))
+	case textErr != nil:
+		return fail(textErr)
 	case len(p.Nonce) > h.cfg.MaxNonceLen:
 		return fail(apperr.New(apperr.Invalid, "nonce is longer than %d bytes", h.cfg.MaxNonceLen))
 	case !c.inChannel(p.ChannelID):

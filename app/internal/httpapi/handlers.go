@@ -336,16 +336,12 @@ func (a *API) reads(w http.ResponseWriter, r *http.Request) error {
 		Receipts bool               `json:"receipts"`
 		Reads    []model.ReadMarker `json:"reads"`
 	}{Reads: []model.ReadMarker{}}
-	if c.Kind != model.KindPublic {
-		members, err := a.st.Members(r.Context(), c.ID)
-		if err != nil {
+	if resp.Receipts, err = store.Receipts(r.Context(), a.st, c.ID, c.Kind); err != nil {
+		return err
+	}
+	if resp.Receipts {
+		if resp.Reads, err = a.st.ReadMarkers(r.Context(), c.ID, model.ReceiptMembers); err != nil {
 			return err
-		}
-		if len(members) <= model.ReceiptMembers {
-			resp.Receipts = true
-			if resp.Reads, err = a.st.ReadMarkers(r.Context(), c.ID, model.ReceiptMembers); err != nil {
-				return err
-			}
 		}
 	}
 	WriteJSON(w, http.StatusOK, resp)

@@ -31,6 +31,20 @@ func CursorAfter(c model.Channel) Cursor { return Cursor{Name: c.Name, ID: c.ID}
 // no scan of a long-unread channel's whole history.
 const MaxUnread = 100
 
+// Receipts reports whether the members of channel id (of kind) get each other's read
+// markers: a private channel or DM of at most model.ReceiptMembers members. Public
+// channels have no member list, and their members are not read.
+func Receipts(ctx context.Context, st Store, id, kind string) (bool, error) {
+	if kind == model.KindPublic {
+		return false, nil
+	}
+	members, err := st.Members(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return len(members) <= model.ReceiptMembers, nil
+}
+
 // Store is the system of record. Implementations: SQLite (standalone), PostgreSQL (clustered).
 type Store interface {
 	// CreateUser inserts a user; ErrConflict when the username is taken.
