@@ -61,6 +61,7 @@ type Conn struct {
 	ws           *websocket.Conn
 	upgrading    bool
 	probed       bool          // the upgrade's probe was answered
+	probeDone    chan struct{} // closed when probed is set
 	upgradeEnd   chan struct{} // closed when the upgrade in progress ends either way
 	pollActive   bool
 	postActive   bool

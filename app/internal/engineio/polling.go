@@ -37,17 +37,9 @@ const upgradeGrace = 100 * time.Millisecond
 // poll answers a long-polling GET with whatever is queued, waiting until something is.
 func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.mu.Lock()
-	if c.upgrading && c.probed {
-		// A client pauses polling once its probe is answered, so this poll raced the
-		// upgrade: it is refused if the session moves to the websocket now, and ends
-		// with a noop (pollWake) if not.
-		end := c.upgradeEnd
+	if !c.awaitUpgrade(r) {
 		c.mu.Unlock()
-		select {
-		case <-end:
-		case <-time.After(upgradeGrace):
-		}
-		c.mu.Lock()
+		return
 	}
 	release, ok := claim(w, c, &c.pollActive, "polls")
 	if !ok {
@@ -100,6 +92,45 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *Conn) {
 			return
 		}
 	}
+}
+
+// awaitUpgrade holds a poll that arrives while the session is upgrading until the
+// upgrade's outcome decides it: refused (by claim) if the session moved to the
+// websocket, served as usual if not. The websocket's frames and this request race
+// each other, so the probe and the upgrade packet a client sent before this poll may
+// not have been read yet. Before the probe is answered the poll is served at once
+// if something is queued; after it, the client has paused polling, so the poll waits
+// a short grace for the upgrade packet. It returns false if the request ended.
+// Called and returns with c.mu held.
+func (c *Conn) awaitUpgrade(r *http.Request) bool {
+	var grace <-chan time.Time
+	for c.upgrading && !c.isClosed() {
+		end, probe := c.upgradeEnd, c.probeDone
+		switch {
+		case c.probed:
+			probe = nil
+			if grace == nil {
+				grace = time.After(upgradeGrace)
+			}
+		case len(c.queue) > 0:
+			return true
+		}
+		c.mu.Unlock()
+		select {
+		case <-end:
+		case <-probe:
+		case <-c.notify: // the loop reads the queue itself, so the signal is not lost
+		case <-c.closed:
+		case <-grace:
+			c.mu.Lock()
+			return true
+		case <-r.Context().Done():
+			c.mu.Lock()
+			return false
+		}
+		c.mu.Lock()
+	}
+	return true
 }
 
 func (s *Server) receivePost(w http.ResponseWriter, r *http.Request, c *Conn) {

@@ -74,7 +74,7 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 		}
 		return
 	}
-	c.upgrading, c.probed, c.upgradeEnd = true, false, make(chan struct{})
+	c.upgrading, c.probed, c.probeDone, c.upgradeEnd = true, false, make(chan struct{}), make(chan struct{})
 	c.mu.Unlock()
 	// endUpgrade records the outcome; callers hold c.mu.
 	endUpgrade := func() {
@@ -123,7 +123,10 @@ func (s *Server) upgradeToWebSocket(w http.ResponseWriter, r *http.Request, c *C
 				return
 			}
 			c.mu.Lock()
-			c.probed = true
+			if !c.probed {
+				c.probed = true
+				close(c.probeDone)
+			}
 			c.mu.Unlock()
 			// Release the pending poll so the client can pause polling.
 			select {
