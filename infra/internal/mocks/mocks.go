@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
@@ -30,6 +31,7 @@ type Resource struct {
 	Type                string
 	Name                string
 	URN                 string
+	ID                  string // the id the mock answered with
 	Parent              string
 	Custom              bool
 	IgnoreChanges       []string
@@ -38,7 +40,9 @@ type Resource struct {
 	DeleteBeforeReplace bool
 	// DependsOn are the URNs of the resources named in pulumi.DependsOn.
 	DependsOn []string
-	Inputs    resource.PropertyMap
+	// PropertyDeps are, per input, the URNs of the resources whose outputs it was built from.
+	PropertyDeps map[string][]string
+	Inputs       resource.PropertyMap
 	// Outputs are what the mock answered, as the engine would keep them in state.
 	Outputs resource.PropertyMap
 }
@@ -51,6 +55,7 @@ type Recorder struct {
 	// Prior is the state of an earlier run (Recorder.State), so a second run sees
 	// what the engine would: a pulumi:index:Stash answers with the value it first stored.
 	Prior map[string]resource.PropertyMap
+	stack string
 }
 
 // key names a resource across runs, as its URN does.
@@ -80,13 +85,21 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		res.RetainOnDelete = rpc.GetRetainOnDelete()
 		res.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
 		res.DependsOn = rpc.GetDependencies()
-		res.URN = rpc.GetParent() + "$" + args.TypeToken + "::" + args.Name
+		for k, deps := range rpc.GetPropertyDependencies() {
+			if len(deps.GetUrns()) > 0 {
+				if res.PropertyDeps == nil {
+					res.PropertyDeps = map[string][]string{}
+				}
+				res.PropertyDeps[k] = deps.GetUrns()
+			}
+		}
+		res.URN = r.urn(resource.URN(rpc.GetParent()), args.TypeToken, args.Name)
 	}
 	id, outs := args.Name, resource.PropertyMap{}
 	if args.Custom {
 		id, outs = r.outputs(args)
 	}
-	res.Outputs = outs
+	res.ID, res.Outputs = id, outs
 	r.mu.Lock()
 	r.Resources = append(r.Resources, res)
 	r.mu.Unlock()
@@ -114,6 +127,18 @@ func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}
 	return nil, fmt.Errorf("mock: no answer for invoke %s", args.Token)
+}
+
+// AutoName is the name Pulumi gives a resource whose name the program leaves out:
+// its logical name and a random suffix (here a fixed one).
+func AutoName(logical string) string { return logical + "-1a2b3c4" }
+
+// urn is the URN the engine gives a resource, as other resources' dependencies name it.
+func (r *Recorder) urn(parent resource.URN, typ, name string) string {
+	if parent == "" {
+		return string(resource.NewURN(tokens.QName(r.stack), Project, "", tokens.Type(typ), name))
+	}
+	return string(resource.NewURN(parent.Stack(), parent.Project(), parent.QualifiedType(), tokens.Type(typ), name))
 }
 
 // Account is the account id the mock answers with; AMI the image a public SSM parameter resolves to.
@@ -152,7 +177,7 @@ func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.Prope
 			if p := str(k + "Prefix"); p != "" {
 				set(k, p+"20261202")
 			} else {
-				set(k, args.Name+"-1a2b3c4")
+				set(k, AutoName(args.Name))
 			}
 		}
 	}
@@ -304,7 +329,7 @@ func Run(stack string, cfg map[string]string, body pulumi.RunFunc) (*Recorder, e
 // RunWith executes body under mocks into rec: as a preview when dryRun, else as the
 // update of `pulumi up`. rec.Prior, if set, is the state an earlier run left.
 func RunWith(rec *Recorder, dryRun bool, stack string, cfg map[string]string, body pulumi.RunFunc) (*Recorder, error) {
-	rec.Region = cfg["aws:region"]
+	rec.Region, rec.stack = cfg["aws:region"], stack
 	withConfig := func(info *pulumi.RunInfo) { info.Config = cfg; info.DryRun = dryRun }
 	err := pulumi.RunErr(body, pulumi.WithMocks(Project, stack, rec), withConfig)
 	return rec, err
