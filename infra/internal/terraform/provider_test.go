@@ -1,0 +1,220 @@
+package terraform_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
+	"github.com/quibly/quibly/infra/internal/mocks"
+	"github.com/quibly/quibly/infra/internal/program"
+	"github.com/quibly/quibly/infra/internal/terraform"
+)
+
+// The repository's stack files and the directory the written configurations go to.
+const (
+	envDir = "../../../environments"
+	outDir = "../../../test-output/terraform"
+)
+
+var tiers = []string{"small", "medium", "large"}
+
+// needTerraform skips without terraform, or fails under CI=true, where a test never
+// skips for want of a tool the project's machines carry.
+func needTerraform(t *testing.T) {
+	t.Helper()
+	if _, err := terraform.New(t.TempDir()); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+var (
+	schemaOnce sync.Once
+	schema     *terraform.Schema
+	schemaErr  error
+)
+
+// providerSchema reads the AWS provider's schema once per test binary: the
+// provider is ~700 MB and its schema takes seconds to print.
+func providerSchema(t *testing.T) *terraform.Schema {
+	t.Helper()
+	needTerraform(t)
+	schemaOnce.Do(func() {
+		tf, err := terraform.New(filepath.Join(outDir, "schema"))
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		// terraform_data is in the schema only when the configuration uses it.
+		doc := map[string]any{
+			"terraform": map[string]any{"required_providers": map[string]any{
+				"aws": map[string]any{"source": "hashicorp/aws", "version": terraform.ProviderVersion}}},
+			"resource": map[string]any{"terraform_data": map[string]any{"schema": map[string]any{}}},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if schemaErr = tf.WriteConfig(doc); schemaErr != nil {
+			return
+		}
+		if schemaErr = tf.Init(ctx); schemaErr != nil {
+			return
+		}
+		schema, schemaErr = tf.Schema(ctx)
+	})
+	if schemaErr != nil {
+		t.Fatal(schemaErr)
+	}
+	return schema
+}
+
+// record runs a tier's stack program under the mocks, as `pulumi preview` would.
+func record(t *testing.T, stack string) []mocks.Resource {
+	t.Helper()
+	cfg, err := mocks.StackFile(envDir, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := mocks.Run(stack, cfg, program.Run)
+	if err != nil {
+		t.Fatalf("stack %s: %v", stack, err)
+	}
+	return rec.Resources
+}
+
+// offline configures the provider to make no call: plan reads nothing when there is
+// no state, and the credentials are never checked.
+func offline(region string) map[string]any {
+	return map[string]any{
+		"region": region, "access_key": "mock", "secret_key": "mock",
+		"skip_credentials_validation": true, "skip_requesting_account_id": true, "skip_metadata_api_check": true,
+	}
+}
+
+// check writes resources as Terraform JSON in dir and returns every error and
+// warning validate and plan report.
+func check(t *testing.T, dir string, resources []mocks.Resource, mode terraform.Mode) []terraform.Diagnostic {
+	t.Helper()
+	doc, err := terraform.Document(resources, providerSchema(t), offline("us-east-1"), mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := terraform.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.WriteConfig(doc); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := tf.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	diags, err := tf.Validate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasError(diags) {
+		return diags // plan would only repeat them
+	}
+	planned, err := tf.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(diags, planned...)
+}
+
+func hasError(diags []terraform.Diagnostic) bool {
+	for _, d := range diags {
+		if d.Severity == "error" {
+			return true
+		}
+	}
+	return false
+}
+
+// Every tier, with every value known (what `up` gives the provider when it creates)
+// and with references left unknown (what `preview` gives it), passes the real AWS
+// provider's validate and plan without an error or a warning.
+func TestEveryTierPassesTheAWSProvider(t *testing.T) {
+	for _, stack := range tiers {
+		resources := record(t, stack)
+		for _, mode := range []terraform.Mode{terraform.Known, terraform.Unknown} {
+			t.Run(stack+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				for _, d := range check(t, filepath.Join(outDir, stack+"-"+mode.String()), resources, mode) {
+					t.Errorf("%s", d)
+				}
+			})
+		}
+	}
+}
+
+// The same pipeline refuses a graph with a fault the provider knows of, so a clean
+// result above means the provider looked.
+func TestTheAWSProviderRefusesInjectedFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		typ   string // the pulumi-aws type whose first resource gets the fault
+		path  []string
+		value any
+		want  string // in the reported error
+	}{
+		{"a load balancer name over 32 characters", "aws:lb/loadBalancer:LoadBalancer", []string{"name"}, strings.Repeat("n", 40), `"name" cannot be longer than 32 characters`},
+		{"a stickiness duration over 7 days", "aws:lb/targetGroup:TargetGroup", []string{"stickiness", "cookieDuration"}, 999999, "cookie_duration to be in the range"},
+		{"an instance metadata option AWS does not have", "aws:ec2/instance:Instance", []string{"metadataOptions", "httpTokens"}, "sometimes", "http_tokens to be one of"},
+		{"automatic failover with one cache node", "aws:elasticache/replicationGroup:ReplicationGroup", []string{"automaticFailoverEnabled"}, true, `"num_cache_clusters": must be at least 2 if automatic_failover_enabled is true`},
+	}
+	clean := record(t, "small")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resources := inject(t, clean, tt.typ, tt.path, tt.value)
+			diags := check(t, filepath.Join(outDir, "fault-"+strings.ReplaceAll(tt.name, " ", "-")), resources, terraform.Known)
+			var errs []string
+			for _, d := range diags {
+				if d.Severity == "error" {
+					errs = append(errs, d.String())
+				}
+			}
+			if !strings.Contains(strings.Join(errs, "\n"), tt.want) {
+				t.Fatalf("the provider did not refuse the fault (want an error naming %q); it said: %q", tt.want, errs)
+			}
+		})
+	}
+}
+
+// inject returns a copy of resources whose first resource of type typ has value at path.
+func inject(t *testing.T, resources []mocks.Resource, typ string, path []string, value any) []mocks.Resource {
+	t.Helper()
+	out := append([]mocks.Resource(nil), resources...)
+	for i, r := range out {
+		if r.Type != typ {
+			continue
+		}
+		in := r.Inputs.Copy()
+		m := in
+		for _, k := range path[:len(path)-1] {
+			inner, ok := m[resource.PropertyKey(k)]
+			if !ok || !inner.IsObject() {
+				t.Fatalf("%s %s has no object at %s", typ, r.Name, k)
+			}
+			copied := inner.ObjectValue().Copy()
+			m[resource.PropertyKey(k)] = resource.NewObjectProperty(copied)
+			m = copied
+		}
+		m[resource.PropertyKey(path[len(path)-1])] = resource.NewPropertyValue(value)
+		out[i].Inputs = in
+		return out
+	}
+	t.Fatalf("no %s in the graph", typ)
+	return nil
+}
