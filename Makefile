@@ -104,7 +104,7 @@ up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentia
 	$(PULUMI) -C infra stack select --create $(ENV)
 	$(PULUMI) -C infra up --stack $(ENV)
 
-test-infra: services aws-local ## infra: AWS's rules over every tier's graph, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
+test-infra: services aws-local ## infra: AWS's rules and the real AWS provider (Terraform) over every tier's graph, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
 	go vet ./infra/...
 	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 ./infra/...
 	mkdir -p $(TEST_OUT)
