@@ -104,9 +104,9 @@ up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentia
 	$(PULUMI) -C infra stack select --create $(ENV)
 	$(PULUMI) -C infra up --stack $(ENV)
 
-test-infra: services aws-local ## infra: AWS's rules and the real AWS provider (Terraform) over every tier's graph, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
+test-infra: services aws-local ## infra: AWS's rules and the real AWS provider (Terraform: validate, plan, the small tier applied to moto) over every tier, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
 	go vet ./infra/...
-	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 ./infra/...
+	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 -timeout 20m ./infra/...
 	mkdir -p $(TEST_OUT)
 	@for s in small medium large; do \
 	  $(MAKE) --no-print-directory plan ENV=$$s > $(TEST_OUT)/plan-$$s.txt || { cat $(TEST_OUT)/plan-$$s.txt; exit 1; }; \

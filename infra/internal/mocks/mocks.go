@@ -55,7 +55,10 @@ type Recorder struct {
 	// Prior is the state of an earlier run (Recorder.State), so a second run sees
 	// what the engine would: a pulumi:index:Stash answers with the value it first stored.
 	Prior map[string]resource.PropertyMap
-	stack string
+	// Parameter, if set, answers SSM parameter lookups (a test against a local AWS
+	// API reads the image id there); otherwise a public AMI parameter names AMI.
+	Parameter func(name string) (string, error)
+	stack     string
 }
 
 // key names a resource across runs, as its URN does.
@@ -113,12 +116,19 @@ func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 	case "aws:index/getAvailabilityZones:getAvailabilityZones":
 		return availabilityZones(r.region(), args.Args)
 	case "aws:ssm/getParameter:getParameter":
-		name := args.Args["name"].StringValue()
-		if !strings.HasPrefix(name, "/aws/service/ami-") {
+		name, value := args.Args["name"].StringValue(), AMI
+		switch {
+		case r.Parameter != nil:
+			v, err := r.Parameter(name)
+			if err != nil {
+				return nil, fmt.Errorf("mock: %s: %w", name, err)
+			}
+			value = v
+		case !strings.HasPrefix(name, "/aws/service/ami-"):
 			return nil, fmt.Errorf("mock: ParameterNotFound: %s", name)
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"name": name, "type": "String", "id": name,
-			"value": AMI, "insecureValue": AMI, "version": 1,
+			"value": value, "insecureValue": value, "version": 1,
 			"arn": fmt.Sprintf("arn:aws:ssm:%s::parameter%s", r.region(), name)}), nil
 	case "aws:index/getCallerIdentity:getCallerIdentity":
 		return resource.NewPropertyMapFromMap(map[string]any{"accountId": Account, "id": Account,

@@ -39,10 +39,24 @@ type ref struct{ addr, attr string }
 
 func (r ref) expr() string { return "${" + r.addr + "." + r.attr + "}" }
 
+// Options say how a graph is written.
+type Options struct {
+	// Provider is the AWS provider's configuration block.
+	Provider map[string]any
+	Mode     Mode
+	// StandIns are the Terraform types written as terraform_data holding their
+	// inputs and the outputs the mock gave them, with why: for an API the local AWS
+	// (moto) lacks. Others refer to a stand-in's outputs as they would to the type's.
+	StandIns map[string]string
+	// Timeout, when set, bounds each create and delete of a resource that takes a
+	// timeouts block, so a wait on a state the local API never reaches ends.
+	Timeout string
+}
+
 // converter holds what converting one graph needs across its resources.
 type converter struct {
 	schema *Schema
-	mode   Mode
+	opts   Options
 	addrs  map[string]string   // URN → Terraform address, custom resources
 	kids   map[string][]string // parent URN → child URNs
 	refs   map[string][]refAt  // URN → the outputs others may refer to
@@ -54,11 +68,14 @@ type refAt struct {
 	ref   ref
 }
 
+// standInPrefix starts the name of a stand-in, so it cannot clash with a real terraform_data.
+const standInPrefix = "standin-"
+
 // Document writes the custom resources of a recorded graph as a Terraform JSON
-// configuration for the AWS provider configured by provider. Every resource type,
-// property and option is mapped or the conversion fails naming it.
-func Document(resources []mocks.Resource, schema *Schema, provider map[string]any, mode Mode) (map[string]any, error) {
-	c := &converter{schema: schema, mode: mode, addrs: map[string]string{}, kids: map[string][]string{}, refs: map[string][]refAt{}}
+// configuration. Every resource type, property and option is mapped or the
+// conversion fails naming it.
+func Document(resources []mocks.Resource, schema *Schema, opts Options) (map[string]any, error) {
+	c := &converter{schema: schema, opts: opts, addrs: map[string]string{}, kids: map[string][]string{}, refs: map[string][]refAt{}}
 	used := map[string]bool{}
 	var unmapped []string
 	for _, r := range resources {
@@ -73,9 +90,13 @@ func Document(resources []mocks.Resource, schema *Schema, provider map[string]an
 			unmapped = append(unmapped, r.Type+" ("+r.Name+")")
 			continue
 		}
-		addr := typ + "." + label(r.Name)
+		lbl := label(r.Name)
+		if _, standIn := opts.StandIns[typ]; standIn {
+			typ, lbl = "terraform_data", standInPrefix+lbl
+		}
+		addr := typ + "." + lbl
 		for i := 2; used[addr]; i++ {
-			addr = fmt.Sprintf("%s.%s_%d", typ, label(r.Name), i)
+			addr = fmt.Sprintf("%s.%s_%d", typ, lbl, i)
 		}
 		used[addr] = true
 		c.addrs[r.URN] = addr
@@ -107,7 +128,7 @@ func Document(resources []mocks.Resource, schema *Schema, provider map[string]an
 		"terraform": map[string]any{"required_providers": map[string]any{
 			"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion},
 		}},
-		"provider": map[string]any{"aws": provider},
+		"provider": map[string]any{"aws": opts.Provider},
 		"resource": out,
 	}, nil
 }
@@ -128,9 +149,13 @@ func label(name string) string {
 func (c *converter) outputsOf(r mocks.Resource) []refAt {
 	addr := c.addrs[r.URN]
 	block := c.schema.Resources[Types[r.Type]]
+	attrOf := func(a string) string { return a }
+	if strings.HasPrefix(addr, "terraform_data."+standInPrefix) {
+		attrOf = func(a string) string { return "output." + a }
+	}
 	var out []refAt
 	if r.ID != "" {
-		out = append(out, refAt{r.ID, ref{addr, "id"}})
+		out = append(out, refAt{r.ID, ref{addr, attrOf("id")}})
 	}
 	for _, k := range sortedKeys(r.Outputs) {
 		v := r.Outputs[resource.PropertyKey(k)]
@@ -144,7 +169,7 @@ func (c *converter) outputsOf(r mocks.Resource) []refAt {
 		if !ok {
 			continue
 		}
-		out = append(out, refAt{v.StringValue(), ref{addr, attr}})
+		out = append(out, refAt{v.StringValue(), ref{addr, attrOf(attr)}})
 	}
 	return out
 }
@@ -169,7 +194,7 @@ func (c *converter) resource(r mocks.Resource) (map[string]any, error) {
 		if val == nil {
 			continue
 		}
-		if c.mode == Unknown {
+		if c.opts.Mode == Unknown {
 			val = c.reference(val, r.PropertyDeps[k], referenced)
 		}
 		body[tf] = val
@@ -177,10 +202,23 @@ func (c *converter) resource(r mocks.Resource) (map[string]any, error) {
 	if err := c.autonames(r, block, body); err != nil {
 		return nil, err
 	}
+	if bt, ok := block.BlockTypes["timeouts"]; ok && c.opts.Timeout != "" && body["timeouts"] == nil {
+		t := map[string]any{}
+		for _, op := range []string{"create", "delete"} {
+			if _, ok := bt.Block.Attributes[op]; ok {
+				t[op] = c.opts.Timeout
+			}
+		}
+		body["timeouts"] = t
+	}
+	standIn := strings.HasPrefix(c.addrs[r.URN], "terraform_data."+standInPrefix)
+	if standIn {
+		body = c.standIn(r, body)
+	}
 	if deps := c.dependsOn(r, referenced); len(deps) > 0 {
 		body["depends_on"] = deps
 	}
-	if len(r.IgnoreChanges) > 0 {
+	if len(r.IgnoreChanges) > 0 && !standIn {
 		var ignore []string
 		for _, p := range r.IgnoreChanges {
 			tf, err := ignorePath(block, p)
@@ -192,6 +230,22 @@ func (c *converter) resource(r mocks.Resource) (map[string]any, error) {
 		body["lifecycle"] = map[string]any{"ignore_changes": ignore}
 	}
 	return body, nil
+}
+
+// standIn is the terraform_data body of a stand-in: its input is the resource's
+// inputs (so references in them still resolve and order it) and the outputs the
+// mock gave it, which its output then holds for others to refer to.
+func (c *converter) standIn(r mocks.Resource, body map[string]any) map[string]any {
+	input := map[string]any{}
+	for k, v := range body {
+		if k != "timeouts" {
+			input[k] = v
+		}
+	}
+	for _, o := range c.refs[r.URN] {
+		input[strings.TrimPrefix(o.ref.attr, "output.")] = escape(o.value)
+	}
+	return map[string]any{"input": input}
 }
 
 // ignorePath is the Terraform form of a Pulumi ignoreChanges path: a.b.c becomes

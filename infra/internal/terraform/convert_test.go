@@ -65,7 +65,7 @@ func vpcAndSubnet() []mocks.Resource {
 
 func subnetBody(t *testing.T, resources []mocks.Resource, mode Mode) map[string]any {
 	t.Helper()
-	doc, err := Document(resources, testSchema(t), map[string]any{"region": "us-east-1"}, mode)
+	doc, err := Document(resources, testSchema(t), Options{Provider: map[string]any{"region": "us-east-1"}, Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestDocumentFailsByNameOnWhatItCannotMap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Document(tt.change(vpcAndSubnet()), testSchema(t), nil, Known)
+			_, err := Document(tt.change(vpcAndSubnet()), testSchema(t), Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.want)
 			}

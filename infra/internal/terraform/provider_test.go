@@ -76,13 +76,19 @@ func providerSchema(t *testing.T) *terraform.Schema {
 }
 
 // record runs a tier's stack program under the mocks, as `pulumi preview` would.
-func record(t *testing.T, stack string) []mocks.Resource {
+func record(t *testing.T, tier string) []mocks.Resource {
 	t.Helper()
-	cfg, err := mocks.StackFile(envDir, stack)
+	return recordAs(t, tier, tier, &mocks.Recorder{})
+}
+
+// recordAs runs a tier's stack program into rec as a stack of another name.
+func recordAs(t *testing.T, tier, stack string, rec *mocks.Recorder) []mocks.Resource {
+	t.Helper()
+	cfg, err := mocks.StackFile(envDir, tier)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := mocks.Run(stack, cfg, program.Run)
+	rec, err = mocks.RunWith(rec, true, stack, cfg, program.Run)
 	if err != nil {
 		t.Fatalf("stack %s: %v", stack, err)
 	}
@@ -102,7 +108,7 @@ func offline(region string) map[string]any {
 // warning validate and plan report.
 func check(t *testing.T, dir string, resources []mocks.Resource, mode terraform.Mode) []terraform.Diagnostic {
 	t.Helper()
-	doc, err := terraform.Document(resources, providerSchema(t), offline("us-east-1"), mode)
+	doc, err := terraform.Document(resources, providerSchema(t), terraform.Options{Provider: offline("us-east-1"), Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}

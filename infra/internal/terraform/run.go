@@ -149,10 +149,8 @@ func (t *Terraform) Validate(ctx context.Context) ([]Diagnostic, error) {
 	return res.Diagnostics, nil
 }
 
-// Plan runs `terraform plan` with no state, so nothing is read from AWS, and
-// returns what it reported.
-func (t *Terraform) Plan(ctx context.Context) ([]Diagnostic, error) {
-	out, runErr := t.run(ctx, "plan", "-input=false", "-lock=false", "-refresh=false", "-json", "-out=plan.bin")
+// jsonDiagnostics reads the diagnostics of a command's -json output stream.
+func jsonDiagnostics(out []byte) ([]Diagnostic, error) {
 	var diags []Diagnostic
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -165,13 +163,64 @@ func (t *Terraform) Plan(ctx context.Context) ([]Diagnostic, error) {
 			diags = append(diags, *line.Diagnostic)
 		}
 	}
-	if err := sc.Err(); err != nil {
+	return diags, sc.Err()
+}
+
+// streamed runs a command with -json output and returns its diagnostics; a failure
+// that reported none is an error.
+func (t *Terraform) streamed(ctx context.Context, args ...string) ([]Diagnostic, error) {
+	out, runErr := t.run(ctx, args...)
+	diags, err := jsonDiagnostics(out)
+	if err != nil {
 		return nil, err
 	}
 	if runErr != nil && len(diags) == 0 {
 		return nil, runErr
 	}
 	return diags, nil
+}
+
+// Apply creates what the configuration describes, parallelism at a time.
+func (t *Terraform) Apply(ctx context.Context, parallelism int) ([]Diagnostic, error) {
+	return t.streamed(ctx, "apply", "-input=false", "-auto-approve", "-lock=false", "-json", fmt.Sprintf("-parallelism=%d", parallelism))
+}
+
+// Destroy deletes what Apply created.
+func (t *Terraform) Destroy(ctx context.Context, parallelism int) ([]Diagnostic, error) {
+	return t.streamed(ctx, "destroy", "-input=false", "-auto-approve", "-lock=false", "-json", fmt.Sprintf("-parallelism=%d", parallelism))
+}
+
+// StateResource is one resource in the state, with its attributes.
+type StateResource struct {
+	Address string         `json:"address"`
+	Type    string         `json:"type"`
+	Name    string         `json:"name"`
+	Values  map[string]any `json:"values"`
+}
+
+// State lists the resources in the state (`terraform show -json`).
+func (t *Terraform) State(ctx context.Context) ([]StateResource, error) {
+	out, err := t.run(ctx, "show", "-json")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Values struct {
+			RootModule struct {
+				Resources []StateResource `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("terraform show: %w", err)
+	}
+	return doc.Values.RootModule.Resources, nil
+}
+
+// Plan runs `terraform plan` with no state, so nothing is read from AWS, and
+// returns what it reported.
+func (t *Terraform) Plan(ctx context.Context) ([]Diagnostic, error) {
+	return t.streamed(ctx, "plan", "-input=false", "-lock=false", "-refresh=false", "-json", "-out=plan.bin")
 }
 
 // ShowPlan returns the saved plan as JSON (`terraform show -json`), for scanners.
