@@ -51,6 +51,10 @@ type Options struct {
 	// Timeout, when set, bounds each create and delete of a resource that takes a
 	// timeouts block, so a wait on a state the local API never reaches ends.
 	Timeout string
+	// Outputs are the stack's outputs as the program exported them under the mocks;
+	// they become Terraform outputs, referring to what they came from in Unknown
+	// mode, so `terraform output` gives the applied stack's real ones.
+	Outputs map[string]any
 }
 
 // converter holds what converting one graph needs across its resources.
@@ -124,13 +128,59 @@ func Document(resources []mocks.Resource, schema *Schema, opts Options) (map[str
 		}
 		out[typ][lbl] = body
 	}
-	return map[string]any{
+	doc := map[string]any{
 		"terraform": map[string]any{"required_providers": map[string]any{
 			"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion},
 		}},
 		"provider": map[string]any{"aws": opts.Provider},
 		"resource": out,
-	}, nil
+	}
+	if len(opts.Outputs) > 0 {
+		var all []string
+		for _, r := range resources {
+			if r.Custom {
+				all = append(all, r.URN)
+			}
+		}
+		outputs := map[string]any{}
+		for k, v := range opts.Outputs {
+			val := plainValue(v)
+			if opts.Mode == Unknown {
+				val = c.reference(val, all, map[string]bool{})
+			}
+			outputs[k] = map[string]any{"value": val}
+		}
+		doc["output"] = outputs
+	}
+	return doc, nil
+}
+
+// plainValue copies an exported value (strings, numbers, maps and lists of them)
+// with every string escaped.
+func plainValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return escape(v)
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = plainValue(e)
+		}
+		return out
+	case map[string]string:
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = escape(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = plainValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 var notLabel = regexp.MustCompile(`[^A-Za-z0-9_-]`)

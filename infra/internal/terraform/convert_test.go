@@ -158,3 +158,44 @@ func TestIgnoreChangesPathsInTerraformForm(t *testing.T) {
 		}
 	}
 }
+
+// A stand-in holds the resource's inputs and the outputs others refer to, and they
+// refer to its output instead of the real type's attribute.
+func TestStandInHoldsInputsAndOutputsOthersReferTo(t *testing.T) {
+	resources := vpcAndSubnet()
+	resources[0].IgnoreChanges = []string{"cidrBlock"}
+	doc, err := Document(resources, testSchema(t), Options{Mode: Unknown, StandIns: map[string]string{"aws_vpc": "no VPC API"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := doc["resource"].(map[string]map[string]any)
+	if _, ok := byType["aws_vpc"]; ok {
+		t.Fatal("the VPC is still written as aws_vpc")
+	}
+	standIn := byType["terraform_data"]["standin-main"].(map[string]any)
+	input := standIn["input"].(map[string]any)
+	if input["cidr_block"] != "10.0.0.0/16" || input["id"] != "main-id" || input["arn"] != "arn:aws:ec2:us-east-1:123456789012:vpc/main" {
+		t.Errorf("stand-in input %v: want its inputs, its id and its ARN", input)
+	}
+	if _, ok := standIn["lifecycle"]; ok {
+		t.Error("a stand-in carries the real type's ignore_changes, which terraform_data does not have")
+	}
+	if got := byType["aws_subnet"]["a"].(map[string]any)["vpc_id"]; got != "${terraform_data.standin-main.output.id}" {
+		t.Errorf("vpc_id = %v, want the stand-in's output", got)
+	}
+}
+
+func TestTimeoutBoundsWhatTakesATimeoutsBlock(t *testing.T) {
+	doc, err := Document(vpcAndSubnet(), testSchema(t), Options{Timeout: "3m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := doc["resource"].(map[string]map[string]any)
+	subnet := byType["aws_subnet"]["a"].(map[string]any)
+	if got, ok := subnet["timeouts"].(map[string]any); !ok || got["create"] != "3m" || got["delete"] != nil {
+		t.Errorf("subnet timeouts = %v, want create 3m (its schema has no delete)", subnet["timeouts"])
+	}
+	if _, ok := byType["aws_vpc"]["main"].(map[string]any)["timeouts"]; ok {
+		t.Error("the VPC got a timeouts block its schema does not have")
+	}
+}

@@ -48,26 +48,9 @@ func providerSchema(t *testing.T) *terraform.Schema {
 	t.Helper()
 	needTerraform(t)
 	schemaOnce.Do(func() {
-		tf, err := terraform.New(filepath.Join(outDir, "schema"))
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		// terraform_data is in the schema only when the configuration uses it.
-		doc := map[string]any{
-			"terraform": map[string]any{"required_providers": map[string]any{
-				"aws": map[string]any{"source": "hashicorp/aws", "version": terraform.ProviderVersion}}},
-			"resource": map[string]any{"terraform_data": map[string]any{"schema": map[string]any{}}},
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if schemaErr = tf.WriteConfig(doc); schemaErr != nil {
-			return
-		}
-		if schemaErr = tf.Init(ctx); schemaErr != nil {
-			return
-		}
-		schema, schemaErr = tf.Schema(ctx)
+		schema, schemaErr = terraform.LoadSchema(ctx, filepath.Join(outDir, "schema"))
 	})
 	if schemaErr != nil {
 		t.Fatal(schemaErr)

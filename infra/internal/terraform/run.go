@@ -134,6 +134,28 @@ func (t *Terraform) Schema(ctx context.Context) (*Schema, error) {
 	return ParseSchema(out)
 }
 
+// LoadSchema reads the AWS provider's schema in a working directory of its own:
+// init, then `providers schema`. terraform_data is in the schema only when a
+// configuration uses it, so the directory's configuration does.
+func LoadSchema(ctx context.Context, dir string) (*Schema, error) {
+	tf, err := New(dir)
+	if err != nil {
+		return nil, err
+	}
+	doc := map[string]any{
+		"terraform": map[string]any{"required_providers": map[string]any{
+			"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion}}},
+		"resource": map[string]any{"terraform_data": map[string]any{"schema": map[string]any{}}},
+	}
+	if err := tf.WriteConfig(doc); err != nil {
+		return nil, err
+	}
+	if err := tf.Init(ctx); err != nil {
+		return nil, err
+	}
+	return tf.Schema(ctx)
+}
+
 // Validate runs `terraform validate` and returns what it reported.
 func (t *Terraform) Validate(ctx context.Context) ([]Diagnostic, error) {
 	out, runErr := t.run(ctx, "validate", "-json", "-no-color")
@@ -188,6 +210,25 @@ func (t *Terraform) Apply(ctx context.Context, parallelism int) ([]Diagnostic, e
 // Destroy deletes what Apply created.
 func (t *Terraform) Destroy(ctx context.Context, parallelism int) ([]Diagnostic, error) {
 	return t.streamed(ctx, "destroy", "-input=false", "-auto-approve", "-lock=false", "-json", fmt.Sprintf("-parallelism=%d", parallelism))
+}
+
+// Outputs are the applied configuration's outputs (`terraform output -json`).
+func (t *Terraform) Outputs(ctx context.Context) (map[string]any, error) {
+	out, err := t.run(ctx, "output", "-json")
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]struct {
+		Value any `json:"value"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return nil, fmt.Errorf("terraform output: %w", err)
+	}
+	values := map[string]any{}
+	for k, v := range raw {
+		values[k] = v.Value
+	}
+	return values, nil
 }
 
 // StateResource is one resource in the state, with its attributes.
