@@ -58,7 +58,9 @@ func TestOpsAdapterReadsExportedOutputs(t *testing.T) {
 type opsStack struct {
 	t       *testing.T
 	api     *awstest.API
-	name    string
+	name    string // the stack, as the ops scripts are given it
+	prefix  string // what the stack's names start with: its parameters are /PREFIX/...
+	port    int    // the app's port on the instances
 	dir     string
 	tg      string
 	outputs map[string]any
@@ -70,7 +72,8 @@ type opsStack struct {
 const opsPort = 5080
 
 func newOpsStack(t *testing.T, api *awstest.API, servers int) *opsStack {
-	s := &opsStack{t: t, api: api, name: awstest.Name("qops"), dir: t.TempDir(), ids: map[string]string{}}
+	s := &opsStack{t: t, api: api, name: awstest.Name("qops"), port: opsPort, dir: t.TempDir(), ids: map[string]string{}}
+	s.prefix = s.name
 	cli := api.CLI
 	vpc := cli("ec2", "create-vpc", "--cidr-block", "10.20.0.0/16", "--query", "Vpc.VpcId", "--output", "text")
 	var subnets []string
@@ -87,18 +90,9 @@ func newOpsStack(t *testing.T, api *awstest.API, servers int) *opsStack {
 
 	bucket := s.name + "-artifacts"
 	cli("s3api", "create-bucket", "--bucket", bucket)
-	// A release says which /health status it answers; "bad" never becomes healthy.
-	for v, health := range map[string]int{"v1": 200, "v2": 200, "bad": 503} {
-		f := filepath.Join(s.dir, "release-"+v)
-		if err := os.WriteFile(f, []byte(fmt.Sprintf("#!/bin/sh\n# health=%d\n", health)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		cli("s3api", "put-object", "--bucket", bucket, "--key", "quibly/"+v+"/quibly-linux-arm64", "--body", f)
-	}
+	s.uploadReleases(bucket, "arm64")
 	cli("ssm", "put-parameter", "--name", s.stackParam(), "--type", "String", "--value", "v1")
-
-	s.writeFile("ssm-run", ssmStandIn)
-	s.writeFile("pulumi", pulumiStandIn)
+	s.writeStandIns()
 	ids := strings.Fields(cli("ec2", "run-instances", "--image-id", "ami-0abcdef1234567890", "--count", fmt.Sprint(servers),
 		"--subnet-id", subnets[0], "--query", "Instances[].InstanceId", "--output", "text"))
 	for i, id := range ids {
@@ -113,10 +107,7 @@ func newOpsStack(t *testing.T, api *awstest.API, servers int) *opsStack {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := awstest.UnpackBoot(userData, filepath.Join(s.dir, "nodes", id)); err != nil {
-			t.Fatal(err)
-		}
-		s.ssm(server, "systemctl restart quibly.service") // first boot
+		s.boot(server, userData)
 		cli("elbv2", "register-targets", "--target-group-arn", s.tg, "--targets", fmt.Sprintf("Id=%s,Port=%d", id, opsPort))
 	}
 	s.dbAppSecret = cli("secretsmanager", "create-secret", "--name", s.name+"/db-app",
@@ -179,7 +170,33 @@ case "$*" in
 esac
 `
 
-func (s *opsStack) stackParam() string { return "/" + s.name + "/app-version" }
+// uploadReleases puts the releases the tests deploy into bucket. A release says
+// which /health status it answers; "bad" never becomes healthy.
+func (s *opsStack) uploadReleases(bucket, arch string) {
+	for v, health := range map[string]int{"v1": 200, "v2": 200, "bad": 503} {
+		f := filepath.Join(s.dir, "release-"+v)
+		if err := os.WriteFile(f, []byte(fmt.Sprintf("#!/bin/sh\n# health=%d\n", health)), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		s.api.CLI("s3api", "put-object", "--bucket", bucket, "--key", "quibly/"+v+"/quibly-linux-"+arch, "--body", f)
+	}
+}
+
+// writeStandIns puts the stand-ins for SSM Run Command and the Pulumi CLI in place.
+func (s *opsStack) writeStandIns() {
+	s.writeFile("ssm-run", ssmStandIn)
+	s.writeFile("pulumi", pulumiStandIn)
+}
+
+// boot unpacks an instance's boot files from its user data and boots it.
+func (s *opsStack) boot(server, userData string) {
+	if _, err := awstest.UnpackBoot(userData, filepath.Join(s.dir, "nodes", s.ids[server])); err != nil {
+		s.t.Fatal(err)
+	}
+	s.ssm(server, "systemctl restart quibly.service") // first boot
+}
+
+func (s *opsStack) stackParam() string { return "/" + s.prefix + "/app-version" }
 
 func (s *opsStack) writeFile(name, body string) {
 	if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o755); err != nil {
@@ -198,7 +215,7 @@ func (s *opsStack) writeOutputs(name string, outputs map[string]any) {
 func (s *opsStack) env() []string {
 	pulumiBin, _ := filepath.Abs(filepath.Join(s.dir, "pulumi"))
 	return append(s.api.Env(),
-		"OPS_TEST_DIR="+s.dir, fmt.Sprintf("OPS_TEST_PORT=%d", opsPort),
+		"OPS_TEST_DIR="+s.dir, fmt.Sprintf("OPS_TEST_PORT=%d", s.port),
 		"QUIBLY_STACK_OUTPUTS="+filepath.Join(s.dir, "outputs.json"),
 		"QUIBLY_SSM_RUN="+filepath.Join(s.dir, "ssm-run"),
 		"PULUMI="+pulumiBin,
@@ -232,7 +249,7 @@ func (s *opsStack) param(name string) string {
 }
 
 func (s *opsStack) nodeParam(server string) string {
-	return s.param(fleet.NodeVersionParameter(s.name, server))
+	return s.param(fleet.NodeVersionParameter(s.prefix, server))
 }
 
 // runs is the release the server's current link names.
@@ -251,7 +268,7 @@ func (s *opsStack) running(server string) bool {
 
 func (s *opsStack) targetState(server string) string {
 	return s.api.CLI("elbv2", "describe-target-health", "--target-group-arn", s.tg,
-		"--targets", fmt.Sprintf("Id=%s,Port=%d", s.ids[server], opsPort),
+		"--targets", fmt.Sprintf("Id=%s,Port=%d", s.ids[server], s.port),
 		"--query", "TargetHealthDescriptions[0].TargetHealth.State", "--output", "text")
 }
 
