@@ -3,9 +3,6 @@
 package engineio
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -176,25 +173,7 @@ func TestClosedWebSocketLeavesThePoller(t *testing.T) {
 // Frames the client sends right behind its upgrade packet are read by the probe
 // exchange into the socket's buffer, where no readiness event will announce them.
 func TestUpgradeKeepsFramesSentWithTheUpgradePacket(t *testing.T) {
-	e := newEchoServer(t)
-	httpURL := "http" + strings.TrimPrefix(strings.TrimSuffix(e.url, "websocket"), "ws") + "polling"
-	resp, err := http.Get(httpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var open struct {
-		SID string `json:"sid"`
-	}
-	if err := json.Unmarshal(body[1:], &open); err != nil || open.SID == "" {
-		t.Fatalf("polling handshake %q: %v", body, err)
-	}
-	ws, _, err := websocket.DefaultDialer.Dial(e.url+"&sid="+open.SID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	_, ws := upgradeSession(t, newEchoServer(t))
 	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
 		t.Fatal(err)
 	}
