@@ -2,6 +2,7 @@ package terraform
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -197,5 +198,21 @@ func TestTimeoutBoundsWhatTakesATimeoutsBlock(t *testing.T) {
 	}
 	if _, ok := byType["aws_vpc"]["main"].(map[string]any)["timeouts"]; ok {
 		t.Error("the VPC got a timeouts block its schema does not have")
+	}
+}
+
+func TestStackOutputsReferToWhatTheyCameFrom(t *testing.T) {
+	outputs := map[string]any{"vpc": "main-id", "ids": map[string]any{"a": "a-id"}, "port": 5080.0, "cmd": "echo ${HOME}"}
+	doc, err := Document(vpcAndSubnet(), testSchema(t), Options{Mode: Unknown, Outputs: outputs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := doc["output"].(map[string]any)
+	want := map[string]any{
+		"vpc": "${aws_vpc.main.id}", "ids": map[string]any{"a": "${aws_subnet.a.id}"}, "port": 5080.0, "cmd": "echo $${HOME}"}
+	for k, w := range want {
+		if v := got[k].(map[string]any)["value"]; fmt.Sprint(v) != fmt.Sprint(w) {
+			t.Errorf("output %s = %v, want %v", k, v, w)
+		}
 	}
 }
