@@ -79,6 +79,14 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	n.VpcID = vpc.ID().ToStringOutput()
+	// Every VPC comes with a default security group that lets its members reach each
+	// other and anything outside. Nothing here uses it; adopting it with no rules means
+	// a resource created without a group of its own gets no traffic at all.
+	if _, err := ec2.NewDefaultSecurityGroup(ctx, name+"-default", &ec2.DefaultSecurityGroupArgs{
+		VpcId: vpc.ID(), Tags: tags(args.Tags, name+"-default"),
+	}, parent); err != nil {
+		return nil, err
+	}
 
 	igw, err := ec2.NewInternetGateway(ctx, name, &ec2.InternetGatewayArgs{VpcId: vpc.ID(), Tags: tags(args.Tags, name)}, parent)
 	if err != nil {

@@ -57,6 +57,20 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"vpc-default-security-group-closed",
+		"Amazon VPC user guide, Default security groups for your VPCs: it allows all traffic among its members and all outbound; AWS Security Hub control EC2.2 wants it to have no rules",
+		func(g graph) (bad []string) {
+			vpcs, closed := g.all("aws:ec2/vpc:Vpc"), g.all("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+			if len(closed) != len(vpcs) {
+				return []string{fmt.Sprintf("%d VPCs, %d default security groups adopted", len(vpcs), len(closed))}
+			}
+			for _, sg := range closed {
+				if len(mocks.List(sg.Inputs, "ingress")) > 0 || len(mocks.List(sg.Inputs, "egress")) > 0 {
+					bad = append(bad, sg.Name+": the default security group keeps rules")
+				}
+			}
+			return bad
+		}},
 	{"subnets-by-zone-id",
 		"AWS RAM docs, AZ IDs: zone names map to different zones in each account; MSK API BrokerNodeGroupInfo.ClientSubnets: not in use1-az3",
 		func(g graph) (bad []string) {

@@ -15,6 +15,7 @@ var Types = map[string]string{
 	"aws:appautoscaling/policy:Policy":                                     "aws_appautoscaling_policy",
 	"aws:appautoscaling/target:Target":                                     "aws_appautoscaling_target",
 	"aws:cloudwatch/metricAlarm:MetricAlarm":                               "aws_cloudwatch_metric_alarm",
+	"aws:ec2/defaultSecurityGroup:DefaultSecurityGroup":                    "aws_default_security_group",
 	"aws:ec2/eip:Eip":                                                      "aws_eip",
 	"aws:ec2/instance:Instance":                                            "aws_instance",
 	"aws:ec2/internetGateway:InternetGateway":                              "aws_internet_gateway",
