@@ -89,6 +89,10 @@ func Estimate(p *Prices, rec []mocks.Resource, auroraStorageGB int) ([]Line, err
 			add(r, "EC2 "+t, Listed, price*h)
 			gb := mocks.Num(in, "rootBlockDevice", "volumeSize")
 			add(r, fmt.Sprintf("EBS gp3 %.0f GB", gb), Support, gb*p.Monthly["ebs-gp3-gb"])
+			if mocks.Bool(in, "monitoring") {
+				// Billed as CloudWatch metrics: seven per instance.
+				add(r, "EC2 detailed monitoring", Support, p.Monthly["ec2-detailed-monitoring"])
+			}
 		case "aws:elasticache/replicationGroup:ReplicationGroup":
 			t := mocks.Str(in, "nodeType")
 			price, err := hourly("elasticache:" + t)

@@ -35,6 +35,10 @@ func TestEstimate(t *testing.T) {
 			"instanceType": typ, "rootBlockDevice": map[string]any{"volumeSize": 20},
 		})}
 	}
+	monitored := func(r mocks.Resource) mocks.Resource {
+		r.Inputs["monitoring"] = resource.NewPropertyValue(true)
+		return r
+	}
 	cases := []struct {
 		name    string
 		res     []mocks.Resource
@@ -42,6 +46,7 @@ func TestEstimate(t *testing.T) {
 		wantErr string
 	}{
 		{"t3.small with 20 GB", []mocks.Resource{ec2("t3.small")}, 0.0208*730 + 20*0.08, ""},
+		{"detailed monitoring is seven metrics", []mocks.Resource{monitored(ec2("t3.small"))}, 0.0208*730 + 20*0.08 + 7*0.30, ""},
 		{"unknown type fails", []mocks.Resource{ec2("x9.huge")}, 0, "ec2:x9.huge"},
 		{"multi-AZ RDS doubles", []mocks.Resource{{Type: "aws:rds/instance:Instance", Name: "db", Custom: true,
 			Inputs: resource.NewPropertyMapFromMap(map[string]any{"instanceClass": "db.t3.small", "multiAz": true, "allocatedStorage": 20})}},

@@ -57,6 +57,9 @@ type FleetArgs struct {
 	KafkaSecretArn   pulumi.StringInput
 	DBSecretArn      pulumi.StringInput // the master user's: only quibly -setup-db reads it
 	DBAppSecretArn   pulumi.StringInput // the servers' own login
+	// DetailedMonitoring gives the instances one-minute metrics instead of
+	// five-minute ones (production tiers: alarms and scaling see a spike in time).
+	DetailedMonitoring bool
 	// Protect keeps the bucket (and the releases a rollback needs); without it a
 	// destroy empties and deletes it.
 	Protect bool
@@ -325,7 +328,7 @@ func newServer(ctx *pulumi.Context, name string, i int, args *FleetArgs, ami str
 			VolumeType: pulumi.String("gp3"), VolumeSize: pulumi.Int(args.VolumeGB), Encrypted: pulumi.Bool(true),
 			DeleteOnTermination: pulumi.Bool(true),
 		},
-		Monitoring: pulumi.Bool(false),
+		Monitoring: pulumi.Bool(args.DetailedMonitoring),
 		Tags:       tags,
 		VolumeTags: tags,
 	}, parent,

@@ -176,7 +176,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		DrainSeconds: cfg.LoadBalancer.DrainSeconds,
 		DBHost:       db.Host, DBPort: db.Port, DBName: cfg.Database.Name,
 		AppSecretArn: sec.AppSecretArn, KafkaSecretArn: sec.KafkaSecretArn, DBSecretArn: db.SecretArn, DBAppSecretArn: sec.DBAppSecretArn,
-		Protect: protect, Tags: tags,
+		DetailedMonitoring: cfg.Production, Protect: protect, Tags: tags,
 	})
 	if err != nil {
 		return nil, err

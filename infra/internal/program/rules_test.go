@@ -71,6 +71,16 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"production-ec2-detailed-monitoring",
+		"Amazon EC2 user guide, Manage detailed monitoring: one-minute instance metrics instead of five-minute ones, so an alarm sees a spike in time",
+		func(g graph) (bad []string) {
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if flag(in, "monitoring") != g.cfg.Production {
+					bad = append(bad, fmt.Sprintf("%s: detailed monitoring %v in a tier with production %v", in.Name, flag(in, "monitoring"), g.cfg.Production))
+				}
+			}
+			return bad
+		}},
 	{"subnets-by-zone-id",
 		"AWS RAM docs, AZ IDs: zone names map to different zones in each account; MSK API BrokerNodeGroupInfo.ClientSubnets: not in use1-az3",
 		func(g graph) (bad []string) {
