@@ -6,6 +6,7 @@ package database
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/rds"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -84,7 +85,9 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			DbSubnetGroupName:        subnets.Name,
 			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
 			CopyTagsToSnapshot:       pulumi.Bool(true),
-			Tags:                     args.Tags,
+			// The server log goes to CloudWatch Logs, where it outlives the instance.
+			EnabledCloudwatchLogsExports: pulumi.StringArray{pulumi.String("postgresql")},
+			Tags:                         args.Tags,
 		}, keep...)
 		if err != nil {
 			return nil, err
@@ -98,7 +101,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 				InstanceClass:      pulumi.String(args.InstanceClass),
 				DbSubnetGroupName:  subnets.Name,
 				PubliclyAccessible: pulumi.Bool(false),
-				Tags:               args.Tags,
+				// Seven days of query load, free of charge, on the classes that have it.
+				PerformanceInsightsEnabled:  pulumi.Bool(PerformanceInsights(args.InstanceClass)),
+				PerformanceInsightsKmsKeyId: insightsKey(args),
+				Tags:                        args.Tags,
 			}, keep...); err != nil {
 				return nil, err
 			}
@@ -131,7 +137,12 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
 			CopyTagsToSnapshot:       pulumi.Bool(true),
 			AutoMinorVersionUpgrade:  pulumi.Bool(true),
-			Tags:                     args.Tags,
+			// The server and upgrade logs go to CloudWatch Logs, where they outlive the instance.
+			EnabledCloudwatchLogsExports: pulumi.StringArray{pulumi.String("postgresql"), pulumi.String("upgrade")},
+			// Seven days of query load, free of charge, on the classes that have it.
+			PerformanceInsightsEnabled:  pulumi.Bool(PerformanceInsights(args.InstanceClass)),
+			PerformanceInsightsKmsKeyId: insightsKey(args),
+			Tags:                        args.Tags,
 		}, keep...)
 		if err != nil {
 			return nil, err
@@ -147,4 +158,20 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 	return d, nil
+}
+
+// noInsights are the classes RDS refuses Performance Insights (Database Insights) on
+// for PostgreSQL.
+var noInsights = []string{"db.t2.micro", "db.t2.small", "db.t3.micro", "db.t3.small", "db.t4g.micro", "db.t4g.small"}
+
+// PerformanceInsights says whether an instance of class gets Performance Insights.
+func PerformanceInsights(class string) bool { return !slices.Contains(noInsights, class) }
+
+// insightsKey is the key Performance Insights encrypts with: the stack's own, where
+// it is on (unset otherwise, as the provider refuses a key without insights).
+func insightsKey(args *DatabaseArgs) pulumi.StringInput {
+	if !PerformanceInsights(args.InstanceClass) {
+		return nil
+	}
+	return args.KmsKeyArn
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/quibly/quibly/infra/internal/config"
+	"github.com/quibly/quibly/infra/internal/database"
 	"github.com/quibly/quibly/infra/internal/fleet"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/network"
@@ -77,6 +78,42 @@ var awsRules = []awsRule{
 			for _, in := range g.all("aws:ec2/instance:Instance") {
 				if flag(in, "monitoring") != g.cfg.Production {
 					bad = append(bad, fmt.Sprintf("%s: detailed monitoring %v in a tier with production %v", in.Name, flag(in, "monitoring"), g.cfg.Production))
+				}
+			}
+			return bad
+		}},
+	{"rds-logs-exported",
+		"Amazon RDS user guide, Publishing PostgreSQL logs to Amazon CloudWatch Logs: RDS exports postgresql and upgrade, Aurora PostgreSQL postgresql",
+		func(g graph) (bad []string) {
+			want := map[string][]string{"aws:rds/instance:Instance": {"postgresql", "upgrade"}, "aws:rds/cluster:Cluster": {"postgresql"}}
+			found := 0
+			for typ, logs := range want {
+				for _, db := range g.all(typ) {
+					found++
+					if got := list(db, "enabledCloudwatchLogsExports"); !slices.Equal(got, logs) {
+						bad = append(bad, fmt.Sprintf("%s: exports %v, want %v", db.Name, got, logs))
+					}
+				}
+			}
+			if found != 1 {
+				bad = append(bad, fmt.Sprintf("%d databases (instance or cluster), want 1", found))
+			}
+			return bad
+		}},
+	{"rds-performance-insights-where-the-class-has-it",
+		"Amazon RDS user guide, DB engine, Region and instance class support for Database Insights: not on db.t2, db.t3 or db.t4g micro and small",
+		func(g graph) (bad []string) {
+			for _, typ := range []string{"aws:rds/instance:Instance", "aws:rds/clusterInstance:ClusterInstance"} {
+				for _, db := range g.all(typ) {
+					class, on := str(db, "instanceClass"), flag(db, "performanceInsightsEnabled")
+					switch {
+					case on != database.PerformanceInsights(class):
+						bad = append(bad, fmt.Sprintf("%s: Performance Insights %v on %s", db.Name, on, class))
+					case on && str(db, "performanceInsightsKmsKeyId") == "":
+						bad = append(bad, db.Name+": Performance Insights under the AWS-managed key, not the stack's")
+					case !on && str(db, "performanceInsightsKmsKeyId") != "":
+						bad = append(bad, db.Name+": a Performance Insights key without Performance Insights")
+					}
 				}
 			}
 			return bad
