@@ -329,8 +329,11 @@ func newServer(ctx *pulumi.Context, name string, i int, args *FleetArgs, ami str
 			DeleteOnTermination: pulumi.Bool(true),
 		},
 		Monitoring: pulumi.Bool(args.DetailedMonitoring),
-		Tags:       tags,
-		VolumeTags: tags,
+		// The server types are EBS-optimized by default at no charge; saying so makes
+		// AWS refuse a type that is not, rather than give it a shared link.
+		EbsOptimized: pulumi.Bool(true),
+		Tags:         tags,
+		VolumeTags:   tags,
 	}, parent,
 		// User data runs once at first boot, and a resolve:ssm AMI names a newer image
 		// whenever AWS publishes one: neither may replace a running server. Releases

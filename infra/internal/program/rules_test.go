@@ -118,6 +118,16 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"ec2-ebs-optimized",
+		"Amazon EC2 user guide, Amazon EBS-optimized instance types: current-generation types are EBS-optimized by default at no extra cost",
+		func(g graph) (bad []string) {
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if !flag(in, "ebsOptimized") {
+					bad = append(bad, in.Name+": not EBS-optimized")
+				}
+			}
+			return bad
+		}},
 	{"subnets-by-zone-id",
 		"AWS RAM docs, AZ IDs: zone names map to different zones in each account; MSK API BrokerNodeGroupInfo.ClientSubnets: not in use1-az3",
 		func(g graph) (bad []string) {
