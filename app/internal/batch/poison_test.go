@@ -30,16 +30,7 @@ func TestPoisonMessageDoesNotBlockTheOthers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			st := tc.open(t)
-			defer st.Close()
-			u, err := st.CreateUser(ctx, "writer", "hash")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ch, err := st.EnsureChannel(ctx, "general")
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, u, ch := openWithWriter(ctx, t, tc)
 			q := queue.NewMemory()
 			defer q.Close()
 			const good = 1000
@@ -120,6 +111,23 @@ type storeBackend struct {
 	open func(t *testing.T) store.Store
 }
 
+// openWithWriter opens tc's store, closed when the test ends, with the user "writer"
+// and the channel "general" in it.
+func openWithWriter(ctx context.Context, t *testing.T, tc storeBackend) (store.Store, model.User, model.Channel) {
+	t.Helper()
+	st := tc.open(t)
+	t.Cleanup(func() { _ = st.Close() })
+	u, err := st.CreateUser(ctx, "writer", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := st.EnsureChannel(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, u, ch
+}
+
 // storeBackends are the standalone and the clustered store.
 func storeBackends() []storeBackend {
 	return []storeBackend{
@@ -156,16 +164,7 @@ func TestPoisonChangeIsParked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			st := tc.open(t)
-			defer st.Close()
-			u, err := st.CreateUser(ctx, "writer", "hash")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ch, err := st.EnsureChannel(ctx, "general")
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, u, ch := openWithWriter(ctx, t, tc)
 			newID := func() string { id, _ := uuid.NewV7(); return id.String() }
 			m := model.Message{ID: newID(), ChannelID: ch.ID, AuthorID: u.ID, Author: u.Username, Text: "first", CreatedAt: time.Now()}
 			entry := func(kind string, data string) model.Message {
