@@ -47,7 +47,8 @@ up() {
   if answers; then say "moto already answers on $HOST:$AWS_PORT"; return 0; fi
   port_open "$HOST" "$AWS_PORT" && die "moto: port $AWS_PORT is taken by something else (see: ss -ltnp 'sport = :$AWS_PORT')"
   say "starting moto $MOTO_VERSION on $HOST:$AWS_PORT (log: $LOG)"
-  spawn "$PID" "$LOG" "$VENV/bin/moto_server" -H "$HOST" -p "$AWS_PORT"
+  # AWS's managed IAM policies (e.g. AmazonRDSEnhancedMonitoringRole) exist, as in an account.
+  spawn "$PID" "$LOG" env MOTO_IAM_LOAD_MANAGED_POLICIES=true "$VENV/bin/moto_server" -H "$HOST" -p "$AWS_PORT"
   wait_for "moto ($HOST:$AWS_PORT)" 60 answers || { tail -n 20 "$LOG" >&2; die "moto did not answer on $HOST:$AWS_PORT within 60s; see $LOG"; }
 }
 

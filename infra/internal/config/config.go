@@ -22,6 +22,9 @@ var printableASCII = regexp.MustCompile(`^[!-~]{16,}$`)
 // stack's database.username) only creates it (quibly -setup-db).
 const DBAppUsername = "quibly_app"
 
+// MinProductionLogDays is the shortest log retention a production stack may set.
+const MinProductionLogDays = 90
+
 // Namespace is the project's config namespace (`quibly:<key>` in a stack file).
 const Namespace = "quibly"
 
@@ -108,6 +111,9 @@ type Network struct {
 	// InterfaceEndpoints puts SSM, Secrets Manager and KMS inside the VPC, so the
 	// servers reach them without the NAT (the S3 gateway endpoint is always there).
 	InterfaceEndpoints bool `json:"interfaceEndpoints"`
+	// LogRetentionDays is how long the VPC's flow logs and the ALB, artifact bucket
+	// and broker logs are kept.
+	LogRetentionDays int `json:"logRetentionDays"`
 }
 
 // LoadBalancer is the ALB in front of the fleet.
@@ -127,6 +133,11 @@ type LoadBalancer struct {
 	PingIntervalSeconds int `json:"pingIntervalSeconds"`
 	// DrainSeconds is the app's longest SIGTERM drain; the deregistration delay must cover it.
 	DrainSeconds int `json:"drainSeconds"`
+	// WAF puts AWS WAF in front of the ALB (production needs it). Its rate limit per
+	// source address lets a reconnect storm of WAFClientsPerAddress clients behind
+	// one address through (loadbalancer.RateLimit).
+	WAF                  bool `json:"waf"`
+	WAFClientsPerAddress int  `json:"wafClientsPerAddress"`
 }
 
 // Cache is the ElastiCache Redis replication group.
@@ -324,6 +335,9 @@ func (c *Config) validateNetwork(bad complaint) {
 	if n.NATGateways < 1 || n.NATGateways > n.AZCount {
 		bad("quibly:network.natGateways", "%d must be 1 to azCount (%d)", n.NATGateways, n.AZCount)
 	}
+	if n.LogRetentionDays < 1 || n.LogRetentionDays > 3650 || (c.Production && n.LogRetentionDays < MinProductionLogDays) {
+		bad("quibly:network.logRetentionDays", "%d must be 1 to 3650 days, and at least %d in production (an incident is often found weeks later)", n.LogRetentionDays, MinProductionLogDays)
+	}
 	if c.Production && n.NATGateways != n.AZCount {
 		bad("quibly:network.natGateways", "%d must equal azCount (%d) in production, so losing one AZ does not cut the others off from AWS APIs", n.NATGateways, n.AZCount)
 	}
@@ -358,6 +372,15 @@ func (c *Config) validateLoadBalancer(bad complaint) {
 	}
 	if l.Domain != "" && l.CertificateARN == "" && l.HostedZoneID == "" {
 		bad("quibly:loadBalancer.domain", "needs hostedZoneId (to validate the ACM certificate) or a certificateArn")
+	}
+	if c.Production && !l.WAF {
+		bad("quibly:loadBalancer.waf", "production's public ALB needs AWS WAF in front of it")
+	}
+	if l.WAF && (l.WAFClientsPerAddress < 1 || l.WAFClientsPerAddress > 1_000_000) {
+		bad("quibly:loadBalancer.wafClientsPerAddress", "%d must be 1 to 1000000: the clients one address (an office NAT) may reconnect at once without being blocked", l.WAFClientsPerAddress)
+	}
+	if !l.WAF && l.WAFClientsPerAddress != 0 {
+		bad("quibly:loadBalancer.wafClientsPerAddress", "is set but waf is off")
 	}
 	if c.Production && !c.HTTPS() {
 		bad("quibly:loadBalancer", "production serves sign-in and tokens over HTTPS only: set certificateArn, or domain and hostedZoneId")

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
+	"github.com/quibly/quibly/infra/internal/logs"
 	"github.com/quibly/quibly/infra/internal/mocks"
 )
 
@@ -26,8 +28,12 @@ type Prices struct {
 	Hourly        map[string]float64 `json:"hourly"`
 	Monthly       map[string]float64 `json:"monthly"`
 	Assumptions   struct {
-		ALBLCUs float64 `json:"albLcus"`
-		Note    string  `json:"note"`
+		ALBLCUs              float64 `json:"albLcus"`
+		WAFMillionRequests   float64 `json:"wafMillionRequests"`
+		FlowLogGB            float64 `json:"flowLogGb"`
+		LogBucketGB          float64 `json:"logBucketGb"`
+		EnhancedMonitoringGB float64 `json:"enhancedMonitoringGbPerInstance"`
+		Note                 string  `json:"note"`
 	} `json:"assumptions"`
 }
 
@@ -159,6 +165,19 @@ func Estimate(p *Prices, rec []mocks.Resource, auroraStorageGB int) ([]Line, err
 			}
 		case "aws:ec2/eip:Eip":
 			add(r, "public IPv4 (NAT)", Support, p.Hourly["public-ipv4"]*h)
+		case "aws:wafv2/webAcl:WebAcl":
+			rules := float64(len(mocks.List(in, "rules")))
+			add(r, fmt.Sprintf("AWS WAF web ACL and %.0f rules", rules), Support, p.Monthly["waf-web-acl"]+rules*p.Monthly["waf-rule"])
+			a := p.Assumptions.WAFMillionRequests
+			add(r, fmt.Sprintf("AWS WAF %.0f M requests (assumed)", a), Support, a*p.Monthly["waf-million-requests"])
+		case "aws:ec2/flowLog:FlowLog":
+			a := p.Assumptions.FlowLogGB
+			add(r, fmt.Sprintf("VPC flow logs to S3, %.0f GB (assumed)", a), Support, a*p.Monthly["vended-logs-s3-gb"])
+		case "aws:s3/bucketV2:BucketV2":
+			if strings.HasPrefix(mocks.Str(in, "bucketPrefix"), logs.WAFBucketPrefix) {
+				a := p.Assumptions.LogBucketGB
+				add(r, fmt.Sprintf("log bucket, %.0f GB kept (assumed)", a), Support, a*p.Monthly["s3-standard-gb"])
+			}
 		case "aws:kms/key:Key":
 			add(r, "KMS key", Support, p.Monthly["kms-key"])
 		case "aws:secretsmanager/secret:Secret":
@@ -174,6 +193,11 @@ func Estimate(p *Prices, rec []mocks.Resource, auroraStorageGB int) ([]Line, err
 				}
 			}
 			add(r, fmt.Sprintf("alarm (%.0f metrics)", metrics), Support, metrics*p.Monthly["alarm-metric"])
+		}
+		// Enhanced Monitoring is billed as CloudWatch Logs ingestion (RDSOSMetrics).
+		if (r.Type == "aws:rds/instance:Instance" || r.Type == "aws:rds/clusterInstance:ClusterInstance") && mocks.Num(in, "monitoringInterval") > 0 {
+			a := p.Assumptions.EnhancedMonitoringGB
+			add(r, fmt.Sprintf("RDS Enhanced Monitoring, %.1f GB (assumed)", a), Support, a*p.Monthly["cloudwatch-logs-ingest-gb"])
 		}
 		// RDS-managed master secrets are created by RDS, not by the program: price them too.
 		if r.Type == "aws:rds/instance:Instance" || r.Type == "aws:rds/cluster:Cluster" {

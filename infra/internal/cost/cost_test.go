@@ -47,6 +47,9 @@ func TestEstimate(t *testing.T) {
 	}{
 		{"t3.small with 20 GB", []mocks.Resource{ec2("t3.small")}, 0.0208*730 + 20*0.08, ""},
 		{"detailed monitoring is seven metrics", []mocks.Resource{monitored(ec2("t3.small"))}, 0.0208*730 + 20*0.08 + 7*0.30, ""},
+		{"a web ACL is $5, $1 a rule and the assumed requests", []mocks.Resource{{Type: "aws:wafv2/webAcl:WebAcl", Name: "acl", Custom: true,
+			Inputs: resource.NewPropertyMapFromMap(map[string]any{"rules": []any{map[string]any{}, map[string]any{}, map[string]any{}}})}},
+			5 + 3*1 + 10*0.60, ""},
 		{"unknown type fails", []mocks.Resource{ec2("x9.huge")}, 0, "ec2:x9.huge"},
 		{"multi-AZ RDS doubles", []mocks.Resource{{Type: "aws:rds/instance:Instance", Name: "db", Custom: true,
 			Inputs: resource.NewPropertyMapFromMap(map[string]any{"instanceClass": "db.t3.small", "multiAz": true, "allocatedStorage": 20})}},

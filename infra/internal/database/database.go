@@ -7,7 +7,9 @@ package database
 import (
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/rds"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -61,13 +63,29 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
+	monitoring, attached, err := monitoringRole(ctx, name, args, parent)
+	if err != nil {
+		return nil, err
+	}
 	// Without deletion protection (throw-away stacks) a destroy skips the final snapshot.
 	skipFinal := !args.DeletionProtection
 	finalSnapshot := pulumi.Sprintf("%s-final", args.Identifier)
 	keep := []pulumi.ResourceOption{parent, pulumi.Protect(args.Protect), pulumi.DeleteBeforeReplace(!args.Protect)}
+	// Instances wait for the monitoring role's policy: RDS refuses a role without it.
+	monitored := append(slices.Clip(keep), pulumi.DependsOn([]pulumi.Resource{attached}))
 
 	switch args.Engine {
 	case "aurora-postgresql":
+		params, err := rds.NewClusterParameterGroup(ctx, name, &rds.ClusterParameterGroupArgs{
+			NamePrefix:  pulumi.Sprintf("%s-", args.Identifier),
+			Family:      pulumi.String(Family(args.Engine, args.EngineVersion)),
+			Description: pulumi.Sprintf("Quibly %s: TLS only, query logging", args.Identifier),
+			Parameters:  clusterParameters(),
+			Tags:        args.Tags,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
 		cluster, err := rds.NewCluster(ctx, name, &rds.ClusterArgs{
 			ClusterIdentifier:        pulumi.String(args.Identifier),
 			Engine:                   pulumi.String(args.Engine),
@@ -87,6 +105,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			CopyTagsToSnapshot:       pulumi.Bool(true),
 			// The server log goes to CloudWatch Logs, where it outlives the instance.
 			EnabledCloudwatchLogsExports: pulumi.StringArray{pulumi.String("postgresql")},
+			DbClusterParameterGroupName:  params.Name,
 			Tags:                         args.Tags,
 		}, keep...)
 		if err != nil {
@@ -104,8 +123,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 				// Seven days of query load, free of charge, on the classes that have it.
 				PerformanceInsightsEnabled:  pulumi.Bool(PerformanceInsights(args.InstanceClass)),
 				PerformanceInsightsKmsKeyId: insightsKey(args),
+				MonitoringInterval:          pulumi.Int(MonitoringIntervalSeconds),
+				MonitoringRoleArn:           monitoring.Arn,
 				Tags:                        args.Tags,
-			}, keep...); err != nil {
+			}, monitored...); err != nil {
 				return nil, err
 			}
 		}
@@ -113,7 +134,18 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		d.SecretArn = cluster.MasterUserSecrets.Index(pulumi.Int(0)).SecretArn().Elem()
 		d.MetricDimension = pulumi.StringMap{"DBClusterIdentifier": pulumi.String(args.Identifier)}
 	case "postgres":
+		params, err := rds.NewParameterGroup(ctx, name, &rds.ParameterGroupArgs{
+			NamePrefix:  pulumi.Sprintf("%s-", args.Identifier),
+			Family:      pulumi.String(Family(args.Engine, args.EngineVersion)),
+			Description: pulumi.Sprintf("Quibly %s: TLS only, query logging", args.Identifier),
+			Parameters:  instanceParameters(),
+			Tags:        args.Tags,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
 		inst, err := rds.NewInstance(ctx, name, &rds.InstanceArgs{
+			ParameterGroupName:       params.Name,
 			Identifier:               pulumi.String(args.Identifier),
 			Engine:                   pulumi.String(args.Engine),
 			EngineVersion:            pulumi.String(args.EngineVersion),
@@ -142,8 +174,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			// Seven days of query load, free of charge, on the classes that have it.
 			PerformanceInsightsEnabled:  pulumi.Bool(PerformanceInsights(args.InstanceClass)),
 			PerformanceInsightsKmsKeyId: insightsKey(args),
+			MonitoringInterval:          pulumi.Int(MonitoringIntervalSeconds),
+			MonitoringRoleArn:           monitoring.Arn,
 			Tags:                        args.Tags,
-		}, keep...)
+		}, monitored...)
 		if err != nil {
 			return nil, err
 		}
@@ -174,4 +208,73 @@ func insightsKey(args *DatabaseArgs) pulumi.StringInput {
 		return nil
 	}
 	return args.KmsKeyArn
+}
+
+// MonitoringIntervalSeconds is Enhanced Monitoring's interval: the OS metrics
+// (memory, swap, per-process CPU) CloudWatch's hypervisor view lacks, once a minute.
+const MonitoringIntervalSeconds = 60
+
+// monitoringPolicy is AWS's managed policy for the Enhanced Monitoring role.
+const monitoringPolicy = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+// monitoringRole is the role RDS assumes to publish Enhanced Monitoring metrics. The
+// attachment is what the instances wait for: RDS refuses a role without it.
+func monitoringRole(ctx *pulumi.Context, name string, args *DatabaseArgs, parent pulumi.ResourceOrInvokeOption) (*iam.Role, pulumi.Resource, error) {
+	role, err := iam.NewRole(ctx, name+"-monitoring", &iam.RoleArgs{
+		NamePrefix:       pulumi.Sprintf("%s-rdsmon-", args.Identifier),
+		AssumeRolePolicy: pulumi.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"monitoring.rds.amazonaws.com"},"Action":"sts:AssumeRole"}]}`),
+		Tags:             args.Tags,
+	}, parent)
+	if err != nil {
+		return nil, nil, err
+	}
+	attached, err := iam.NewRolePolicyAttachment(ctx, name+"-monitoring", &iam.RolePolicyAttachmentArgs{
+		Role: role.Name, PolicyArn: pulumi.String(monitoringPolicy),
+	}, parent)
+	return role, attached, err
+}
+
+// Family is the parameter group family of an engine version: postgres16,
+// aurora-postgresql16.
+func Family(engine, version string) string {
+	major, _, _ := strings.Cut(version, ".")
+	return engine + major
+}
+
+// Parameters are the stack's PostgreSQL settings. rds.force_ssl refuses a
+// connection without TLS (the servers verify the certificate anyway). The rest is
+// what the server log records of queries: schema changes, and any statement slower
+// than a second, without its bind parameters, which carry message bodies and
+// password hashes (log_parameter_max_length, PostgreSQL 13 and later).
+var Parameters = map[string]string{
+	"rds.force_ssl":                     "1",
+	"log_statement":                     "ddl",
+	"log_min_duration_statement":        "1000",
+	"log_parameter_max_length":          "0",
+	"log_parameter_max_length_on_error": "0",
+}
+
+func instanceParameters() rds.ParameterGroupParameterArray {
+	var out rds.ParameterGroupParameterArray
+	for _, k := range sortedKeys(Parameters) {
+		out = append(out, rds.ParameterGroupParameterArgs{Name: pulumi.String(k), Value: pulumi.String(Parameters[k])})
+	}
+	return out
+}
+
+func clusterParameters() rds.ClusterParameterGroupParameterArray {
+	var out rds.ClusterParameterGroupParameterArray
+	for _, k := range sortedKeys(Parameters) {
+		out = append(out, rds.ClusterParameterGroupParameterArgs{Name: pulumi.String(k), Value: pulumi.String(Parameters[k])})
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

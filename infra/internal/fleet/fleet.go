@@ -14,6 +14,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/quibly/quibly/infra/internal/logs"
 )
 
 // FleetArgs configures the instances and what they connect to.
@@ -34,6 +36,8 @@ type FleetArgs struct {
 	SecurityGroupID     pulumi.StringInput
 	TargetGroupArn      pulumi.StringInput
 	KmsKeyArn           pulumi.StringInput
+	LogsBucket          pulumi.StringInput // gets the artifact bucket's access logs,
+	LogsReady           pulumi.Resource    // once its policy (this) exists
 	RedisHost           pulumi.StringInput
 	RedisPort           int
 	RedisCluster        bool
@@ -235,6 +239,12 @@ func artifactBucket(ctx *pulumi.Context, name string, args *FleetArgs, parent pu
 			},
 		}},
 	}, parent, pulumi.DependsOn([]pulumi.Resource{versioning})); err != nil {
+		return nil, err
+	}
+	// Who read or wrote which release, for an incident: S3 server access logs.
+	if _, err := s3.NewBucketLoggingV2(ctx, name+"-artifacts", &s3.BucketLoggingV2Args{
+		Bucket: bucket.ID(), TargetBucket: args.LogsBucket, TargetPrefix: pulumi.String(logs.ArtifactsPrefix),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{args.LogsReady})); err != nil {
 		return nil, err
 	}
 	return bucket, nil

@@ -11,6 +11,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/appautoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/msk"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/quibly/quibly/infra/internal/logs"
 )
 
 // KafkaArgs configures the cluster.
@@ -27,6 +29,9 @@ type KafkaArgs struct {
 	SecurityGroupID   pulumi.StringInput
 	KmsKeyArn         pulumi.StringInput
 	ScramSecretArn    pulumi.StringInput
+	// LogsBucket gets the brokers' logs under logs.KafkaPrefix once LogsReady (its policy) exists.
+	LogsBucket pulumi.StringInput
+	LogsReady  pulumi.Resource
 	// Protect refuses to delete or replace the cluster, which holds acked messages
 	// the batch writer has not stored yet.
 	Protect bool
@@ -101,8 +106,13 @@ func NewKafka(ctx *pulumi.Context, name string, args *KafkaArgs, opts ...pulumi.
 			},
 		},
 		ConfigurationInfo: &msk.ClusterConfigurationInfoArgs{Arn: conf.Arn, Revision: conf.LatestRevision},
-		Tags:              args.Tags,
-	}, parent, pulumi.Protect(args.Protect),
+		LoggingInfo: &msk.ClusterLoggingInfoArgs{BrokerLogs: &msk.ClusterLoggingInfoBrokerLogsArgs{
+			S3: &msk.ClusterLoggingInfoBrokerLogsS3Args{
+				Enabled: pulumi.Bool(true), Bucket: args.LogsBucket, Prefix: pulumi.String(logs.KafkaPrefix),
+			},
+		}},
+		Tags: args.Tags,
+	}, parent, pulumi.Protect(args.Protect), pulumi.DependsOn([]pulumi.Resource{args.LogsReady}),
 		// Storage autoscaling grows the volumes; the program must not shrink them back.
 		pulumi.IgnoreChanges([]string{"brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize"}))
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/quibly/quibly/infra/internal/logs"
 )
 
 // Health check settings, from the deployment guide.
@@ -38,7 +40,16 @@ type LoadBalancerArgs struct {
 	DeregistrationDelaySeconds int
 	StickinessSeconds          int
 	DeletionProtection         bool
-	Tags                       pulumi.StringMap
+	// AccessLogsBucket gets the access logs under logs.ALBPrefix; LogsReady is its
+	// policy, which must exist before the ALB is told to write there.
+	AccessLogsBucket pulumi.StringInput
+	LogsBucketArn    pulumi.StringInput
+	LogsReady        pulumi.Resource
+	// WAF puts a web ACL in front of the ALB, with a rate limit that lets a
+	// reconnect storm of WAFClientsPerAddress clients behind one address through.
+	WAF                  bool
+	WAFClientsPerAddress int
+	Tags                 pulumi.StringMap
 }
 
 // LoadBalancer exposes what the fleet registers into and what the alarms watch.
@@ -70,12 +81,21 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		SecurityGroups:           pulumi.StringArray{args.SecurityGroupID},
 		IdleTimeout:              pulumi.Int(args.IdleTimeoutSeconds),
 		DropInvalidHeaderFields:  pulumi.Bool(true),
+		DesyncMitigationMode:     pulumi.String("defensive"), // AWS's default, said so: ambiguous requests refused, merely non-compliant ones pass
 		EnableHttp2:              pulumi.Bool(true),
 		EnableDeletionProtection: pulumi.Bool(args.DeletionProtection),
-		Tags:                     args.Tags,
-	}, parent)
+		AccessLogs: &lb.LoadBalancerAccessLogsArgs{
+			Bucket: args.AccessLogsBucket, Prefix: pulumi.String(logs.ALBPrefix), Enabled: pulumi.Bool(true),
+		},
+		Tags: args.Tags,
+	}, parent, pulumi.DependsOn([]pulumi.Resource{args.LogsReady}))
 	if err != nil {
 		return nil, err
+	}
+	if args.WAF {
+		if err := l.firewall(ctx, name, alb.Arn, args); err != nil {
+			return nil, err
+		}
 	}
 
 	tg, err := lb.NewTargetGroup(ctx, args.Name, &lb.TargetGroupArgs{

@@ -32,6 +32,7 @@ var standIns = map[string]string{
 	"aws_elasticache_subnet_group":      "moto has no DeleteCacheSubnetGroup, so destroy would retry until its timeout",
 	"aws_appautoscaling_target":         "moto has no Application Auto Scaling ListTagsForResource, which the provider retries until its timeout",
 	"aws_s3_bucket_policy":              "moto enforces the bucket's TLS-only policy and serves plain HTTP, so every later call on the bucket would be refused",
+	"aws_s3_bucket_logging":             "moto checks that the target bucket's policy lets logging.s3.amazonaws.com write, and that policy is a stand-in here (above)",
 }
 
 // localAWS points every service the program uses at the local API.

@@ -13,6 +13,7 @@ import (
 	"github.com/quibly/quibly/infra/internal/fleet"
 	"github.com/quibly/quibly/infra/internal/kafka"
 	"github.com/quibly/quibly/infra/internal/loadbalancer"
+	"github.com/quibly/quibly/infra/internal/logs"
 	"github.com/quibly/quibly/infra/internal/network"
 	"github.com/quibly/quibly/infra/internal/secrets"
 )
@@ -99,6 +100,12 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	lg, err := logs.NewLogs(ctx, "logs", &logs.LogsArgs{
+		Name: name, Stack: cfg.Stack, Region: cfg.Region, VpcID: net.VpcID, RetentionDays: cfg.Network.LogRetentionDays, Protect: protect, Tags: tags,
+	})
+	if err != nil {
+		return nil, err
+	}
 	fw, err := firewall.NewFirewall(ctx, "firewall", &firewall.FirewallArgs{
 		VpcID: net.VpcID, AppPort: cfg.App.Port, HTTPS: cfg.HTTPS(), Tags: tags,
 	})
@@ -122,7 +129,9 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		AppPort: cfg.App.Port, CertificateARN: cfg.LoadBalancer.CertificateARN,
 		Domain: cfg.LoadBalancer.Domain, HostedZoneID: cfg.LoadBalancer.HostedZoneID,
 		IdleTimeoutSeconds: cfg.LoadBalancer.IdleTimeoutSeconds, DeregistrationDelaySeconds: cfg.LoadBalancer.DeregistrationDelaySeconds,
-		StickinessSeconds: cfg.LoadBalancer.StickinessSeconds, DeletionProtection: protect, Tags: tags,
+		StickinessSeconds: cfg.LoadBalancer.StickinessSeconds, DeletionProtection: protect,
+		AccessLogsBucket: lg.Bucket, LogsBucketArn: lg.BucketArn, LogsReady: lg.Ready,
+		WAF: cfg.LoadBalancer.WAF, WAFClientsPerAddress: cfg.LoadBalancer.WAFClientsPerAddress, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +148,8 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 	mq, err := kafka.NewKafka(ctx, "kafka", &kafka.KafkaArgs{
 		ClusterName: name, Version: cfg.Kafka.Version, BrokerType: cfg.Kafka.BrokerType, Brokers: cfg.Kafka.Brokers,
 		VolumeGB: cfg.Kafka.VolumeGB, MaxVolumeGB: cfg.Kafka.MaxVolumeGB, Protect: protect, ReplicationFactor: cfg.Kafka.ReplicationFactor, MinInsyncReplicas: cfg.Kafka.MinInsyncReplicas,
-		SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.KafkaSG, KmsKeyArn: sec.KeyArn, ScramSecretArn: sec.KafkaSecretArn, Tags: tags,
+		SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.KafkaSG, KmsKeyArn: sec.KeyArn, ScramSecretArn: sec.KafkaSecretArn,
+		LogsBucket: lg.Bucket, LogsReady: lg.Ready, Tags: tags,
 	})
 	if err != nil {
 		return nil, err
@@ -166,7 +176,7 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		// systemd waits a little longer than the app's own drain before it kills.
 		StopTimeoutSeconds: cfg.LoadBalancer.DrainSeconds + 5,
 		FrontendURL:        frontend, SubnetIDs: net.PrivateSubnetIDs, SecurityGroupID: fw.AppSG,
-		TargetGroupArn: alb.TargetGroupArn, KmsKeyArn: sec.KeyArn,
+		TargetGroupArn: alb.TargetGroupArn, KmsKeyArn: sec.KeyArn, LogsBucket: lg.Bucket, LogsReady: lg.Ready,
 		RedisHost: redis.Endpoint, RedisPort: firewall.RedisPort, RedisCluster: cfg.Cache.ClusterMode, KafkaBrokers: mq.Brokers,
 		// The app creates its topic at start (brokers never auto-create) with this replication.
 		KafkaTopic: cfg.Kafka.Topic, KafkaReplication: cfg.Kafka.ReplicationFactor,

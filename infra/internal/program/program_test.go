@@ -590,8 +590,8 @@ func TestServers(t *testing.T) {
 // TestServerRole checks the instance role reaches only its own secrets.
 func TestServerRole(t *testing.T) {
 	rec := record(t, "medium")
-	if n := len(rec.ByType("aws:iam/rolePolicyAttachment:RolePolicyAttachment")); n != 0 {
-		t.Errorf("%d managed policies attached; the servers' rights are the two inline policies only", n)
+	for _, a := range serverAttachments(rec) {
+		t.Errorf("managed policy %s attached to the servers' role; their rights are the two inline policies only", str(a, "policyArn"))
 	}
 	policies := map[string]string{}
 	for _, p := range rec.ByType("aws:iam/rolePolicy:RolePolicy") {
@@ -656,7 +656,7 @@ func TestComponents(t *testing.T) {
 			t.Errorf("%s (%s) has no component parent: %q", r.Name, r.Type, r.Parent)
 		}
 	}
-	for _, want := range []string{"network:Network", "firewall:Firewall", "secrets:Secrets", "loadbalancer:LoadBalancer",
+	for _, want := range []string{"network:Network", "logs:Logs", "firewall:Firewall", "secrets:Secrets", "loadbalancer:LoadBalancer",
 		"cache:Cache", "kafka:Kafka", "database:Database", "fleet:Fleet", "alarms:Alarms"} {
 		if !components["quibly:"+want] {
 			t.Errorf("missing component quibly:%s", want)
@@ -684,6 +684,9 @@ func TestBadConfig(t *testing.T) {
 		{"production without deletion protection", "quibly:database", `"deletionProtection":true`, `"deletionProtection":false`, "deletionProtection"},
 		{"autoscaling ceiling under the volume", "quibly:kafka", `"maxVolumeGb":2000`, `"maxVolumeGb":100`, "maxVolumeGb"},
 		{"master user named as the servers' role", "quibly:database", `"username":"quibly"`, `"username":"quibly_app"`, "database.username"},
+		{"production without AWS WAF", "quibly:loadBalancer", `"waf":true`, `"waf":false`, "production's public ALB needs AWS WAF"},
+		{"WAF sized for no client", "quibly:loadBalancer", `"wafClientsPerAddress":1000`, `"wafClientsPerAddress":0`, "wafClientsPerAddress"},
+		{"production logs kept a week", "quibly:network", `"logRetentionDays":90`, `"logRetentionDays":7`, "at least 90 in production"},
 		{"AMI that is neither id nor SSM", "quibly:fleet", `"ami":"resolve:ssm:`, `"ami":"latest-al2023`, "fleet.ami"},
 	}
 	for _, tc := range cases {

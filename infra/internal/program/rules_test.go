@@ -12,6 +12,8 @@ import (
 	"github.com/quibly/quibly/infra/internal/config"
 	"github.com/quibly/quibly/infra/internal/database"
 	"github.com/quibly/quibly/infra/internal/fleet"
+	"github.com/quibly/quibly/infra/internal/loadbalancer"
+	"github.com/quibly/quibly/infra/internal/logs"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/network"
 )
@@ -334,8 +336,8 @@ var awsRules = []awsRule{
 	{"no-account-wide-ssm-read",
 		"AWS managed policy AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on every parameter",
 		func(g graph) (bad []string) {
-			for _, a := range g.all("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
-				bad = append(bad, "managed policy attached: "+str(a, "policyArn"))
+			for _, a := range serverAttachments(g.rec) {
+				bad = append(bad, "managed policy attached to the servers' role: "+str(a, "policyArn"))
 			}
 			for _, p := range g.all("aws:iam/rolePolicy:RolePolicy") {
 				if regexp.MustCompile(`ssm:GetParameters?"[^]]*\]\s*,\s*"Resource":\s*"\*"`).MatchString(str(p, "policy")) {
@@ -389,24 +391,40 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
-	{"artifact-bucket-tls-only-and-tidy",
+	{"buckets-tls-only-and-tidy",
 		"Amazon S3 user guide, enforcing TLS with aws:SecureTransport; lifecycle of noncurrent versions; S3 API OperationAborted when a bucket policy races the public access block",
 		func(g graph) (bad []string) {
-			b := g.all("aws:s3/bucketV2:BucketV2")[0]
-			if flag(b, "forceDestroy") == g.cfg.Production {
-				bad = append(bad, fmt.Sprintf("forceDestroy %v in a stack with production %v", flag(b, "forceDestroy"), g.cfg.Production))
+			buckets := g.all("aws:s3/bucketV2:BucketV2")
+			if len(buckets) != 2 {
+				bad = append(bad, fmt.Sprintf("%d buckets, want the artifacts and the logs", len(buckets)))
 			}
-			policies := g.all("aws:s3/bucketPolicy:BucketPolicy")
-			if len(policies) != 1 || !strings.Contains(str(policies[0], "policy"), `"aws:SecureTransport":"false"`) ||
-				!strings.Contains(str(policies[0], "policy"), `"Deny"`) {
-				return append(bad, "no bucket policy denying requests without TLS")
+			of := func(typ string, b mocks.Resource) []mocks.Resource {
+				var out []mocks.Resource
+				for _, r := range g.all(typ) {
+					if str(r, "bucket") == b.ID {
+						out = append(out, r)
+					}
+				}
+				return out
 			}
-			block := g.all("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-			if len(block) != 1 || !slices.ContainsFunc(policies[0].DependsOn, func(u string) bool { return strings.HasSuffix(u, "::"+block[0].Name) }) {
-				bad = append(bad, "the bucket policy does not wait for the public access block")
-			}
-			if lc := g.all("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"); len(lc) != 1 {
-				bad = append(bad, "no lifecycle for noncurrent versions")
+			for _, b := range buckets {
+				if flag(b, "forceDestroy") == g.cfg.Production {
+					bad = append(bad, fmt.Sprintf("%s: forceDestroy %v in a stack with production %v", b.Name, flag(b, "forceDestroy"), g.cfg.Production))
+				}
+				policies := of("aws:s3/bucketPolicy:BucketPolicy", b)
+				if len(policies) != 1 || !strings.Contains(str(policies[0], "policy"), `"aws:SecureTransport":"false"`) ||
+					!strings.Contains(str(policies[0], "policy"), `"Deny"`) {
+					bad = append(bad, b.Name+": no bucket policy denying requests without TLS")
+					continue
+				}
+				block := of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", b)
+				if len(block) != 1 || !slices.ContainsFunc(policies[0].DependsOn, func(u string) bool { return strings.HasSuffix(u, "::"+block[0].Name) }) {
+					bad = append(bad, b.Name+": the bucket policy does not wait for the public access block")
+				}
+				if len(of("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", b)) != 1 ||
+					len(of("aws:s3/bucketVersioningV2:BucketVersioningV2", b)) != 1 {
+					bad = append(bad, b.Name+": not versioned with a lifecycle for noncurrent versions")
+				}
 			}
 			return bad
 		}},
@@ -543,6 +561,151 @@ var awsRules = []awsRule{
 			}
 			return nil
 		}},
+	{"production-waf-in-front-of-the-alb",
+		"AWS WAF developer guide: rate-based rule statement (limit 10 to 2,000,000,000 per evaluation window), AWS Managed Rules core rule set (SizeRestrictions_BODY above 8 KB), web ACL capacity at most 1,500 WCUs; logging destinations (bucket name aws-waf-logs-), redacted fields",
+		func(g graph) (bad []string) {
+			acls := g.all("aws:wafv2/webAcl:WebAcl")
+			if !g.cfg.Production {
+				if len(acls) != 0 && !g.cfg.LoadBalancer.WAF {
+					bad = append(bad, "a web ACL the stack file did not ask for")
+				}
+				return bad
+			}
+			if len(acls) != 1 || len(g.all("aws:wafv2/webAclAssociation:WebAclAssociation")) != 1 {
+				return []string{fmt.Sprintf("%d web ACLs in production, want one associated with the ALB", len(acls))}
+			}
+			wcu := 0
+			for _, r := range mocks.List(acls[0].Inputs, "rules") {
+				rule := r.ObjectValue()
+				if rate := mocks.Num(rule, "statement", "rateBasedStatement", "limit"); rate > 0 {
+					wcu += 2
+					want := float64(loadbalancer.RateLimit(g.cfg.LoadBalancer.WAFClientsPerAddress))
+					if rate != want || rate < 10 || rate > 2e9 || mocks.Num(rule, "priority") != 0 {
+						bad = append(bad, fmt.Sprintf("rate rule limit %v at priority %v, want %v first", rate, mocks.Num(rule, "priority"), want))
+					}
+					continue
+				}
+				group := mocks.Str(rule, "statement", "managedRuleGroupStatement", "name")
+				cost, known := map[string]int{"AWSManagedRulesCommonRuleSet": 700, "AWSManagedRulesKnownBadInputsRuleSet": 200}[group]
+				if !known {
+					bad = append(bad, "unpriced rule group "+group)
+				}
+				wcu += cost
+				if group == "AWSManagedRulesCommonRuleSet" {
+					var counted []string
+					for _, o := range mocks.List(rule, "statement", "managedRuleGroupStatement", "ruleActionOverrides") {
+						if o.ObjectValue().HasValue("actionToUse") && o.ObjectValue()["actionToUse"].ObjectValue().HasValue("count") {
+							counted = append(counted, mocks.Str(o.ObjectValue(), "name"))
+						}
+					}
+					if !slices.Equal(counted, loadbalancer.BodyRulesCounted) {
+						bad = append(bad, fmt.Sprintf("common rule set counts %v, want %v (a polling POST is larger than 8 KB)", counted, loadbalancer.BodyRulesCounted))
+					}
+				}
+			}
+			if wcu > 1500 {
+				bad = append(bad, fmt.Sprintf("%d WCUs, over the 1,500 a web ACL may use", wcu))
+			}
+			logging := g.all("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+			if len(logging) != 1 {
+				return append(bad, "no WAF logging")
+			}
+			redacted := fmt.Sprint(mocks.List(logging[0].Inputs, "redactedFields"))
+			for _, h := range append([]string{"queryString"}, loadbalancer.RedactedHeaders...) {
+				if !strings.Contains(redacted, h) {
+					bad = append(bad, "WAF logs keep "+h)
+				}
+			}
+			return bad
+		}},
+	{"every-log-source-delivers",
+		"ELB user guide, access logs (SSE-S3 only, bucket policy for the region's ELB account or logdelivery.elasticloadbalancing); VPC user guide, flow logs to S3; MSK developer guide, broker logs; S3 user guide, server access logging (logging.s3.amazonaws.com)",
+		func(g graph) (bad []string) {
+			var bucket mocks.Resource
+			for _, b := range g.all("aws:s3/bucketV2:BucketV2") {
+				if strings.HasPrefix(str(b, "bucketPrefix"), logs.WAFBucketPrefix) {
+					bucket = b
+				}
+			}
+			if bucket.Name == "" {
+				return []string{"no log bucket named " + logs.WAFBucketPrefix + "…"}
+			}
+			name := mocks.Str(bucket.Outputs, "bucket")
+			for _, e := range g.all("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2") {
+				if str(e, "bucket") == bucket.ID && !strings.Contains(fmt.Sprint(e.Inputs), "AES256") {
+					bad = append(bad, "the log bucket is not SSE-S3, which ALB access logs need")
+				}
+			}
+			alb := g.all("aws:lb/loadBalancer:LoadBalancer")[0]
+			if !flag(alb, "accessLogs", "enabled") || str(alb, "accessLogs", "bucket") != name {
+				bad = append(bad, "ALB access logs off or elsewhere")
+			}
+			msk := g.all("aws:msk/cluster:Cluster")[0]
+			if !flag(msk, "loggingInfo", "brokerLogs", "s3", "enabled") || str(msk, "loggingInfo", "brokerLogs", "s3", "bucket") != name {
+				bad = append(bad, "MSK broker logs off or elsewhere")
+			}
+			flows := g.all("aws:ec2/flowLog:FlowLog")
+			if len(flows) != 1 || str(flows[0], "trafficType") != "ALL" || str(flows[0], "logDestination") != mocks.Str(bucket.Outputs, "arn") {
+				bad = append(bad, "the VPC has no flow log of all traffic to the log bucket")
+			}
+			loggings := g.all("aws:s3/bucketLoggingV2:BucketLoggingV2")
+			if len(loggings) != 1 || str(loggings[0], "targetBucket") != name {
+				bad = append(bad, "the artifact bucket's access is not logged to the log bucket")
+			}
+			var policy string
+			for _, p := range g.all("aws:s3/bucketPolicy:BucketPolicy") {
+				if str(p, "bucket") == bucket.ID {
+					policy = str(p, "policy")
+				}
+			}
+			for _, who := range []string{"logdelivery.elasticloadbalancing.amazonaws.com", "logging.s3.amazonaws.com", "delivery.logs.amazonaws.com", ":root"} {
+				if !strings.Contains(policy, who) {
+					bad = append(bad, "the log bucket's policy does not let "+who+" write")
+				}
+			}
+			return bad
+		}},
+	{"kms-keys-have-explicit-policies",
+		"AWS KMS developer guide, Default key policy: the account's root statement is what lets IAM policies grant use of a key, and without it nobody can manage the key",
+		func(g graph) (bad []string) {
+			for _, k := range g.all("aws:kms/key:Key") {
+				if !strings.Contains(str(k, "policy"), `"AWS":"arn:aws:iam::`+mocks.Account+`:root"`) {
+					bad = append(bad, k.Name+": no explicit policy keeping the account in charge")
+				}
+			}
+			return bad
+		}},
+	{"rds-enhanced-monitoring-tls-only-and-quiet-logs",
+		"Amazon RDS user guide: Enhanced Monitoring (interval 0, 1, 5, 10, 15, 30 or 60 s; a role monitoring.rds.amazonaws.com assumes with AmazonRDSEnhancedMonitoringRole), rds.force_ssl; PostgreSQL docs: log_parameter_max_length (13+)",
+		func(g graph) (bad []string) {
+			for _, typ := range []string{"aws:rds/instance:Instance", "aws:rds/clusterInstance:ClusterInstance"} {
+				for _, db := range g.all(typ) {
+					if num(db, "monitoringInterval") != database.MonitoringIntervalSeconds || str(db, "monitoringRoleArn") == "" {
+						bad = append(bad, db.Name+": no Enhanced Monitoring")
+					}
+				}
+			}
+			groups := append(g.all("aws:rds/parameterGroup:ParameterGroup"), g.all("aws:rds/clusterParameterGroup:ClusterParameterGroup")...)
+			if len(groups) != 1 {
+				return append(bad, fmt.Sprintf("%d parameter groups, want 1", len(groups)))
+			}
+			if want := database.Family(g.cfg.Database.Engine, g.cfg.Database.EngineVersion); str(groups[0], "family") != want {
+				bad = append(bad, fmt.Sprintf("family %s, want %s", str(groups[0], "family"), want))
+			}
+			got := map[string]string{}
+			for _, p := range mocks.List(groups[0].Inputs, "parameters") {
+				got[mocks.Str(p.ObjectValue(), "name")] = mocks.Str(p.ObjectValue(), "value")
+			}
+			for k, v := range database.Parameters {
+				if got[k] != v {
+					bad = append(bad, fmt.Sprintf("%s = %q, want %q", k, got[k], v))
+				}
+			}
+			if major, _ := strconv.Atoi(strings.Split(g.cfg.Database.EngineVersion, ".")[0]); major < 13 {
+				bad = append(bad, "PostgreSQL before 13 has no log_parameter_max_length: bind parameters would reach the logs")
+			}
+			return bad
+		}},
 	{"kafka-disk-alarm-per-broker",
 		"Amazon MSK monitoring: KafkaDataLogsDiskUsed per broker; a full disk stops the broker",
 		func(g graph) (bad []string) {
@@ -557,6 +720,22 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+}
+
+// serverAttachments are the managed policies attached to a role EC2 assumes.
+func serverAttachments(rec *mocks.Recorder) (out []mocks.Resource) {
+	ec2Roles := map[string]bool{}
+	for _, r := range rec.ByType("aws:iam/role:Role") {
+		if strings.Contains(str(r, "assumeRolePolicy"), "ec2.amazonaws.com") {
+			ec2Roles[mocks.Str(r.Outputs, "name")] = true
+		}
+	}
+	for _, a := range rec.ByType("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+		if ec2Roles[str(a, "role")] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // TestAWSRules checks every rule over every committed tier.

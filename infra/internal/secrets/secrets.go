@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/secretsmanager"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -77,6 +78,28 @@ func value(ctx *pulumi.Context, name, set string, bytes int, parent pulumi.Resou
 	})).(pulumi.StringOutput), nil
 }
 
+// keyPolicy is the key's policy, written out rather than left to AWS's default (the
+// same single statement): the account administers the key, so that IAM policies
+// decide who uses it — the servers' role (kms:Decrypt on this key only), and the
+// deployer, whose calls let Secrets Manager, RDS, MSK, ElastiCache and S3 encrypt
+// with it. Without this statement nobody could ever change or delete the key.
+func keyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption) (string, error) {
+	id, err := aws.GetCallerIdentity(ctx, nil, parent)
+	if err != nil {
+		return "", fmt.Errorf("reading the account id: %w", err)
+	}
+	part, err := aws.GetPartition(ctx, nil, parent)
+	if err != nil {
+		return "", fmt.Errorf("reading the partition: %w", err)
+	}
+	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{{
+		"Sid": "AccountAdministersTheKey", "Effect": "Allow",
+		"Principal": map[string]string{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", part.Partition, id.AccountId)},
+		"Action":    "kms:*", "Resource": "*",
+	}}})
+	return string(b), err
+}
+
 // NewSecrets creates the key and the two secrets.
 func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pulumi.ResourceOption) (*Secrets, error) {
 	s := &Secrets{}
@@ -87,8 +110,13 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 
 	// MSK refuses SCRAM secrets under the AWS-managed key, so all secrets and the
 	// encrypted data stores share one customer key.
+	policy, err := keyPolicy(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
 	key, err := kms.NewKey(ctx, name, &kms.KeyArgs{
 		Description:          pulumi.Sprintf("Quibly %s: secrets and data at rest", args.Name),
+		Policy:               pulumi.String(policy),
 		EnableKeyRotation:    pulumi.Bool(true),
 		DeletionWindowInDays: pulumi.Int(30),
 		Tags:                 args.Tags,
