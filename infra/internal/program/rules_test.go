@@ -12,6 +12,7 @@ import (
 	"github.com/quibly/quibly/infra/internal/config"
 	"github.com/quibly/quibly/infra/internal/database"
 	"github.com/quibly/quibly/infra/internal/fleet"
+	"github.com/quibly/quibly/infra/internal/kafka"
 	"github.com/quibly/quibly/infra/internal/loadbalancer"
 	"github.com/quibly/quibly/infra/internal/logs"
 	"github.com/quibly/quibly/infra/internal/mocks"
@@ -706,6 +707,89 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"msk-storage-autoscaling-within-aws-limits",
+		"Amazon MSK developer guide, Automatic scaling and Auto-scaling policy details: target 10 to 80 % (50 to 60 recommended), at most 16 TiB per broker, not in Osaka, Cape Town or Malaysia; EBS storage per broker 1 GiB to 16 TiB",
+		func(g graph) (bad []string) {
+			k := g.cfg.Kafka
+			if k.VolumeGB < 1 || k.MaxVolumeGB > 16384 || k.MaxVolumeGB < k.VolumeGB {
+				bad = append(bad, fmt.Sprintf("volume %d GiB growing to %d: want 1 ≤ volume ≤ max ≤ 16384", k.VolumeGB, k.MaxVolumeGB))
+			}
+			if kafka.StorageTargetPercent < 10 || kafka.StorageTargetPercent > 80 {
+				bad = append(bad, fmt.Sprintf("storage target %d %%, outside 10–80", kafka.StorageTargetPercent))
+			}
+			if slices.Contains([]string{"ap-northeast-3", "af-south-1", "ap-southeast-5"}, g.cfg.Region) {
+				bad = append(bad, g.cfg.Region+": MSK storage autoscaling is not offered there")
+			}
+			if c := g.all("aws:msk/cluster:Cluster")[0]; mocks.Bool(c.Inputs, "brokerNodeGroupInfo", "storageInfo", "ebsStorageInfo", "provisionedThroughput", "enabled") &&
+				!regexp.MustCompile(`^kafka\.m5\.(4|8|12|16|24)xlarge$|^kafka\.m7g\.(4|8|12|16)xlarge$`).MatchString(k.BrokerType) {
+				bad = append(bad, "provisioned storage throughput on "+k.BrokerType+", which MSK offers from m5.4xlarge and m7g.4xlarge up")
+			}
+			return bad
+		}},
+	{"cache-tls-with-auth-and-failover-with-replicas",
+		"Amazon ElastiCache user guide: AUTH needs in-transit encryption (Redis OSS 3.2.6+); Multi-AZ needs automatic failover, which needs a replica; cluster mode needs Redis OSS 3.2.4+; data tiering only on r6gd",
+		func(g graph) (bad []string) {
+			for _, rg := range g.all("aws:elasticache/replicationGroup:ReplicationGroup") {
+				if str(rg, "authToken") != "" && !flag(rg, "transitEncryptionEnabled") {
+					bad = append(bad, rg.Name+": an auth token without in-transit encryption")
+				}
+				replicas := num(rg, "replicasPerNodeGroup")
+				if str(rg, "clusterMode") != "enabled" {
+					replicas = num(rg, "numCacheClusters") - 1
+				}
+				if flag(rg, "multiAzEnabled") && (!flag(rg, "automaticFailoverEnabled") || replicas < 1) {
+					bad = append(bad, rg.Name+": Multi-AZ without automatic failover to a replica")
+				}
+				if flag(rg, "dataTieringEnabled") && !strings.HasPrefix(str(rg, "nodeType"), "cache.r6gd.") {
+					bad = append(bad, rg.Name+": data tiering on "+str(rg, "nodeType"))
+				}
+				if major, _ := strconv.Atoi(strings.Split(g.cfg.Cache.EngineVersion, ".")[0]); major < 6 {
+					bad = append(bad, "engine "+g.cfg.Cache.EngineVersion+": the stack needs Redis OSS 6 or later (AUTH with TLS and cluster mode)")
+				}
+			}
+			return bad
+		}},
+	{"instance-type-matches-the-image-architecture",
+		"Amazon EC2 user guide, instance types: Graviton families (a 'g' after the generation: t4g, c7g, m6g, r8g…) run arm64 images only, the others x86_64",
+		func(g graph) (bad []string) {
+			f := g.cfg.Fleet
+			graviton := regexp.MustCompile(`^[a-z]+[0-9]+g[a-z]*\.`).MatchString(f.InstanceType)
+			wantArch, amiArch := map[bool]string{true: "arm64", false: "amd64"}[graviton], map[bool]string{true: "arm64", false: "x86_64"}[graviton]
+			if f.Arch != wantArch {
+				bad = append(bad, fmt.Sprintf("%s runs %s, the stack builds %s", f.InstanceType, wantArch, f.Arch))
+			}
+			if strings.HasPrefix(f.AMI, "resolve:ssm:") && !strings.HasSuffix(f.AMI, amiArch) {
+				bad = append(bad, fmt.Sprintf("image parameter %s is not the %s image %s needs", f.AMI, amiArch, f.InstanceType))
+			}
+			return bad
+		}},
+	{"within-default-quotas",
+		"Amazon VPC quotas (5 Elastic IPs per Region, 5 NAT gateways per AZ, 60 inbound rules per security group, 5 security groups per network interface); AWS WAF quotas (1,500 WCUs per web ACL, checked above)",
+		func(g graph) (bad []string) {
+			if n := len(g.all("aws:ec2/eip:Eip")); n > 5 {
+				bad = append(bad, fmt.Sprintf("%d Elastic IPs, over the default 5 per Region", n))
+			}
+			if g.cfg.Network.NATGateways > 5*g.cfg.Network.AZCount {
+				bad = append(bad, "more NAT gateways than 5 per AZ")
+			}
+			rules := map[string]int{}
+			for _, r := range g.all("aws:ec2/securityGroupRule:SecurityGroupRule") {
+				if str(r, "type") == "ingress" {
+					rules[str(r, "securityGroupId")]++
+				}
+			}
+			for sg, n := range rules {
+				if n > 60 {
+					bad = append(bad, fmt.Sprintf("%s: %d inbound rules, over 60", sg, n))
+				}
+			}
+			for _, in := range g.all("aws:ec2/instance:Instance") {
+				if n := len(list(in, "vpcSecurityGroupIds")); n > 5 {
+					bad = append(bad, fmt.Sprintf("%s: %d security groups, over 5", in.Name, n))
+				}
+			}
+			return bad
+		}},
 	{"kafka-disk-alarm-per-broker",
 		"Amazon MSK monitoring: KafkaDataLogsDiskUsed per broker; a full disk stops the broker",
 		func(g graph) (bad []string) {
@@ -749,5 +833,38 @@ func TestAWSRules(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAWSRulesBite: the rules that read the config report a tier whose config
+// breaks them, so their passing above means something.
+func TestAWSRulesBite(t *testing.T) {
+	tests := []struct {
+		rule, stack string
+		break_      func(c *config.Config)
+	}{
+		{"production-waf-in-front-of-the-alb", "large", func(c *config.Config) { c.LoadBalancer.WAFClientsPerAddress++ }},
+		{"instance-type-matches-the-image-architecture", "small", func(c *config.Config) { c.Fleet.InstanceType = "t4g.small" }},
+		{"msk-storage-autoscaling-within-aws-limits", "medium", func(c *config.Config) { c.Kafka.MaxVolumeGB = 20000 }},
+		{"msk-storage-autoscaling-within-aws-limits", "medium", func(c *config.Config) { c.Region = "af-south-1" }},
+		{"rds-enhanced-monitoring-tls-only-and-quiet-logs", "medium", func(c *config.Config) { c.Database.EngineVersion = "17.2" }},
+		{"cache-tls-with-auth-and-failover-with-replicas", "small", func(c *config.Config) { c.Cache.EngineVersion = "5.0.6" }},
+	}
+	byID := map[string]awsRule{}
+	for _, r := range awsRules {
+		byID[r.id] = r
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule+"/"+tt.stack, func(t *testing.T) {
+			cfg := loadConfig(t, tt.stack)
+			tt.break_(cfg)
+			rule, ok := byID[tt.rule]
+			if !ok {
+				t.Fatalf("no rule %s", tt.rule)
+			}
+			if bad := rule.check(graph{cfg: cfg, rec: record(t, tt.stack)}); len(bad) == 0 {
+				t.Fatal("the rule passed a broken config")
+			}
+		})
 	}
 }
