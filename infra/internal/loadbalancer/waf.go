@@ -19,12 +19,19 @@ const RequestsPerClientPer5Min = 4*3 + 2*(300/25)
 // clients' worth is.
 func RateLimit(clientsPerAddress int) int { return clientsPerAddress * RequestsPerClientPer5Min }
 
-// BodyRulesCounted are the AWS common rule set's rules that would block legitimate
-// chat traffic, so they only count: a long-polling POST carries batched packets up
-// to the server's 1 MB buffer (SizeRestrictions_BODY blocks above 8 KB), and a chat
-// message may quote HTML or code (CrossSiteScripting_BODY); the server never renders
-// a message as HTML.
-var BodyRulesCounted = []string{"SizeRestrictions_BODY", "CrossSiteScripting_BODY"}
+// Counted are the managed rules, per rule group, that would block legitimate chat
+// traffic, so they only count (a metric and a log line, no block). Every rule that
+// inspects the body: a long-polling POST carries chat text, which may quote paths,
+// URLs, HTML or exploit strings people discuss, and batched packets up to the
+// server's 1 MB buffer (SizeRestrictions_BODY blocks above 8 KB). And
+// NoUserAgent_HEADER: Node's socket.io-client opens its WebSocket through the ws
+// library, which sends no User-Agent, so every such upgrade would be refused. The
+// URI, query and header rules still block. (After the upgrade WAF sees no frames.)
+var Counted = map[string][]string{
+	"AWSManagedRulesCommonRuleSet": {"NoUserAgent_HEADER", "SizeRestrictions_BODY", "EC2MetaDataSSRF_BODY",
+		"GenericLFI_BODY", "GenericRFI_BODY", "CrossSiteScripting_BODY"},
+	"AWSManagedRulesKnownBadInputsRuleSet": {"JavaDeserializationRCE_BODY", "Log4JRCE_BODY"},
+}
 
 // firewall attaches a web ACL to the ALB: AWS's common and known-bad-inputs rule
 // sets, and a per-address rate limit.
@@ -35,16 +42,16 @@ func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.
 			CloudwatchMetricsEnabled: pulumi.Bool(true), SampledRequestsEnabled: pulumi.Bool(true), MetricName: pulumi.String(metric),
 		}
 	}
-	counted := wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArray{}
-	for _, rule := range BodyRulesCounted {
-		counted = append(counted, wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs{
-			Name: pulumi.String(rule),
-			ActionToUse: wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs{
-				Count: &wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs{},
-			},
-		})
-	}
-	managed := func(priority int, group string, overrides wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArray) wafv2.WebAclRuleArgs {
+	managed := func(priority int, group string) wafv2.WebAclRuleArgs {
+		var overrides wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArray
+		for _, rule := range Counted[group] {
+			overrides = append(overrides, wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs{
+				Name: pulumi.String(rule),
+				ActionToUse: wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs{
+					Count: &wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs{},
+				},
+			})
+		}
 		return wafv2.WebAclRuleArgs{
 			Name: pulumi.String(group), Priority: pulumi.Int(priority),
 			OverrideAction: &wafv2.WebAclRuleOverrideActionArgs{None: &wafv2.WebAclRuleOverrideActionNoneArgs{}},
@@ -70,8 +77,8 @@ func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.
 				}},
 				VisibilityConfig: visibility("rate-per-address"),
 			},
-			managed(1, "AWSManagedRulesCommonRuleSet", counted),
-			managed(2, "AWSManagedRulesKnownBadInputsRuleSet", nil),
+			managed(1, "AWSManagedRulesCommonRuleSet"),
+			managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
 		},
 		VisibilityConfig: wafv2.WebAclVisibilityConfigArgs{
 			CloudwatchMetricsEnabled: pulumi.Bool(true), SampledRequestsEnabled: pulumi.Bool(true), MetricName: pulumi.String(args.Name),

@@ -563,7 +563,7 @@ var awsRules = []awsRule{
 			return nil
 		}},
 	{"production-waf-in-front-of-the-alb",
-		"AWS WAF developer guide: rate-based rule statement (limit 10 to 2,000,000,000 per evaluation window), AWS Managed Rules core rule set (SizeRestrictions_BODY above 8 KB), web ACL capacity at most 1,500 WCUs; logging destinations (bucket name aws-waf-logs-), redacted fields",
+		"AWS WAF developer guide: rate-based rule statement (limit 10 to 2,000,000,000 per evaluation window), AWS Managed Rules core rule set (SizeRestrictions_BODY above 8 KB, NoUserAgent_HEADER; the ws library sends no User-Agent), known bad inputs rule group, web ACL capacity at most 1,500 WCUs; logging destinations (bucket name aws-waf-logs-), redacted fields",
 		func(g graph) (bad []string) {
 			acls := g.all("aws:wafv2/webAcl:WebAcl")
 			if !g.cfg.Production {
@@ -592,16 +592,14 @@ var awsRules = []awsRule{
 					bad = append(bad, "unpriced rule group "+group)
 				}
 				wcu += cost
-				if group == "AWSManagedRulesCommonRuleSet" {
-					var counted []string
-					for _, o := range mocks.List(rule, "statement", "managedRuleGroupStatement", "ruleActionOverrides") {
-						if o.ObjectValue().HasValue("actionToUse") && o.ObjectValue()["actionToUse"].ObjectValue().HasValue("count") {
-							counted = append(counted, mocks.Str(o.ObjectValue(), "name"))
-						}
+				var counted []string
+				for _, o := range mocks.List(rule, "statement", "managedRuleGroupStatement", "ruleActionOverrides") {
+					if o.ObjectValue().HasValue("actionToUse") && o.ObjectValue()["actionToUse"].ObjectValue().HasValue("count") {
+						counted = append(counted, mocks.Str(o.ObjectValue(), "name"))
 					}
-					if !slices.Equal(counted, loadbalancer.BodyRulesCounted) {
-						bad = append(bad, fmt.Sprintf("common rule set counts %v, want %v (a polling POST is larger than 8 KB)", counted, loadbalancer.BodyRulesCounted))
-					}
+				}
+				if !slices.Equal(counted, loadbalancer.Counted[group]) {
+					bad = append(bad, fmt.Sprintf("%s counts %v, want %v (waf.go says why)", group, counted, loadbalancer.Counted[group]))
 				}
 			}
 			if wcu > 1500 {
