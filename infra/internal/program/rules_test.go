@@ -705,6 +705,20 @@ var awsRules = []awsRule{
 			}
 			return bad
 		}},
+	{"database-class-offered-for-the-engine",
+		"Amazon RDS user guide, Supported DB engines for DB instance classes; Amazon Aurora user guide, DB instance classes: Aurora has no micro or small classes (db.t3.medium and db.t4g.medium are its smallest); previous-generation classes (db.t2, db.m4, db.r4) are not offered for PostgreSQL 13 and later",
+		func(g graph) (bad []string) {
+			d := g.cfg.Database
+			major, _ := strconv.Atoi(strings.Split(d.EngineVersion, ".")[0])
+			class := d.InstanceClass
+			if d.Engine == config.EngineAurora && regexp.MustCompile(`\.(micro|small)$`).MatchString(class) {
+				bad = append(bad, class+": Aurora PostgreSQL has no micro or small classes")
+			}
+			if major >= 13 && regexp.MustCompile(`^db\.(t2|m4|r4)\.`).MatchString(class) {
+				bad = append(bad, fmt.Sprintf("%s: a previous-generation class, not offered for PostgreSQL %d", class, major))
+			}
+			return bad
+		}},
 	{"msk-storage-autoscaling-within-aws-limits",
 		"Amazon MSK developer guide, Automatic scaling and Auto-scaling policy details: target 10 to 80 % (50 to 60 recommended), at most 16 TiB per broker, not in Osaka, Cape Town or Malaysia; EBS storage per broker 1 GiB to 16 TiB",
 		func(g graph) (bad []string) {
@@ -847,6 +861,8 @@ func TestAWSRulesBite(t *testing.T) {
 		{"msk-storage-autoscaling-within-aws-limits", "medium", func(c *config.Config) { c.Region = "af-south-1" }},
 		{"rds-enhanced-monitoring-tls-only-and-quiet-logs", "medium", func(c *config.Config) { c.Database.EngineVersion = "17.2" }},
 		{"cache-tls-with-auth-and-failover-with-replicas", "small", func(c *config.Config) { c.Cache.EngineVersion = "5.0.6" }},
+		{"database-class-offered-for-the-engine", "large", func(c *config.Config) { c.Database.InstanceClass = "db.t3.small" }},
+		{"database-class-offered-for-the-engine", "small", func(c *config.Config) { c.Database.InstanceClass = "db.t2.small" }},
 	}
 	byID := map[string]awsRule{}
 	for _, r := range awsRules {
