@@ -226,6 +226,9 @@ func (c *converter) outputsOf(r mocks.Resource) []refAt {
 
 func (c *converter) resource(r mocks.Resource) (map[string]any, error) {
 	block := c.schema.Resources[Types[r.Type]]
+	if block == nil {
+		return nil, fmt.Errorf("the provider's schema has no %s (a newer provider than the one the schema came from?)", Types[r.Type])
+	}
 	body := map[string]any{}
 	referenced := map[string]bool{}
 	for _, k := range sortedKeys(r.Inputs) {

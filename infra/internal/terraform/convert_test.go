@@ -105,8 +105,11 @@ func TestDocumentFailsByNameOnWhatItCannotMap(t *testing.T) {
 		want   string
 	}{
 		{"a resource type not in the table", func(rs []mocks.Resource) []mocks.Resource {
+			return append(rs, mocks.Resource{Type: "aws:ec2/trafficMirrorSession:TrafficMirrorSession", Name: "mirror", URN: "urn:mirror", Custom: true})
+		}, "aws:ec2/trafficMirrorSession:TrafficMirrorSession (mirror)"},
+		{"a mapped type the provider's schema lacks", func(rs []mocks.Resource) []mocks.Resource {
 			return append(rs, mocks.Resource{Type: "aws:ec2/flowLog:FlowLog", Name: "logs", URN: "urn:logs", Custom: true})
-		}, "aws:ec2/flowLog:FlowLog (logs)"},
+		}, "the provider's schema has no aws_flow_log"},
 		{"a property the provider does not have", func(rs []mocks.Resource) []mocks.Resource {
 			rs[1].Inputs["availabilityZoneName"] = resource.NewPropertyValue("us-east-1a")
 			return rs
