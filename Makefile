@@ -79,7 +79,7 @@ cluster-down: ## stop the cluster's nodes (they drain) and HAProxy; services kee
 # Infrastructure (infra/): ENV names the stack, configured in environments/Pulumi.$(ENV).yaml.
 ENV    ?= small
 PULUMI ?= pulumi
-.PHONY: plan preview up test-infra aws-local aws-local-down
+.PHONY: plan preview up test-infra aws-local aws-local-down checkov
 # The local AWS API (moto) the boot-script and ops-adapter tests run against.
 AWS_ENV = eval "$$(scripts/aws-local.sh env)"
 
@@ -88,6 +88,12 @@ aws-local: ## install and start moto, a local AWS API, on 127.0.0.1:15000 (idemp
 
 aws-local-down: ## stop moto
 	scripts/aws-local.sh down
+
+# checkov, the IaC scanner run over each tier's plan (waivers: infra/checkov-waivers.yaml).
+CHECKOV_ENV = eval "$$(scripts/checkov.sh env)"
+
+checkov: ## install checkov (pinned, from PyPI) into .local/checkov
+	scripts/checkov.sh install
 
 need-pulumi = command -v $(PULUMI) >/dev/null 2>&1 || { echo "make $@: the Pulumi CLI is not installed (see README, Infrastructure); 'make plan ENV=$(ENV)' works offline" >&2; exit 1; }
 
@@ -104,9 +110,9 @@ up: ## create or update stack ENV on AWS (needs the Pulumi CLI and AWS credentia
 	$(PULUMI) -C infra stack select --create $(ENV)
 	$(PULUMI) -C infra up --stack $(ENV)
 
-test-infra: services aws-local ## infra: AWS's rules and the real AWS provider (Terraform: validate, plan, the small tier applied to moto) over every tier, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
+test-infra: services aws-local checkov ## infra: AWS's rules, the real AWS provider (Terraform: validate, plan, the small tier applied to moto) and checkov over every tier, boot scripts and ops against moto and PostgreSQL, `make plan` ×3
 	go vet ./infra/...
-	$(SERVICES_ENV) && $(AWS_ENV) && go test -count=1 -timeout 20m ./infra/...
+	$(SERVICES_ENV) && $(AWS_ENV) && $(CHECKOV_ENV) && go test -count=1 -timeout 20m ./infra/...
 	mkdir -p $(TEST_OUT)
 	@for s in small medium large; do \
 	  $(MAKE) --no-print-directory plan ENV=$$s > $(TEST_OUT)/plan-$$s.txt || { cat $(TEST_OUT)/plan-$$s.txt; exit 1; }; \

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/quibly/quibly/infra/internal/checkov"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/program"
 	"github.com/quibly/quibly/infra/internal/terraform"
@@ -89,7 +90,7 @@ func offline(region string) map[string]any {
 
 // check writes resources as Terraform JSON in dir and returns every error and
 // warning validate and plan report.
-func check(t *testing.T, dir string, resources []mocks.Resource, mode terraform.Mode) []terraform.Diagnostic {
+func check(t *testing.T, dir string, resources []mocks.Resource, mode terraform.Mode) ([]terraform.Diagnostic, *terraform.Terraform) {
 	t.Helper()
 	doc, err := terraform.Document(resources, providerSchema(t), terraform.Options{Provider: offline("us-east-1"), Mode: mode})
 	if err != nil {
@@ -112,13 +113,13 @@ func check(t *testing.T, dir string, resources []mocks.Resource, mode terraform.
 		t.Fatal(err)
 	}
 	if hasError(diags) {
-		return diags // plan would only repeat them
+		return diags, tf // plan would only repeat them
 	}
 	planned, err := tf.Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(diags, planned...)
+	return append(diags, planned...), tf
 }
 
 func hasError(diags []terraform.Diagnostic) bool {
@@ -132,19 +133,80 @@ func hasError(diags []terraform.Diagnostic) bool {
 
 // Every tier, with every value known (what `up` gives the provider when it creates)
 // and with references left unknown (what `preview` gives it), passes the real AWS
-// provider's validate and plan without an error or a warning.
-func TestEveryTierPassesTheAWSProvider(t *testing.T) {
+// provider's validate and plan without an error or a warning. The plan with
+// references (checkov's graph checks follow them from one resource to another) then
+// passes checkov but for the committed waivers, and every waiver still waives
+// something.
+func TestEveryTierPassesTheAWSProviderAndCheckov(t *testing.T) {
+	waivers, err := checkov.LoadWaivers(waiversFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	used, scanned := map[int]bool{}, 0
+	t.Cleanup(func() { // after every parallel subtest
+		if scanned != len(tiers) {
+			return // a -run filter left a tier out; its waivers may be the unused ones
+		}
+		for i, w := range waivers {
+			if !used[i] {
+				t.Errorf("%s: waiver %s %s matches no finding in any tier; remove it", waiversFile, w.Check, w.Resource)
+			}
+		}
+	})
 	for _, stack := range tiers {
 		resources := record(t, stack)
 		for _, mode := range []terraform.Mode{terraform.Known, terraform.Unknown} {
 			t.Run(stack+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
-				for _, d := range check(t, filepath.Join(outDir, stack+"-"+mode.String()), resources, mode) {
+				diags, tf := check(t, filepath.Join(outDir, stack+"-"+mode.String()), resources, mode)
+				for _, d := range diags {
 					t.Errorf("%s", d)
 				}
+				if mode != terraform.Unknown || t.Failed() {
+					return
+				}
+				findings := scan(t, tf)
+				mu.Lock()
+				defer mu.Unlock()
+				scanned++
+				for _, f := range waivers.Unwaived(stack, findings, used) {
+					t.Errorf("checkov: %s (fix it, or waive it with a reason in %s)", f, waiversFile)
+				}
+				t.Logf("checkov: %d findings, %d of them waived", len(findings), len(findings)-len(waivers.Unwaived(stack, findings, map[int]bool{})))
 			})
 		}
 	}
+}
+
+// waiversFile holds the checkov findings accepted on purpose.
+const waiversFile = "../../checkov-waivers.yaml"
+
+// scan runs checkov over the plan in tf's directory. It never skips under CI=true.
+func scan(t *testing.T, tf *terraform.Terraform) []checkov.Finding {
+	t.Helper()
+	bin, err := checkov.Binary()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	plan, err := tf.ShowPlan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(tf.Dir, "plan.json")
+	if err := os.WriteFile(file, plan, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	findings, err := checkov.Scan(ctx, bin, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return findings
 }
 
 // The same pipeline refuses a graph with a fault the provider knows of, so a clean
@@ -167,7 +229,7 @@ func TestTheAWSProviderRefusesInjectedFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			resources := inject(t, clean, tt.typ, tt.path, tt.value)
-			diags := check(t, filepath.Join(outDir, "fault-"+strings.ReplaceAll(tt.name, " ", "-")), resources, terraform.Known)
+			diags, _ := check(t, filepath.Join(outDir, "fault-"+strings.ReplaceAll(tt.name, " ", "-")), resources, terraform.Known)
 			var errs []string
 			for _, d := range diags {
 				if d.Severity == "error" {
