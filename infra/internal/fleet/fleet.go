@@ -270,11 +270,17 @@ func serverProfile(ctx *pulumi.Context, name string, args *FleetArgs, bucketArn,
 	}, parent); err != nil {
 		return nil, err
 	}
-	policy := pulumi.All(args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn, args.KmsKeyArn, bucketArn, versionArn).ApplyT(
-		func(v []any) (string, error) {
-			nodes := strings.TrimSuffix(v[6].(string), "/app-version") + "/nodes/*"
-			return serverPolicy([]string{v[0].(string), v[1].(string), v[2].(string), v[3].(string)}, v[4].(string), v[5].(string), nodes, args.MetricsNamespace)
-		}).(pulumi.StringOutput)
+	policy := resolve(policyInputs{}, []output[policyInputs]{
+		{args.AppSecretArn, func(p *policyInputs, v string) { p.secrets = append(p.secrets, v) }},
+		{args.KafkaSecretArn, func(p *policyInputs, v string) { p.secrets = append(p.secrets, v) }},
+		{args.DBSecretArn, func(p *policyInputs, v string) { p.secrets = append(p.secrets, v) }},
+		{args.DBAppSecretArn, func(p *policyInputs, v string) { p.secrets = append(p.secrets, v) }},
+		{args.KmsKeyArn, func(p *policyInputs, v string) { p.key = v }},
+		{bucketArn, func(p *policyInputs, v string) { p.bucketArn = v }},
+		{versionArn, func(p *policyInputs, v string) { p.nodes = strings.TrimSuffix(v, "/app-version") + "/nodes/*" }},
+	}, func(p policyInputs) (string, error) {
+		return serverPolicy(p.secrets, p.key, p.bucketArn, p.nodes, args.MetricsNamespace)
+	})
 	if _, err := iam.NewRolePolicy(ctx, name+"-runtime", &iam.RolePolicyArgs{Role: role.Name, Policy: policy}, parent); err != nil {
 		return nil, err
 	}
@@ -303,21 +309,29 @@ func newServer(ctx *pulumi.Context, name string, i int, args *FleetArgs, ami str
 	if err != nil {
 		return Server{}, err
 	}
-	userData := pulumi.All(bucket.Bucket, pin.Name, args.FrontendURL, args.RedisHost, args.KafkaBrokers,
-		args.DBHost, args.AppSecretArn, args.KafkaSecretArn, args.DBSecretArn, args.DBAppSecretArn).ApplyT(func(v []any) (string, error) {
-		return UserData(BootSettings{
-			ServerID: serverID, Port: args.AppPort, Region: args.Region,
-			ArtifactBucket: v[0].(string), Arch: args.Arch, VersionParameter: v[1].(string),
-			MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
-			FrontendURL: v[2].(string), RedisHost: v[3].(string), RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
-			KafkaBrokers: v[4].(string), KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
-			KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
-			PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
-			MetricsNamespace: args.MetricsNamespace,
-			DrainSeconds:     args.DrainSeconds, DBHost: v[5].(string), DBPort: args.DBPort, DBName: args.DBName,
-			AppSecretArn: v[6].(string), KafkaSecretArn: v[7].(string), DBSecretArn: v[8].(string), DBAppSecretArn: v[9].(string),
-		})
-	}).(pulumi.StringOutput)
+	// The settings known now, then each one another resource's output gives, beside
+	// the field it fills (no list of positions to keep in step).
+	boot := BootSettings{
+		ServerID: serverID, Port: args.AppPort, Region: args.Region, Arch: args.Arch,
+		MemoryMax: args.MemoryMax, StopTimeoutSeconds: args.StopTimeoutSeconds,
+		RedisPort: args.RedisPort, RedisCluster: args.RedisCluster,
+		KafkaTopic: args.KafkaTopic, KafkaReplication: args.KafkaReplication,
+		KafkaMinInsync: args.KafkaMinInsync, KafkaGroupID: args.KafkaGroupID,
+		PingIntervalSeconds: args.PingIntervalSeconds, LBIdleTimeoutSeconds: args.LBIdleTimeoutSeconds, VPCCIDR: args.VPCCIDR,
+		MetricsNamespace: args.MetricsNamespace, DrainSeconds: args.DrainSeconds, DBPort: args.DBPort, DBName: args.DBName,
+	}
+	userData := resolve(boot, []output[BootSettings]{
+		{bucket.Bucket, func(b *BootSettings, v string) { b.ArtifactBucket = v }},
+		{pin.Name, func(b *BootSettings, v string) { b.VersionParameter = v }},
+		{args.FrontendURL, func(b *BootSettings, v string) { b.FrontendURL = v }},
+		{args.RedisHost, func(b *BootSettings, v string) { b.RedisHost = v }},
+		{args.KafkaBrokers, func(b *BootSettings, v string) { b.KafkaBrokers = v }},
+		{args.DBHost, func(b *BootSettings, v string) { b.DBHost = v }},
+		{args.AppSecretArn, func(b *BootSettings, v string) { b.AppSecretArn = v }},
+		{args.KafkaSecretArn, func(b *BootSettings, v string) { b.KafkaSecretArn = v }},
+		{args.DBSecretArn, func(b *BootSettings, v string) { b.DBSecretArn = v }},
+		{args.DBAppSecretArn, func(b *BootSettings, v string) { b.DBAppSecretArn = v }},
+	}, UserData)
 
 	tags := pulumi.StringMap{"Name": pulumi.Sprintf("%s-%s", args.Name, serverID), "ServerId": pulumi.String(serverID)}
 	for k, v := range args.Tags {
@@ -361,6 +375,34 @@ func newServer(ctx *pulumi.Context, name string, i int, args *FleetArgs, ami str
 }
 
 const assumeEC2 = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+// output is one value another resource gives, and where it goes in a T.
+type output[T any] struct {
+	value pulumi.StringInput
+	set   func(*T, string)
+}
+
+// resolve fills a copy of base with each output once all are known, and renders it
+// (user data, a policy).
+func resolve[T any](base T, outputs []output[T], render func(T) (string, error)) pulumi.StringOutput {
+	values := make([]any, len(outputs))
+	for i, o := range outputs {
+		values[i] = o.value
+	}
+	return pulumi.All(values...).ApplyT(func(v []any) (string, error) {
+		t := base
+		for i, o := range outputs {
+			o.set(&t, v[i].(string))
+		}
+		return render(t)
+	}).(pulumi.StringOutput)
+}
+
+// policyInputs are what the servers' runtime policy names.
+type policyInputs struct {
+	secrets               []string
+	key, bucketArn, nodes string
+}
 
 // NoncurrentReleaseDays is how long an overwritten or deleted release object stays
 // recoverable in the artifact bucket.
