@@ -418,8 +418,11 @@ func tlsOnlyPolicy(bucketArn string) (string, error) {
 	return string(b), err
 }
 
-// AgentActions are what the SSM agent calls for itself. None of them accepts a
-// resource narrower than "*", and none reads parameters, secrets or objects.
+// AgentActions are what the SSM agent calls for itself, on "*" as in AWS's
+// AmazonSSMManagedInstanceCore: the ssmmessages and ec2messages actions have no
+// resource types, and the agent's ssm calls are documented only on "*" (a wrong
+// scope would cut the agent off, and deploys reach the servers through it). None
+// reads a parameter, a secret or an object.
 var AgentActions = []string{
 	"ssm:UpdateInstanceInformation", "ssm:ListInstanceAssociations", "ssm:DescribeAssociation",
 	"ssm:GetDocument", "ssm:DescribeDocument", "ssm:UpdateInstanceAssociationStatus",
