@@ -120,6 +120,7 @@ func newOpsStack(t *testing.T, api *awstest.API, servers int) *opsStack {
 		"artifactBucket": bucket, "appVersionParameter": s.stackParam(),
 		"appSecretArn": "arn:a", "kafkaSecretArn": "arn:k", "databaseSecretArn": "arn:d", "databaseAppSecretArn": s.dbAppSecret, "alarmTopicArn": "arn:s",
 		"nodeVersionParameterPrefix": "/" + s.name + "/nodes/", "appPort": opsPort, "appArch": "arm64", "ami": "ami-0abcdef1234567890",
+		"rdsCaBundleUrl": fleet.RDSCABundle,
 	}
 	if got, want := slices.Sorted(maps.Keys(s.outputs)), slices.Sorted(maps.Keys(program.Exports(&program.Outputs{}))); !slices.Equal(got, want) {
 		t.Fatalf("the test's stack outputs %v are not the program's %v", got, want)

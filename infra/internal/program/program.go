@@ -82,6 +82,9 @@ func Exports(out *Outputs) map[string]pulumi.Input {
 		"appPort":                    pulumi.Int(out.AppPort),
 		"appArch":                    pulumi.String(out.AppArch),
 		"ami":                        pulumi.String(out.AMI),
+		// Where RDS's certificate authorities are published: the servers and the ops
+		// adapter's database_url verify the database against them.
+		"rdsCaBundleUrl": pulumi.String(fleet.RDSCABundle),
 	}
 }
 

@@ -208,15 +208,17 @@ db_password_rotate() {
 # SSM Session Manager), as the master user (databaseSecretArn), verifying the server's
 # certificate against RDS's authorities as the servers do.
 database_url() {
-  local secret user pass name ca=$LOCAL/rds-ca.pem
+  local secret user pass name ca=$LOCAL/rds-ca.pem bundle
   secret=$(aws secretsmanager get-secret-value --secret-id "$(out databaseSecretArn)" --query SecretString --output text)
   user=$(jq -r .username <<<"$secret")
   pass=$(jq -r '.password | @uri' <<<"$secret")
   name=$("$PULUMI" -C "$ROOT/infra" config get --path quibly:database.name --stack "$OPS_ENV" 2>/dev/null || echo quibly)
   if [ ! -s "$ca" ]; then
     mkdir -p "$LOCAL"
-    curl -fsS --retry 3 -o "$ca.part" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem && mv "$ca.part" "$ca" \
-      || die "cannot download RDS's certificate authorities (truststore.pki.rds.amazonaws.com)"
+    bundle=$(out rdsCaBundleUrl)
+    [ -n "$bundle" ] || die "stack $OPS_ENV lacks the output rdsCaBundleUrl: run \`make up ENV=$OPS_ENV\` with this checkout's infra/ first"
+    curl -fsS --retry 3 -o "$ca.part" "$bundle" && mv "$ca.part" "$ca" \
+      || die "cannot download RDS's certificate authorities ($bundle)"
   fi
   echo "postgresql://$user:$pass@$(out databaseHost):5432/$name?sslmode=verify-full&sslrootcert=$ca"
 }
