@@ -1,7 +1,7 @@
 // Package alarms makes the CloudWatch alarms of a stack, one table of them, that
 // notify one SNS topic: unhealthy targets, 5xx rate, Kafka consumer lag, Kafka
-// disk, database connections near the limit, Redis memory, server CPU, and messages
-// the store refused for good.
+// disk, database connections near the limit, Redis memory, server CPU, messages the
+// store refused for good, and addresses AWS WAF's rate rule blocked.
 package alarms
 
 import (
@@ -45,7 +45,12 @@ type AlarmsArgs struct {
 	DBConnectionsPercent float64
 	RedisMemoryPercent   float64
 	KafkaDiskPercent     float64
-	Tags                 pulumi.StringMap
+	// WebACLName and WAFRateRule, when there is a web ACL, name the rate-based rule
+	// whose blocks fire an alarm; Region is where WAF publishes its metrics.
+	WebACLName  pulumi.StringInput
+	WAFRateRule string
+	Region      string
+	Tags        pulumi.StringMap
 }
 
 // Alarms exposes the topic the alarms notify.
@@ -222,6 +227,14 @@ func watches(args *AlarmsArgs) []watch {
 	for _, node := range args.CacheNodeIDs {
 		out = append(out, watch{"redis-memory-" + node, pulumi.Sprintf("Redis node %s memory above %v%%", node, args.RedisMemoryPercent),
 			metric("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", "Maximum", pulumi.StringMap{"CacheClusterId": pulumi.String(node)}, 300, 2, args.RedisMemoryPercent)})
+	}
+	if args.WebACLName != nil {
+		// Someone was refused everything for a while: a flood, or more clients behind
+		// one address than the limit was sized for (raise loadBalancer.wafClientsPerAddress).
+		out = append(out, watch{"waf-rate-blocks", pulumi.String("AWS WAF blocked an address over its rate limit: a flood, or more clients behind one address than wafClientsPerAddress"),
+			metric("AWS/WAFV2", "BlockedRequests", "Sum", pulumi.StringMap{
+				"WebACL": args.WebACLName, "Region": pulumi.String(args.Region), "Rule": pulumi.String(args.WAFRateRule),
+			}, 300, 1, 0)})
 	}
 	for _, in := range args.Instances {
 		out = append(out, watch{"cpu-" + in.ServerID, pulumi.Sprintf("%s CPU above %v%%: time to scale out", in.ServerID, args.CPUPercent),

@@ -61,6 +61,8 @@ type LoadBalancer struct {
 	TargetGroupArn    pulumi.StringOutput
 	ArnSuffix         pulumi.StringOutput
 	TargetGroupSuffix pulumi.StringOutput
+	// WebACLName names the web ACL in WAF's metrics; nil without WAF.
+	WebACLName pulumi.StringInput
 }
 
 // NewLoadBalancer creates the ALB, its target group and listeners.
@@ -93,9 +95,11 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return nil, err
 	}
 	if args.WAF {
-		if err := l.firewall(ctx, name, alb.Arn, args); err != nil {
+		acl, err := l.firewall(ctx, name, alb.Arn, args)
+		if err != nil {
 			return nil, err
 		}
+		l.WebACLName = acl.Name
 	}
 
 	tg, err := lb.NewTargetGroup(ctx, args.Name, &lb.TargetGroupArgs{

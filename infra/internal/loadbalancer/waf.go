@@ -13,6 +13,9 @@ import (
 // costs nothing more.
 const RequestsPerClientPer5Min = 4*3 + 2*(300/25)
 
+// RateRuleName names the rate-based rule: its blocks are an alarm (alarms.AlarmsArgs.WAFRateRule).
+const RateRuleName = "rate-per-address"
+
 // RateLimit is the rate-based rule's limit per source address and five minutes: a
 // reconnect storm of clientsPerAddress clients behind one address (an office NAT,
 // a mobile carrier's) is never blocked; one address sending more than that many
@@ -35,7 +38,7 @@ var Counted = map[string][]string{
 
 // firewall attaches a web ACL to the ALB: AWS's common and known-bad-inputs rule
 // sets, and a per-address rate limit.
-func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.StringInput, args *LoadBalancerArgs) error {
+func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.StringInput, args *LoadBalancerArgs) (*wafv2.WebAcl, error) {
 	parent := pulumi.Parent(l)
 	visibility := func(metric string) wafv2.WebAclRuleVisibilityConfigArgs {
 		return wafv2.WebAclRuleVisibilityConfigArgs{
@@ -69,13 +72,13 @@ func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.
 		Rules: wafv2.WebAclRuleArray{
 			// First, so a flood is refused before the managed rules spend their capacity.
 			wafv2.WebAclRuleArgs{
-				Name: pulumi.String("rate-per-address"), Priority: pulumi.Int(0),
+				Name: pulumi.String(RateRuleName), Priority: pulumi.Int(0),
 				Action: &wafv2.WebAclRuleActionArgs{Block: &wafv2.WebAclRuleActionBlockArgs{}},
 				Statement: wafv2.WebAclRuleStatementArgs{RateBasedStatement: &wafv2.WebAclRuleStatementRateBasedStatementArgs{
 					Limit: pulumi.Int(RateLimit(args.WAFClientsPerAddress)), AggregateKeyType: pulumi.String("IP"),
 					EvaluationWindowSec: pulumi.Int(300),
 				}},
-				VisibilityConfig: visibility("rate-per-address"),
+				VisibilityConfig: visibility(RateRuleName),
 			},
 			managed(1, "AWSManagedRulesCommonRuleSet"),
 			managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
@@ -86,10 +89,10 @@ func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.
 		Tags: args.Tags,
 	}, parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := wafv2.NewWebAclAssociation(ctx, name, &wafv2.WebAclAssociationArgs{ResourceArn: albArn, WebAclArn: acl.Arn}, parent); err != nil {
-		return err
+		return nil, err
 	}
 	// Every request WAF sees, to the log bucket: what a blocked user or an attack
 	// looked like. Credentials and session ids are redacted before they are written.
@@ -104,7 +107,7 @@ func (l *LoadBalancer) firewall(ctx *pulumi.Context, name string, albArn pulumi.
 	_, err = wafv2.NewWebAclLoggingConfiguration(ctx, name, &wafv2.WebAclLoggingConfigurationArgs{
 		ResourceArn: acl.Arn, LogDestinationConfigs: pulumi.StringArray{args.LogsBucketArn}, RedactedFields: redacted,
 	}, parent, pulumi.DependsOn([]pulumi.Resource{args.LogsReady}))
-	return err
+	return acl, err
 }
 
 // RedactedHeaders are the request headers WAF's logs never hold: the bearer token

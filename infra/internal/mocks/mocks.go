@@ -220,7 +220,8 @@ func (r *Recorder) outputs(args pulumi.MockResourceArgs) (string, resource.Prope
 	switch args.TypeToken {
 	case "aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:msk/configuration:Configuration",
 		"aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup", "aws:sns/topic:Topic",
-		"aws:secretsmanager/secret:Secret", "aws:rds/parameterGroup:ParameterGroup", "aws:rds/clusterParameterGroup:ClusterParameterGroup":
+		"aws:secretsmanager/secret:Secret", "aws:rds/parameterGroup:ParameterGroup", "aws:rds/clusterParameterGroup:ClusterParameterGroup",
+		"aws:wafv2/webAcl:WebAcl":
 		autoname("name")
 	case "aws:msk/cluster:Cluster":
 		autoname("clusterName")

@@ -208,7 +208,8 @@ func Deploy(ctx *pulumi.Context, cfg *config.Config) (*Outputs, error) {
 		DBDimension: db.MetricDimension, DBMaxConnections: cfg.Database.MaxConnections,
 		CPUPercent: cfg.Alarms.CPUPercent, HTTP5xxPercent: cfg.Alarms.HTTP5xxPercent, KafkaLag: cfg.Alarms.KafkaLag,
 		DBConnectionsPercent: cfg.Alarms.DBConnectionsPercent, RedisMemoryPercent: cfg.Alarms.RedisMemoryPercent,
-		KafkaDiskPercent: cfg.Alarms.KafkaDiskPercent, Tags: tags,
+		KafkaDiskPercent: cfg.Alarms.KafkaDiskPercent,
+		WebACLName:       alb.WebACLName, WAFRateRule: loadbalancer.RateRuleName, Region: cfg.Region, Tags: tags,
 	})
 	if err != nil {
 		return nil, err

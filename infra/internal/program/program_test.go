@@ -18,6 +18,7 @@ import (
 
 	"github.com/quibly/quibly/infra/internal/awstest"
 	"github.com/quibly/quibly/infra/internal/config"
+	"github.com/quibly/quibly/infra/internal/loadbalancer"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/program"
 )
@@ -317,6 +318,13 @@ func TestTiers(t *testing.T) {
 				}
 				for i := 1; i <= tc.brokers; i++ {
 					expect[fmt.Sprintf("kafka-disk-%d", i)] = cfg.Alarms.KafkaDiskPercent
+				}
+				if cfg.LoadBalancer.WAF {
+					expect["waf-rate-blocks"] = 0 // any address blocked by the rate rule
+					waf := alarms["waf-rate-blocks"]
+					if d := fmt.Sprint(str(waf, "dimensions", "WebACL"), "/", str(waf, "dimensions", "Rule")); d != mocks.AutoName("loadbalancer")+"/"+loadbalancer.RateRuleName {
+						t.Errorf("the WAF alarm watches %s, not the web ACL's rate rule", d)
+					}
 				}
 				redis := 0
 				for name, a := range alarms {
