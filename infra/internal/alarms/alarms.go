@@ -5,14 +5,14 @@
 package alarms
 
 import (
-	"encoding/json"
 	"fmt"
 
-	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sns"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/quibly/quibly/infra/internal/secrets"
 )
 
 // AppNamespace is the CloudWatch namespace the servers of stack name publish their
@@ -62,40 +62,13 @@ type Alarms struct {
 	Count    int
 }
 
-// topicKeyPolicy keeps the account in charge of the key (without that statement
-// nobody could ever change or delete it) and lets CloudWatch alarms of this account
-// encrypt the messages they publish to the topic.
-func topicKeyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption) (string, error) {
-	id, err := aws.GetCallerIdentity(ctx, nil, parent)
-	if err != nil {
-		return "", fmt.Errorf("reading the account id: %w", err)
-	}
-	part, err := aws.GetPartition(ctx, nil, parent)
-	if err != nil {
-		return "", fmt.Errorf("reading the partition: %w", err)
-	}
-	type statement struct {
-		Sid       string
-		Effect    string
-		Principal map[string]string
-		Action    []string
-		Resource  string
-		Condition map[string]map[string]string `json:",omitempty"`
-	}
-	doc := struct {
-		Version   string
-		Statement []statement
-	}{"2012-10-17", []statement{
-		{Sid: "AccountAdministersTheKey", Effect: "Allow",
-			Principal: map[string]string{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", part.Partition, id.AccountId)},
-			Action:    []string{"kms:*"}, Resource: "*"},
-		{Sid: "CloudWatchAlarmsPublish", Effect: "Allow",
-			Principal: map[string]string{"Service": "cloudwatch.amazonaws.com"},
-			Action:    []string{"kms:Decrypt", "kms:GenerateDataKey*"}, Resource: "*",
-			Condition: map[string]map[string]string{"StringEquals": {"aws:SourceAccount": id.AccountId}}},
-	}}
-	b, err := json.Marshal(doc)
-	return string(b), err
+// topicKeyStatements let CloudWatch alarms of this account encrypt the messages they
+// publish to the topic.
+func topicKeyStatements(account string) []secrets.KeyStatement {
+	return []secrets.KeyStatement{{Sid: "CloudWatchAlarmsPublish", Effect: "Allow",
+		Principal: map[string]string{"Service": "cloudwatch.amazonaws.com"},
+		Action:    []string{"kms:Decrypt", "kms:GenerateDataKey*"}, Resource: "*",
+		Condition: map[string]map[string]string{"StringEquals": {"aws:SourceAccount": account}}}}
 }
 
 // NewAlarms creates the topic, an optional e-mail subscription and the alarms.
@@ -108,7 +81,7 @@ func NewAlarms(ctx *pulumi.Context, name string, args *AlarmsArgs, opts ...pulum
 
 	// CloudWatch cannot publish through the AWS-managed alias/aws/sns key (its policy
 	// cannot be changed), so the topic has a key whose policy lets CloudWatch use it.
-	policy, err := topicKeyPolicy(ctx, parent)
+	policy, err := secrets.KeyPolicy(ctx, parent, topicKeyStatements)
 	if err != nil {
 		return nil, err
 	}

@@ -78,12 +78,21 @@ func value(ctx *pulumi.Context, name, set string, bytes int, parent pulumi.Resou
 	})).(pulumi.StringOutput), nil
 }
 
-// keyPolicy is the key's policy, written out rather than left to AWS's default (the
-// same single statement): the account administers the key, so that IAM policies
-// decide who uses it — the servers' role (kms:Decrypt on this key only), and the
-// deployer, whose calls let Secrets Manager, RDS, MSK, ElastiCache and S3 encrypt
-// with it. Without this statement nobody could ever change or delete the key.
-func keyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption) (string, error) {
+// KeyStatement is one statement of a KMS key policy.
+type KeyStatement struct {
+	Sid       string
+	Effect    string
+	Principal map[string]string
+	Action    []string
+	Resource  string
+	Condition map[string]map[string]string `json:",omitempty"`
+}
+
+// KeyPolicy is a key policy, written out rather than left to AWS's default: the
+// account administers the key (without that statement nobody could ever change or
+// delete it, and no IAM policy could grant its use), then the statements given,
+// which may name the account.
+func KeyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption, more func(account string) []KeyStatement) (string, error) {
 	id, err := aws.GetCallerIdentity(ctx, nil, parent)
 	if err != nil {
 		return "", fmt.Errorf("reading the account id: %w", err)
@@ -92,11 +101,16 @@ func keyPolicy(ctx *pulumi.Context, parent pulumi.InvokeOption) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("reading the partition: %w", err)
 	}
-	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{{
-		"Sid": "AccountAdministersTheKey", "Effect": "Allow",
-		"Principal": map[string]string{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", part.Partition, id.AccountId)},
-		"Action":    "kms:*", "Resource": "*",
-	}}})
+	statements := []KeyStatement{{Sid: "AccountAdministersTheKey", Effect: "Allow",
+		Principal: map[string]string{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", part.Partition, id.AccountId)},
+		Action:    []string{"kms:*"}, Resource: "*"}}
+	if more != nil {
+		statements = append(statements, more(id.AccountId)...)
+	}
+	b, err := json.Marshal(struct {
+		Version   string
+		Statement []KeyStatement
+	}{"2012-10-17", statements})
 	return string(b), err
 }
 
@@ -110,7 +124,10 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 
 	// MSK refuses SCRAM secrets under the AWS-managed key, so all secrets and the
 	// encrypted data stores share one customer key.
-	policy, err := keyPolicy(ctx, parent)
+	// IAM policies decide who uses this key: the servers' role (kms:Decrypt on this
+	// key only), and the deployer, whose calls let Secrets Manager, RDS, MSK,
+	// ElastiCache and S3 encrypt with it.
+	policy, err := KeyPolicy(ctx, parent, nil)
 	if err != nil {
 		return nil, err
 	}
