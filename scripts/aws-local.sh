@@ -27,18 +27,8 @@ usage() { usage_text; }
 answers() { curl -fsS -m 2 -o /dev/null "http://$HOST:$AWS_PORT/moto-api/" 2>/dev/null; }
 
 install() {
-  if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/aws" ] &&
-    [ "$(cat "$VENV/.versions" 2>/dev/null)" = "$MOTO_VERSION $AWSCLI_VERSION" ]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for moto and the AWS CLI"
-  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-  say "installing moto $MOTO_VERSION and the AWS CLI $AWSCLI_VERSION into $VENV (about a minute, once)"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || die "could not create a virtualenv in $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION" \
-    || die "pip could not install moto[server]==$MOTO_VERSION and awscli==$AWSCLI_VERSION"
-  echo "$MOTO_VERSION $AWSCLI_VERSION" >"$VENV/.versions"
+  pip_venv "$VENV" "$MOTO_VERSION $AWSCLI_VERSION" "moto $MOTO_VERSION and the AWS CLI $AWSCLI_VERSION" \
+    "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION"
 }
 
 up() {

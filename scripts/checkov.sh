@@ -11,19 +11,7 @@ set -euo pipefail
 CHECKOV_VERSION=3.3.30
 VENV=$LOCAL/checkov/venv
 
-install() {
-  if [ "$(cat "$VENV/.version" 2>/dev/null)" = "$CHECKOV_VERSION" ] && [ -x "$VENV/bin/checkov" ]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for checkov"
-  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-  say "installing checkov $CHECKOV_VERSION into $VENV (about a minute, once)"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || die "could not create a virtualenv in $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION" \
-    || die "pip could not install checkov==$CHECKOV_VERSION"
-  echo "$CHECKOV_VERSION" >"$VENV/.version"
-}
+install() { pip_venv "$VENV" "$CHECKOV_VERSION" "checkov $CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"; }
 
 case ${1:-} in
   install) install ;;

@@ -53,6 +53,22 @@ apt_install() {
     || die "apt-get install ${missing[*]} failed"
 }
 
+# pip_venv VENV STAMP WHAT PACKAGE... installs the pinned PyPI packages into the
+# virtualenv VENV unless it already holds them (VENV/.versions says STAMP); WHAT names
+# them in messages.
+pip_venv() {
+  local venv=$1 stamp=$2 what=$3
+  shift 3
+  [ "$(cat "$venv/.versions" 2>/dev/null)" = "$stamp" ] && return 0
+  command -v python3 >/dev/null || die "python3 is needed for $what"
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  say "installing $what into $venv (about a minute, once)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "could not create a virtualenv in $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@" || die "pip could not install $*"
+  echo "$stamp" >"$venv/.versions"
+}
+
 # wait_for DESCRIPTION SECONDS COMMAND... retries COMMAND until it succeeds.
 wait_for() {
   local what=$1 secs=$2; shift 2
