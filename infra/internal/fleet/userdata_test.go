@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -20,17 +19,5 @@ func TestUserDataRefusesUnsafeValues(t *testing.T) {
 		if _, err := UserData(s); err == nil || !strings.Contains(err.Error(), "RedisHost") {
 			t.Errorf("RedisHost %q: error = %v, want a refusal naming it", bad, err)
 		}
-	}
-}
-
-// The operator's AWS adapter downloads the same certificate authorities the servers
-// trust for RDS: one URL, written in Go and in the script, checked to agree.
-func TestOpsAdapterTrustsTheSameRDSAuthorities(t *testing.T) {
-	script, err := os.ReadFile("../../../scripts/ops/adapters/aws.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(script), RDSCABundle) {
-		t.Errorf("scripts/ops/adapters/aws.sh does not download %s, the bundle the servers trust", RDSCABundle)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/quibly/quibly/infra/internal/awstest"
 	"github.com/quibly/quibly/infra/internal/fleet"
 	"github.com/quibly/quibly/infra/internal/program"
@@ -21,6 +23,24 @@ const (
 	repoRoot   = "../../.."
 	awsAdapter = repoRoot + "/scripts/ops/adapters/aws.sh"
 )
+
+// The operator's AWS adapter downloads the certificate authorities the servers trust
+// for RDS from the stack's output, which is the servers' own constant: one URL, in Go.
+func TestOpsAdapterTrustsTheSameRDSAuthorities(t *testing.T) {
+	if got := program.Exports(&program.Outputs{})["rdsCaBundleUrl"]; got != pulumi.String(fleet.RDSCABundle) {
+		t.Errorf("the stack exports rdsCaBundleUrl = %v, want the servers' bundle %s", got, fleet.RDSCABundle)
+	}
+	src, err := os.ReadFile(awsAdapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`bundle=\$\(out rdsCaBundleUrl\)`).Match(src) || !strings.Contains(string(src), `curl -fsS --retry 3 -o "$ca.part" "$bundle"`) {
+		t.Errorf("%s does not download the bundle the stack names (rdsCaBundleUrl)", awsAdapter)
+	}
+	if strings.Contains(string(src), "truststore.pki.rds.amazonaws.com") {
+		t.Errorf("%s writes the RDS bundle's address a second time", awsAdapter)
+	}
+}
 
 // Every stack output the AWS ops adapter reads is one the program exports, and the
 // adapter's test outputs are exactly the program's.
