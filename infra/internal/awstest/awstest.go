@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quibly/quibly/infra/internal/terraform"
 )
 
 // Region is the region the tests' resources live in.
@@ -24,6 +26,24 @@ type API struct {
 	cli      string
 }
 
+// Missing stops a test that lacks a service or tool: a skip, or a failure under
+// CI=true, where a test never skips for want of what the project's machines carry.
+func Missing(t testing.TB, why any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+// NeedTerraform stops the test (Missing) unless terraform is on the PATH.
+func NeedTerraform(t testing.TB) {
+	t.Helper()
+	if _, err := terraform.New(t.TempDir()); err != nil {
+		Missing(t, err)
+	}
+}
+
 // New returns the local AWS API named by QUIBLY_TEST_AWS_ENDPOINT and QUIBLY_TEST_AWS_CLI
 // (`eval "$(scripts/aws-local.sh env)"`). Without them the test skips, or fails under
 // CI=true, where a test never skips for want of a service.
@@ -31,11 +51,7 @@ func New(t testing.TB) *API {
 	t.Helper()
 	endpoint, cli := os.Getenv("QUIBLY_TEST_AWS_ENDPOINT"), os.Getenv("QUIBLY_TEST_AWS_CLI")
 	if endpoint == "" || cli == "" {
-		const how = "QUIBLY_TEST_AWS_ENDPOINT and QUIBLY_TEST_AWS_CLI are unset: run scripts/aws-local.sh up and eval \"$(scripts/aws-local.sh env)\" (make test-infra does)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(how)
-		}
-		t.Skip(how)
+		Missing(t, "QUIBLY_TEST_AWS_ENDPOINT and QUIBLY_TEST_AWS_CLI are unset: run scripts/aws-local.sh up and eval \"$(scripts/aws-local.sh env)\" (make test-infra does)")
 	}
 	api := &API{t: t, Endpoint: endpoint, cli: cli}
 	if _, err := api.Try("sts", "get-caller-identity"); err != nil {
@@ -95,11 +111,7 @@ func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("QUIBLY_TEST_DATABASE_URL")
 	if u == "" {
-		const how = "QUIBLY_TEST_DATABASE_URL is unset: run scripts/services.sh up and eval \"$(scripts/services.sh env)\" (make test-infra does)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(how)
-		}
-		t.Skip(how)
+		Missing(t, "QUIBLY_TEST_DATABASE_URL is unset: run scripts/services.sh up and eval \"$(scripts/services.sh env)\" (make test-infra does)")
 	}
 	return u
 }

@@ -62,12 +62,7 @@ type appliedStack struct {
 // applies it to the local API and destroys it when the test ends.
 func applyTier(t *testing.T, api *awstest.API, tier string) *appliedStack {
 	t.Helper()
-	if _, err := terraform.New(t.TempDir()); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	awstest.NeedTerraform(t)
 	stack := strings.ReplaceAll(awstest.Name("s"), "-", "")[:7]
 	cfg, err := mocks.StackFile(envDir, tier)
 	if err != nil {

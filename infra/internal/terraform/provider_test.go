@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/quibly/quibly/infra/internal/awstest"
 	"github.com/quibly/quibly/infra/internal/checkov"
 	"github.com/quibly/quibly/infra/internal/mocks"
 	"github.com/quibly/quibly/infra/internal/program"
@@ -25,18 +26,6 @@ const (
 
 var tiers = []string{"small", "medium", "large"}
 
-// needTerraform skips without terraform, or fails under CI=true, where a test never
-// skips for want of a tool the project's machines carry.
-func needTerraform(t *testing.T) {
-	t.Helper()
-	if _, err := terraform.New(t.TempDir()); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-}
-
 var (
 	schemaOnce sync.Once
 	schema     *terraform.Schema
@@ -47,7 +36,7 @@ var (
 // provider is ~700 MB and its schema takes seconds to print.
 func providerSchema(t *testing.T) *terraform.Schema {
 	t.Helper()
-	needTerraform(t)
+	awstest.NeedTerraform(t)
 	schemaOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -170,10 +159,11 @@ func TestEveryTierPassesTheAWSProviderAndCheckov(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				scanned++
-				for _, f := range waivers.Unwaived(stack, findings, used) {
+				unwaived := waivers.Unwaived(stack, findings, used)
+				for _, f := range unwaived {
 					t.Errorf("checkov: %s (fix it, or waive it with a reason in %s)", f, waiversFile)
 				}
-				t.Logf("checkov: %d findings, %d of them waived", len(findings), len(findings)-len(waivers.Unwaived(stack, findings, map[int]bool{})))
+				t.Logf("checkov: %d findings, %d of them waived", len(findings), len(findings)-len(unwaived))
 			})
 		}
 	}
@@ -187,10 +177,7 @@ func scan(t *testing.T, tf *terraform.Terraform) []checkov.Finding {
 	t.Helper()
 	bin, err := checkov.Binary()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		awstest.Missing(t, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
