@@ -69,7 +69,6 @@ func Scan(ctx context.Context, bin, planJSON string) ([]Finding, error) {
 		} `json:"results"`
 		Summary struct {
 			Passed int `json:"passed"`
-			Failed int `json:"failed"`
 		} `json:"summary"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil || report.CheckType != "terraform_plan" {

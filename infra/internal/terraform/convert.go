@@ -129,11 +129,9 @@ func Document(resources []mocks.Resource, schema *Schema, opts Options) (map[str
 		out[typ][lbl] = body
 	}
 	doc := map[string]any{
-		"terraform": map[string]any{"required_providers": map[string]any{
-			"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion},
-		}},
-		"provider": map[string]any{"aws": opts.Provider},
-		"resource": out,
+		"terraform": terraformBlock(),
+		"provider":  map[string]any{"aws": opts.Provider},
+		"resource":  out,
 	}
 	if len(opts.Outputs) > 0 {
 		var all []string
@@ -153,6 +151,13 @@ func Document(resources []mocks.Resource, schema *Schema, opts Options) (map[str
 		doc["output"] = outputs
 	}
 	return doc, nil
+}
+
+// terraformBlock pins the AWS provider every configuration here is written for.
+func terraformBlock() map[string]any {
+	return map[string]any{"required_providers": map[string]any{
+		"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion},
+	}}
 }
 
 // plainValue copies an exported value (strings, numbers, maps and lists of them)

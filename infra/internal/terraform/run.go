@@ -143,9 +143,8 @@ func LoadSchema(ctx context.Context, dir string) (*Schema, error) {
 		return nil, err
 	}
 	doc := map[string]any{
-		"terraform": map[string]any{"required_providers": map[string]any{
-			"aws": map[string]any{"source": "hashicorp/aws", "version": ProviderVersion}}},
-		"resource": map[string]any{"terraform_data": map[string]any{"schema": map[string]any{}}},
+		"terraform": terraformBlock(),
+		"resource":  map[string]any{"terraform_data": map[string]any{"schema": map[string]any{}}},
 	}
 	if err := tf.WriteConfig(doc); err != nil {
 		return nil, err
